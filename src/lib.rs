@@ -1,0 +1,120 @@
+//! A `no_std` slab allocator and typed object pool.
+//!
+//! `minimal_slab` hands out fixed-size objects from pages cut into equal
+//! slots. Allocation and free are O(1) — a pop or a push on a free list, no
+//! search — and the bookkeeping is a small header per page.
+//!
+//! # A tour
+//!
+//! **Typed objects.** A [`SlabCache<T>`] is a pool of `T`s. Its slot size and
+//! slots per page are computed at compile time, and it can be a `static`.
+//! [`alloc`](SlabCache::alloc) moves a value in and returns a [`SlabBox`],
+//! which derefs to `T` and returns the slot when dropped:
+//!
+//! ```
+//! use minimal_slab::SlabCache;
+//!
+//! struct Connection { id: u32, open: bool }
+//! static CONNECTIONS: SlabCache<Connection> = SlabCache::new();
+//!
+//! let mut c = CONNECTIONS.alloc(Connection { id: 1, open: true }).unwrap();
+//! c.open = false;
+//! assert_eq!(c.id, 1);
+//! drop(c); // value dropped, slot back on the free list
+//! ```
+//!
+//! A failed allocation hands the value back inside [`AllocFailed`], so nothing
+//! is lost.
+//!
+//! **Raw bytes.** A [`SlabAllocator`] serves `Layout` requests from size
+//! classes of 8 to 256 bytes, and larger ones from a fallback of your choice.
+//! It implements [`GlobalAlloc`](core::alloc::GlobalAlloc), so it can be a
+//! program's `#[global_allocator]`:
+//!
+//! ```
+//! use core::alloc::Layout;
+//! use minimal_slab::SlabAllocator;
+//!
+//! let heap = SlabAllocator::new();
+//! let layout = Layout::from_size_align(24, 8).unwrap();
+//! let p = heap.allocate(layout).unwrap(); // from the 32-byte class
+//! // SAFETY: allocated just above with this layout, not used again.
+//! unsafe { heap.deallocate(p, layout) };
+//! ```
+//!
+//! **Pages.** Both take whole pages from a [`PageAllocator`]: the global
+//! allocator by default ([`GlobalPages`]), any `GlobalAlloc`
+//! ([`GlobalAllocPages`]), or a region of memory you hand over
+//! ([`RegionPages`]), for programs with no heap at all.
+//!
+//! **Introspection.** `stats()` on a cache or an allocator returns counters
+//! whose `Display` is a table in the style of Linux's `/proc/slabinfo`.
+//!
+//! # Implementation
+//!
+//! Four layers, each a module that uses only the ones below it:
+//!
+//! ```text
+//!   SlabCache<T> / SlabBox          SlabAllocator (size classes, fallback)
+//!            \                         /
+//!             slab_cache: one object size — partial, full, empty slabs
+//!                          |
+//!             slab: one page — header, slots, intrusive free list
+//!                          |
+//!             page_allocator: pages aligned to their size
+//! ```
+//!
+//! A slab is one page: a header, then equal slots. A free slot holds the
+//! pointer to the next free slot, and slots never used are handed out by a
+//! bump offset, so a new slab costs nothing to set up. Pages are aligned to
+//! their size, so the slab owning an object is found by masking its address.
+//! A cache keeps its slabs on three intrusive lists — full, partial, empty —
+//! so neither alloc nor free ever scans; it grows a page at a time, keeps a
+//! reserve of two empty slabs, and gives the other empty pages back.
+//!
+//! # Features
+//!
+//! - `alloc` (default): [`GlobalPages`], pages from the global allocator.
+//!   Without it the crate needs no allocator at all.
+//! - `checked`: misuse detection (double free, foreign pointer, wrong size
+//!   class) in every build; it is always on with `debug_assertions`.
+//!
+//! # Safety
+//!
+//! Safe code cannot cause undefined behaviour through this crate: handles
+//! borrow their cache, and raw pointers only come back through `unsafe fn`s
+//! whose `# Safety` sections state what the caller owes. Every `unsafe` block
+//! carries a `SAFETY:` comment naming the invariant it relies on.
+
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+#[cfg(test)]
+extern crate std;
+
+mod error;
+mod misuse;
+pub mod page_allocator;
+mod slab;
+pub mod slab_allocator;
+mod slab_box;
+pub mod slab_cache;
+mod stats;
+mod sync;
+mod typed_cache;
+
+pub use error::{AllocError, AllocFailed, PageAllocError};
+#[cfg(feature = "alloc")]
+pub use page_allocator::GlobalPages;
+pub use page_allocator::{GlobalAllocPages, NoPages, PageAllocator, RegionPages};
+pub use slab_allocator::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
+pub use slab_box::SlabBox;
+pub use slab_cache::CacheConfig;
+pub use stats::{AllocatorStats, CacheStats};
+pub use typed_cache::SlabCache;
+
+pub use generic_array;
+pub use typenum;

@@ -1,0 +1,65 @@
+//! Misuse that unsafe callers can commit, and how checked builds report it.
+//!
+//! Checks run when the feature `checked` is on, and in every build with
+//! `debug_assertions`. They cost a bitmap of one bit per slot in each slab
+//! header and a few comparisons per free; release builds without the feature
+//! compile them out entirely (`CHECKED` is a `const`).
+//!
+//! A misuse is detected while the cache lock is held but reported only after
+//! it is released, so that the panic (which may allocate, and may reach a
+//! global allocator built on this crate) never deadlocks on our own lock.
+
+use core::fmt;
+use core::ptr::NonNull;
+
+/// Whether misuse checks are compiled in.
+pub(crate) const CHECKED: bool = cfg!(any(feature = "checked", debug_assertions));
+
+/// A misuse found while freeing a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Misuse {
+    /// The slot is already free.
+    DoubleFree,
+    /// The pointer is not a slot that this cache handed out.
+    ForeignPointer,
+    /// The pointer belongs to a slab of another object size: it was
+    /// deallocated with a layout of another size class than its allocation's.
+    WrongSizeClass {
+        /// Slot size of the slab the pointer lies in.
+        actual: usize,
+        /// Slot size implied by the layout (or type) it was freed with.
+        claimed: usize,
+    },
+}
+
+impl Misuse {
+    /// Panics with a message naming the misuse and the address.
+    #[cold]
+    #[track_caller]
+    pub(crate) fn report(self, ptr: NonNull<u8>) -> ! {
+        panic!("{}", Report { misuse: self, ptr })
+    }
+}
+
+struct Report {
+    misuse: Misuse,
+    ptr: NonNull<u8>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ptr = self.ptr;
+        match self.misuse {
+            Misuse::DoubleFree => write!(f, "minimal_slab: double free of {ptr:p}"),
+            Misuse::ForeignPointer => write!(
+                f,
+                "minimal_slab: foreign pointer {ptr:p} freed: it is not a slot this allocator handed out"
+            ),
+            Misuse::WrongSizeClass { actual, claimed } => write!(
+                f,
+                "minimal_slab: wrong layout when freeing {ptr:p}: it lies in a slab of {actual}-byte slots \
+                 but was freed as a {claimed}-byte object"
+            ),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Where slabs get their memory: whole pages, aligned to their size.
+//!
+//! A [`PageAllocator`] owns nothing the caches see except the pages it hands
+//! out. It is the only layer that talks to the outside world (the global
+//! allocator, a `GlobalAlloc` of the program's choice, or a fixed region of
+//! memory); everything above it works on pages alone.
+//!
+//! # The contract
+//!
+//! A page is [`PageAllocator::PageSize`] bytes, starts at an address that is a
+//! multiple of that size, and belongs to its caller from
+//! [`allocate_page`](PageAllocator::allocate_page) until it is passed to
+//! [`deallocate_page`](PageAllocator::deallocate_page). Alignment to the page
+//! size is what lets a slab find its header from any object address with one
+//! mask, so the caches check it on every page they receive and reject (and give
+//! back) a page that breaks it.
+//!
+//! # The page size is a type
+//!
+//! The size is a `typenum` unsigned integer rather than a `const` so that the
+//! bound [`PageSize`] can state the constraints in the type system: a power of
+//! two, at least 256 bytes, at most 1 GiB. A page source declaring
+//! `type PageSize = U3000` does not compile. Bigger pages let a cache hold
+//! bigger objects: `GlobalPages<U65536>` serves a `SlabCache` of 16 KiB
+//! objects.
+//!
+//! # The page sources
+//!
+//! | type | memory from | for |
+//! |---|---|---|
+//! | [`GlobalPages`] | `alloc::alloc` (feature `alloc`) | the default; nothing to set up |
+//! | [`GlobalAllocPages`] | any [`GlobalAlloc`](core::alloc::GlobalAlloc), e.g. `std::alloc::System` | a `SlabAllocator` that *is* the `#[global_allocator]` |
+//! | [`RegionPages`] | a memory region the caller supplies | programs with no heap at all |
+//!
+//! A shared reference to a page allocator is a page allocator too, so one
+//! `static` region can feed several caches.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use typenum::{IsGreaterOrEqual, IsLessOrEqual, PowerOfTwo, True, U256, U1073741824, Unsigned};
+
+use crate::error::PageAllocError;
+
+#[cfg(feature = "alloc")]
+mod global;
+mod global_alloc;
+mod no_pages;
+mod region;
+
+/// The page source a cache uses when none is named: [`GlobalPages`] with the
+/// `alloc` feature (the default), [`NoPages`] without it — there is then no
+/// heap to take pages from, and caches are built with `new_in`.
+#[cfg(feature = "alloc")]
+pub type DefaultPages = GlobalPages;
+/// The page source a cache uses when none is named: [`GlobalPages`] with the
+/// `alloc` feature (the default), [`NoPages`] without it — there is then no
+/// heap to take pages from, and caches are built with `new_in`.
+#[cfg(not(feature = "alloc"))]
+pub type DefaultPages = NoPages;
+
+#[cfg(feature = "alloc")]
+pub use global::GlobalPages;
+pub use global_alloc::GlobalAllocPages;
+pub use no_pages::NoPages;
+pub use region::RegionPages;
+
+/// A valid page size: a `typenum` power of two between 256 bytes and 1 GiB.
+///
+/// Implemented for exactly those type-level numbers; there is nothing to
+/// implement by hand.
+///
+/// ```
+/// use minimal_slab::page_allocator::PageSize;
+/// use minimal_slab::typenum::{U4096, U65536};
+///
+/// fn page_bytes<S: PageSize>() -> usize { S::USIZE }
+/// assert_eq!(page_bytes::<U4096>(), 4096);
+/// assert_eq!(page_bytes::<U65536>(), 65536);
+/// ```
+///
+/// A size that is not a power of two is rejected by the compiler:
+///
+/// ```compile_fail
+/// use minimal_slab::page_allocator::PageSize;
+/// fn page_bytes<S: PageSize>() -> usize { S::USIZE }
+/// page_bytes::<minimal_slab::typenum::U3000>();
+/// ```
+pub trait PageSize: Unsigned + PowerOfTwo + Send + Sync + 'static {}
+
+impl<S> PageSize for S where
+    S: Unsigned
+        + PowerOfTwo
+        + IsGreaterOrEqual<U256, Output = True>
+        + IsLessOrEqual<U1073741824, Output = True>
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A source of pages for slabs.
+///
+/// # Safety
+///
+/// Implementors promise that every `Ok(page)` returned by
+/// [`allocate_page`](Self::allocate_page):
+///
+/// - is valid for reads and writes of `Self::PageSize::USIZE` bytes, with a
+///   provenance that covers the whole page;
+/// - does not overlap any other page that is currently handed out, nor any
+///   memory the implementor itself reads or writes while the page is out;
+/// - stays valid until it is passed to [`deallocate_page`](Self::deallocate_page)
+///   or the page allocator is dropped.
+///
+/// A page *should* also be aligned to the page size. Callers in this crate
+/// check that and reject a misaligned page, so breaking it is a bug, not
+/// undefined behaviour.
+///
+/// The risks on the caller's side — using a page after giving it back, giving
+/// it back twice, or giving back a page this allocator never handed out — are
+/// covered by the `# Safety` section of `deallocate_page`.
+pub unsafe trait PageAllocator {
+    /// The page size in bytes, as a type-level number.
+    type PageSize: PageSize;
+
+    /// Hands out one page, or says why it cannot.
+    fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError>;
+
+    /// Takes a page back.
+    ///
+    /// # Safety
+    ///
+    /// - `page` was returned by `allocate_page` on this same allocator and has
+    ///   not been deallocated since (no double free);
+    /// - nothing reads or writes the page after this call (no use after free).
+    unsafe fn deallocate_page(&self, page: NonNull<u8>);
+}
+
+// SAFETY: forwards both methods to `P`, which upholds the contract; a shared
+// reference adds no way to break it.
+unsafe impl<P: PageAllocator + ?Sized> PageAllocator for &P {
+    type PageSize = P::PageSize;
+
+    #[inline]
+    fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
+        (**self).allocate_page()
+    }
+
+    #[inline]
+    unsafe fn deallocate_page(&self, page: NonNull<u8>) {
+        // SAFETY: the caller's guarantees for `&P` are exactly those for `P`.
+        unsafe { (**self).deallocate_page(page) }
+    }
+}
+
+/// The page size of `P`, in bytes.
+#[inline]
+pub(crate) const fn page_size_of<P: PageAllocator + ?Sized>() -> usize {
+    <P::PageSize as Unsigned>::USIZE
+}
+
+/// The layout of one page of size `S`: size and alignment both `S`.
+pub(crate) const fn page_layout<S: PageSize>() -> Layout {
+    match Layout::from_size_align(S::USIZE, S::USIZE) {
+        Ok(layout) => layout,
+        // `PageSize` admits only powers of two no larger than 1 GiB.
+        Err(_) => panic!("a PageSize is always a valid layout"),
+    }
+}

@@ -1,0 +1,236 @@
+//! Pages carved from a memory region the caller supplies: no heap needed.
+//!
+//! The region is split lazily: a bump pointer walks the never-used part, and
+//! pages that come back are kept on an intrusive list (each returned page's
+//! first word points to the next) and handed out again first. Both ends are
+//! O(1) and nothing is written to a page before it is first handed out.
+//!
+//! Invariant: a page of the region is available iff it is on the returned list
+//! or lies in the fresh run `[fresh, fresh + fresh_left × S)`; these never
+//! overlap, and neither contains a page that is handed out.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+
+use typenum::U4096;
+
+use super::{PageAllocator, PageSize};
+use crate::error::PageAllocError;
+use crate::sync::Mutex;
+
+/// Pages from a fixed memory region: for kernels, firmware, and any program
+/// without a global allocator.
+///
+/// Running out is an error ([`PageAllocError::RegionExhausted`]), never a
+/// panic; pages given back are reused. More memory can be added at any time.
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use minimal_slab::page_allocator::RegionPages;
+/// use minimal_slab::{GlobalPages, SlabCache};
+///
+/// // Any `&'static mut` memory will do; a leaked buffer keeps the example short.
+/// let memory = Box::leak(Box::new([MaybeUninit::<u8>::uninit(); 4 * 4096]));
+/// let pages: RegionPages = RegionPages::new(memory);
+/// assert!(pages.capacity() >= 3); // one page may go to alignment
+///
+/// let cache = SlabCache::<u64, _>::new_in(&pages);
+/// let answer = cache.alloc(42).unwrap();
+/// assert_eq!(*answer, 42);
+/// ```
+pub struct RegionPages<S: PageSize = U4096> {
+    state: Mutex<RegionState>,
+    _size: PhantomData<S>,
+}
+
+/// The first word of a page that was given back.
+struct ReturnedPage {
+    next: Option<NonNull<ReturnedPage>>,
+}
+
+struct RegionState {
+    /// Pages given back, most recent first.
+    returned: Option<NonNull<ReturnedPage>>,
+    /// The first never-used page, if `fresh_left > 0`.
+    fresh: Option<NonNull<u8>>,
+    /// How many never-used pages start at `fresh`.
+    fresh_left: usize,
+    /// Pages ever added to the region.
+    total: usize,
+    /// Pages not handed out right now.
+    available: usize,
+}
+
+// SAFETY: the state's pointers point into memory the region owns exclusively
+// (the caller gave it up in `add_memory`/`add_region`); moving the state to
+// another thread moves that ownership with it.
+unsafe impl Send for RegionState {}
+
+impl<S: PageSize> RegionPages<S> {
+    /// A region with no memory yet: usable in a `static`, filled later with
+    /// [`add_memory`](Self::add_memory) or [`add_region`](Self::add_region).
+    pub const fn empty() -> Self {
+        Self {
+            state: Mutex::new(RegionState {
+                returned: None,
+                fresh: None,
+                fresh_left: 0,
+                total: 0,
+                available: 0,
+            }),
+            _size: PhantomData,
+        }
+    }
+
+    /// A region made of `memory`. Whole pages aligned to the page size are
+    /// used; the bytes before the first and after the last are not.
+    pub fn new(memory: &'static mut [MaybeUninit<u8>]) -> Self {
+        let region = Self::empty();
+        region.add_memory(memory);
+        region
+    }
+
+    /// Adds `memory` to the region and returns the number of pages it added.
+    pub fn add_memory(&self, memory: &'static mut [MaybeUninit<u8>]) -> usize {
+        let len = memory.len();
+        let start = NonNull::from(memory).cast::<u8>();
+        // SAFETY: `memory` is borrowed mutably for `'static`, so it is valid for
+        // `len` bytes for as long as anyone can use this region and nothing
+        // else can touch it.
+        unsafe { self.add_region(start, len) }
+    }
+
+    /// Adds the raw memory `[start, start + len)` to the region and returns the
+    /// number of pages it added.
+    ///
+    /// # Safety
+    ///
+    /// - `start` is valid for reads and writes of `len` bytes, and stays so
+    ///   for as long as this region or any page it handed out is used;
+    /// - nothing else reads or writes that memory in the meantime, and it does
+    ///   not overlap memory already added (no page handed out twice).
+    pub unsafe fn add_region(&self, start: NonNull<u8>, len: usize) -> usize {
+        let offset = start.as_ptr().align_offset(S::USIZE);
+        if offset >= len {
+            return 0;
+        }
+        let pages = (len - offset) / S::USIZE;
+        if pages == 0 {
+            return 0;
+        }
+        // SAFETY: `offset < len`, so the result stays inside the region.
+        let first = unsafe { start.byte_add(offset) };
+
+        let mut state = self.state.lock();
+        // Keep a single fresh run: what is left of the previous one moves to
+        // the returned list (a set-up-time loop, never on the allocation path).
+        while let Some(page) = take_fresh::<S>(&mut state) {
+            // SAFETY: `page` is available and ours; no one else holds it.
+            unsafe { push_returned(&mut state, page) };
+        }
+        state.fresh = Some(first);
+        state.fresh_left = pages;
+        state.total += pages;
+        state.available += pages;
+        pages
+    }
+
+    /// Pages ever added to the region.
+    pub fn capacity(&self) -> usize {
+        self.state.lock().total
+    }
+
+    /// Pages not handed out right now.
+    pub fn available(&self) -> usize {
+        self.state.lock().available
+    }
+}
+
+/// Takes the next never-used page, if any.
+fn take_fresh<S: PageSize>(state: &mut RegionState) -> Option<NonNull<u8>> {
+    if state.fresh_left == 0 {
+        return None;
+    }
+    let page = state.fresh?;
+    state.fresh_left -= 1;
+    state.fresh = if state.fresh_left == 0 {
+        None
+    } else {
+        // SAFETY: another fresh page follows `page` inside the same region.
+        Some(unsafe { page.byte_add(S::USIZE) })
+    };
+    Some(page)
+}
+
+/// Puts `page` on the returned list.
+///
+/// # Safety
+///
+/// `page` is a page of this region that is not available and not used by
+/// anyone (it was handed out and has now been given back).
+unsafe fn push_returned(state: &mut RegionState, page: NonNull<u8>) {
+    let link = page.cast::<ReturnedPage>();
+    // SAFETY: the page is ours, at least 256 bytes and aligned to its size,
+    // so it can hold the link.
+    unsafe {
+        link.write(ReturnedPage {
+            next: state.returned,
+        })
+    };
+    state.returned = Some(link);
+}
+
+impl<S: PageSize> Default for RegionPages<S> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl<S: PageSize> fmt::Debug for RegionPages<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("RegionPages");
+        out.field("page_size", &S::USIZE);
+        match self.state.try_lock() {
+            Some(state) => out
+                .field("capacity", &state.total)
+                .field("available", &state.available),
+            None => out.field("state", &"<locked>"),
+        };
+        out.finish()
+    }
+}
+
+// SAFETY: pages come from memory given up to the region; each is `S` bytes
+// inside it and aligned to `S` (the fresh run starts aligned and steps by `S`).
+// The invariant in the module doc ensures no page is handed out twice.
+unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
+    type PageSize = S;
+
+    fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
+        let mut state = self.state.lock();
+        let page = if let Some(link) = state.returned {
+            // SAFETY: `link` heads the returned list, so it is an available
+            // page of ours holding a `ReturnedPage` written by `push_returned`.
+            state.returned = unsafe { link.read() }.next;
+            link.cast::<u8>()
+        } else {
+            take_fresh::<S>(&mut state).ok_or(PageAllocError::RegionExhausted)?
+        };
+        state.available -= 1;
+        Ok(page)
+    }
+
+    unsafe fn deallocate_page(&self, page: NonNull<u8>) {
+        debug_assert!(
+            page.as_ptr().addr().is_multiple_of(S::USIZE),
+            "RegionPages: page {page:p} given back is not one of ours (misaligned)"
+        );
+        let mut state = self.state.lock();
+        // SAFETY: the caller guarantees `page` came from `allocate_page` here
+        // and is no longer used.
+        unsafe { push_returned(&mut state, page) };
+        state.available += 1;
+    }
+}

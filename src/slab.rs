@@ -1,0 +1,428 @@
+//! One page cut into equal slots, with an intrusive free list.
+//!
+//! ```text
+//!  one page: PageSize bytes, aligned to PageSize
+//!  ┌────────────┬────────┬─────┬────────┬────────┬─────┬──────────┬──────┐
+//!  │ SlabHeader │ bitmap │ pad │ slot 0 │ slot 1 │ ... │ slot n-1 │ tail │
+//!  └────────────┴────────┴─────┴────────┴────────┴─────┴──────────┴──────┘
+//!  ^ page base = any slot address with the low log2(PageSize) bits cleared
+//!               (the bitmap exists in checked builds only)
+//! ```
+//!
+//! # What a slab owns
+//!
+//! Its page, and in it the header and every slot. The [`SlabGeometry`] (slot
+//! size, where slot 0 starts, how many slots) is the same for every slab of a
+//! cache, so it lives in the cache and is passed in; the header keeps only
+//! what changes.
+//!
+//! # Invariants
+//!
+//! - A slot is free iff it is on the free list or at or after the `untouched`
+//!   offset. Slots are handed out from the free list first, then by bumping
+//!   `untouched`: a new slab is ready in O(1), without writing its slots (lazy
+//!   set-up — eager set-up would have to link all `n` slots at creation, a
+//!   loop over slots on the allocation path and a write to every cache line of
+//!   the page before the first object is used).
+//! - A free slot on the free list holds, in its first word, the pointer to the
+//!   next one (`None` at the end). A slot's alignment is at least a pointer's,
+//!   so that word is always aligned.
+//! - `in_use` counts the slots handed out and not yet returned.
+//! - In checked builds, bit `i` of the bitmap is set iff slot `i` is handed
+//!   out; it turns a double free or a stray pointer into a clear panic.
+//!
+//! # Finding the slab of an object
+//!
+//! Pages are aligned to their size, so clearing the low bits of an object's
+//! address gives its header: [`Slab::containing`] is one mask, with the
+//! object pointer's own provenance (`map_addr`), no lookup and no loop.
+//!
+//! # Who may call what
+//!
+//! Only `slab_cache`, which holds each slab on exactly one of its lists and
+//! serialises all access behind its lock. The operations are `unsafe fn`s that
+//! share one contract, stated on [`Slab`].
+
+use core::mem::{align_of, size_of};
+use core::ptr::NonNull;
+
+use crate::misuse::{CHECKED, Misuse};
+
+/// Marks an initialised slab header; checked builds compare it before trusting
+/// a header found from a pointer.
+const MAGIC: u32 = 0x51AB_0B1E;
+
+const WORD_BITS: usize = usize::BITS as usize;
+
+/// The shape of every slab in one cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlabGeometry {
+    /// Bytes in a page; a power of two.
+    pub(crate) page_size: usize,
+    /// Bytes from one slot to the next; a multiple of the slot alignment.
+    pub(crate) slot_size: usize,
+    /// Offset of slot 0 from the page base: header, bitmap and padding.
+    pub(crate) first_slot: usize,
+    /// Slots per slab; at least 1.
+    pub(crate) capacity: usize,
+}
+
+/// Why a geometry cannot be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GeometryError {
+    /// The object's alignment exceeds the page size.
+    AlignTooLarge,
+    /// Not one object fits in a page after the header.
+    TooLarge,
+}
+
+impl SlabGeometry {
+    /// The geometry for objects of `size` bytes aligned to `align` (a power
+    /// of two) in pages of `page_size` bytes.
+    pub(crate) const fn new(
+        page_size: usize,
+        size: usize,
+        align: usize,
+    ) -> Result<Self, GeometryError> {
+        let slot_align = max(align, align_of::<FreeSlot>());
+        if slot_align > page_size {
+            return Err(GeometryError::AlignTooLarge);
+        }
+        let slot_size = round_up(max(size, size_of::<FreeSlot>()), slot_align);
+        if slot_size > page_size {
+            return Err(GeometryError::TooLarge);
+        }
+        // The bitmap is sized for the most slots that could follow a bare
+        // header; the real count can only be smaller.
+        let most_slots = (page_size - size_of::<SlabHeader>()) / slot_size;
+        let bitmap = if CHECKED {
+            most_slots.div_ceil(WORD_BITS) * size_of::<usize>()
+        } else {
+            0
+        };
+        let first_slot = round_up(size_of::<SlabHeader>() + bitmap, slot_align);
+        if first_slot + slot_size > page_size {
+            return Err(GeometryError::TooLarge);
+        }
+        Ok(Self {
+            page_size,
+            slot_size,
+            first_slot,
+            capacity: (page_size - first_slot) / slot_size,
+        })
+    }
+
+    /// Offset just past the last slot.
+    const fn end(&self) -> usize {
+        self.first_slot + self.capacity * self.slot_size
+    }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+const fn round_up(n: usize, align: usize) -> usize {
+    (n + align - 1) & !(align - 1)
+}
+
+/// The first word of a free slot on the free list.
+struct FreeSlot {
+    next: Option<NonNull<FreeSlot>>,
+}
+
+/// The bookkeeping at the start of every slab page.
+#[repr(C)]
+pub(crate) struct SlabHeader {
+    /// Neighbours on the cache list this slab is on (partial, full or empty).
+    prev: Option<Slab>,
+    next: Option<Slab>,
+    /// Most recently freed slot; the free list runs through the free slots.
+    free_head: Option<NonNull<FreeSlot>>,
+    /// Offset of the first slot never handed out since the slab was made.
+    untouched: u32,
+    /// Slots handed out and not returned.
+    in_use: u32,
+    /// Copy of the geometry's slot size, for checked builds to compare.
+    slot_size: u32,
+    /// [`MAGIC`] once initialised.
+    magic: u32,
+}
+
+/// A handle to a live slab: a pointer to its header.
+///
+/// # Safety contract shared by the `unsafe fn`s below
+///
+/// The caller guarantees that `self` is *live* — its page was set up by
+/// [`Slab::init`] with the same `geo` that is passed in, and not given back
+/// since — and that it has exclusive access to the slab for the duration of
+/// the call (in this crate: it holds the lock of the cache owning the slab).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slab(NonNull<SlabHeader>);
+
+impl Slab {
+    /// Lays out an empty slab in `page`.
+    ///
+    /// # Safety
+    ///
+    /// `page` is `geo.page_size` bytes, aligned to `geo.page_size`, valid for
+    /// writes, and not used by anything else until it is given back.
+    pub(crate) unsafe fn init(page: NonNull<u8>, geo: &SlabGeometry) -> Slab {
+        let header = page.cast::<SlabHeader>();
+        // SAFETY: the page is ours, aligned to at least 256 bytes, and larger
+        // than the header (the geometry put slot 0 after it).
+        unsafe {
+            header.write(SlabHeader {
+                prev: None,
+                next: None,
+                free_head: None,
+                untouched: geo.first_slot as u32,
+                in_use: 0,
+                slot_size: geo.slot_size as u32,
+                magic: MAGIC,
+            })
+        };
+        if CHECKED {
+            // SAFETY: `page` is a page of `geo.page_size` bytes.
+            let bitmap = unsafe { bitmap_of(page) };
+            let bytes = geo.first_slot - size_of::<SlabHeader>();
+            // SAFETY: the bitmap lies between the header and slot 0, inside
+            // the page; all bits clear means no slot is handed out.
+            unsafe { bitmap.cast::<u8>().write_bytes(0, bytes) };
+        }
+        Slab(header)
+    }
+
+    /// The slab whose page contains `ptr`. Computes an address only; nothing
+    /// is read, so it is safe — but the result is live only if `ptr` points
+    /// into a live slab.
+    #[inline]
+    pub(crate) fn containing(ptr: NonNull<u8>, page_size: usize) -> Slab {
+        Slab(
+            ptr.map_addr(|addr| {
+                // Clearing low bits of a non-zero address inside a page leaves the
+                // page base, which is non-zero too; a foreign `ptr` below the
+                // first page is the only way to get zero, and 1 is as good a
+                // non-address as any for the checks that follow.
+                core::num::NonZeroUsize::new(addr.get() & !(page_size - 1))
+                    .unwrap_or(core::num::NonZeroUsize::MIN)
+            })
+            .cast(),
+        )
+    }
+
+    /// The page this slab lives in.
+    #[inline]
+    pub(crate) fn page(self) -> NonNull<u8> {
+        self.0.cast()
+    }
+
+    /// Exclusive access to the header.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`]; the reference must not outlive the
+    /// exclusive access, and no other reference to the header may exist while
+    /// it does.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn header<'a>(self) -> &'a mut SlabHeader {
+        // SAFETY: a live slab's header is initialised, and the caller has
+        // exclusive access to it.
+        unsafe { &mut *self.0.as_ptr() }
+    }
+
+    /// Hands out a free slot, or `None` if the slab is full.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    #[inline]
+    pub(crate) unsafe fn pop_slot(self, geo: &SlabGeometry) -> Option<NonNull<u8>> {
+        // SAFETY: the caller upholds the shared contract.
+        let header = unsafe { self.header() };
+        let slot = if let Some(slot) = header.free_head {
+            // SAFETY: slots on the free list are free slots of this page whose
+            // first word holds a `FreeSlot` written by `push_slot`.
+            header.free_head = unsafe { slot.read() }.next;
+            slot.cast::<u8>()
+        } else if (header.untouched as usize) < geo.end() {
+            // SAFETY: `untouched` is the offset of a slot inside the page.
+            let slot = unsafe { self.page().byte_add(header.untouched as usize) };
+            header.untouched += geo.slot_size as u32;
+            slot
+        } else {
+            return None;
+        };
+        header.in_use += 1;
+        if CHECKED {
+            // SAFETY: `slot` is a slot of this live slab.
+            unsafe { self.flip_bit(slot, geo) };
+        }
+        Some(slot)
+    }
+
+    /// Puts `slot` back on the free list.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`]; `slot` is a slot of this slab that is
+    /// handed out (checked builds verify it first with
+    /// [`check_free`](Self::check_free)), and no one uses it after this call.
+    #[inline]
+    pub(crate) unsafe fn push_slot(self, slot: NonNull<u8>, geo: &SlabGeometry) {
+        if CHECKED {
+            // SAFETY: `slot` is a handed-out slot of this live slab.
+            unsafe { self.flip_bit(slot, geo) };
+        }
+        // SAFETY: the caller upholds the shared contract.
+        let header = unsafe { self.header() };
+        let link = slot.cast::<FreeSlot>();
+        // SAFETY: the slot is ours again, at least a pointer in size and
+        // aligned to one.
+        unsafe {
+            link.write(FreeSlot {
+                next: header.free_head,
+            })
+        };
+        header.free_head = Some(link);
+        header.in_use -= 1;
+    }
+
+    /// Slots handed out and not yet returned.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    #[inline]
+    pub(crate) unsafe fn in_use(self) -> usize {
+        // SAFETY: the caller upholds the shared contract.
+        unsafe { self.header() }.in_use as usize
+    }
+
+    /// The slabs before and after this one on its cache list.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    #[inline]
+    pub(crate) unsafe fn links(self) -> (Option<Slab>, Option<Slab>) {
+        // SAFETY: the caller upholds the shared contract.
+        let header = unsafe { self.header() };
+        (header.prev, header.next)
+    }
+
+    /// Sets the slab before this one on its cache list.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    #[inline]
+    pub(crate) unsafe fn set_prev(self, prev: Option<Slab>) {
+        // SAFETY: the caller upholds the shared contract.
+        unsafe { self.header() }.prev = prev;
+    }
+
+    /// Sets the slab after this one on its cache list.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    #[inline]
+    pub(crate) unsafe fn set_next(self, next: Option<Slab>) {
+        // SAFETY: the caller upholds the shared contract.
+        unsafe { self.header() }.next = next;
+    }
+
+    /// Checks, before a free, that `slot` is a handed-out slot of this slab of
+    /// the expected geometry. Meaningful in checked builds; always `Ok`
+    /// otherwise.
+    ///
+    /// # Safety
+    ///
+    /// The caller has exclusive access to the cache that `geo` belongs to,
+    /// and `self` was computed by [`Slab::containing`] from `slot`. The page
+    /// need not be a slab of that cache — finding out is the point — but it
+    /// must be readable memory: a pointer into no page at all cannot be
+    /// checked without a fault. This is a best-effort diagnostic for bugs,
+    /// not a licence to free arbitrary pointers.
+    pub(crate) unsafe fn check_free(
+        self,
+        slot: NonNull<u8>,
+        geo: &SlabGeometry,
+    ) -> Result<(), Misuse> {
+        if !CHECKED {
+            return Ok(());
+        }
+        // SAFETY: readable per the contract. A copy of the header is read
+        // through the raw pointer, so a foreign page is never borrowed as one.
+        let header = unsafe { self.0.read() };
+        let (magic, slot_size, untouched) = (
+            header.magic,
+            header.slot_size as usize,
+            header.untouched as usize,
+        );
+        if magic != MAGIC {
+            return Err(Misuse::ForeignPointer);
+        }
+        if slot_size != geo.slot_size {
+            return Err(Misuse::WrongSizeClass {
+                actual: slot_size,
+                claimed: geo.slot_size,
+            });
+        }
+        let offset = slot.as_ptr().addr() - self.page().as_ptr().addr();
+        if offset < geo.first_slot
+            || offset >= untouched
+            || !(offset - geo.first_slot).is_multiple_of(slot_size)
+        {
+            return Err(Misuse::ForeignPointer);
+        }
+        // SAFETY: `slot` is a slot of this live slab (checked just above).
+        let (word, mask) = unsafe { self.bit_of(slot, geo) };
+        // SAFETY: the bitmap word lies inside the header area of the page.
+        if unsafe { word.read() } & mask == 0 {
+            return Err(Misuse::DoubleFree);
+        }
+        Ok(())
+    }
+
+    /// The bitmap word and bit mask of `slot`.
+    ///
+    /// # Safety
+    ///
+    /// Checked builds only; `slot` is a slot of this live slab.
+    unsafe fn bit_of(self, slot: NonNull<u8>, geo: &SlabGeometry) -> (NonNull<usize>, usize) {
+        let index =
+            (slot.as_ptr().addr() - self.page().as_ptr().addr() - geo.first_slot) / geo.slot_size;
+        // SAFETY: a live slab's page is a slab page.
+        let bitmap = unsafe { bitmap_of(self.page()) };
+        // SAFETY: the bitmap has a bit for every slot index below the capacity.
+        let word = unsafe { bitmap.add(index / WORD_BITS) };
+        (word, 1 << (index % WORD_BITS))
+    }
+
+    /// Toggles the handed-out bit of `slot`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`bit_of`](Self::bit_of), plus exclusive access to the slab.
+    unsafe fn flip_bit(self, slot: NonNull<u8>, geo: &SlabGeometry) {
+        // SAFETY: forwarded from the caller.
+        let (word, mask) = unsafe { self.bit_of(slot, geo) };
+        // SAFETY: the word is inside the page's bitmap, initialised by `init`.
+        let bits = unsafe { word.read() };
+        // SAFETY: as above, and we have exclusive access to it.
+        unsafe { word.write(bits ^ mask) };
+    }
+}
+
+/// The bitmap right after the header (checked builds).
+///
+/// # Safety
+///
+/// `page` is a slab page: larger than the header, so the result stays inside.
+unsafe fn bitmap_of(page: NonNull<u8>) -> NonNull<usize> {
+    // SAFETY: the header is smaller than a page, per the caller.
+    unsafe { page.byte_add(size_of::<SlabHeader>()) }.cast()
+}

@@ -1,0 +1,592 @@
+//! The untyped front: size classes for raw `Layout` requests.
+//!
+//! A [`SlabAllocator`] keeps one cache core per size class — 8, 16, 32, 64,
+//! 128 and 256 bytes by default — each behind its own lock, so threads that
+//! allocate different sizes do not contend. A request goes to the smallest
+//! class that is at least both its size and its alignment; class slots are
+//! aligned to the class size, so any alignment up to the class is honoured
+//! without padding. Choosing the class is arithmetic on the layout (a
+//! `next_power_of_two`), not a search.
+//!
+//! Requests no class can serve — larger than the largest class, or aligned
+//! beyond it — go to the [`Fallback`]: [`NoFallback`] (the default) answers
+//! them with an `Err`, and any [`GlobalAlloc`], such as `std::alloc::System`,
+//! serves them. Zero-sized requests get a dangling, aligned pointer and touch
+//! nothing.
+//!
+//! # The class table is a type
+//!
+//! The largest class is the type parameter `M` (`U256` by default), bound by
+//! [`SizeClassLimit`]: a power of two, at least 8. The number of classes,
+//! `log2(M) − 2`, is computed by the compiler and is the length of the
+//! `GenericArray` of class caches, so a kernel on 16 KiB pages can have
+//! classes up to 4 KiB with `SlabAllocator<Pages16K, F, U4096>` and no
+//! wasted entries. A largest class that does not fit the page size is a
+//! compile error.
+//!
+//! # As the global allocator
+//!
+//! `SlabAllocator` implements [`GlobalAlloc`]. Its pages must then come from
+//! somewhere other than the global allocator itself:
+//!
+//! ```
+//! use minimal_slab::{GlobalAllocPages, SlabAllocator};
+//! use std::alloc::System;
+//!
+//! #[global_allocator]
+//! static HEAP: SlabAllocator<GlobalAllocPages<System>, System> =
+//!     SlabAllocator::new_in(GlobalAllocPages::new(System), System);
+//!
+//! let v: Vec<u32> = (0..10).collect(); // 40 bytes: the 64-byte class
+//! assert_eq!(v.iter().sum::<u32>(), 45);
+//! assert!(HEAP.stats().objects_in_use() > 0);
+//! ```
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::fmt;
+use core::mem::MaybeUninit;
+use core::ops::Sub;
+use core::ptr::{self, NonNull};
+
+use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
+use typenum::{Diff, IsGreaterOrEqual, Log2, Logarithm2, PowerOfTwo, True, U2, U8, U256, Unsigned};
+
+use crate::error::AllocError;
+use crate::misuse::Misuse;
+use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
+use crate::slab::SlabGeometry;
+use crate::slab_cache::{CacheConfig, CacheCore};
+use crate::stats::AllocatorStats;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
+
+/// The smallest size class, in bytes.
+pub const MIN_CLASS: usize = 8;
+
+/// The largest size class of a `SlabAllocator`, as a type-level number: a
+/// power of two, at least [`MIN_CLASS`]. `Classes` is how many size classes
+/// that makes (8, 16, …, up to the limit).
+///
+/// Implemented for exactly those numbers; there is nothing to implement by
+/// hand.
+pub trait SizeClassLimit: Unsigned + PowerOfTwo + Send + Sync + 'static {
+    /// The number of size classes, `log2(limit) − 2`.
+    type Classes: ArrayLength;
+}
+
+impl<M> SizeClassLimit for M
+where
+    M: Unsigned
+        + PowerOfTwo
+        + IsGreaterOrEqual<U8, Output = True>
+        + Logarithm2
+        + Send
+        + Sync
+        + 'static,
+    Log2<M>: Sub<U2>,
+    Diff<Log2<M>, U2>: ArrayLength,
+{
+    type Classes = Diff<Log2<M>, U2>;
+}
+
+/// Where a [`SlabAllocator`] sends requests that no size class can serve.
+///
+/// # Safety
+///
+/// `allocate` must return memory valid for reads and writes of
+/// `layout.size()` bytes, aligned to `layout.align()`, not handed out to
+/// anyone else until it is passed to `deallocate` or `reallocate`.
+/// `reallocate` must keep the first `min(old, new)` bytes.
+pub unsafe trait Fallback {
+    /// Allocates `layout` (never zero-sized).
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError>;
+
+    /// Frees `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from `allocate` (or `reallocate`) on this fallback with this
+    /// `layout`, has not been freed since (no double free), and is not used
+    /// after this call (no use after free).
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout);
+
+    /// Resizes `ptr` to `new_size` bytes, keeping its contents.
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate`](Self::deallocate); `new_size` is non-zero and,
+    /// rounded up to `layout.align()`, does not overflow `isize`. On success
+    /// the old pointer must not be used again.
+    unsafe fn reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError>;
+}
+
+/// The default fallback: no fallback. Requests beyond the size classes fail
+/// with [`AllocError::UnsupportedLayout`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoFallback;
+
+// SAFETY: never hands out memory.
+unsafe impl Fallback for NoFallback {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        Err(unsupported(layout))
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, _layout: Layout) {
+        // Nothing was ever allocated here: the pointer is foreign, or the
+        // layout is not the one it was allocated with.
+        report_in_allocator(Misuse::ForeignPointer, ptr)
+    }
+
+    unsafe fn reallocate(
+        &self,
+        _ptr: NonNull<u8>,
+        layout: Layout,
+        _new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        Err(unsupported(layout))
+    }
+}
+
+// SAFETY: forwards to `A`, whose `GlobalAlloc` contract gives the guarantees.
+unsafe impl<A: GlobalAlloc> Fallback for A {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: `SlabAllocator` never asks a fallback for zero bytes.
+        let ptr = unsafe { self.alloc(layout) };
+        NonNull::new(ptr).ok_or(AllocError::FallbackFailed {
+            size: layout.size(),
+            align: layout.align(),
+        })
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees are `GlobalAlloc::dealloc`'s.
+        unsafe { self.dealloc(ptr.as_ptr(), layout) }
+    }
+
+    unsafe fn reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller's guarantees are `GlobalAlloc::realloc`'s.
+        let new = unsafe { self.realloc(ptr.as_ptr(), layout, new_size) };
+        NonNull::new(new).ok_or(AllocError::FallbackFailed {
+            size: new_size,
+            align: layout.align(),
+        })
+    }
+}
+
+fn unsupported(layout: Layout) -> AllocError {
+    AllocError::UnsupportedLayout {
+        size: layout.size(),
+        align: layout.align(),
+    }
+}
+
+/// Reports a misuse found inside an allocator entry point. Allocator methods
+/// must not unwind, and a `GlobalAlloc` certainly not: the panic message is
+/// printed, and an `extern "C"` function cannot unwind, so the process aborts.
+#[cold]
+#[allow(improper_ctypes_definitions)] // never called from outside Rust
+extern "C" fn report_in_allocator(misuse: Misuse, ptr: NonNull<u8>) -> ! {
+    misuse.report(ptr)
+}
+
+/// A size-class allocator for raw `Layout` requests up to `M` bytes (256 by
+/// default), with pages from `P` and larger requests sent to `F`.
+///
+/// ```
+/// use core::alloc::Layout;
+/// use minimal_slab::SlabAllocator;
+///
+/// static ALLOC: SlabAllocator = SlabAllocator::new();
+///
+/// let layout = Layout::new::<[u64; 4]>();
+/// let p = ALLOC.allocate(layout).unwrap();
+/// assert_eq!(p.as_ptr() as usize % layout.align(), 0);
+/// // SAFETY: `p` came from `ALLOC.allocate(layout)` and is not used again.
+/// unsafe { ALLOC.deallocate(p, layout) };
+///
+/// // Beyond the classes, without a fallback: an error, not a panic.
+/// assert!(ALLOC.allocate(Layout::new::<[u8; 300]>()).is_err());
+/// ```
+pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: SizeClassLimit = U256>
+{
+    classes: GenericArray<Mutex<CacheCore>, M::Classes>,
+    pages: P,
+    fallback: F,
+    fallback_allocations: AtomicUsize,
+    fallback_bytes: AtomicUsize,
+}
+
+#[cfg(feature = "alloc")]
+impl SlabAllocator<crate::page_allocator::GlobalPages, NoFallback, U256> {
+    /// Size classes 8 to 256 bytes on 4 KiB pages from the global allocator,
+    /// no fallback. `const`, so it can be a `static`.
+    pub const fn new() -> Self {
+        Self::new_in(crate::page_allocator::GlobalPages::new(), NoFallback)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Default for SlabAllocator<crate::page_allocator::GlobalPages, NoFallback, U256> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
+    /// Rejects, at compile time, a largest class that does not fit a page.
+    const CLASSES_FIT: () = {
+        let largest = M::USIZE;
+        if SlabGeometry::new(page_size_of::<P>(), largest, largest).is_err() {
+            panic!(
+                "SlabAllocator: the largest size class does not fit a page after the slab header; \
+                 use bigger pages or a smaller size-class limit"
+            );
+        }
+    };
+
+    /// An allocator taking pages from `pages` and sending requests beyond the
+    /// size classes to `fallback`.
+    pub const fn new_in(pages: P, fallback: F) -> Self {
+        Self::with_config(pages, fallback, CacheConfig::new())
+    }
+
+    /// Like [`new_in`](Self::new_in), with `config` applied to each size
+    /// class on its own (a page limit of 10 is 10 pages per class).
+    pub const fn with_config(pages: P, fallback: F, config: CacheConfig) -> Self {
+        let () = Self::CLASSES_FIT;
+        let mut classes = GenericArray::<Mutex<CacheCore>, M::Classes>::uninit();
+        let slots = classes.as_mut_slice();
+        let mut i = 0;
+        while i < slots.len() {
+            let size = MIN_CLASS << i;
+            let geometry = match SlabGeometry::new(page_size_of::<P>(), size, size) {
+                Ok(geometry) => geometry,
+                Err(_) => panic!("every class up to the largest fits (CLASSES_FIT)"),
+            };
+            slots[i] = MaybeUninit::new(Mutex::new(CacheCore::new(geometry, config)));
+            i += 1;
+        }
+        Self {
+            // SAFETY: the loop initialised every element.
+            classes: unsafe { GenericArray::assume_init(classes) },
+            pages,
+            fallback,
+            fallback_allocations: AtomicUsize::new(0),
+            fallback_bytes: AtomicUsize::new(0),
+        }
+    }
+
+    /// The size class serving `layout`, as an index, or `None` if no class can.
+    #[inline]
+    fn class_of(layout: Layout) -> Option<usize> {
+        let need = layout.size().max(layout.align());
+        if need > M::USIZE {
+            return None;
+        }
+        let class_size = need.max(MIN_CLASS).next_power_of_two();
+        Some((class_size.trailing_zeros() - MIN_CLASS.trailing_zeros()) as usize)
+    }
+
+    /// The slot size that serves `layout`, or `None` if only the fallback can.
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    /// use minimal_slab::SlabAllocator;
+    ///
+    /// type Heap = SlabAllocator;
+    /// assert_eq!(Heap::size_class(Layout::new::<u8>()), Some(8));
+    /// assert_eq!(Heap::size_class(Layout::new::<[u8; 33]>()), Some(64));
+    /// assert_eq!(Heap::size_class(Layout::from_size_align(8, 128).unwrap()), Some(128));
+    /// assert_eq!(Heap::size_class(Layout::new::<[u8; 257]>()), None);
+    /// ```
+    pub fn size_class(layout: Layout) -> Option<usize> {
+        Self::class_of(layout).map(|i| MIN_CLASS << i)
+    }
+
+    /// Allocates memory for `layout`: from a size class if one fits, else
+    /// from the fallback. The pointer is aligned to `layout.align()`.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::UnsupportedLayout`] if no class fits and there is no
+    /// fallback, [`AllocError::FallbackFailed`] if the fallback is out of
+    /// memory, and the page errors of [`AllocError`] if a class needs a page
+    /// and cannot get one.
+    #[inline]
+    pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(dangling(layout));
+        }
+        match Self::class_of(layout) {
+            Some(class) => {
+                let mut core = self.classes[class].lock();
+                // SAFETY: `self.pages` is the only page allocator any class
+                // core sees.
+                unsafe { core.alloc(&self.pages) }
+            }
+            None => {
+                let ptr = self.fallback.allocate(layout)?;
+                self.count_fallback(layout.size(), true);
+                Ok(ptr)
+            }
+        }
+    }
+
+    /// Frees memory from [`allocate`](Self::allocate).
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` came from `allocate` (or [`reallocate`](Self::reallocate)) on
+    ///   this allocator with this same `layout`;
+    /// - it has not been freed since (no double free), and is not used after
+    ///   this call (no use after free).
+    ///
+    /// Checked builds detect a double free, a pointer this allocator never
+    /// handed out, and a layout of another size class than the allocation's,
+    /// and panic with a message naming the misuse and the address. (Through
+    /// [`GlobalAlloc`], which must not unwind, the same message is printed and
+    /// the process aborts.)
+    #[inline]
+    pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees.
+        if let Err(misuse) = unsafe { self.release(ptr, layout) } {
+            misuse.report(ptr);
+        }
+    }
+
+    /// `deallocate` without the report: the misuse, if checked builds found
+    /// one, is returned after every lock is released.
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate`](Self::deallocate).
+    #[inline]
+    unsafe fn release(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(), Misuse> {
+        if layout.size() == 0 {
+            return Ok(());
+        }
+        match Self::class_of(layout) {
+            Some(class) => {
+                let mut core = self.classes[class].lock();
+                // SAFETY: the caller's guarantees; `self.pages` is the only
+                // page allocator any class core sees.
+                unsafe { core.free(&self.pages, ptr) }
+            }
+            None => {
+                // SAFETY: the caller's guarantees: the same layout means the
+                // fallback allocated it.
+                unsafe { self.fallback.deallocate(ptr, layout) };
+                self.count_fallback(layout.size(), false);
+                Ok(())
+            }
+        }
+    }
+
+    /// Resizes memory from [`allocate`](Self::allocate) to `new_size` bytes,
+    /// keeping the first `min(layout.size(), new_size)` bytes. Stays in place
+    /// when the new size falls in the same size class.
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate`](Self::deallocate). On success the old pointer
+    /// must not be used again; on failure it is still valid and still owned
+    /// by the caller.
+    pub unsafe fn reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let new_layout = Layout::from_size_align(new_size, layout.align()).map_err(|_| {
+            AllocError::UnsupportedLayout {
+                size: new_size,
+                align: layout.align(),
+            }
+        })?;
+        let old_class = if layout.size() == 0 {
+            None
+        } else {
+            Self::class_of(layout)
+        };
+        let new_class = if new_size == 0 {
+            None
+        } else {
+            Self::class_of(new_layout)
+        };
+        if layout.size() != 0 && new_size != 0 {
+            if old_class.is_some() && old_class == new_class {
+                return Ok(ptr);
+            }
+            if old_class.is_none() && new_class.is_none() {
+                // SAFETY: both layouts belong to the fallback; the caller's
+                // guarantees cover the rest.
+                let new = unsafe { self.fallback.reallocate(ptr, layout, new_size) }?;
+                self.count_fallback(layout.size(), false);
+                self.count_fallback(new_size, true);
+                return Ok(new);
+            }
+        }
+        let new = self.allocate(new_layout)?;
+        let keep = layout.size().min(new_size);
+        // SAFETY: both blocks are valid for `keep` bytes and distinct (the
+        // old one is still allocated while the new one is handed out).
+        unsafe { ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), keep) };
+        // SAFETY: the caller's guarantees for `ptr` and `layout`.
+        if let Err(misuse) = unsafe { self.release(ptr, layout) } {
+            report_in_allocator(misuse, ptr);
+        }
+        Ok(new)
+    }
+
+    /// Gives back the page of every empty slab in every class, the reserves
+    /// included, and returns how many.
+    pub fn shrink(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|class| {
+                let mut core = class.lock();
+                // SAFETY: `self.pages` is the only page allocator any class
+                // core sees.
+                unsafe { core.shrink(&self.pages) }
+            })
+            .sum()
+    }
+
+    /// A snapshot of every class's counters, and of the fallback's.
+    pub fn stats(&self) -> AllocatorStats<M::Classes> {
+        AllocatorStats {
+            classes: GenericArray::generate(|i| self.classes[i].lock().stats(CLASS_NAMES[i])),
+            fallback_allocations: self.fallback_allocations.load(Ordering::Relaxed),
+            fallback_bytes: self.fallback_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The page allocator the size classes take their pages from.
+    pub fn page_allocator(&self) -> &P {
+        &self.pages
+    }
+
+    /// The allocator that serves requests beyond the size classes.
+    pub fn fallback(&self) -> &F {
+        &self.fallback
+    }
+
+    fn count_fallback(&self, bytes: usize, allocated: bool) {
+        if allocated {
+            self.fallback_allocations.fetch_add(1, Ordering::Relaxed);
+            self.fallback_bytes.fetch_add(bytes, Ordering::Relaxed);
+        } else {
+            self.fallback_allocations.fetch_sub(1, Ordering::Relaxed);
+            self.fallback_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A non-null pointer aligned to `layout.align()` that points at nothing: the
+/// answer to a zero-sized request.
+fn dangling(layout: Layout) -> NonNull<u8> {
+    NonNull::new(ptr::without_provenance_mut(layout.align())).unwrap_or(NonNull::dangling())
+}
+
+/// Names of the size classes in stats tables, 8 bytes to 1 GiB.
+const CLASS_NAMES: [&str; 28] = [
+    "size-8",
+    "size-16",
+    "size-32",
+    "size-64",
+    "size-128",
+    "size-256",
+    "size-512",
+    "size-1024",
+    "size-2048",
+    "size-4096",
+    "size-8192",
+    "size-16384",
+    "size-32768",
+    "size-65536",
+    "size-131072",
+    "size-262144",
+    "size-524288",
+    "size-1048576",
+    "size-2097152",
+    "size-4194304",
+    "size-8388608",
+    "size-16777216",
+    "size-33554432",
+    "size-67108864",
+    "size-134217728",
+    "size-268435456",
+    "size-536870912",
+    "size-1073741824",
+];
+
+impl<P: PageAllocator, F, M: SizeClassLimit> Drop for SlabAllocator<P, F, M> {
+    fn drop(&mut self) {
+        // Memory still allocated keeps its pages (it may be leaked on
+        // purpose); empty slabs go back.
+        for class in self.classes.iter_mut() {
+            // SAFETY: `self.pages` is the only page allocator any class core
+            // sees; empty slabs hold nothing anyone uses.
+            unsafe { class.get_mut().shrink(&self.pages) };
+        }
+    }
+}
+
+impl<P: PageAllocator + fmt::Debug, F: fmt::Debug, M: SizeClassLimit> fmt::Debug
+    for SlabAllocator<P, F, M>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlabAllocator")
+            .field("largest_class", &M::USIZE)
+            .field("pages", &self.pages)
+            .field("fallback", &self.fallback)
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: `allocate` returns memory valid for the layout (a class slot at
+// least as large and as aligned, or the fallback's), never handed out twice
+// (each class core's invariants), and `deallocate` routes by layout to where
+// `alloc` got it. Neither unwinds: misuse aborts.
+unsafe impl<P, F, M> GlobalAlloc for SlabAllocator<P, F, M>
+where
+    P: PageAllocator,
+    F: Fallback,
+    M: SizeClassLimit,
+{
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.allocate(layout)
+            .map_or(ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(ptr) = NonNull::new(ptr) {
+            // SAFETY: `GlobalAlloc::dealloc`'s contract is `deallocate`'s.
+            if let Err(misuse) = unsafe { self.release(ptr, layout) } {
+                report_in_allocator(misuse, ptr);
+            }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Some(ptr) = NonNull::new(ptr) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `GlobalAlloc::realloc`'s contract is `reallocate`'s.
+        match unsafe { self.reallocate(ptr, layout, new_size) } {
+            Ok(new) => new.as_ptr(),
+            Err(_) => ptr::null_mut(),
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The handle to one object in a [`SlabCache`]: owns the value, borrows the
+//! cache, returns the slot when dropped.
+
+use core::borrow::{Borrow, BorrowMut};
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ops::{Deref, DerefMut};
+use core::pin::Pin;
+use core::ptr::NonNull;
+
+use crate::page_allocator::{DefaultPages, PageAllocator};
+use crate::typed_cache::SlabCache;
+
+/// An owned `T` living in a slot of a [`SlabCache`].
+///
+/// It derefs to `T`; dropping it drops the value and puts the slot back on
+/// its slab's free list — also when `T`'s destructor panics. The lifetime ties
+/// it to the cache, so in safe code no handle outlives its cache. Like `Box`,
+/// conversions are associated functions (`SlabBox::into_inner(b)`), so they
+/// never shadow methods of `T`.
+///
+/// ```
+/// use minimal_slab::{SlabBox, SlabCache};
+///
+/// let cache: SlabCache<Vec<u32>> = SlabCache::new();
+/// let mut list = cache.alloc(vec![1, 2]).unwrap();
+/// list.push(3); // DerefMut
+/// assert_eq!(list.len(), 3); // Deref
+/// let plain: Vec<u32> = SlabBox::into_inner(list); // moves out, frees the slot
+/// assert_eq!(plain, [1, 2, 3]);
+/// assert_eq!(cache.stats().objects_in_use, 0);
+/// ```
+pub struct SlabBox<'a, T, P: PageAllocator = DefaultPages> {
+    ptr: NonNull<T>,
+    cache: &'a SlabCache<T, P>,
+    /// The handle owns a `T` (for drop check and variance).
+    _owns: PhantomData<T>,
+}
+
+impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
+    /// Rebuilds a handle from a pointer produced by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` was returned by `into_raw` on a handle of this same `cache`
+    ///   (a slot of another cache, or any other pointer, is a foreign pointer:
+    ///   checked builds panic on it when the handle is dropped, other builds
+    ///   corrupt the cache);
+    /// - it is the pointer itself, not one rebuilt from a reference to the
+    ///   value (its provenance must cover the whole slab page);
+    /// - no other handle to that slot exists (two would free it twice: a
+    ///   double free, and a use after free through the survivor).
+    pub unsafe fn from_raw(cache: &'a SlabCache<T, P>, ptr: NonNull<T>) -> Self {
+        Self {
+            ptr,
+            cache,
+            _owns: PhantomData,
+        }
+    }
+
+    /// Gives up the handle without dropping the value or freeing the slot;
+    /// [`from_raw`](Self::from_raw) takes it back. Until then the slot stays
+    /// in use, and if the cache is dropped first its slab's page is leaked,
+    /// never reused.
+    ///
+    /// ```
+    /// use minimal_slab::{SlabBox, SlabCache};
+    ///
+    /// let cache: SlabCache<u64> = SlabCache::new();
+    /// let raw = SlabBox::into_raw(cache.alloc(9).unwrap());
+    /// // SAFETY: `raw` came from `into_raw` on this cache, and is used once.
+    /// let back = unsafe { SlabBox::from_raw(&cache, raw) };
+    /// assert_eq!(*back, 9);
+    /// ```
+    pub fn into_raw(this: Self) -> NonNull<T> {
+        ManuallyDrop::new(this).ptr
+    }
+
+    /// Moves the value out and frees the slot.
+    pub fn into_inner(this: Self) -> T {
+        let this = ManuallyDrop::new(this);
+        // SAFETY: the handle owns a live `T`; it is moved out exactly once
+        // and the handle's `Drop` will not run.
+        let value = unsafe { this.ptr.read() };
+        // SAFETY: the slot came from this cache, its value was just moved
+        // out, and the handle is gone.
+        unsafe { this.cache.free_slot(this.ptr) };
+        value
+    }
+
+    /// Keeps the value forever (for as long as the cache is borrowed): the
+    /// slot is never freed and `T`'s destructor never runs.
+    ///
+    /// ```
+    /// use minimal_slab::{SlabBox, SlabCache};
+    ///
+    /// let cache: SlabCache<u32> = SlabCache::new();
+    /// let n: &mut u32 = SlabBox::leak(cache.alloc(1).unwrap());
+    /// *n += 1;
+    /// assert_eq!(*n, 2);
+    /// assert_eq!(cache.stats().objects_in_use, 1);
+    /// ```
+    pub fn leak(this: Self) -> &'a mut T {
+        let this = ManuallyDrop::new(this);
+        // SAFETY: the value is live and, the handle being gone, nothing else
+        // refers to it; the slot is never freed while the cache is borrowed
+        // for `'a`, and is never reused after (the cache leaks its page).
+        unsafe { &mut *this.ptr.as_ptr() }
+    }
+
+    /// Pins the value: it will not move until it is dropped.
+    pub fn into_pin(this: Self) -> Pin<Self> {
+        // SAFETY: the value sits in a slot that never moves, and the slot is
+        // reused only after the value is dropped: by the handle's `Drop`, or
+        // never if the handle is forgotten (the cache leaks non-empty slabs).
+        unsafe { Pin::new_unchecked(this) }
+    }
+
+    /// The cache this value lives in.
+    pub fn cache(this: &Self) -> &'a SlabCache<T, P> {
+        this.cache
+    }
+
+    /// The address of the value.
+    pub fn as_ptr(this: &Self) -> *const T {
+        this.ptr.as_ptr()
+    }
+}
+
+impl<T, P: PageAllocator> Drop for SlabBox<'_, T, P> {
+    fn drop(&mut self) {
+        // Returns the slot even if `T::drop` panics and unwinds.
+        let _return_slot = ReturnSlot {
+            cache: self.cache,
+            slot: self.ptr,
+        };
+        // SAFETY: the handle owns a live `T`, dropped exactly once here.
+        unsafe { self.ptr.drop_in_place() };
+    }
+}
+
+/// Frees a slot when dropped.
+struct ReturnSlot<'a, T, P: PageAllocator> {
+    cache: &'a SlabCache<T, P>,
+    slot: NonNull<T>,
+}
+
+impl<T, P: PageAllocator> Drop for ReturnSlot<'_, T, P> {
+    fn drop(&mut self) {
+        // SAFETY: the slot belongs to the handle being dropped, its value is
+        // gone (dropped, or its destructor unwound), and no one uses it again.
+        unsafe { self.cache.free_slot(self.slot) }
+    }
+}
+
+impl<T, P: PageAllocator> Deref for SlabBox<'_, T, P> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the handle owns a live, initialised `T`.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T, P: PageAllocator> DerefMut for SlabBox<'_, T, P> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the handle owns a live `T` and `&mut self` is exclusive.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<'a, T, P: PageAllocator> From<SlabBox<'a, T, P>> for Pin<SlabBox<'a, T, P>> {
+    fn from(this: SlabBox<'a, T, P>) -> Self {
+        SlabBox::into_pin(this)
+    }
+}
+
+// The handle is a pointer; moving it never moves the value.
+impl<T, P: PageAllocator> Unpin for SlabBox<'_, T, P> {}
+
+// SAFETY: sending the handle sends the `T` (hence `T: Send`) and the right to
+// return its slot through `&SlabCache` from the other thread (hence the cache
+// must be `Sync`).
+unsafe impl<T: Send, P: PageAllocator> Send for SlabBox<'_, T, P> where SlabCache<T, P>: Sync {}
+
+// SAFETY: a shared handle gives only `&T` (hence `T: Sync`) and `&SlabCache`
+// (hence the cache must be `Sync`).
+unsafe impl<T: Sync, P: PageAllocator> Sync for SlabBox<'_, T, P> where SlabCache<T, P>: Sync {}
+
+impl<T: fmt::Debug, P: PageAllocator> fmt::Debug for SlabBox<'_, T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: fmt::Display, P: PageAllocator> fmt::Display for SlabBox<'_, T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+impl<T, P: PageAllocator> fmt::Pointer for SlabBox<'_, T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Pointer::fmt(&self.ptr, f)
+    }
+}
+
+impl<T: PartialEq, P: PageAllocator, Q: PageAllocator> PartialEq<SlabBox<'_, T, Q>>
+    for SlabBox<'_, T, P>
+{
+    fn eq(&self, other: &SlabBox<'_, T, Q>) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Eq, P: PageAllocator> Eq for SlabBox<'_, T, P> {}
+
+impl<T: PartialOrd, P: PageAllocator, Q: PageAllocator> PartialOrd<SlabBox<'_, T, Q>>
+    for SlabBox<'_, T, P>
+{
+    fn partial_cmp(&self, other: &SlabBox<'_, T, Q>) -> Option<Ordering> {
+        (**self).partial_cmp(&**other)
+    }
+}
+
+impl<T: Ord, P: PageAllocator> Ord for SlabBox<'_, T, P> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl<T: Hash, P: PageAllocator> Hash for SlabBox<'_, T, P> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl<T, P: PageAllocator> AsRef<T> for SlabBox<'_, T, P> {
+    fn as_ref(&self) -> &T {
+        self
+    }
+}
+
+impl<T, P: PageAllocator> AsMut<T> for SlabBox<'_, T, P> {
+    fn as_mut(&mut self) -> &mut T {
+        self
+    }
+}
+
+impl<T, P: PageAllocator> Borrow<T> for SlabBox<'_, T, P> {
+    fn borrow(&self) -> &T {
+        self
+    }
+}
+
+impl<T, P: PageAllocator> BorrowMut<T> for SlabBox<'_, T, P> {
+    fn borrow_mut(&mut self) -> &mut T {
+        self
+    }
+}

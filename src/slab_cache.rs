@@ -1,0 +1,401 @@
+//! All the slabs of one object size, and the policy that grows and shrinks them.
+//!
+//! # What a cache owns
+//!
+//! Every page it took from its page allocator, each set up as a slab of one
+//! [`SlabGeometry`]. The cache core does not own the page allocator: the
+//! fronts above (the typed [`SlabCache`](crate::SlabCache) and the size
+//! classes of [`SlabAllocator`](crate::SlabAllocator)) own it and pass it in,
+//! so that one page source can serve several cores.
+//!
+//! # Invariants
+//!
+//! - Each slab is on exactly one of three lists, chosen by how many of its
+//!   slots are in use: **full** (all), **partial** (some), **empty** (none).
+//!   So an allocation takes the head of `partial` — or, failing that, of
+//!   `empty`, or a new page — and a free moves its slab at most once; nothing
+//!   ever walks a list to find room.
+//! - Lists are intrusive and doubly linked through the slab headers: O(1)
+//!   insert and remove, no memory of their own.
+//! - `empty.len <= config.reserve` after every free. The reserve (two slabs by
+//!   default, as in the original design) absorbs alloc/free ping-pong at a
+//!   slab boundary without a page allocator round trip; an empty slab beyond
+//!   it goes straight back to the page allocator. [`CacheCore::shrink`] gives
+//!   back the reserve too.
+//! - `pages_held() <= config.page_limit` whenever the cap was set before the
+//!   pages were taken: growth stops at the cap with an error.
+//! - `in_use` is the sum of the slabs' `in_use`.
+//!
+//! Recently freed slabs go to the front of `partial`, so the next allocation
+//! reuses the slot that was just freed, whose cache lines are still warm.
+
+use core::fmt;
+use core::ptr::NonNull;
+
+use crate::error::AllocError;
+use crate::misuse::Misuse;
+use crate::page_allocator::{PageAllocator, page_size_of};
+use crate::slab::{Slab, SlabGeometry};
+use crate::stats::CacheStats;
+
+/// Empty slabs a cache keeps by default instead of giving their pages back.
+pub const DEFAULT_RESERVE: usize = 2;
+
+/// How a cache grows and gives memory back.
+///
+/// All setters are `const`, so a configured cache can still be a `static`.
+///
+/// ```
+/// use minimal_slab::{CacheConfig, GlobalPages, SlabCache};
+///
+/// // At most 4 pages, and no empty slab kept around.
+/// static POINTS: SlabCache<(f32, f32)> = SlabCache::with_config(
+///     GlobalPages::new(),
+///     CacheConfig::new().page_limit(4).reserve(0),
+/// );
+/// let p = POINTS.alloc((1.0, 2.0)).unwrap();
+/// assert_eq!(POINTS.stats().pages, 1);
+/// drop(p);
+/// assert_eq!(POINTS.stats().pages, 0); // reserve 0: the page went back at once
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheConfig {
+    page_limit: Option<usize>,
+    reserve: usize,
+}
+
+impl CacheConfig {
+    /// No page limit, and a reserve of [`DEFAULT_RESERVE`] empty slabs.
+    pub const fn new() -> Self {
+        Self {
+            page_limit: None,
+            reserve: DEFAULT_RESERVE,
+        }
+    }
+
+    /// Caps the pages the cache may hold, for memory use known in advance.
+    /// An allocation that would need one more page fails with
+    /// [`AllocError::PageLimit`].
+    pub const fn page_limit(mut self, pages: usize) -> Self {
+        self.page_limit = Some(pages);
+        self
+    }
+
+    /// Removes the page cap.
+    pub const fn unlimited(mut self) -> Self {
+        self.page_limit = None;
+        self
+    }
+
+    /// How many empty slabs to keep instead of giving their pages back.
+    pub const fn reserve(mut self, slabs: usize) -> Self {
+        self.reserve = slabs;
+        self
+    }
+
+    /// The page cap, if any.
+    pub const fn get_page_limit(&self) -> Option<usize> {
+        self.page_limit
+    }
+
+    /// The number of empty slabs kept.
+    pub const fn get_reserve(&self) -> usize {
+        self.reserve
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An intrusive, doubly linked list of slabs.
+struct SlabList {
+    head: Option<Slab>,
+    len: usize,
+}
+
+impl SlabList {
+    const fn new() -> Self {
+        Self { head: None, len: 0 }
+    }
+
+    /// Puts `slab` at the front.
+    ///
+    /// # Safety
+    ///
+    /// `slab` is live, on no list, and the caller has exclusive access to it
+    /// and to every slab on this list (the cache lock).
+    unsafe fn push_front(&mut self, slab: Slab) {
+        // SAFETY: `slab` is live and ours, per the caller.
+        unsafe { slab.set_prev(None) };
+        // SAFETY: as above.
+        unsafe { slab.set_next(self.head) };
+        if let Some(old_head) = self.head {
+            // SAFETY: slabs on this list are live and ours.
+            unsafe { old_head.set_prev(Some(slab)) };
+        }
+        self.head = Some(slab);
+        self.len += 1;
+    }
+
+    /// Unlinks `slab`.
+    ///
+    /// # Safety
+    ///
+    /// `slab` is on this list, and the caller has exclusive access to every
+    /// slab on it.
+    unsafe fn remove(&mut self, slab: Slab) {
+        // SAFETY: `slab` is on this list, so live and ours.
+        let (prev, next) = unsafe { slab.links() };
+        match prev {
+            // SAFETY: neighbours on this list are live and ours.
+            Some(prev) => unsafe { prev.set_next(next) },
+            None => {
+                debug_assert_eq!(self.head, Some(slab), "a slab without prev heads its list");
+                self.head = next;
+            }
+        }
+        if let Some(next) = next {
+            // SAFETY: neighbours on this list are live and ours.
+            unsafe { next.set_prev(prev) };
+        }
+        self.len -= 1;
+    }
+
+    /// Unlinks and returns the first slab.
+    ///
+    /// # Safety
+    ///
+    /// The caller has exclusive access to every slab on this list.
+    unsafe fn pop_front(&mut self) -> Option<Slab> {
+        let head = self.head?;
+        // SAFETY: `head` is on this list; exclusivity from the caller.
+        unsafe { self.remove(head) };
+        Some(head)
+    }
+}
+
+/// The slabs of one object size. Not synchronised: the fronts wrap it in a
+/// lock.
+///
+/// # Safety contract shared by the `unsafe fn`s below
+///
+/// `pages` is the same page allocator on every call for the life of the core,
+/// and its page size is the geometry's. The core gives pages back to it, so a
+/// different allocator would receive pages it never handed out.
+pub(crate) struct CacheCore {
+    geometry: SlabGeometry,
+    partial: SlabList,
+    full: SlabList,
+    empty: SlabList,
+    in_use: usize,
+    config: CacheConfig,
+}
+
+// SAFETY: the core's pointers lead only into pages it owns exclusively; moving
+// the core moves that ownership, and every access goes through `&mut self`.
+unsafe impl Send for CacheCore {}
+
+impl CacheCore {
+    /// A core with no slabs yet.
+    pub(crate) const fn new(geometry: SlabGeometry, config: CacheConfig) -> Self {
+        Self {
+            geometry,
+            partial: SlabList::new(),
+            full: SlabList::new(),
+            empty: SlabList::new(),
+            in_use: 0,
+            config,
+        }
+    }
+
+    pub(crate) fn config(&self) -> CacheConfig {
+        self.config
+    }
+
+    pub(crate) fn set_config(&mut self, config: CacheConfig) {
+        self.config = config;
+    }
+
+    /// Pages held, on all three lists.
+    pub(crate) fn pages_held(&self) -> usize {
+        self.partial.len + self.full.len + self.empty.len
+    }
+
+    /// Hands out one slot of `geometry.slot_size` bytes, aligned to the
+    /// geometry's slot alignment.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[inline]
+    pub(crate) unsafe fn alloc<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let slab = match self.partial.head {
+            Some(slab) => slab,
+            None => {
+                let slab = match self.take_empty() {
+                    Some(slab) => slab,
+                    // SAFETY: forwarded from the caller.
+                    None => unsafe { self.grow(pages) }?,
+                };
+                // SAFETY: the slab is live, on no list, and ours.
+                unsafe { self.partial.push_front(slab) };
+                slab
+            }
+        };
+        // SAFETY: slabs on our lists are live and we hold `&mut self`.
+        let Some(slot) = (unsafe { slab.pop_slot(&self.geometry) }) else {
+            unreachable!("a slab on the partial list has a free slot")
+        };
+        // SAFETY: as above.
+        if unsafe { slab.in_use() } == self.geometry.capacity {
+            // SAFETY: the slab is on `partial`; exclusive access via `&mut self`.
+            unsafe { self.partial.remove(slab) };
+            // SAFETY: now on no list.
+            unsafe { self.full.push_front(slab) };
+        }
+        self.in_use += 1;
+        Ok(slot)
+    }
+
+    /// Returns `slot` to its slab.
+    ///
+    /// Checked builds first verify that `slot` is a handed-out slot of this
+    /// cache and return the misuse otherwise, changing nothing.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`], and `slot` was handed out by
+    /// [`alloc`](Self::alloc) on this core and not freed since (no double
+    /// free), and is not used after this call (no use after free).
+    #[inline]
+    pub(crate) unsafe fn free<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        slot: NonNull<u8>,
+    ) -> Result<(), Misuse> {
+        let geometry = self.geometry;
+        let slab = Slab::containing(slot, geometry.page_size);
+        // SAFETY: we hold `&mut self`; `slab` was computed from `slot`, which
+        // the caller says is one of our slots (checked builds verify it).
+        unsafe { slab.check_free(slot, &geometry) }?;
+        // SAFETY: `slot` is ours, so `slab` is one of our live slabs.
+        let was_full = unsafe { slab.in_use() } == geometry.capacity;
+        // SAFETY: as above; `slot` is handed out and no longer used.
+        unsafe { slab.push_slot(slot, &geometry) };
+        self.in_use -= 1;
+
+        // SAFETY: as above.
+        let now_empty = unsafe { slab.in_use() } == 0;
+        if now_empty || was_full {
+            let from = if was_full {
+                &mut self.full
+            } else {
+                &mut self.partial
+            };
+            // SAFETY: the slab was on `full` iff it was full, else on `partial`.
+            unsafe { from.remove(slab) };
+            if !now_empty {
+                // SAFETY: on no list now.
+                unsafe { self.partial.push_front(slab) };
+            } else if self.empty.len < self.config.reserve {
+                // SAFETY: on no list now.
+                unsafe { self.empty.push_front(slab) };
+            } else {
+                // SAFETY: the slab is on no list and has no slot in use, so no
+                // one uses its page; it came from `pages` (shared contract).
+                unsafe { pages.deallocate_page(slab.page()) };
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives every empty slab's page back, the reserve included, and returns
+    /// how many.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    pub(crate) unsafe fn shrink<P: PageAllocator + ?Sized>(&mut self, pages: &P) -> usize {
+        let mut released = 0;
+        // SAFETY: we hold `&mut self`.
+        while let Some(slab) = unsafe { self.empty.pop_front() } {
+            // SAFETY: an empty slab has no slot in use; the page came from
+            // `pages` (shared contract).
+            unsafe { pages.deallocate_page(slab.page()) };
+            released += 1;
+        }
+        released
+    }
+
+    /// Counters for `stats()`.
+    pub(crate) fn stats(&self, name: &'static str) -> CacheStats {
+        let g = &self.geometry;
+        let pages = self.pages_held();
+        CacheStats {
+            name,
+            object_size: g.slot_size,
+            objects_per_slab: g.capacity,
+            page_size: g.page_size,
+            objects_in_use: self.in_use,
+            free_slots: pages * g.capacity - self.in_use,
+            full_slabs: self.full.len,
+            partial_slabs: self.partial.len,
+            empty_slabs: self.empty.len,
+            pages,
+            header_bytes: pages * g.first_slot,
+        }
+    }
+
+    /// An empty slab from the reserve, if any.
+    fn take_empty(&mut self) -> Option<Slab> {
+        // SAFETY: we hold `&mut self`, so exclusive access to our slabs.
+        unsafe { self.empty.pop_front() }
+    }
+
+    /// A fresh slab on a new page, or the reason there is none.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[cold]
+    unsafe fn grow<P: PageAllocator + ?Sized>(&mut self, pages: &P) -> Result<Slab, AllocError> {
+        debug_assert_eq!(page_size_of::<P>(), self.geometry.page_size);
+        if let Some(limit) = self.config.page_limit
+            && self.pages_held() >= limit
+        {
+            return Err(AllocError::PageLimit { limit });
+        }
+        let page = pages.allocate_page()?;
+        let page_size = self.geometry.page_size;
+        if page.as_ptr().addr() & (page_size - 1) != 0 {
+            // SAFETY: the page came from `pages` a moment ago and is unused.
+            unsafe { pages.deallocate_page(page) };
+            return Err(AllocError::MisalignedPage {
+                addr: page.as_ptr().addr(),
+                page_size,
+            });
+        }
+        // SAFETY: the page allocator's contract: `page_size` bytes, ours until
+        // given back; aligned, as just checked.
+        Ok(unsafe { Slab::init(page, &self.geometry) })
+    }
+}
+
+impl fmt::Debug for CacheCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheCore")
+            .field("geometry", &self.geometry)
+            .field("in_use", &self.in_use)
+            .field("full", &self.full.len)
+            .field("partial", &self.partial.len)
+            .field("empty", &self.empty.len)
+            .field("config", &self.config)
+            .finish()
+    }
+}

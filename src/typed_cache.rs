@@ -1,0 +1,320 @@
+//! The typed front: a pool of `T`s with compile-time geometry.
+//!
+//! A [`SlabCache<T, P>`] is one cache core whose slot size and slots per page
+//! are associated `const`s of the type, computed when the program is
+//! compiled; a `T` that cannot fit a page is a compile error, not a runtime
+//! failure. Each cache owns its own slabs rather than sharing the size
+//! classes of [`SlabAllocator`](crate::SlabAllocator): its slots are exactly
+//! as big as `T` (a 24-byte `T` costs 24 bytes, not 32), a busy type never
+//! fragments another's pages, and the cache can be capped, shrunk and counted
+//! on its own.
+//!
+//! The cache hands out [`SlabBox`] handles that borrow it, so in safe code no
+//! handle outlives its cache; dropping a handle drops the value and returns
+//! the slot.
+
+use core::alloc::Layout;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+use core::pin::Pin;
+use core::ptr::NonNull;
+
+use crate::error::{AllocError, AllocFailed};
+use crate::misuse::Misuse;
+use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
+use crate::slab::{GeometryError, SlabGeometry};
+use crate::slab_box::SlabBox;
+use crate::slab_cache::{CacheConfig, CacheCore};
+use crate::stats::CacheStats;
+use crate::sync::Mutex;
+
+/// A thread-safe pool of `T` values in slabs of `P::PageSize` bytes.
+///
+/// ```
+/// use minimal_slab::SlabCache;
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Particle { pos: [f32; 3], vel: [f32; 3] }
+///
+/// static PARTICLES: SlabCache<Particle> = SlabCache::new();
+///
+/// let p = PARTICLES.alloc(Particle { pos: [0.0; 3], vel: [1.0; 3] }).unwrap();
+/// assert_eq!(p.vel, [1.0; 3]);
+/// assert_eq!(SlabCache::<Particle>::OBJECT_SIZE, 24);
+/// assert_eq!(PARTICLES.stats().objects_in_use, 1);
+/// drop(p); // the slot goes back to the free list
+/// assert_eq!(PARTICLES.stats().objects_in_use, 0);
+/// ```
+///
+/// A type too large for a page is rejected when the program is compiled:
+///
+/// ```compile_fail,E0080
+/// use minimal_slab::SlabCache;
+/// static HUGE: SlabCache<[u8; 8192]> = SlabCache::new(); // 4 KiB pages
+/// ```
+///
+/// while the same type on bigger pages is fine:
+///
+/// ```
+/// use minimal_slab::{GlobalPages, SlabCache, typenum::U16384};
+/// static HUGE: SlabCache<[u8; 8192], GlobalPages<U16384>> = SlabCache::new_in(GlobalPages::new());
+/// assert_eq!(SlabCache::<[u8; 8192], GlobalPages<U16384>>::OBJECTS_PER_SLAB, 1);
+/// ```
+pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
+    core: Mutex<CacheCore>,
+    pages: P,
+    /// The cache stores `T`s; `*const` keeps the auto traits off so the
+    /// impls below can state the real conditions.
+    _objects: PhantomData<*const T>,
+}
+
+impl<T, P: PageAllocator> SlabCache<T, P> {
+    const IS_ZST: bool = size_of::<T>() == 0;
+
+    /// The slab geometry for `T`; evaluating it rejects a `T` that does not fit.
+    const GEOMETRY: SlabGeometry = {
+        let (size, align) = if Self::IS_ZST {
+            (1, 1) // never used: zero-sized values take no slot
+        } else {
+            (size_of::<T>(), align_of::<T>())
+        };
+        match SlabGeometry::new(page_size_of::<P>(), size, align) {
+            Ok(geometry) => geometry,
+            Err(GeometryError::AlignTooLarge) => panic!(
+                "SlabCache<T>: the alignment of T exceeds the page size; use a page allocator with bigger pages"
+            ),
+            Err(GeometryError::TooLarge) => panic!(
+                "SlabCache<T>: T is too large: not one T fits in a page after the slab header; \
+                 use a page allocator with bigger pages"
+            ),
+        }
+    };
+
+    /// Bytes per slot: `size_of::<T>()` rounded up to its alignment and to at
+    /// least a pointer (a free slot holds the free-list link). 0 for a
+    /// zero-sized `T`, which takes no slot.
+    pub const OBJECT_SIZE: usize = if Self::IS_ZST {
+        0
+    } else {
+        Self::GEOMETRY.slot_size
+    };
+
+    /// Slots in one slab (one page, less the header). 0 for a zero-sized `T`,
+    /// which never needs a slab.
+    pub const OBJECTS_PER_SLAB: usize = if Self::IS_ZST {
+        0
+    } else {
+        Self::GEOMETRY.capacity
+    };
+
+    /// An empty cache taking pages from `pages`. No page is taken until the
+    /// first allocation.
+    pub const fn new_in(pages: P) -> Self {
+        Self::with_config(pages, CacheConfig::new())
+    }
+
+    /// An empty cache taking pages from `pages`, grown and shrunk as `config`
+    /// says.
+    pub const fn with_config(pages: P, config: CacheConfig) -> Self {
+        Self {
+            core: Mutex::new(CacheCore::new(Self::GEOMETRY, config)),
+            pages,
+            _objects: PhantomData,
+        }
+    }
+
+    /// Moves `value` into a slot and returns its handle; on failure, the
+    /// error carries `value` back.
+    ///
+    /// ```
+    /// use minimal_slab::SlabCache;
+    ///
+    /// let names: SlabCache<String> = SlabCache::new();
+    /// let mut name = names.alloc(String::from("slab")).unwrap();
+    /// name.push_str("-allocated");
+    /// assert_eq!(*name, "slab-allocated");
+    /// ```
+    pub fn alloc(&self, value: T) -> Result<SlabBox<'_, T, P>, AllocFailed<T>> {
+        match self.allocate_slot() {
+            Ok(slot) => {
+                // SAFETY: the slot is fresh, sized and aligned for `T`.
+                unsafe { slot.write(value) };
+                // SAFETY: the slot came from this cache and now holds a `T`.
+                Ok(unsafe { SlabBox::from_raw(self, slot) })
+            }
+            Err(error) => Err(AllocFailed::new(value, error)),
+        }
+    }
+
+    /// Builds the value in its slot: `make` runs only once a slot is secured,
+    /// and a large `T` need not pass through the stack first.
+    ///
+    /// If `make` panics, the slot is returned and the panic goes on.
+    ///
+    /// ```
+    /// use minimal_slab::SlabCache;
+    ///
+    /// let buffers: SlabCache<[u8; 2048]> = SlabCache::new();
+    /// let buf = buffers.alloc_with(|| [0xAB; 2048]).unwrap();
+    /// assert!(buf.iter().all(|&b| b == 0xAB));
+    /// ```
+    pub fn alloc_with(&self, make: impl FnOnce() -> T) -> Result<SlabBox<'_, T, P>, AllocError> {
+        let slot = self.allocate_slot()?;
+        let guard = SlotGuard { cache: self, slot };
+        let value = make();
+        core::mem::forget(guard);
+        // SAFETY: the slot is fresh, sized and aligned for `T`.
+        unsafe { slot.write(value) };
+        // SAFETY: the slot came from this cache and now holds a `T`.
+        Ok(unsafe { SlabBox::from_raw(self, slot) })
+    }
+
+    /// Like [`alloc`](Self::alloc), pinned: the value never moves again.
+    pub fn pin(&self, value: T) -> Result<Pin<SlabBox<'_, T, P>>, AllocFailed<T>> {
+        self.alloc(value).map(SlabBox::into_pin)
+    }
+
+    /// Gives back the page of every empty slab, the reserve included, and
+    /// returns how many were given back.
+    pub fn shrink(&self) -> usize {
+        let mut core = self.core.lock();
+        // SAFETY: `self.pages` is the only page allocator this core sees.
+        unsafe { core.shrink(&self.pages) }
+    }
+
+    /// A snapshot of the cache's counters.
+    pub fn stats(&self) -> CacheStats {
+        self.core.lock().stats(core::any::type_name::<T>())
+    }
+
+    /// The current growth and reserve settings.
+    pub fn config(&self) -> CacheConfig {
+        self.core.lock().config()
+    }
+
+    /// Changes the growth and reserve settings. A lower page limit takes
+    /// effect on the next growth; nothing already allocated is touched.
+    pub fn set_config(&self, config: CacheConfig) {
+        self.core.lock().set_config(config);
+    }
+
+    /// The page allocator this cache takes its pages from.
+    pub fn page_allocator(&self) -> &P {
+        &self.pages
+    }
+
+    /// The layout of one slot.
+    pub const fn slot_layout() -> Layout {
+        match Layout::from_size_align(Self::OBJECT_SIZE, align_of::<T>()) {
+            Ok(layout) => layout,
+            Err(_) => panic!("a slot layout is always valid"),
+        }
+    }
+
+    /// A slot for one `T`, uninitialised. Zero-sized `T`s get a dangling,
+    /// aligned pointer and touch nothing.
+    fn allocate_slot(&self) -> Result<NonNull<T>, AllocError> {
+        if Self::IS_ZST {
+            return Ok(NonNull::dangling());
+        }
+        let mut core = self.core.lock();
+        // SAFETY: `self.pages` is the only page allocator this core sees.
+        let slot = unsafe { core.alloc(&self.pages) }?;
+        Ok(slot.cast())
+    }
+
+    /// Returns `slot` to the cache. The value in it must already be dropped
+    /// or moved out.
+    ///
+    /// # Safety
+    ///
+    /// `slot` came from `allocate_slot` on this cache and has not been
+    /// returned since (no double free); no one uses it after this call (no
+    /// use after free). Checked builds verify the first part and panic,
+    /// naming the misuse, when it does not hold.
+    pub(crate) unsafe fn free_slot(&self, slot: NonNull<T>) {
+        if Self::IS_ZST {
+            return;
+        }
+        let slot = slot.cast::<u8>();
+        let outcome: Result<(), Misuse> = {
+            let mut core = self.core.lock();
+            // SAFETY: the caller's guarantees, and `self.pages` is the only
+            // page allocator this core sees.
+            unsafe { core.free(&self.pages, slot) }
+        };
+        // Reported after the lock is released.
+        if let Err(misuse) = outcome {
+            misuse.report(slot);
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> SlabCache<T, crate::page_allocator::GlobalPages> {
+    /// An empty cache taking 4 KiB pages from the global allocator. `const`,
+    /// so a cache can be a `static`.
+    pub const fn new() -> Self {
+        Self::new_in(crate::page_allocator::GlobalPages::new())
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T> Default for SlabCache<T, crate::page_allocator::GlobalPages> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Returns a slot whose value was never written, if `alloc_with`'s closure
+/// panics.
+struct SlotGuard<'a, T, P: PageAllocator> {
+    cache: &'a SlabCache<T, P>,
+    slot: NonNull<T>,
+}
+
+impl<T, P: PageAllocator> Drop for SlotGuard<'_, T, P> {
+    fn drop(&mut self) {
+        // SAFETY: the slot came from `allocate_slot` on this cache, holds no
+        // value, and is not used again.
+        unsafe { self.cache.free_slot(self.slot) }
+    }
+}
+
+impl<T, P: PageAllocator> Drop for SlabCache<T, P> {
+    fn drop(&mut self) {
+        // Handles borrow the cache, so none is alive now. Slabs still holding
+        // objects were leaked on purpose (`SlabBox::leak`, `into_raw`, a
+        // forgotten `Pin`), and keep their pages: as with `Box::leak`, leaked
+        // memory is never reused, which is what pinning relies on.
+        let core = self.core.get_mut();
+        // SAFETY: `self.pages` is the only page allocator this core sees, and
+        // empty slabs hold nothing anyone uses.
+        unsafe { core.shrink(&self.pages) };
+    }
+}
+
+impl<T, P: PageAllocator> fmt::Debug for SlabCache<T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("SlabCache");
+        out.field("type", &core::any::type_name::<T>());
+        match self.core.try_lock() {
+            Some(core) => out.field("stats", &core.stats(core::any::type_name::<T>())),
+            None => out.field("stats", &"<locked>"),
+        };
+        out.finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the cache holds no `T` of its own, only memory for them; sending it
+// sends its pages (owned exclusively) and its page allocator (`P: Send`). Values
+// are only ever moved in and out by handles, which require `T: Send` to cross
+// threads.
+unsafe impl<T: Send, P: PageAllocator + Send> Send for SlabCache<T, P> {}
+
+// SAFETY: all shared-reference access to the slabs goes through the core's
+// lock, and the page allocator is shared only as `&P` (`P: Sync`). `T: Send`
+// because a value allocated on one thread may be dropped — and its slot
+// returned — on another.
+unsafe impl<T: Send, P: PageAllocator + Sync> Sync for SlabCache<T, P> {}
