@@ -234,6 +234,20 @@ impl SlabAllocator<crate::page_allocator::GlobalPages, NoFallback, U256> {
     }
 }
 
+impl<P: PageAllocator, F: Fallback> SlabAllocator<P, F, U256> {
+    /// Size classes 8 to 256 bytes, pages from `pages`, and requests beyond
+    /// the classes sent to `fallback`.
+    pub const fn new_in(pages: P, fallback: F) -> Self {
+        Self::with_config(pages, fallback, CacheConfig::new())
+    }
+
+    /// Like [`new_in`](Self::new_in), with `config` applied to each size
+    /// class on its own (a page limit of 10 is 10 pages per class).
+    pub const fn with_config(pages: P, fallback: F, config: CacheConfig) -> Self {
+        Self::with_size_classes(pages, fallback, config)
+    }
+}
+
 #[cfg(feature = "alloc")]
 impl Default for SlabAllocator<crate::page_allocator::GlobalPages, NoFallback, U256> {
     fn default() -> Self {
@@ -253,15 +267,22 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         }
     };
 
-    /// An allocator taking pages from `pages` and sending requests beyond the
-    /// size classes to `fallback`.
-    pub const fn new_in(pages: P, fallback: F) -> Self {
-        Self::with_config(pages, fallback, CacheConfig::new())
-    }
-
-    /// Like [`new_in`](Self::new_in), with `config` applied to each size
-    /// class on its own (a page limit of 10 is 10 pages per class).
-    pub const fn with_config(pages: P, fallback: F, config: CacheConfig) -> Self {
+    /// Like [`with_config`](SlabAllocator::with_config), for any largest
+    /// size class `M`, named by the type:
+    ///
+    /// ```
+    /// use minimal_slab::{CacheConfig, GlobalPages, NoFallback, SlabAllocator};
+    /// use minimal_slab::typenum::{U4096, U16384};
+    ///
+    /// // Classes 8 B .. 4 KiB on 16 KiB pages.
+    /// let heap = SlabAllocator::<_, _, U4096>::with_size_classes(
+    ///     GlobalPages::<U16384>::with_page_size(),
+    ///     NoFallback,
+    ///     CacheConfig::new(),
+    /// );
+    /// assert_eq!(heap.stats().classes.len(), 10);
+    /// ```
+    pub const fn with_size_classes(pages: P, fallback: F, config: CacheConfig) -> Self {
         let () = Self::CLASSES_FIT;
         let mut classes = GenericArray::<Mutex<CacheCore>, M::Classes>::uninit();
         let slots = classes.as_mut_slice();
@@ -588,5 +609,72 @@ where
             Ok(new) => new.as_ptr(),
             Err(_) => ptr::null_mut(),
         }
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use crate::page_allocator::GlobalPages;
+    use typenum::{U4096, U16384};
+
+    type Default = SlabAllocator;
+
+    fn layout(size: usize, align: usize) -> Layout {
+        Layout::from_size_align(size, align).unwrap()
+    }
+
+    #[test]
+    fn each_layout_goes_to_the_smallest_class_covering_size_and_align() {
+        assert_eq!(Default::class_of(layout(1, 1)), Some(0));
+        assert_eq!(Default::class_of(layout(8, 8)), Some(0));
+        assert_eq!(Default::class_of(layout(9, 1)), Some(1));
+        assert_eq!(Default::class_of(layout(8, 32)), Some(2));
+        assert_eq!(Default::class_of(layout(256, 1)), Some(5));
+        assert_eq!(Default::class_of(layout(257, 1)), None);
+        assert_eq!(Default::class_of(layout(1, 512)), None);
+        for size in 1..=256 {
+            let class = Default::size_class(layout(size, 1)).unwrap();
+            assert!(
+                class >= size && class / 2 < size.max(8),
+                "size {size} -> class {class}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_class_table_length_is_computed_from_the_limit() {
+        let small = SlabAllocator::new_in(GlobalPages::new(), NoFallback);
+        assert_eq!(small.stats().classes.len(), 6);
+        let big = SlabAllocator::<_, _, U4096>::with_size_classes(
+            GlobalPages::<U16384>::with_page_size(),
+            NoFallback,
+            CacheConfig::new(),
+        );
+        assert_eq!(big.stats().classes.len(), 10);
+        let p = big.allocate(layout(3000, 8)).unwrap();
+        assert_eq!(big.stats().classes[9].objects_in_use, 1);
+        // SAFETY: allocated just above with this layout.
+        unsafe { big.deallocate(p, layout(3000, 8)) };
+    }
+
+    #[test]
+    fn fallback_requests_are_counted() {
+        let heap = SlabAllocator::new_in(GlobalPages::new(), std::alloc::System);
+        let big = layout(1000, 8);
+        let p = heap.allocate(big).unwrap();
+        assert_eq!(
+            (
+                heap.stats().fallback_allocations,
+                heap.stats().fallback_bytes
+            ),
+            (1, 1000)
+        );
+        // SAFETY: allocated just above with this layout.
+        let p = unsafe { heap.reallocate(p, big, 2000) }.unwrap();
+        assert_eq!(heap.stats().fallback_bytes, 2000);
+        // SAFETY: reallocated just above to 2000 bytes.
+        unsafe { heap.deallocate(p, layout(2000, 8)) };
+        assert_eq!(heap.stats().fallback_allocations, 0);
     }
 }

@@ -58,7 +58,7 @@ use crate::sync::Mutex;
 ///
 /// ```
 /// use minimal_slab::{GlobalPages, SlabCache, typenum::U16384};
-/// static HUGE: SlabCache<[u8; 8192], GlobalPages<U16384>> = SlabCache::new_in(GlobalPages::new());
+/// static HUGE: SlabCache<[u8; 8192], GlobalPages<U16384>> = SlabCache::new_in(GlobalPages::with_page_size());
 /// assert_eq!(SlabCache::<[u8; 8192], GlobalPages<U16384>>::OBJECTS_PER_SLAB, 1);
 /// ```
 pub struct SlabCache<T, P: PageAllocator = DefaultPages> {

@@ -19,7 +19,7 @@ use crate::error::PageAllocError;
 /// ```
 /// use minimal_slab::page_allocator::{GlobalPages, PageAllocator};
 ///
-/// let pages = GlobalPages::<minimal_slab::typenum::U8192>::new();
+/// let pages = GlobalPages::<minimal_slab::typenum::U8192>::with_page_size();
 /// let page = pages.allocate_page().unwrap();
 /// assert_eq!(page.as_ptr() as usize % 8192, 0);
 /// // SAFETY: the page came from `pages` and is not used again.
@@ -29,16 +29,24 @@ pub struct GlobalPages<S: PageSize = U4096> {
     _size: PhantomData<S>,
 }
 
-impl<S: PageSize> GlobalPages<S> {
-    /// The global allocator as a page source.
+impl GlobalPages {
+    /// The global allocator as a source of 4 KiB pages.
     pub const fn new() -> Self {
+        Self::with_page_size()
+    }
+}
+
+impl<S: PageSize> GlobalPages<S> {
+    /// The global allocator as a source of pages of `S` bytes, named by the
+    /// type: `GlobalPages::<U65536>::with_page_size()`.
+    pub const fn with_page_size() -> Self {
         Self { _size: PhantomData }
     }
 }
 
 impl<S: PageSize> Default for GlobalPages<S> {
     fn default() -> Self {
-        Self::new()
+        Self::with_page_size()
     }
 }
 

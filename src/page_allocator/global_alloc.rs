@@ -20,7 +20,7 @@ use crate::error::PageAllocError;
 /// use minimal_slab::page_allocator::{GlobalAllocPages, PageAllocator};
 /// use std::alloc::System;
 ///
-/// let pages: GlobalAllocPages<System> = GlobalAllocPages::new(System);
+/// let pages = GlobalAllocPages::new(System);
 /// let page = pages.allocate_page().unwrap();
 /// assert_eq!(page.as_ptr() as usize % 4096, 0);
 /// // SAFETY: the page came from `pages` and is not used again.
@@ -31,9 +31,17 @@ pub struct GlobalAllocPages<A, S: PageSize = U4096> {
     _size: PhantomData<S>,
 }
 
-impl<A: GlobalAlloc, S: PageSize> GlobalAllocPages<A, S> {
-    /// Takes pages from `alloc`.
+impl<A: GlobalAlloc> GlobalAllocPages<A> {
+    /// Takes 4 KiB pages from `alloc`.
     pub const fn new(alloc: A) -> Self {
+        Self::with_page_size(alloc)
+    }
+}
+
+impl<A: GlobalAlloc, S: PageSize> GlobalAllocPages<A, S> {
+    /// Takes pages of `S` bytes from `alloc`, the size named by the type:
+    /// `GlobalAllocPages::<_, U16384>::with_page_size(System)`.
+    pub const fn with_page_size(alloc: A) -> Self {
         Self {
             alloc,
             _size: PhantomData,

@@ -33,7 +33,7 @@ use crate::sync::Mutex;
 ///
 /// // Any `&'static mut` memory will do; a leaked buffer keeps the example short.
 /// let memory = Box::leak(Box::new([MaybeUninit::<u8>::uninit(); 4 * 4096]));
-/// let pages: RegionPages = RegionPages::new(memory);
+/// let pages = RegionPages::new(memory);
 /// assert!(pages.capacity() >= 3); // one page may go to alignment
 ///
 /// let cache = SlabCache::<u64, _>::new_in(&pages);
@@ -68,10 +68,28 @@ struct RegionState {
 // another thread moves that ownership with it.
 unsafe impl Send for RegionState {}
 
-impl<S: PageSize> RegionPages<S> {
-    /// A region with no memory yet: usable in a `static`, filled later with
-    /// [`add_memory`](Self::add_memory) or [`add_region`](Self::add_region).
+impl RegionPages {
+    /// A region of 4 KiB pages with no memory yet: usable in a `static`,
+    /// filled later with [`add_memory`](Self::add_memory) or
+    /// [`add_region`](Self::add_region).
     pub const fn empty() -> Self {
+        Self::with_page_size()
+    }
+
+    /// A region of 4 KiB pages made of `memory`. Whole pages aligned to the
+    /// page size are used; the bytes before the first and after the last are
+    /// not.
+    pub fn new(memory: &'static mut [MaybeUninit<u8>]) -> Self {
+        let region = Self::empty();
+        region.add_memory(memory);
+        region
+    }
+}
+
+impl<S: PageSize> RegionPages<S> {
+    /// An empty region of pages of `S` bytes, the size named by the type:
+    /// `RegionPages::<U16384>::with_page_size()`.
+    pub const fn with_page_size() -> Self {
         Self {
             state: Mutex::new(RegionState {
                 returned: None,
@@ -82,14 +100,6 @@ impl<S: PageSize> RegionPages<S> {
             }),
             _size: PhantomData,
         }
-    }
-
-    /// A region made of `memory`. Whole pages aligned to the page size are
-    /// used; the bytes before the first and after the last are not.
-    pub fn new(memory: &'static mut [MaybeUninit<u8>]) -> Self {
-        let region = Self::empty();
-        region.add_memory(memory);
-        region
     }
 
     /// Adds `memory` to the region and returns the number of pages it added.
@@ -184,7 +194,7 @@ unsafe fn push_returned(state: &mut RegionState, page: NonNull<u8>) {
 
 impl<S: PageSize> Default for RegionPages<S> {
     fn default() -> Self {
-        Self::empty()
+        Self::with_page_size()
     }
 }
 
@@ -232,5 +242,73 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
         // and is no longer used.
         unsafe { push_returned(&mut state, page) };
         state.available += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::boxed::Box;
+    use std::collections::BTreeSet;
+    use std::vec;
+
+    fn leaked(bytes: usize) -> &'static mut [MaybeUninit<u8>] {
+        Box::leak(vec![MaybeUninit::uninit(); bytes].into_boxed_slice())
+    }
+
+    #[test]
+    fn pages_are_aligned_distinct_and_counted() {
+        let region: RegionPages = RegionPages::new(leaked(9 * 4096));
+        let total = region.capacity();
+        assert!(
+            total == 8 || total == 9,
+            "whole aligned pages only: {total}"
+        );
+        let mut seen = BTreeSet::new();
+        for _ in 0..total {
+            let page = region.allocate_page().unwrap();
+            assert_eq!(page.as_ptr().addr() % 4096, 0);
+            assert!(seen.insert(page.as_ptr().addr()));
+        }
+        assert_eq!(region.available(), 0);
+        assert_eq!(region.allocate_page(), Err(PageAllocError::RegionExhausted));
+    }
+
+    #[test]
+    fn pages_given_back_are_reused_first() {
+        let region: RegionPages = RegionPages::new(leaked(4 * 4096));
+        let a = region.allocate_page().unwrap();
+        let b = region.allocate_page().unwrap();
+        // SAFETY: `a` came from this region and is not used again.
+        unsafe { region.deallocate_page(a) };
+        assert_eq!(region.allocate_page(), Ok(a));
+        // SAFETY: both came from this region and are not used again.
+        unsafe { region.deallocate_page(a) };
+        // SAFETY: as above.
+        unsafe { region.deallocate_page(b) };
+        assert_eq!(region.available(), region.capacity());
+    }
+
+    #[test]
+    fn memory_can_be_added_later() {
+        let region: RegionPages = RegionPages::empty();
+        assert_eq!(region.allocate_page(), Err(PageAllocError::RegionExhausted));
+        let first = region.add_memory(leaked(3 * 4096));
+        let _one = region.allocate_page().unwrap();
+        let second = region.add_memory(leaked(3 * 4096));
+        assert_eq!(region.capacity(), first + second);
+        // Nothing of the first block is lost when the second arrives.
+        let mut handed_out = 1;
+        while region.allocate_page().is_ok() {
+            handed_out += 1;
+        }
+        assert_eq!(handed_out, first + second);
+    }
+
+    #[test]
+    fn a_region_smaller_than_a_page_adds_nothing() {
+        let region: RegionPages = RegionPages::empty();
+        assert_eq!(region.add_memory(leaked(100)), 0);
+        assert_eq!(region.capacity(), 0);
     }
 }
