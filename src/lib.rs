@@ -118,3 +118,8 @@ pub use typed_cache::SlabCache;
 
 pub use generic_array;
 pub use typenum;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

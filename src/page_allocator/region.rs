@@ -248,22 +248,41 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::boxed::Box;
     use std::collections::BTreeSet;
-    use std::vec;
+    use std::vec::Vec;
 
-    fn leaked(bytes: usize) -> &'static mut [MaybeUninit<u8>] {
-        Box::leak(vec![MaybeUninit::uninit(); bytes].into_boxed_slice())
+    /// Heap memory lent to regions for one test, freed when the test ends
+    /// (so that Miri's leak check stays meaningful).
+    struct Lender(Vec<Vec<MaybeUninit<u8>>>);
+
+    impl Lender {
+        fn new() -> Self {
+            Self(Vec::new())
+        }
+
+        /// Adds `bytes` of fresh memory to `region` and returns the pages added.
+        fn lend(&mut self, region: &RegionPages, bytes: usize) -> usize {
+            let mut block = Vec::with_capacity(bytes);
+            block.resize(bytes, MaybeUninit::uninit());
+            let start = NonNull::new(block.as_mut_ptr().cast::<u8>()).unwrap();
+            self.0.push(block); // moving a Vec does not move its buffer
+            // SAFETY: the buffer lives until `self` drops, after the region
+            // (declared later in each test, so dropped first), and nothing
+            // else touches it.
+            unsafe { region.add_region(start, bytes) }
+        }
     }
 
     #[test]
     fn pages_are_aligned_distinct_and_counted() {
-        let region: RegionPages = RegionPages::new(leaked(9 * 4096));
-        let total = region.capacity();
+        let mut lender = Lender::new();
+        let region = RegionPages::empty();
+        let total = lender.lend(&region, 9 * 4096);
         assert!(
             total == 8 || total == 9,
             "whole aligned pages only: {total}"
         );
+        assert_eq!(region.capacity(), total);
         let mut seen = BTreeSet::new();
         for _ in 0..total {
             let page = region.allocate_page().unwrap();
@@ -276,7 +295,9 @@ mod tests {
 
     #[test]
     fn pages_given_back_are_reused_first() {
-        let region: RegionPages = RegionPages::new(leaked(4 * 4096));
+        let mut lender = Lender::new();
+        let region = RegionPages::empty();
+        lender.lend(&region, 4 * 4096);
         let a = region.allocate_page().unwrap();
         let b = region.allocate_page().unwrap();
         // SAFETY: `a` came from this region and is not used again.
@@ -291,11 +312,12 @@ mod tests {
 
     #[test]
     fn memory_can_be_added_later() {
-        let region: RegionPages = RegionPages::empty();
+        let mut lender = Lender::new();
+        let region = RegionPages::empty();
         assert_eq!(region.allocate_page(), Err(PageAllocError::RegionExhausted));
-        let first = region.add_memory(leaked(3 * 4096));
+        let first = lender.lend(&region, 3 * 4096);
         let _one = region.allocate_page().unwrap();
-        let second = region.add_memory(leaked(3 * 4096));
+        let second = lender.lend(&region, 3 * 4096);
         assert_eq!(region.capacity(), first + second);
         // Nothing of the first block is lost when the second arrives.
         let mut handed_out = 1;
@@ -307,8 +329,9 @@ mod tests {
 
     #[test]
     fn a_region_smaller_than_a_page_adds_nothing() {
-        let region: RegionPages = RegionPages::empty();
-        assert_eq!(region.add_memory(leaked(100)), 0);
+        let mut lender = Lender::new();
+        let region = RegionPages::empty();
+        assert_eq!(lender.lend(&region, 100), 0);
         assert_eq!(region.capacity(), 0);
     }
 }
