@@ -12,7 +12,7 @@ use core::pin::Pin;
 use core::ptr::NonNull;
 
 use crate::page_allocator::{DefaultPages, PageAllocator};
-use crate::typed_cache::SlabCache;
+use crate::typed_cache::{SlabCache, SlotGuard};
 
 /// An owned `T` living in a slot of a [`SlabCache`].
 ///
@@ -132,27 +132,12 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
 
 impl<T, P: PageAllocator> Drop for SlabBox<'_, T, P> {
     fn drop(&mut self) {
-        // Returns the slot even if `T::drop` panics and unwinds.
-        let _return_slot = ReturnSlot {
-            cache: self.cache,
-            slot: self.ptr,
-        };
+        // SAFETY: the handle owns the slot and is going away; the value is
+        // dropped just below, before the guard returns the slot — also if
+        // `T::drop` panics and unwinds.
+        let _return_slot = unsafe { SlotGuard::new(self.cache, self.ptr) };
         // SAFETY: the handle owns a live `T`, dropped exactly once here.
         unsafe { self.ptr.drop_in_place() };
-    }
-}
-
-/// Frees a slot when dropped.
-struct ReturnSlot<'a, T, P: PageAllocator> {
-    cache: &'a SlabCache<T, P>,
-    slot: NonNull<T>,
-}
-
-impl<T, P: PageAllocator> Drop for ReturnSlot<'_, T, P> {
-    fn drop(&mut self) {
-        // SAFETY: the slot belongs to the handle being dropped, its value is
-        // gone (dropped, or its destructor unwound), and no one uses it again.
-        unsafe { self.cache.free_slot(self.slot) }
     }
 }
 

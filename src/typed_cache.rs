@@ -161,7 +161,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// ```
     pub fn alloc_with(&self, make: impl FnOnce() -> T) -> Result<SlabBox<'_, T, P>, AllocError> {
         let slot = self.allocate_slot()?;
-        let guard = SlotGuard { cache: self, slot };
+        // SAFETY: the slot is fresh from this cache; if `make` panics, it
+        // holds no value when the guard drops.
+        let guard = unsafe { SlotGuard::new(self, slot) };
         let value = make();
         core::mem::forget(guard);
         // SAFETY: the slot is fresh, sized and aligned for `T`.
@@ -267,17 +269,30 @@ impl<T> Default for SlabCache<T, crate::page_allocator::GlobalPages> {
     }
 }
 
-/// Returns a slot whose value was never written, if `alloc_with`'s closure
-/// panics.
-struct SlotGuard<'a, T, P: PageAllocator> {
+/// Returns a slot to its cache when dropped — also while unwinding, which is
+/// what it is for: a value whose construction (`alloc_with`) or destructor
+/// (`SlabBox::drop`) panics still gives its slot back.
+pub(crate) struct SlotGuard<'a, T, P: PageAllocator> {
     cache: &'a SlabCache<T, P>,
     slot: NonNull<T>,
 }
 
+impl<'a, T, P: PageAllocator> SlotGuard<'a, T, P> {
+    /// Arms a guard for `slot`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` came from `allocate_slot` on `cache` and is not freed by anyone
+    /// else; by the time the guard drops, its value is gone (never written,
+    /// moved out, or dropped) and no one uses the slot again.
+    pub(crate) unsafe fn new(cache: &'a SlabCache<T, P>, slot: NonNull<T>) -> Self {
+        Self { cache, slot }
+    }
+}
+
 impl<T, P: PageAllocator> Drop for SlotGuard<'_, T, P> {
     fn drop(&mut self) {
-        // SAFETY: the slot came from `allocate_slot` on this cache, holds no
-        // value, and is not used again.
+        // SAFETY: the contract of `SlotGuard::new`.
         unsafe { self.cache.free_slot(self.slot) }
     }
 }
