@@ -69,7 +69,7 @@ impl fmt::Display for AllocError {
         match *self {
             Self::Pages(e) => write!(f, "no page for a new slab: {e}"),
             Self::PageLimit { limit } => {
-                write!(f, "the cache reached its limit of {limit} pages")
+                write!(f, "the cache reached its page limit ({limit})")
             }
             Self::MisalignedPage { addr, page_size } => write!(
                 f,

@@ -6,7 +6,7 @@
 //!  │ SlabHeader │ bitmap │ pad │ slot 0 │ slot 1 │ ... │ slot n-1 │ tail │
 //!  └────────────┴────────┴─────┴────────┴────────┴─────┴──────────┴──────┘
 //!  ^ page base = any slot address with the low log2(PageSize) bits cleared
-//!               (the bitmap exists in checked builds only)
+//!               (the bitmap is maintained in checked builds only)
 //! ```
 //!
 //! # What a slab owns
@@ -29,7 +29,10 @@
 //!   so that word is always aligned.
 //! - `in_use` counts the slots handed out and not yet returned.
 //! - In checked builds, bit `i` of the bitmap is set iff slot `i` is handed
-//!   out; it turns a double free or a stray pointer into a clear panic.
+//!   out; it turns a double free or a stray pointer into a clear panic. The
+//!   bitmap's room (one bit per slot, at most 1/64 of the page) is reserved
+//!   in every build so that `OBJECTS_PER_SLAB`, and whether a type fits, do
+//!   not change between debug and release.
 //!
 //! # Finding the slab of an object
 //!
@@ -47,10 +50,6 @@ use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
 use crate::misuse::{CHECKED, Misuse};
-
-/// Marks an initialised slab header; checked builds compare it before trusting
-/// a header found from a pointer.
-const MAGIC: u32 = 0x51AB_0B1E;
 
 const WORD_BITS: usize = usize::BITS as usize;
 
@@ -93,14 +92,17 @@ impl SlabGeometry {
             return Err(GeometryError::TooLarge);
         }
         // The bitmap is sized for the most slots that could follow a bare
-        // header; the real count can only be smaller.
+        // header; the real count can only be smaller. Its room is reserved in
+        // every build, so that the geometry — and whether a type fits at
+        // all — is the same with and without checks; only checked builds
+        // write to it.
         let most_slots = (page_size - size_of::<SlabHeader>()) / slot_size;
-        let bitmap = if CHECKED {
-            most_slots.div_ceil(WORD_BITS) * size_of::<usize>()
-        } else {
-            0
-        };
+        let bitmap = most_slots.div_ceil(WORD_BITS) * size_of::<usize>();
         let first_slot = round_up(size_of::<SlabHeader>() + bitmap, slot_align);
+        if first_slot >= page_size {
+            // Only an alignment of at least half the page pushes slot 0 out.
+            return Err(GeometryError::AlignTooLarge);
+        }
         if first_slot + slot_size > page_size {
             return Err(GeometryError::TooLarge);
         }
@@ -145,8 +147,11 @@ pub(crate) struct SlabHeader {
     in_use: u32,
     /// Copy of the geometry's slot size, for checked builds to compare.
     slot_size: u32,
-    /// [`MAGIC`] once initialised.
-    magic: u32,
+    /// The owning cache's tag (see `slab_cache::OwnerTag`): checked builds
+    /// compare it before trusting a header found from a pointer, which tells
+    /// apart a slab of this cache from another cache's and from memory that
+    /// is no slab at all.
+    owner: u32,
 }
 
 /// A handle to a live slab: a pointer to its header.
@@ -161,13 +166,13 @@ pub(crate) struct SlabHeader {
 pub(crate) struct Slab(NonNull<SlabHeader>);
 
 impl Slab {
-    /// Lays out an empty slab in `page`.
+    /// Lays out an empty slab in `page`, owned by the cache tagged `owner`.
     ///
     /// # Safety
     ///
     /// `page` is `geo.page_size` bytes, aligned to `geo.page_size`, valid for
     /// writes, and not used by anything else until it is given back.
-    pub(crate) unsafe fn init(page: NonNull<u8>, geo: &SlabGeometry) -> Slab {
+    pub(crate) unsafe fn init(page: NonNull<u8>, geo: &SlabGeometry, owner: u32) -> Slab {
         let header = page.cast::<SlabHeader>();
         // SAFETY: the page is ours, aligned to at least 256 bytes, and larger
         // than the header (the geometry put slot 0 after it).
@@ -179,7 +184,7 @@ impl Slab {
                 untouched: geo.first_slot as u32,
                 in_use: 0,
                 slot_size: geo.slot_size as u32,
-                magic: MAGIC,
+                owner,
             })
         };
         if CHECKED {
@@ -264,6 +269,12 @@ impl Slab {
 
     /// Puts `slot` back on the free list.
     ///
+    /// The link is written through `slot` itself — the caller's pointer is
+    /// the one entitled to the slot's bytes right now (a `Box` being freed
+    /// still guards them) — while the pointer kept on the list is rebuilt from
+    /// the slab's own, so that the slot's next owner gets the page's
+    /// provenance, not whatever the last owner's pointer had.
+    ///
     /// # Safety
     ///
     /// The shared contract on [`Slab`]; `slot` is a slot of this slab that is
@@ -277,14 +288,14 @@ impl Slab {
         }
         // SAFETY: the caller upholds the shared contract.
         let header = unsafe { self.header() };
-        let link = slot.cast::<FreeSlot>();
         // SAFETY: the slot is ours again, at least a pointer in size and
         // aligned to one.
         unsafe {
-            link.write(FreeSlot {
+            slot.cast::<FreeSlot>().write(FreeSlot {
                 next: header.free_head,
             })
         };
+        let link = self.0.with_addr(slot.addr()).cast::<FreeSlot>();
         header.free_head = Some(link);
         header.in_use -= 1;
     }
@@ -334,9 +345,9 @@ impl Slab {
         unsafe { self.header() }.next = next;
     }
 
-    /// Checks, before a free, that `slot` is a handed-out slot of this slab of
-    /// the expected geometry. Meaningful in checked builds; always `Ok`
-    /// otherwise.
+    /// Checks, before a free, that `slot` is a handed-out slot of this slab,
+    /// owned by the cache tagged `owner`, of the expected geometry. Meaningful
+    /// in checked builds; always `Ok` otherwise.
     ///
     /// # Safety
     ///
@@ -344,12 +355,15 @@ impl Slab {
     /// and `self` was computed by [`Slab::containing`] from `slot`. The page
     /// need not be a slab of that cache — finding out is the point — but it
     /// must be readable memory: a pointer into no page at all cannot be
-    /// checked without a fault. This is a best-effort diagnostic for bugs,
-    /// not a licence to free arbitrary pointers.
+    /// checked without a fault. Likewise a slot whose slab has already gone
+    /// back to the page allocator (a double free of a slab's last object,
+    /// say) is beyond checking: its header is gone. This is a best-effort
+    /// diagnostic for bugs, not a licence to free arbitrary pointers.
     pub(crate) unsafe fn check_free(
         self,
         slot: NonNull<u8>,
         geo: &SlabGeometry,
+        owner: u32,
     ) -> Result<(), Misuse> {
         if !CHECKED {
             return Ok(());
@@ -357,12 +371,12 @@ impl Slab {
         // SAFETY: readable per the contract. A copy of the header is read
         // through the raw pointer, so a foreign page is never borrowed as one.
         let header = unsafe { self.0.read() };
-        let (magic, slot_size, untouched) = (
-            header.magic,
+        let (slab_owner, slot_size, untouched) = (
+            header.owner,
             header.slot_size as usize,
             header.untouched as usize,
         );
-        if magic != MAGIC {
+        if slab_owner != owner {
             return Err(Misuse::ForeignPointer);
         }
         if slot_size != geo.slot_size {
@@ -433,6 +447,7 @@ mod tests {
     use crate::page_allocator::{GlobalPages, PageAllocator};
 
     const PAGE: usize = 4096;
+    const OWNER: u32 = 0x5EED_0001;
 
     /// A slab on its own page, alive for one test, with safe accessors.
     struct Live {
@@ -446,7 +461,7 @@ mod tests {
             let pages = GlobalPages::new();
             let page = pages.allocate_page().unwrap();
             // SAFETY: a fresh 4 KiB page, aligned to its size, used by no one else.
-            let slab = unsafe { Slab::init(page, &geo) };
+            let slab = unsafe { Slab::init(page, &geo, OWNER) };
             Self { slab, geo, pages }
         }
 
@@ -468,7 +483,7 @@ mod tests {
 
         fn check(&self, slot: NonNull<u8>, geo: &SlabGeometry) -> Result<(), Misuse> {
             // SAFETY: the page is readable, and `slot` lies in it in every test.
-            unsafe { Slab::containing(slot, PAGE).check_free(slot, geo) }
+            unsafe { Slab::containing(slot, PAGE).check_free(slot, geo, OWNER) }
         }
     }
 

@@ -55,7 +55,7 @@ use crate::error::AllocError;
 use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::SlabGeometry;
-use crate::slab_cache::{CacheConfig, CacheCore};
+use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag};
 use crate::stats::AllocatorStats;
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 
@@ -95,7 +95,9 @@ where
 /// `allocate` must return memory valid for reads and writes of
 /// `layout.size()` bytes, aligned to `layout.align()`, not handed out to
 /// anyone else until it is passed to `deallocate` or `reallocate`.
-/// `reallocate` must keep the first `min(old, new)` bytes.
+/// `reallocate` must keep the first `min(old, new)` bytes. Zero-sized
+/// layouts must be handled too (`SlabAllocator` never sends them, but the
+/// methods are public).
 pub unsafe trait Fallback {
     /// Allocates `layout` (never zero-sized).
     fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError>;
@@ -151,10 +153,14 @@ unsafe impl Fallback for NoFallback {
     }
 }
 
-// SAFETY: forwards to `A`, whose `GlobalAlloc` contract gives the guarantees.
+// SAFETY: forwards to `A`, whose `GlobalAlloc` contract gives the guarantees;
+// zero-sized layouts, which `GlobalAlloc` must never see, are answered here.
 unsafe impl<A: GlobalAlloc> Fallback for A {
     fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: `SlabAllocator` never asks a fallback for zero bytes.
+        if layout.size() == 0 {
+            return Ok(dangling(layout));
+        }
+        // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { self.alloc(layout) };
         NonNull::new(ptr).ok_or(AllocError::FallbackFailed {
             size: layout.size(),
@@ -163,6 +169,9 @@ unsafe impl<A: GlobalAlloc> Fallback for A {
     }
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() == 0 {
+            return; // a dangling pointer from `allocate`
+        }
         // SAFETY: the caller's guarantees are `GlobalAlloc::dealloc`'s.
         unsafe { self.dealloc(ptr.as_ptr(), layout) }
     }
@@ -173,7 +182,14 @@ unsafe impl<A: GlobalAlloc> Fallback for A {
         layout: Layout,
         new_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: the caller's guarantees are `GlobalAlloc::realloc`'s.
+        if layout.size() == 0 {
+            return self.allocate(
+                Layout::from_size_align(new_size, layout.align())
+                    .map_err(|_| unsupported(layout))?,
+            );
+        }
+        // SAFETY: the caller's guarantees are `GlobalAlloc::realloc`'s (a
+        // non-zero old size, and a non-zero new size that does not overflow).
         let new = unsafe { self.realloc(ptr.as_ptr(), layout, new_size) };
         NonNull::new(new).ok_or(AllocError::FallbackFailed {
             size: new_size,
@@ -221,6 +237,7 @@ pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: Siz
     classes: GenericArray<Mutex<CacheCore>, M::Classes>,
     pages: P,
     fallback: F,
+    owner: OwnerTag,
     fallback_allocations: AtomicUsize,
     fallback_bytes: AtomicUsize,
 }
@@ -293,7 +310,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
                 Ok(geometry) => geometry,
                 Err(_) => panic!("every class up to the largest fits (CLASSES_FIT)"),
             };
-            slots[i] = MaybeUninit::new(Mutex::new(CacheCore::new(geometry, config)));
+            slots[i] = MaybeUninit::new(Mutex::new(CacheCore::new(geometry, config, true)));
             i += 1;
         }
         Self {
@@ -301,6 +318,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             classes: unsafe { GenericArray::assume_init(classes) },
             pages,
             fallback,
+            owner: OwnerTag::new(),
             fallback_allocations: AtomicUsize::new(0),
             fallback_bytes: AtomicUsize::new(0),
         }
@@ -352,7 +370,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
                 let mut core = self.classes[class].lock();
                 // SAFETY: `self.pages` is the only page allocator any class
                 // core sees.
-                unsafe { core.alloc(&self.pages) }
+                unsafe { core.alloc(&self.pages, &self.owner) }
             }
             None => {
                 let ptr = self.fallback.allocate(layout)?;
@@ -372,10 +390,13 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     ///   this call (no use after free).
     ///
     /// Checked builds detect a double free, a pointer this allocator never
-    /// handed out, and a layout of another size class than the allocation's,
-    /// and panic with a message naming the misuse and the address. (Through
-    /// [`GlobalAlloc`], which must not unwind, the same message is printed and
-    /// the process aborts.)
+    /// handed out (including a slot of another allocator or cache), and a
+    /// layout of another size class than the allocation's, and panic with a
+    /// message naming the misuse and the address. (Through [`GlobalAlloc`],
+    /// which must not unwind, the same message is printed and the process
+    /// aborts.) A slab pointer freed with a layout beyond the size classes
+    /// goes to the fallback unchecked: the fallback's memory is not ours to
+    /// inspect.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller's guarantees.
@@ -400,7 +421,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
                 let mut core = self.classes[class].lock();
                 // SAFETY: the caller's guarantees; `self.pages` is the only
                 // page allocator any class core sees.
-                unsafe { core.free(&self.pages, ptr) }
+                unsafe { core.free(&self.pages, &self.owner, ptr) }
             }
             None => {
                 // SAFETY: the caller's guarantees: the same layout means the
@@ -426,6 +447,23 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         ptr: NonNull<u8>,
         layout: Layout,
         new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller's guarantees.
+        unsafe { self.resize(ptr, layout, new_size, Misuse::report) }
+    }
+
+    /// `reallocate`, with the way a misuse is reported as a parameter:
+    /// `reallocate` panics, `GlobalAlloc::realloc` must not unwind.
+    ///
+    /// # Safety
+    ///
+    /// As for [`reallocate`](Self::reallocate).
+    unsafe fn resize(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+        report: fn(Misuse, NonNull<u8>) -> !,
     ) -> Result<NonNull<u8>, AllocError> {
         let new_layout = Layout::from_size_align(new_size, layout.align()).map_err(|_| {
             AllocError::UnsupportedLayout {
@@ -463,7 +501,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         unsafe { ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), keep) };
         // SAFETY: the caller's guarantees for `ptr` and `layout`.
         if let Err(misuse) = unsafe { self.release(ptr, layout) } {
-            report_in_allocator(misuse, ptr);
+            report(misuse, ptr);
         }
         Ok(new)
     }
@@ -604,8 +642,9 @@ where
         let Some(ptr) = NonNull::new(ptr) else {
             return ptr::null_mut();
         };
+        let abort = |misuse, ptr| report_in_allocator(misuse, ptr);
         // SAFETY: `GlobalAlloc::realloc`'s contract is `reallocate`'s.
-        match unsafe { self.reallocate(ptr, layout, new_size) } {
+        match unsafe { self.resize(ptr, layout, new_size, abort) } {
             Ok(new) => new.as_ptr(),
             Err(_) => ptr::null_mut(),
         }

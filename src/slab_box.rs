@@ -46,9 +46,9 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
     /// # Safety
     ///
     /// - `ptr` was returned by `into_raw` on a handle of this same `cache`
-    ///   (a slot of another cache, or any other pointer, is a foreign pointer:
-    ///   checked builds panic on it when the handle is dropped, other builds
-    ///   corrupt the cache);
+    ///   (a slot of another cache, or any other pointer into a slab page, is
+    ///   a foreign pointer: checked builds panic on it when the handle is
+    ///   dropped, other builds corrupt the cache);
     /// - it is the pointer itself, not one rebuilt from a reference to the
     ///   value (its provenance must cover the whole slab page);
     /// - no other handle to that slot exists (two would free it twice: a
@@ -111,14 +111,6 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
         unsafe { &mut *this.ptr.as_ptr() }
     }
 
-    /// Pins the value: it will not move until it is dropped.
-    pub fn into_pin(this: Self) -> Pin<Self> {
-        // SAFETY: the value sits in a slot that never moves, and the slot is
-        // reused only after the value is dropped: by the handle's `Drop`, or
-        // never if the handle is forgotten (the cache leaks non-empty slabs).
-        unsafe { Pin::new_unchecked(this) }
-    }
-
     /// The cache this value lives in.
     pub fn cache(this: &Self) -> &'a SlabCache<T, P> {
         this.cache
@@ -127,6 +119,33 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
     /// The address of the value.
     pub fn as_ptr(this: &Self) -> *const T {
         this.ptr.as_ptr()
+    }
+}
+
+impl<T, P: PageAllocator> SlabBox<'static, T, P> {
+    /// Pins the value: it will not move, and its memory will not be reused,
+    /// until it is dropped.
+    ///
+    /// Only for handles of a cache borrowed for `'static` (a `static` cache,
+    /// or a leaked one), as `Box::into_pin` is only for `'static` allocators:
+    /// pinning promises that the memory stays valid until `drop` runs, and a
+    /// forgotten handle of a cache that is later dropped — taking its page
+    /// allocator with it — could not keep that promise.
+    ///
+    /// ```
+    /// use minimal_slab::{SlabBox, SlabCache};
+    /// use core::pin::Pin;
+    ///
+    /// static TASKS: SlabCache<[u8; 32]> = SlabCache::new();
+    /// let pinned: Pin<SlabBox<'static, [u8; 32]>> = SlabBox::into_pin(TASKS.alloc([0; 32]).unwrap());
+    /// assert_eq!(pinned.len(), 32);
+    /// ```
+    pub fn into_pin(this: Self) -> Pin<Self> {
+        // SAFETY: the value sits in a slot that never moves. The cache is
+        // borrowed for `'static`, so it and its page allocator are never
+        // dropped, and the slot is reused only after the handle's `Drop` has
+        // dropped the value — or never, if the handle is forgotten.
+        unsafe { Pin::new_unchecked(this) }
     }
 }
 
@@ -159,8 +178,8 @@ impl<T, P: PageAllocator> DerefMut for SlabBox<'_, T, P> {
     }
 }
 
-impl<'a, T, P: PageAllocator> From<SlabBox<'a, T, P>> for Pin<SlabBox<'a, T, P>> {
-    fn from(this: SlabBox<'a, T, P>) -> Self {
+impl<T, P: PageAllocator> From<SlabBox<'static, T, P>> for Pin<SlabBox<'static, T, P>> {
+    fn from(this: SlabBox<'static, T, P>) -> Self {
         SlabBox::into_pin(this)
     }
 }

@@ -17,7 +17,8 @@
 //!   ever walks a list to find room.
 //! - Lists are intrusive and doubly linked through the slab headers: O(1)
 //!   insert and remove, no memory of their own.
-//! - `empty.len <= config.reserve` after every free. The reserve (two slabs by
+//! - `empty.len <= config.reserve` after every free and every change of the
+//!   configuration. The reserve (two slabs by
 //!   default, as in the original design) absorbs alloc/free ping-pong at a
 //!   slab boundary without a page allocator round trip; an empty slab beyond
 //!   it goes straight back to the page allocator. [`CacheCore::shrink`] gives
@@ -37,6 +38,7 @@ use crate::misuse::Misuse;
 use crate::page_allocator::{PageAllocator, page_size_of};
 use crate::slab::{Slab, SlabGeometry};
 use crate::stats::CacheStats;
+use crate::sync::{AtomicU32, Ordering};
 
 /// Empty slabs a cache keeps by default instead of giving their pages back.
 pub const DEFAULT_RESERVE: usize = 2;
@@ -107,6 +109,47 @@ impl CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A number that tells one cache's slabs from every other's, written in each
+/// slab header; checked builds compare it on every free, which catches a
+/// pointer freed into the wrong cache (or allocator) and a pointer into
+/// memory that is no slab. Assigned on first use from a global counter, so a
+/// cache can still be built by a `const fn`; the fronts own one each (all the
+/// size classes of one `SlabAllocator` share theirs, so that a free with the
+/// wrong class is reported as exactly that).
+pub(crate) struct OwnerTag(AtomicU32);
+
+impl OwnerTag {
+    pub(crate) const fn new() -> Self {
+        Self(AtomicU32::new(0))
+    }
+
+    /// The tag: non-zero, and well spread so that stray memory rarely
+    /// matches it.
+    #[inline]
+    pub(crate) fn get(&self) -> u32 {
+        match self.0.load(Ordering::Relaxed) {
+            0 => self.assign(),
+            tag => tag,
+        }
+    }
+
+    #[cold]
+    fn assign(&self) -> u32 {
+        static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let fresh = (id.wrapping_mul(0x9E37_79B1) ^ 0x51AB_0B1E) | 1;
+        // Relaxed is enough: the tag guards nothing but itself, and a thread
+        // that loses the race takes the winner's value.
+        match self
+            .0
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(winner) => winner,
+        }
     }
 }
 
@@ -192,6 +235,9 @@ pub(crate) struct CacheCore {
     empty: SlabList,
     in_use: usize,
     config: CacheConfig,
+    /// Whether page provenance is exposed for the raw front (see
+    /// `slab_allocator`'s module doc).
+    expose_pages: bool,
 }
 
 // SAFETY: the core's pointers lead only into pages it owns exclusively; moving
@@ -199,8 +245,14 @@ pub(crate) struct CacheCore {
 unsafe impl Send for CacheCore {}
 
 impl CacheCore {
-    /// A core with no slabs yet.
-    pub(crate) const fn new(geometry: SlabGeometry, config: CacheConfig) -> Self {
+    /// A core with no slabs yet. With `expose_pages`, each new page's
+    /// provenance is exposed, so that the raw front can rebuild a full
+    /// pointer to it from an address.
+    pub(crate) const fn new(
+        geometry: SlabGeometry,
+        config: CacheConfig,
+        expose_pages: bool,
+    ) -> Self {
         Self {
             geometry,
             partial: SlabList::new(),
@@ -208,6 +260,7 @@ impl CacheCore {
             empty: SlabList::new(),
             in_use: 0,
             config,
+            expose_pages,
         }
     }
 
@@ -215,8 +268,27 @@ impl CacheCore {
         self.config
     }
 
-    pub(crate) fn set_config(&mut self, config: CacheConfig) {
+    /// Applies `config`; a lower reserve gives back the empty slabs beyond it
+    /// at once.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    pub(crate) unsafe fn set_config<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        config: CacheConfig,
+    ) {
         self.config = config;
+        while self.empty.len > config.reserve {
+            // SAFETY: we hold `&mut self`.
+            let Some(slab) = (unsafe { self.empty.pop_front() }) else {
+                break;
+            };
+            // SAFETY: an empty slab has no slot in use; the page came from
+            // `pages` (shared contract).
+            unsafe { pages.deallocate_page(slab.page()) };
+        }
     }
 
     /// Pages held, on all three lists.
@@ -234,6 +306,7 @@ impl CacheCore {
     pub(crate) unsafe fn alloc<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
+        owner: &OwnerTag,
     ) -> Result<NonNull<u8>, AllocError> {
         let slab = match self.partial.head {
             Some(slab) => slab,
@@ -241,7 +314,7 @@ impl CacheCore {
                 let slab = match self.take_empty() {
                     Some(slab) => slab,
                     // SAFETY: forwarded from the caller.
-                    None => unsafe { self.grow(pages) }?,
+                    None => unsafe { self.grow(pages, owner.get()) }?,
                 };
                 // SAFETY: the slab is live, on no list, and ours.
                 unsafe { self.partial.push_front(slab) };
@@ -277,13 +350,14 @@ impl CacheCore {
     pub(crate) unsafe fn free<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
+        owner: &OwnerTag,
         slot: NonNull<u8>,
     ) -> Result<(), Misuse> {
         let geometry = self.geometry;
-        let slab = Slab::containing(slot, geometry.page_size);
+        let slab = Slab::containing(self.reach_page(slot), geometry.page_size);
         // SAFETY: we hold `&mut self`; `slab` was computed from `slot`, which
         // the caller says is one of our slots (checked builds verify it).
-        unsafe { slab.check_free(slot, &geometry) }?;
+        unsafe { slab.check_free(slot, &geometry, owner.get()) }?;
         // SAFETY: `slot` is ours, so `slab` is one of our live slabs.
         let was_full = unsafe { slab.in_use() } == geometry.capacity;
         // SAFETY: as above; `slot` is handed out and no longer used.
@@ -313,6 +387,25 @@ impl CacheCore {
             }
         }
         Ok(())
+    }
+
+    /// `slot`, with a provenance that reaches its slab header.
+    ///
+    /// The typed front's handles keep the pointer their slab gave them, which
+    /// reaches the whole page. The raw front cannot count on that: a pointer
+    /// coming back through `deallocate` or `GlobalAlloc::dealloc` may carry
+    /// less — a `Box` narrows its pointer's borrow to the object alone — and
+    /// reading the header through it would be undefined behaviour under Rust's
+    /// aliasing rules. So raw cores expose each page's provenance when it
+    /// becomes a slab (`expose_pages`), and rebuild the pointer from the
+    /// address here.
+    #[inline]
+    fn reach_page(&self, slot: NonNull<u8>) -> NonNull<u8> {
+        if !self.expose_pages {
+            return slot;
+        }
+        let exposed = core::ptr::with_exposed_provenance_mut::<u8>(slot.as_ptr().addr());
+        NonNull::new(exposed).unwrap_or(slot)
     }
 
     /// Gives every empty slab's page back, the reserve included, and returns
@@ -364,7 +457,11 @@ impl CacheCore {
     ///
     /// The shared contract on [`CacheCore`].
     #[cold]
-    unsafe fn grow<P: PageAllocator + ?Sized>(&mut self, pages: &P) -> Result<Slab, AllocError> {
+    unsafe fn grow<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: u32,
+    ) -> Result<Slab, AllocError> {
         debug_assert_eq!(page_size_of::<P>(), self.geometry.page_size);
         if let Some(limit) = self.config.page_limit
             && self.pages_held() >= limit
@@ -381,9 +478,12 @@ impl CacheCore {
                 page_size,
             });
         }
+        if self.expose_pages {
+            let _ = page.as_ptr().expose_provenance();
+        }
         // SAFETY: the page allocator's contract: `page_size` bytes, ours until
         // given back; aligned, as just checked.
-        Ok(unsafe { Slab::init(page, &self.geometry) })
+        Ok(unsafe { Slab::init(page, &self.geometry, owner) })
     }
 }
 
@@ -411,26 +511,28 @@ mod tests {
     struct Harness {
         core: CacheCore,
         pages: GlobalPages,
+        owner: OwnerTag,
     }
 
     impl Harness {
         fn new(size: usize, config: CacheConfig) -> Self {
             let geometry = SlabGeometry::new(4096, size, 8).unwrap();
             Self {
-                core: CacheCore::new(geometry, config),
+                core: CacheCore::new(geometry, config, false),
                 pages: GlobalPages::new(),
+                owner: OwnerTag::new(),
             }
         }
 
         fn alloc(&mut self) -> Result<NonNull<u8>, AllocError> {
             // SAFETY: `self.pages` is the only page source this core sees.
-            unsafe { self.core.alloc(&self.pages) }
+            unsafe { self.core.alloc(&self.pages, &self.owner) }
         }
 
         /// Callers pass only slots from `alloc` not yet freed.
         fn free(&mut self, slot: NonNull<u8>) {
             // SAFETY: as for `alloc`; the slot is handed out (callers' promise).
-            unsafe { self.core.free(&self.pages, slot) }.unwrap()
+            unsafe { self.core.free(&self.pages, &self.owner, slot) }.unwrap()
         }
 
         fn shrink(&mut self) -> usize {

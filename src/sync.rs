@@ -10,7 +10,7 @@
 //! OS's own primitives would recurse into). Critical sections are a handful of
 //! pointer moves, so spinning is also the cheapest choice when uncontended.
 
-pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// A mutual-exclusion lock with a `const` constructor, so caches can be `static`.
 pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);

@@ -25,7 +25,7 @@ use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
 use crate::slab_box::SlabBox;
-use crate::slab_cache::{CacheConfig, CacheCore};
+use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag};
 use crate::stats::CacheStats;
 use crate::sync::Mutex;
 
@@ -64,6 +64,7 @@ use crate::sync::Mutex;
 pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
     core: Mutex<CacheCore>,
     pages: P,
+    owner: OwnerTag,
     /// The cache stores `T`s; `*const` keeps the auto traits off so the
     /// impls below can state the real conditions.
     _objects: PhantomData<*const T>,
@@ -118,8 +119,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// says.
     pub const fn with_config(pages: P, config: CacheConfig) -> Self {
         Self {
-            core: Mutex::new(CacheCore::new(Self::GEOMETRY, config)),
+            core: Mutex::new(CacheCore::new(Self::GEOMETRY, config, false)),
             pages,
+            owner: OwnerTag::new(),
             _objects: PhantomData,
         }
     }
@@ -173,7 +175,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     }
 
     /// Like [`alloc`](Self::alloc), pinned: the value never moves again.
-    pub fn pin(&self, value: T) -> Result<Pin<SlabBox<'_, T, P>>, AllocFailed<T>> {
+    /// For `static` caches (see [`SlabBox::into_pin`] for why).
+    pub fn pin(&'static self, value: T) -> Result<Pin<SlabBox<'static, T, P>>, AllocFailed<T>> {
         self.alloc(value).map(SlabBox::into_pin)
     }
 
@@ -187,7 +190,11 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 
     /// A snapshot of the cache's counters.
     pub fn stats(&self) -> CacheStats {
-        self.core.lock().stats(core::any::type_name::<T>())
+        let mut stats = self.core.lock().stats(core::any::type_name::<T>());
+        // A zero-sized `T` takes no slot: say so, as the consts do.
+        stats.object_size = Self::OBJECT_SIZE;
+        stats.objects_per_slab = Self::OBJECTS_PER_SLAB;
+        stats
     }
 
     /// The current growth and reserve settings.
@@ -195,10 +202,13 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         self.core.lock().config()
     }
 
-    /// Changes the growth and reserve settings. A lower page limit takes
-    /// effect on the next growth; nothing already allocated is touched.
+    /// Changes the growth and reserve settings. A lower reserve gives back
+    /// the empty slabs beyond it at once; a lower page limit takes effect on
+    /// the next growth (nothing in use is touched).
     pub fn set_config(&self, config: CacheConfig) {
-        self.core.lock().set_config(config);
+        let mut core = self.core.lock();
+        // SAFETY: `self.pages` is the only page allocator this core sees.
+        unsafe { core.set_config(&self.pages, config) };
     }
 
     /// The page allocator this cache takes its pages from.
@@ -222,7 +232,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         }
         let mut core = self.core.lock();
         // SAFETY: `self.pages` is the only page allocator this core sees.
-        let slot = unsafe { core.alloc(&self.pages) }?;
+        let slot = unsafe { core.alloc(&self.pages, &self.owner) }?;
         Ok(slot.cast())
     }
 
@@ -244,7 +254,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
             let mut core = self.core.lock();
             // SAFETY: the caller's guarantees, and `self.pages` is the only
             // page allocator this core sees.
-            unsafe { core.free(&self.pages, slot) }
+            unsafe { core.free(&self.pages, &self.owner, slot) }
         };
         // Reported after the lock is released.
         if let Err(misuse) = outcome {
