@@ -1,0 +1,189 @@
+//! Misuse detection in checked builds (every build with `debug_assertions`,
+//! or with the `checked` feature): a double free, a pointer that is not a
+//! slot handed out by this very cache or allocator (inside a slot, a slot
+//! never handed out, a slot of another cache), and a free with the layout of
+//! another size class each panic with a message naming the misuse, instead
+//! of corrupting the cache.
+//!
+//! Each test commits exactly one misuse on purpose; the `unsafe` blocks that
+//! do so say so in their `SAFETY:` comments. What makes them sound is the
+//! check itself: it runs before anything is changed, on memory that is still
+//! a live slab of the allocator.
+
+#![cfg(debug_assertions)]
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use minimal_slab::{SlabAllocator, SlabBox, SlabCache};
+
+fn layout(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).unwrap()
+}
+
+/// A block that frees itself when dropped — also while a test unwinds from
+/// the expected panic, so that nothing leaks.
+struct Owned<'a> {
+    heap: &'a SlabAllocator,
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl<'a> Owned<'a> {
+    fn new(heap: &'a SlabAllocator, layout: Layout) -> Self {
+        let ptr = heap.allocate(layout).unwrap();
+        Self { heap, ptr, layout }
+    }
+}
+
+impl Drop for Owned<'_> {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` from `heap` with `layout`, freed once here.
+        unsafe { self.heap.deallocate(self.ptr, self.layout) };
+    }
+}
+
+#[test]
+#[should_panic(expected = "double free")]
+fn freeing_a_block_twice_panics() {
+    let heap = SlabAllocator::new();
+    let l = layout(48, 8);
+    let _keep = Owned::new(&heap, l); // keeps the slab in use
+    let p = heap.allocate(l).unwrap();
+    // SAFETY: allocated from `heap` with `l`, freed once here.
+    unsafe { heap.deallocate(p, l) };
+    // SAFETY: deliberate misuse: a double free, which checked builds detect
+    // before touching the slab (still live: `_keep` is in it).
+    unsafe { heap.deallocate(p, l) };
+}
+
+#[test]
+#[should_panic(expected = "foreign pointer")]
+fn freeing_a_pointer_into_the_middle_of_a_slot_panics() {
+    let heap = SlabAllocator::new();
+    let l = layout(64, 8);
+    let block = Owned::new(&heap, l);
+    // SAFETY: one byte into the 64-byte slot: inside the same allocation.
+    let inside = unsafe { block.ptr.add(1) };
+    // SAFETY: deliberate misuse: not a slot start; detected before any change.
+    unsafe { heap.deallocate(inside, l) };
+}
+
+#[test]
+#[should_panic(expected = "foreign pointer")]
+fn freeing_a_slot_never_handed_out_panics() {
+    let heap = SlabAllocator::new();
+    let l = layout(64, 64);
+    let block = Owned::new(&heap, l);
+    let next_slot = block.ptr.map_addr(|a| a.checked_add(64).unwrap());
+    assert_eq!(heap.stats().objects_in_use(), 1);
+    // SAFETY: deliberate misuse: the next slot of the same slab, never handed
+    // out; detected before any change.
+    unsafe { heap.deallocate(next_slot, l) };
+}
+
+#[test]
+#[should_panic(expected = "wrong layout")]
+fn freeing_with_the_layout_of_another_class_panics() {
+    let heap = SlabAllocator::new();
+    let block = Owned::new(&heap, layout(64, 8));
+    // SAFETY: deliberate misuse: 64 bytes freed as 32, which goes to the
+    // 32-byte class; detected before any change.
+    unsafe { heap.deallocate(block.ptr, layout(32, 8)) };
+}
+
+#[test]
+fn a_detected_misuse_leaves_the_allocator_usable() {
+    let heap = SlabAllocator::new();
+    let l = layout(64, 8);
+    let p = heap.allocate(l).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: deliberate misuse: freed with another class's layout;
+        // detected and reported before anything changes.
+        unsafe { heap.deallocate(p, layout(16, 8)) };
+    }));
+    assert!(result.is_err());
+    let s = heap.stats();
+    assert_eq!(s.objects_in_use(), 1, "nothing was freed");
+    // SAFETY: `p` is still allocated with `l`; freed once, correctly.
+    unsafe { heap.deallocate(p, l) };
+    assert_eq!(heap.stats().objects_in_use(), 0);
+    let q = heap.allocate(l).unwrap();
+    assert_eq!(q, p, "the slot is handed out again");
+    // SAFETY: allocated with `l`, not used again.
+    unsafe { heap.deallocate(q, l) };
+}
+
+#[test]
+#[should_panic(expected = "double free")]
+fn two_handles_to_one_slot_panic_on_the_second_drop() {
+    let cache: SlabCache<u64> = SlabCache::new();
+    let _keep = cache.alloc(0).unwrap(); // keeps the slab in use
+    let raw = SlabBox::into_raw(cache.alloc(7).unwrap());
+    // SAFETY: `raw` came from `into_raw` on this cache.
+    let first = unsafe { SlabBox::from_raw(&cache, raw) };
+    // SAFETY: deliberate misuse: a second handle to the same slot. `u64` has
+    // no destructor and the value is never read through it; its drop frees
+    // the slot a second time, which checked builds detect.
+    let second = unsafe { SlabBox::from_raw(&cache, raw) };
+    assert_eq!(*first, 7);
+    drop(first); // the legitimate free
+    assert_eq!(cache.stats().objects_in_use, 1);
+    drop(second); // panics: double free
+}
+
+#[test]
+#[should_panic(expected = "foreign pointer")]
+fn a_handle_to_a_slot_never_handed_out_panics_on_drop() {
+    let cache: SlabCache<u64> = SlabCache::new();
+    let raw = SlabBox::into_raw(cache.alloc(1).unwrap());
+    // SAFETY: `raw` came from `into_raw` on this cache; the one handle to it.
+    let _b = unsafe { SlabBox::from_raw(&cache, raw) };
+    let next_slot = raw.map_addr(|a| a.checked_add(8).unwrap());
+    // SAFETY: deliberate misuse: a handle to the next slot, never handed out.
+    // `u64` has no destructor; the free is checked before any change.
+    drop(unsafe { SlabBox::from_raw(&cache, next_slot) });
+}
+
+#[test]
+#[should_panic(expected = "foreign pointer")]
+fn a_slot_of_another_cache_is_a_foreign_pointer() {
+    // `SlabBox::from_raw` documents: a slot of another cache is a foreign
+    // pointer, and checked builds panic on it when the handle is dropped.
+    let home: SlabCache<u64> = SlabCache::new();
+    let elsewhere: SlabCache<u64> = SlabCache::new();
+    let _a = home.alloc(1).unwrap();
+    let _c = elsewhere.alloc(3).unwrap();
+    let raw = SlabBox::into_raw(home.alloc(2).unwrap());
+    /// Gives the slot back to its own cache while the test unwinds.
+    struct GiveBack<'a>(&'a SlabCache<u64>, NonNull<u64>);
+    impl Drop for GiveBack<'_> {
+        fn drop(&mut self) {
+            // SAFETY: the slot came from `into_raw` on this cache; the
+            // misused handle below was rejected without freeing it, so this
+            // is the one handle that frees it.
+            drop(unsafe { SlabBox::from_raw(self.0, self.1) });
+        }
+    }
+    let _give_back = GiveBack(&home, raw);
+    // SAFETY: deliberate misuse: `raw` is a slot of `home`, handed to
+    // `elsewhere`; `u64` has no destructor, and checked builds reject the
+    // free before changing anything.
+    drop(unsafe { SlabBox::from_raw(&elsewhere, raw) });
+}
+
+#[test]
+#[should_panic(expected = "foreign pointer")]
+fn a_block_of_another_allocator_is_a_foreign_pointer() {
+    // `SlabAllocator::deallocate` documents that checked builds detect "a
+    // pointer this allocator never handed out".
+    let home = SlabAllocator::new();
+    let elsewhere = SlabAllocator::new();
+    let l = layout(32, 8);
+    let _a = Owned::new(&home, l);
+    let _c = Owned::new(&elsewhere, l);
+    let block = Owned::new(&home, l);
+    // SAFETY: deliberate misuse: the block came from `home`, not
+    // `elsewhere`; checked builds reject the free before changing anything.
+    unsafe { elsewhere.deallocate(block.ptr, l) };
+}
