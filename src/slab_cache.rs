@@ -10,25 +10,33 @@
 //!
 //! # Invariants
 //!
-//! - Each slab is on exactly one of three lists, chosen by how many of its
-//!   slots are in use: **full** (all), **partial** (some), **empty** (none).
-//!   So an allocation takes the head of `partial` — or, failing that, of
-//!   `empty`, or a new page — and a free moves its slab at most once; nothing
-//!   ever walks a list to find room.
+//! - Each slab is on exactly one of two lists: **full** (every slot in use)
+//!   or **available** (at least one slot free). So an allocation takes the
+//!   head of `available` — or a new page — and a free moves its slab at most
+//!   once; nothing ever walks a list to find room.
 //! - Lists are intrusive and doubly linked through the slab headers: O(1)
 //!   insert and remove, no memory of their own.
-//! - `empty.len <= config.reserve` after every free and every change of the
-//!   configuration. The reserve (two slabs by
-//!   default, as in the original design) absorbs alloc/free ping-pong at a
-//!   slab boundary without a page allocator round trip; an empty slab beyond
-//!   it goes straight back to the page allocator. [`CacheCore::shrink`] gives
-//!   back the reserve too.
+//! - `empty` counts the slabs with no slot in use (all on `available`), and
+//!   `empty <= config.reserve` after every free and every change of the
+//!   configuration. The reserve (two slabs by default, as in the original
+//!   design) absorbs alloc/free ping-pong at a slab boundary without a page
+//!   allocator round trip; the free that empties a slab beyond it gives the
+//!   page straight back. [`CacheCore::shrink`] gives back the reserve too.
 //! - `pages_held() <= config.page_limit` whenever the cap was set before the
 //!   pages were taken: growth stops at the cap with an error.
 //! - `in_use` is the sum of the slabs' `in_use`.
 //!
-//! Recently freed slabs go to the front of `partial`, so the next allocation
-//! reuses the slot that was just freed, whose cache lines are still warm.
+//! Empty slabs kept as the reserve stay on `available` rather than on a list
+//! of their own. An earlier design kept a third list for them, and measured
+//! it: with one object live at a time, every alloc/free pair moved its slab
+//! from `empty` to `partial` and back — four list operations on the hottest
+//! path (`cargo bench --bench quick`, `pair`). Counting them costs nothing
+//! there; only `shrink` and a lowered reserve must now look for them, and
+//! those are not on the allocation path.
+//!
+//! Recently freed slabs go to the front of `available`, so the next
+//! allocation reuses the slot that was just freed, whose cache lines are
+//! still warm.
 
 use core::fmt;
 use core::ptr::NonNull;
@@ -206,18 +214,6 @@ impl SlabList {
         }
         self.len -= 1;
     }
-
-    /// Unlinks and returns the first slab.
-    ///
-    /// # Safety
-    ///
-    /// The caller has exclusive access to every slab on this list.
-    unsafe fn pop_front(&mut self) -> Option<Slab> {
-        let head = self.head?;
-        // SAFETY: `head` is on this list; exclusivity from the caller.
-        unsafe { self.remove(head) };
-        Some(head)
-    }
 }
 
 /// The slabs of one object size. Not synchronised: the fronts wrap it in a
@@ -230,13 +226,16 @@ impl SlabList {
 /// different allocator would receive pages it never handed out.
 pub(crate) struct CacheCore {
     geometry: SlabGeometry,
-    partial: SlabList,
+    /// Slabs with at least one free slot, empty ones included.
+    available: SlabList,
+    /// Slabs with every slot in use.
     full: SlabList,
-    empty: SlabList,
+    /// How many slabs on `available` have no slot in use.
+    empty: usize,
     in_use: usize,
     config: CacheConfig,
     /// Whether page provenance is exposed for the raw front (see
-    /// `slab_allocator`'s module doc).
+    /// [`reach_page`](Self::reach_page)).
     expose_pages: bool,
 }
 
@@ -255,9 +254,9 @@ impl CacheCore {
     ) -> Self {
         Self {
             geometry,
-            partial: SlabList::new(),
+            available: SlabList::new(),
             full: SlabList::new(),
-            empty: SlabList::new(),
+            empty: 0,
             in_use: 0,
             config,
             expose_pages,
@@ -280,20 +279,13 @@ impl CacheCore {
         config: CacheConfig,
     ) {
         self.config = config;
-        while self.empty.len > config.reserve {
-            // SAFETY: we hold `&mut self`.
-            let Some(slab) = (unsafe { self.empty.pop_front() }) else {
-                break;
-            };
-            // SAFETY: an empty slab has no slot in use; the page came from
-            // `pages` (shared contract).
-            unsafe { pages.deallocate_page(slab.page()) };
-        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.release_empty(pages, config.reserve) };
     }
 
-    /// Pages held, on all three lists.
+    /// Pages held, one per slab.
     pub(crate) fn pages_held(&self) -> usize {
-        self.partial.len + self.full.len + self.empty.len
+        self.available.len + self.full.len
     }
 
     /// Hands out one slot of `geometry.slot_size` bytes, aligned to the
@@ -308,27 +300,30 @@ impl CacheCore {
         pages: &P,
         owner: &OwnerTag,
     ) -> Result<NonNull<u8>, AllocError> {
-        let slab = match self.partial.head {
+        let slab = match self.available.head {
             Some(slab) => slab,
             None => {
-                let slab = match self.take_empty() {
-                    Some(slab) => slab,
-                    // SAFETY: forwarded from the caller.
-                    None => unsafe { self.grow(pages, owner.get()) }?,
-                };
+                // SAFETY: forwarded from the caller.
+                let slab = unsafe { self.grow(pages, owner.get()) }?;
                 // SAFETY: the slab is live, on no list, and ours.
-                unsafe { self.partial.push_front(slab) };
+                unsafe { self.available.push_front(slab) };
+                self.empty += 1;
                 slab
             }
         };
         // SAFETY: slabs on our lists are live and we hold `&mut self`.
+        let was_empty = unsafe { slab.in_use() } == 0;
+        // SAFETY: as above.
         let Some(slot) = (unsafe { slab.pop_slot(&self.geometry) }) else {
-            unreachable!("a slab on the partial list has a free slot")
+            unreachable!("a slab on the available list has a free slot")
         };
+        if was_empty {
+            self.empty -= 1;
+        }
         // SAFETY: as above.
         if unsafe { slab.in_use() } == self.geometry.capacity {
-            // SAFETY: the slab is on `partial`; exclusive access via `&mut self`.
-            unsafe { self.partial.remove(slab) };
+            // SAFETY: the slab is on `available`; exclusive access via `&mut self`.
+            unsafe { self.available.remove(slab) };
             // SAFETY: now on no list.
             unsafe { self.full.push_front(slab) };
         }
@@ -366,25 +361,27 @@ impl CacheCore {
 
         // SAFETY: as above.
         let now_empty = unsafe { slab.in_use() } == 0;
-        if now_empty || was_full {
-            let from = if was_full {
+        if now_empty && self.empty >= self.config.reserve {
+            let list = if was_full {
                 &mut self.full
             } else {
-                &mut self.partial
+                &mut self.available
             };
-            // SAFETY: the slab was on `full` iff it was full, else on `partial`.
-            unsafe { from.remove(slab) };
-            if !now_empty {
-                // SAFETY: on no list now.
-                unsafe { self.partial.push_front(slab) };
-            } else if self.empty.len < self.config.reserve {
-                // SAFETY: on no list now.
-                unsafe { self.empty.push_front(slab) };
-            } else {
-                // SAFETY: the slab is on no list and has no slot in use, so no
-                // one uses its page; it came from `pages` (shared contract).
-                unsafe { pages.deallocate_page(slab.page()) };
-            }
+            // SAFETY: the slab was on `full` iff it was full.
+            unsafe { list.remove(slab) };
+            // SAFETY: the slab is on no list and has no slot in use, so no
+            // one uses its page; it came from `pages` (shared contract).
+            unsafe { pages.deallocate_page(slab.page()) };
+            return Ok(());
+        }
+        if was_full {
+            // SAFETY: the slab is on `full`; exclusive access via `&mut self`.
+            unsafe { self.full.remove(slab) };
+            // SAFETY: on no list now.
+            unsafe { self.available.push_front(slab) };
+        }
+        if now_empty {
+            self.empty += 1;
         }
         Ok(())
     }
@@ -415,13 +412,38 @@ impl CacheCore {
     ///
     /// The shared contract on [`CacheCore`].
     pub(crate) unsafe fn shrink<P: PageAllocator + ?Sized>(&mut self, pages: &P) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.release_empty(pages, 0) }
+    }
+
+    /// Gives back empty slabs until at most `keep` remain, and returns how
+    /// many went back. Walks `available`: for `shrink` and configuration
+    /// changes, never for an allocation or a free.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    unsafe fn release_empty<P: PageAllocator + ?Sized>(&mut self, pages: &P, keep: usize) -> usize {
         let mut released = 0;
-        // SAFETY: we hold `&mut self`.
-        while let Some(slab) = unsafe { self.empty.pop_front() } {
-            // SAFETY: an empty slab has no slot in use; the page came from
-            // `pages` (shared contract).
-            unsafe { pages.deallocate_page(slab.page()) };
-            released += 1;
+        let mut cursor = self.available.head;
+        while self.empty > keep {
+            let Some(slab) = cursor else {
+                debug_assert!(false, "{} empty slabs counted but not found", self.empty);
+                break;
+            };
+            // SAFETY: slabs on our lists are live and we hold `&mut self`.
+            let (_, next) = unsafe { slab.links() };
+            cursor = next;
+            // SAFETY: as above.
+            if unsafe { slab.in_use() } == 0 {
+                // SAFETY: the slab is on `available`.
+                unsafe { self.available.remove(slab) };
+                // SAFETY: an empty slab has no slot in use; the page came
+                // from `pages` (shared contract).
+                unsafe { pages.deallocate_page(slab.page()) };
+                self.empty -= 1;
+                released += 1;
+            }
         }
         released
     }
@@ -438,17 +460,11 @@ impl CacheCore {
             objects_in_use: self.in_use,
             free_slots: pages * g.capacity - self.in_use,
             full_slabs: self.full.len,
-            partial_slabs: self.partial.len,
-            empty_slabs: self.empty.len,
+            partial_slabs: self.available.len - self.empty,
+            empty_slabs: self.empty,
             pages,
             header_bytes: pages * g.first_slot,
         }
-    }
-
-    /// An empty slab from the reserve, if any.
-    fn take_empty(&mut self) -> Option<Slab> {
-        // SAFETY: we hold `&mut self`, so exclusive access to our slabs.
-        unsafe { self.empty.pop_front() }
     }
 
     /// A fresh slab on a new page, or the reason there is none.
@@ -493,8 +509,8 @@ impl fmt::Debug for CacheCore {
             .field("geometry", &self.geometry)
             .field("in_use", &self.in_use)
             .field("full", &self.full.len)
-            .field("partial", &self.partial.len)
-            .field("empty", &self.empty.len)
+            .field("available", &self.available.len)
+            .field("empty", &self.empty)
             .field("config", &self.config)
             .finish()
     }
@@ -563,7 +579,7 @@ mod tests {
         h.free(first[0]);
         assert_eq!(h.lists(), (0, 2, 0), "full -> partial on the first free");
         h.free(extra);
-        assert_eq!(h.lists(), (0, 1, 1), "partial -> empty on the last free");
+        assert_eq!(h.lists(), (0, 1, 1), "the last free empties a slab");
         for &slot in &first[1..] {
             h.free(slot);
         }
@@ -595,6 +611,31 @@ mod tests {
         assert_eq!(a, b, "the empty slab's slot comes back");
         assert_eq!(h.core.pages_held(), 1);
         h.free(b);
+    }
+
+    #[test]
+    fn shrink_and_a_lower_reserve_find_empty_slabs_among_partial_ones() {
+        let mut h = Harness::new(1024, CacheConfig::new().reserve(3));
+        assert_eq!(h.core.geometry.capacity, 3);
+        let slots: Vec<_> = (0..9).map(|_| h.alloc().unwrap()).collect();
+        assert_eq!(h.lists(), (3, 0, 0));
+        // Empty the first and last slab, leave the middle one partial.
+        for &i in &[0, 1, 2, 6, 7, 8, 4] {
+            h.free(slots[i]);
+        }
+        assert_eq!(h.lists(), (0, 1, 2));
+        // SAFETY: `h.pages` is the core's page source.
+        unsafe { h.core.set_config(&h.pages, CacheConfig::new().reserve(1)) };
+        assert_eq!(h.lists(), (0, 1, 1), "a lower reserve gives back at once");
+        assert_eq!(h.shrink(), 1);
+        assert_eq!(h.lists(), (0, 1, 0));
+        h.free(slots[3]);
+        h.free(slots[5]);
+        assert_eq!(
+            h.lists(),
+            (0, 0, 1),
+            "the reserve of one keeps the last slab"
+        );
     }
 
     #[test]
