@@ -57,7 +57,7 @@
 //! ```text
 //!   SlabCache<T> / SlabBox          SlabAllocator (size classes, fallback)
 //!            \                         /
-//!             slab_cache: one object size — partial, full, empty slabs
+//!             slab_cache: one object size — available and full slabs
 //!                          |
 //!             slab: one page — header, slots, intrusive free list
 //!                          |
@@ -68,9 +68,10 @@
 //! pointer to the next free slot, and slots never used are handed out by a
 //! bump offset, so a new slab costs nothing to set up. Pages are aligned to
 //! their size, so the slab owning an object is found by masking its address.
-//! A cache keeps its slabs on three intrusive lists — full, partial, empty —
-//! so neither alloc nor free ever scans; it grows a page at a time, keeps a
-//! reserve of two empty slabs, and gives the other empty pages back.
+//! A cache keeps its slabs on two intrusive lists — full, and available (a
+//! slot free) — so neither alloc nor free ever scans; it grows a page at a
+//! time, keeps a reserve of two empty slabs, and gives the other empty pages
+//! back.
 //!
 //! # Features
 //!

@@ -136,7 +136,7 @@ struct FreeSlot {
 /// The bookkeeping at the start of every slab page.
 #[repr(C)]
 pub(crate) struct SlabHeader {
-    /// Neighbours on the cache list this slab is on (partial, full or empty).
+    /// Neighbours on the cache list this slab is on (available or full).
     prev: Option<Slab>,
     next: Option<Slab>,
     /// Most recently freed slot; the free list runs through the free slots.

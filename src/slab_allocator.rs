@@ -24,6 +24,15 @@
 //! wasted entries. A largest class that does not fit the page size is a
 //! compile error.
 //!
+//! # Provenance
+//!
+//! A pointer handed back to `deallocate` or `GlobalAlloc::dealloc` may carry
+//! less provenance than its page — a `Box` narrows its borrow to the object —
+//! so the size classes do not reach the slab header through it: each class
+//! page's provenance is exposed when it becomes a slab, and the header
+//! pointer is rebuilt from the address (`with_exposed_provenance`). The typed
+//! front needs none of this and stays within strict provenance.
+//!
 //! # As the global allocator
 //!
 //! `SlabAllocator` implements [`GlobalAlloc`]. Its pages must then come from
