@@ -3,7 +3,7 @@
 //! # What a cache owns
 //!
 //! Every page it took from its page allocator, each set up as a slab of one
-//! [`SlabGeometry`]. The cache core does not own the page allocator: the
+//! `SlabGeometry`. The cache core does not own the page allocator: the
 //! fronts above (the typed [`SlabCache`](crate::SlabCache) and the size
 //! classes of [`SlabAllocator`](crate::SlabAllocator)) own it and pass it in,
 //! so that one page source can serve several cores.
@@ -21,7 +21,7 @@
 //!   configuration. The reserve (two slabs by default, as in the original
 //!   design) absorbs alloc/free ping-pong at a slab boundary without a page
 //!   allocator round trip; the free that empties a slab beyond it gives the
-//!   page straight back. [`CacheCore::shrink`] gives back the reserve too.
+//!   page straight back. `CacheCore::shrink` gives back the reserve too.
 //! - `pages_held() <= config.page_limit` whenever the cap was set before the
 //!   pages were taken: growth stops at the cap with an error.
 //! - `in_use` is the sum of the slabs' `in_use`.
