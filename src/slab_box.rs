@@ -141,10 +141,9 @@ impl<T, P: PageAllocator> SlabBox<'static, T, P> {
     /// assert_eq!(pinned.len(), 32);
     /// ```
     pub fn into_pin(this: Self) -> Pin<Self> {
-        // SAFETY: the value sits in a slot that never moves. The cache is
-        // borrowed for `'static`, so it and its page allocator are never
-        // dropped, and the slot is reused only after the handle's `Drop` has
-        // dropped the value — or never, if the handle is forgotten.
+        // SAFETY: the slot never moves, and the cache (borrowed for `'static`,
+        // so never dropped with its pages) reuses it only after `Drop` has
+        // dropped the value, or never if the handle is forgotten.
         unsafe { Pin::new_unchecked(this) }
     }
 }
