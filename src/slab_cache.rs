@@ -34,9 +34,12 @@
 //! there; only `shrink` and a lowered reserve must now look for them, and
 //! those are not on the allocation path.
 //!
-//! Recently freed slabs go to the front of `available`, so the next
-//! allocation reuses the slot that was just freed, whose cache lines are
-//! still warm.
+//! A slab that stops being full goes to the front of `available`, so the
+//! next allocation takes a slot that was just freed, whose cache lines are
+//! still warm. A slab already on `available` stays where it is: moving it to
+//! the front on every free would put a list operation on the hot path, so the
+//! slot reused next is the head slab's most recently freed one, not always
+//! the very last slot freed in the cache.
 
 use core::fmt;
 use core::ptr::NonNull;
