@@ -269,33 +269,45 @@ impl Slab {
 
     /// Puts `slot` back on the free list.
     ///
-    /// The link is written through `slot` itself — the caller's pointer is
-    /// the one entitled to the slot's bytes right now (a `Box` being freed
-    /// still guards them) — while the pointer kept on the list is rebuilt from
-    /// the slab's own, so that the slot's next owner gets the page's
-    /// provenance, not whatever the last owner's pointer had.
+    /// The link is written through `slot` itself for the first `guarded`
+    /// bytes — the caller's pointer is the one entitled to them right now (a
+    /// `Box` being freed still guards its object) — and through the slab's
+    /// own pointer for the rest of the word, which a small object's borrow
+    /// does not cover. The pointer kept on the list is rebuilt from the
+    /// slab's own, so the slot's next owner gets the page's provenance, not
+    /// whatever the last owner's pointer had.
     ///
     /// # Safety
     ///
     /// The shared contract on [`Slab`]; `slot` is a slot of this slab that is
     /// handed out (checked builds verify it first with
     /// [`check_free`](Self::check_free)), and no one uses it after this call.
+    /// `guarded` is the size of the object the caller's borrow covers
+    /// (`usize::MAX` when the pointer reaches the whole page).
     #[inline]
-    pub(crate) unsafe fn push_slot(self, slot: NonNull<u8>, geo: &SlabGeometry) {
+    pub(crate) unsafe fn push_slot(self, slot: NonNull<u8>, geo: &SlabGeometry, guarded: usize) {
         if CHECKED {
             // SAFETY: `slot` is a handed-out slot of this live slab.
             unsafe { self.flip_bit(slot, geo) };
         }
         // SAFETY: the caller upholds the shared contract.
         let header = unsafe { self.header() };
-        // SAFETY: the slot is ours again, at least a pointer in size and
-        // aligned to one.
-        unsafe {
-            slot.cast::<FreeSlot>().write(FreeSlot {
-                next: header.free_head,
-            })
-        };
         let link = self.0.with_addr(slot.addr()).cast::<FreeSlot>();
+        let value = FreeSlot {
+            next: header.free_head,
+        };
+        let bytes = (&raw const value).cast::<u8>();
+        let len = size_of::<FreeSlot>();
+        let split = guarded.min(len);
+        // SAFETY: the slot is ours again and at least a pointer in size; the
+        // first `split` bytes lie inside the caller's borrow.
+        unsafe { core::ptr::copy_nonoverlapping(bytes, slot.as_ptr(), split) };
+        // Both stay inside `value` and the slot: `split <= len`.
+        let rest_from = bytes.wrapping_add(split);
+        let rest_to = link.as_ptr().cast::<u8>().wrapping_add(split);
+        // SAFETY: the rest of the word is in the same slot, reached through
+        // the slab's page provenance.
+        unsafe { core::ptr::copy_nonoverlapping(rest_from, rest_to, len - split) };
         header.free_head = Some(link);
         header.in_use -= 1;
     }
@@ -473,7 +485,7 @@ mod tests {
         /// Callers pass only slots they popped and did not push back.
         fn push(&self, slot: NonNull<u8>) {
             // SAFETY: as for `pop`; the slot is handed out (callers' promise).
-            unsafe { self.slab.push_slot(slot, &self.geo) }
+            unsafe { self.slab.push_slot(slot, &self.geo, usize::MAX) }
         }
 
         fn in_use(&self) -> usize {

@@ -429,8 +429,9 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             Some(class) => {
                 let mut core = self.classes[class].lock();
                 // SAFETY: the caller's guarantees; `self.pages` is the only
-                // page allocator any class core sees.
-                unsafe { core.free(&self.pages, &self.owner, ptr) }
+                // page allocator any class core sees. The caller's pointer is
+                // entitled to `layout.size()` bytes, no more.
+                unsafe { core.free(&self.pages, &self.owner, ptr, layout.size()) }
             }
             None => {
                 // SAFETY: the caller's guarantees: the same layout means the
@@ -492,7 +493,11 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         };
         if layout.size() != 0 && new_size != 0 {
             if old_class.is_some() && old_class == new_class {
-                return Ok(ptr);
+                // In place. The caller's pointer may be entitled to the old
+                // size only (a `Box`'s borrow): hand back one with the page's
+                // exposed provenance, valid for the whole slot.
+                let addr = ptr.as_ptr().addr();
+                return Ok(NonNull::new(ptr::with_exposed_provenance_mut(addr)).unwrap_or(ptr));
             }
             if old_class.is_none() && new_class.is_none() {
                 // SAFETY: both layouts belong to the fallback; the caller's

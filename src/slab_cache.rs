@@ -343,13 +343,16 @@ impl CacheCore {
     ///
     /// The shared contract on [`CacheCore`], and `slot` was handed out by
     /// [`alloc`](Self::alloc) on this core and not freed since (no double
-    /// free), and is not used after this call (no use after free).
+    /// free), and is not used after this call (no use after free). `guarded`
+    /// is how many bytes from `slot` the caller's pointer may write
+    /// (`usize::MAX` if it reaches the whole page).
     #[inline]
     pub(crate) unsafe fn free<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
         owner: &OwnerTag,
         slot: NonNull<u8>,
+        guarded: usize,
     ) -> Result<(), Misuse> {
         let geometry = self.geometry;
         let slab = Slab::containing(self.reach_page(slot), geometry.page_size);
@@ -359,7 +362,7 @@ impl CacheCore {
         // SAFETY: `slot` is ours, so `slab` is one of our live slabs.
         let was_full = unsafe { slab.in_use() } == geometry.capacity;
         // SAFETY: as above; `slot` is handed out and no longer used.
-        unsafe { slab.push_slot(slot, &geometry) };
+        unsafe { slab.push_slot(slot, &geometry, guarded) };
         self.in_use -= 1;
 
         // SAFETY: as above.
@@ -551,7 +554,7 @@ mod tests {
         /// Callers pass only slots from `alloc` not yet freed.
         fn free(&mut self, slot: NonNull<u8>) {
             // SAFETY: as for `alloc`; the slot is handed out (callers' promise).
-            unsafe { self.core.free(&self.pages, &self.owner, slot) }.unwrap()
+            unsafe { self.core.free(&self.pages, &self.owner, slot, usize::MAX) }.unwrap()
         }
 
         fn shrink(&mut self) -> usize {

@@ -253,8 +253,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         let outcome: Result<(), Misuse> = {
             let mut core = self.core.lock();
             // SAFETY: the caller's guarantees, and `self.pages` is the only
-            // page allocator this core sees.
-            unsafe { core.free(&self.pages, &self.owner, slot) }
+            // page allocator this core sees. A handle's pointer is the one its
+            // slab gave it: it reaches the whole slot.
+            unsafe { core.free(&self.pages, &self.owner, slot, usize::MAX) }
         };
         // Reported after the lock is released.
         if let Err(misuse) = outcome {

@@ -36,6 +36,26 @@ fn boxes_come_back() {
     );
 }
 
+fn small_boxes_and_in_place_growth() {
+    // Objects smaller than a free-list link: the link's bytes beyond the
+    // object lie outside the `Box`'s borrow.
+    for i in 0..SCALE as u32 {
+        let b = Box::new(i as u8);
+        assert_eq!(*b, i as u8);
+        drop(b);
+        drop(Box::new(i));
+    }
+    // Growing within a size class returns a pointer valid for the new size,
+    // even when the old one came from a `Box` covering the old size only.
+    let boxed: Box<[u8]> = vec![1_u8; 9].into_boxed_slice(); // the 16-byte class
+    let mut v = boxed.into_vec();
+    v.reserve_exact(7);
+    for i in 0..7 {
+        v.push(i);
+    }
+    assert_eq!(v, [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 2, 3, 4, 5, 6]);
+}
+
 fn collections_work() {
     let mut words: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..SCALE {
@@ -75,12 +95,16 @@ fn main() {
     // Warm up what std allocates once and keeps (the stdout buffer, the
     // main thread's bookkeeping, a first spawned thread's), so that the
     // counters below see the tests alone.
-    println!("running 3 tests on SlabAllocator as the global allocator");
+    println!("running 4 tests on SlabAllocator as the global allocator");
     std::thread::spawn(|| ()).join().unwrap();
     let start = HEAP.stats();
     let mut passed = 0;
     for (name, test) in [
         ("boxes_come_back", boxes_come_back as fn()),
+        (
+            "small_boxes_and_in_place_growth",
+            small_boxes_and_in_place_growth,
+        ),
         ("collections_work", collections_work),
         ("threads_share_it", threads_share_it),
     ] {
