@@ -64,7 +64,7 @@ use crate::error::AllocError;
 use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::SlabGeometry;
-use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag};
+use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag, with_exposed_page_provenance};
 use crate::stats::AllocatorStats;
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 
@@ -496,8 +496,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
                 // In place. The caller's pointer may be entitled to the old
                 // size only (a `Box`'s borrow): hand back one with the page's
                 // exposed provenance, valid for the whole slot.
-                let addr = ptr.as_ptr().addr();
-                return Ok(NonNull::new(ptr::with_exposed_provenance_mut(addr)).unwrap_or(ptr));
+                return Ok(with_exposed_page_provenance(ptr));
             }
             if old_class.is_none() && new_class.is_none() {
                 // SAFETY: both layouts belong to the fallback; the caller's

@@ -219,6 +219,15 @@ impl SlabList {
     }
 }
 
+/// `ptr` rebuilt from its address with the provenance its slab page exposed
+/// when it became a slab (cores built with `expose_pages`): it reaches the
+/// header and the whole slot, whatever borrow the caller's pointer had.
+#[inline]
+pub(crate) fn with_exposed_page_provenance(ptr: NonNull<u8>) -> NonNull<u8> {
+    let exposed = core::ptr::with_exposed_provenance_mut::<u8>(ptr.as_ptr().addr());
+    NonNull::new(exposed).unwrap_or(ptr)
+}
+
 /// The slabs of one object size. Not synchronised: the fronts wrap it in a
 /// lock.
 ///
@@ -404,11 +413,11 @@ impl CacheCore {
     /// address here.
     #[inline]
     fn reach_page(&self, slot: NonNull<u8>) -> NonNull<u8> {
-        if !self.expose_pages {
-            return slot;
+        if self.expose_pages {
+            with_exposed_page_provenance(slot)
+        } else {
+            slot
         }
-        let exposed = core::ptr::with_exposed_provenance_mut::<u8>(slot.as_ptr().addr());
-        NonNull::new(exposed).unwrap_or(slot)
     }
 
     /// Gives every empty slab's page back, the reserve included, and returns
