@@ -26,12 +26,21 @@
 //!
 //! # Provenance
 //!
-//! A pointer handed back to `deallocate` or `GlobalAlloc::dealloc` may carry
-//! less provenance than its page — a `Box` narrows its borrow to the object —
-//! so the size classes do not reach the slab header through it: each class
-//! page's provenance is exposed when it becomes a slab, and the header
-//! pointer is rebuilt from the address (`with_exposed_provenance`). The typed
-//! front needs none of this and stays within strict provenance.
+//! [`deallocate`](SlabAllocator::deallocate) and
+//! [`reallocate`](SlabAllocator::reallocate) reach the slab header through
+//! the pointer they are given, by address arithmetic alone
+//! (`ptr::map_addr`): strict provenance, as the typed front. Their contract
+//! asks for the pointer `allocate` returned, or one derived from it by
+//! pointer arithmetic and casts — which is what collections built on an
+//! allocator keep.
+//!
+//! A pointer coming back through `GlobalAlloc::dealloc` may carry less: a
+//! `Box` narrows its borrow to the object, and reading the header through it
+//! would be undefined behaviour under Rust's aliasing rules. So each class
+//! page's provenance is exposed when it becomes a slab, and the
+//! `GlobalAlloc` entry points rebuild the header pointer from the address
+//! (`ptr::with_exposed_provenance`); an in-place `realloc` hands back a
+//! pointer rebuilt the same way, valid for the whole slot.
 //!
 //! # As the global allocator
 //!
@@ -64,7 +73,9 @@ use crate::error::AllocError;
 use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::SlabGeometry;
-use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag, with_exposed_page_provenance};
+use crate::slab_cache::{
+    CacheConfig, CacheCore, OwnerTag, SlotReach, with_exposed_page_provenance,
+};
 use crate::stats::AllocatorStats;
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 
@@ -394,7 +405,11 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// # Safety
     ///
     /// - `ptr` came from `allocate` (or [`reallocate`](Self::reallocate)) on
-    ///   this allocator with this same `layout`;
+    ///   this allocator with this same `layout`, and is that pointer or one
+    ///   derived from it by pointer arithmetic and casts — not one
+    ///   re-derived from a reference or a `Box` to the object, whose borrow
+    ///   covers the object alone (see [Provenance](self#provenance); the
+    ///   [`GlobalAlloc`] methods accept those);
     /// - it has not been freed since (no double free), and is not used after
     ///   this call (no use after free).
     ///
@@ -408,10 +423,46 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// inspect.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: the caller's guarantees.
-        if let Err(misuse) = unsafe { self.release(ptr, layout) } {
+        // SAFETY: the caller's guarantees, a pointer reaching the page among
+        // them.
+        if let Err(misuse) = unsafe { self.release(ptr, layout, SlotReach::Page) } {
             misuse.report(ptr);
         }
+    }
+
+    /// [`deallocate`](Self::deallocate) for a pointer whose borrow may cover
+    /// the object alone (a `Box`'s), as the `GlobalAlloc` methods take it.
+    ///
+    /// # Safety
+    ///
+    /// As for `deallocate`, except that `ptr` may be re-derived from a
+    /// reference or a `Box` to the object.
+    #[inline]
+    pub(crate) unsafe fn deallocate_narrowed(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees.
+        let released = unsafe { self.release(ptr, layout, SlotReach::Object(layout.size())) };
+        if let Err(misuse) = released {
+            report_in_allocator(misuse, ptr);
+        }
+    }
+
+    /// [`reallocate`](Self::reallocate) for a pointer whose borrow may cover
+    /// the object alone, as `GlobalAlloc::realloc` takes it. A misuse aborts.
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate_narrowed`](Self::deallocate_narrowed), and
+    /// `new_size` is as for `reallocate`.
+    pub(crate) unsafe fn reallocate_narrowed(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let abort = |misuse, ptr| report_in_allocator(misuse, ptr);
+        let reach = SlotReach::Object(layout.size());
+        // SAFETY: the caller's guarantees.
+        unsafe { self.resize(ptr, layout, new_size, reach, abort) }
     }
 
     /// `deallocate` without the report: the misuse, if checked builds found
@@ -421,17 +472,22 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     ///
     /// As for [`deallocate`](Self::deallocate).
     #[inline]
-    unsafe fn release(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(), Misuse> {
+    unsafe fn release(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        reach: SlotReach,
+    ) -> Result<(), Misuse> {
         if layout.size() == 0 {
             return Ok(());
         }
         match Self::class_of(layout) {
             Some(class) => {
                 let mut core = self.classes[class].lock();
-                // SAFETY: the caller's guarantees; `self.pages` is the only
-                // page allocator any class core sees. The caller's pointer is
-                // entitled to `layout.size()` bytes, no more.
-                unsafe { core.free(&self.pages, &self.owner, ptr, layout.size()) }
+                // SAFETY: the caller's guarantees, `reach` among them;
+                // `self.pages` is the only page allocator any class core sees,
+                // and class cores expose their pages.
+                unsafe { core.free(&self.pages, &self.owner, ptr, reach) }
             }
             None => {
                 // SAFETY: the caller's guarantees: the same layout means the
@@ -458,21 +514,24 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         layout: Layout,
         new_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: the caller's guarantees.
-        unsafe { self.resize(ptr, layout, new_size, Misuse::report) }
+        // SAFETY: the caller's guarantees, a pointer reaching the page among
+        // them.
+        unsafe { self.resize(ptr, layout, new_size, SlotReach::Page, Misuse::report) }
     }
 
-    /// `reallocate`, with the way a misuse is reported as a parameter:
-    /// `reallocate` panics, `GlobalAlloc::realloc` must not unwind.
+    /// `reallocate`, with what the pointer reaches and the way a misuse is
+    /// reported as parameters: `reallocate` panics, `GlobalAlloc::realloc`
+    /// must not unwind.
     ///
     /// # Safety
     ///
-    /// As for [`reallocate`](Self::reallocate).
+    /// As for [`reallocate`](Self::reallocate), with `reach` true of `ptr`.
     unsafe fn resize(
         &self,
         ptr: NonNull<u8>,
         layout: Layout,
         new_size: usize,
+        reach: SlotReach,
         report: fn(Misuse, NonNull<u8>) -> !,
     ) -> Result<NonNull<u8>, AllocError> {
         let new_layout = Layout::from_size_align(new_size, layout.align()).map_err(|_| {
@@ -493,10 +552,13 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         };
         if layout.size() != 0 && new_size != 0 {
             if old_class.is_some() && old_class == new_class {
-                // In place. The caller's pointer may be entitled to the old
-                // size only (a `Box`'s borrow): hand back one with the page's
-                // exposed provenance, valid for the whole slot.
-                return Ok(with_exposed_page_provenance(ptr));
+                // In place. A pointer entitled to the old size only (a
+                // `Box`'s borrow) is swapped for one with the page's exposed
+                // provenance, valid for the whole slot.
+                return Ok(match reach {
+                    SlotReach::Page => ptr,
+                    SlotReach::Object(_) => with_exposed_page_provenance(ptr),
+                });
             }
             if old_class.is_none() && new_class.is_none() {
                 // SAFETY: both layouts belong to the fallback; the caller's
@@ -512,8 +574,8 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         // SAFETY: both blocks are valid for `keep` bytes and distinct (the
         // old one is still allocated while the new one is handed out).
         unsafe { ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), keep) };
-        // SAFETY: the caller's guarantees for `ptr` and `layout`.
-        if let Err(misuse) = unsafe { self.release(ptr, layout) } {
+        // SAFETY: the caller's guarantees for `ptr`, `layout` and `reach`.
+        if let Err(misuse) = unsafe { self.release(ptr, layout, reach) } {
             report(misuse, ptr);
         }
         Ok(new)
@@ -644,10 +706,9 @@ where
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if let Some(ptr) = NonNull::new(ptr) {
-            // SAFETY: `GlobalAlloc::dealloc`'s contract is `deallocate`'s.
-            if let Err(misuse) = unsafe { self.release(ptr, layout) } {
-                report_in_allocator(misuse, ptr);
-            }
+            // SAFETY: `GlobalAlloc::dealloc`'s contract is
+            // `deallocate_narrowed`'s.
+            unsafe { self.deallocate_narrowed(ptr, layout) }
         }
     }
 
@@ -655,9 +716,8 @@ where
         let Some(ptr) = NonNull::new(ptr) else {
             return ptr::null_mut();
         };
-        let abort = |misuse, ptr| report_in_allocator(misuse, ptr);
-        // SAFETY: `GlobalAlloc::realloc`'s contract is `reallocate`'s.
-        match unsafe { self.resize(ptr, layout, new_size, abort) } {
+        // SAFETY: `GlobalAlloc::realloc`'s contract is `reallocate_narrowed`'s.
+        match unsafe { self.reallocate_narrowed(ptr, layout, new_size) } {
             Ok(new) => new.as_ptr(),
             Err(_) => ptr::null_mut(),
         }

@@ -228,6 +228,21 @@ pub(crate) fn with_exposed_page_provenance(ptr: NonNull<u8>) -> NonNull<u8> {
     NonNull::new(exposed).unwrap_or(ptr)
 }
 
+/// What the pointer handed back to [`CacheCore::free`] may access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotReach {
+    /// The whole page: the pointer the slab handed out, or one derived from it
+    /// by pointer arithmetic (the typed front's handles, the raw front's
+    /// `deallocate`). Strict provenance: the header is reached through it.
+    Page,
+    /// Only the object's first `n` bytes: a `Box` freed through
+    /// `GlobalAlloc` narrows its pointer's borrow to the object, and reading
+    /// the header through it would be undefined behaviour under Rust's
+    /// aliasing rules. The header is reached through the provenance the page
+    /// exposed when it became a slab (cores built with `expose_pages`).
+    Object(usize),
+}
+
 /// The slabs of one object size. Not synchronised: the fronts wrap it in a
 /// lock.
 ///
@@ -246,8 +261,8 @@ pub(crate) struct CacheCore {
     empty: usize,
     in_use: usize,
     config: CacheConfig,
-    /// Whether page provenance is exposed for the raw front (see
-    /// [`reach_page`](Self::reach_page)).
+    /// Whether page provenance is exposed, for frees with
+    /// [`SlotReach::Object`].
     expose_pages: bool,
 }
 
@@ -352,19 +367,27 @@ impl CacheCore {
     ///
     /// The shared contract on [`CacheCore`], and `slot` was handed out by
     /// [`alloc`](Self::alloc) on this core and not freed since (no double
-    /// free), and is not used after this call (no use after free). `guarded`
-    /// is how many bytes from `slot` the caller's pointer may write
-    /// (`usize::MAX` if it reaches the whole page).
+    /// free), and is not used after this call (no use after free).
+    /// `reach` says what the caller's pointer may access; with
+    /// [`SlotReach::Object`], the core must have been built with
+    /// `expose_pages`.
     #[inline]
     pub(crate) unsafe fn free<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
         owner: &OwnerTag,
         slot: NonNull<u8>,
-        guarded: usize,
+        reach: SlotReach,
     ) -> Result<(), Misuse> {
         let geometry = self.geometry;
-        let slab = Slab::containing(self.reach_page(slot), geometry.page_size);
+        let (page_ptr, guarded) = match reach {
+            SlotReach::Page => (slot, usize::MAX),
+            SlotReach::Object(size) => {
+                debug_assert!(self.expose_pages, "narrowed pointers need exposed pages");
+                (with_exposed_page_provenance(slot), size)
+            }
+        };
+        let slab = Slab::containing(page_ptr, geometry.page_size);
         // SAFETY: we hold `&mut self`; `slab` was computed from `slot`, which
         // the caller says is one of our slots (checked builds verify it).
         unsafe { slab.check_free(slot, &geometry, owner.get()) }?;
@@ -399,25 +422,6 @@ impl CacheCore {
             self.empty += 1;
         }
         Ok(())
-    }
-
-    /// `slot`, with a provenance that reaches its slab header.
-    ///
-    /// The typed front's handles keep the pointer their slab gave them, which
-    /// reaches the whole page. The raw front cannot count on that: a pointer
-    /// coming back through `deallocate` or `GlobalAlloc::dealloc` may carry
-    /// less — a `Box` narrows its pointer's borrow to the object alone — and
-    /// reading the header through it would be undefined behaviour under Rust's
-    /// aliasing rules. So raw cores expose each page's provenance when it
-    /// becomes a slab (`expose_pages`), and rebuild the pointer from the
-    /// address here.
-    #[inline]
-    fn reach_page(&self, slot: NonNull<u8>) -> NonNull<u8> {
-        if self.expose_pages {
-            with_exposed_page_provenance(slot)
-        } else {
-            slot
-        }
     }
 
     /// Gives every empty slab's page back, the reserve included, and returns
@@ -563,7 +567,11 @@ mod tests {
         /// Callers pass only slots from `alloc` not yet freed.
         fn free(&mut self, slot: NonNull<u8>) {
             // SAFETY: as for `alloc`; the slot is handed out (callers' promise).
-            unsafe { self.core.free(&self.pages, &self.owner, slot, usize::MAX) }.unwrap()
+            unsafe {
+                self.core
+                    .free(&self.pages, &self.owner, slot, SlotReach::Page)
+            }
+            .unwrap()
         }
 
         fn shrink(&mut self) -> usize {

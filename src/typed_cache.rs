@@ -25,7 +25,7 @@ use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
 use crate::slab_box::SlabBox;
-use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag};
+use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag, SlotReach};
 use crate::stats::CacheStats;
 use crate::sync::Mutex;
 
@@ -255,7 +255,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
             // SAFETY: the caller's guarantees, and `self.pages` is the only
             // page allocator this core sees. A handle's pointer is the one its
             // slab gave it: it reaches the whole slot.
-            unsafe { core.free(&self.pages, &self.owner, slot, usize::MAX) }
+            unsafe { core.free(&self.pages, &self.owner, slot, SlotReach::Page) }
         };
         // Reported after the lock is released.
         if let Err(misuse) = outcome {
