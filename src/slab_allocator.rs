@@ -77,7 +77,7 @@ use crate::slab_cache::{
     CacheConfig, CacheCore, OwnerTag, SlotReach, with_exposed_page_provenance,
 };
 use crate::stats::AllocatorStats;
-use crate::sync::{AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicUsize, Mutex, Ordering, const_fn_unless_loom};
 
 /// The smallest size class, in bytes.
 pub const MIN_CLASS: usize = 8;
@@ -264,24 +264,30 @@ pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: Siz
 
 #[cfg(feature = "alloc")]
 impl SlabAllocator<crate::page_allocator::GlobalPages, NoFallback, U256> {
-    /// Size classes 8 to 256 bytes on 4 KiB pages from the global allocator,
-    /// no fallback. `const`, so it can be a `static`.
-    pub const fn new() -> Self {
-        Self::new_in(crate::page_allocator::GlobalPages::new(), NoFallback)
+    const_fn_unless_loom! {
+        /// Size classes 8 to 256 bytes on 4 KiB pages from the global allocator,
+        /// no fallback. `const`, so it can be a `static`.
+        pub const fn new() -> Self {
+            Self::new_in(crate::page_allocator::GlobalPages::new(), NoFallback)
+        }
     }
 }
 
 impl<P: PageAllocator, F: Fallback> SlabAllocator<P, F, U256> {
-    /// Size classes 8 to 256 bytes, pages from `pages`, and requests beyond
-    /// the classes sent to `fallback`.
-    pub const fn new_in(pages: P, fallback: F) -> Self {
-        Self::with_config(pages, fallback, CacheConfig::new())
+    const_fn_unless_loom! {
+        /// Size classes 8 to 256 bytes, pages from `pages`, and requests beyond
+        /// the classes sent to `fallback`.
+        pub const fn new_in(pages: P, fallback: F) -> Self {
+            Self::with_config(pages, fallback, CacheConfig::new())
+        }
     }
 
-    /// Like [`new_in`](Self::new_in), with `config` applied to each size
-    /// class on its own (a page limit of 10 is 10 pages per class).
-    pub const fn with_config(pages: P, fallback: F, config: CacheConfig) -> Self {
-        Self::with_size_classes(pages, fallback, config)
+    const_fn_unless_loom! {
+        /// Like [`new_in`](Self::new_in), with `config` applied to each size
+        /// class on its own (a page limit of 10 is 10 pages per class).
+        pub const fn with_config(pages: P, fallback: F, config: CacheConfig) -> Self {
+            Self::with_size_classes(pages, fallback, config)
+        }
     }
 }
 
@@ -304,43 +310,45 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         }
     };
 
-    /// Like [`with_config`](SlabAllocator::with_config), for any largest
-    /// size class `M`, named by the type:
-    ///
-    /// ```
-    /// use minimal_slab::{CacheConfig, GlobalPages, NoFallback, SlabAllocator};
-    /// use minimal_slab::typenum::{U4096, U16384};
-    ///
-    /// // Classes 8 B .. 4 KiB on 16 KiB pages.
-    /// let heap = SlabAllocator::<_, _, U4096>::with_size_classes(
-    ///     GlobalPages::<U16384>::with_page_size(),
-    ///     NoFallback,
-    ///     CacheConfig::new(),
-    /// );
-    /// assert_eq!(heap.stats().classes.len(), 10);
-    /// ```
-    pub const fn with_size_classes(pages: P, fallback: F, config: CacheConfig) -> Self {
-        let () = Self::CLASSES_FIT;
-        let mut classes = GenericArray::<Mutex<CacheCore>, M::Classes>::uninit();
-        let slots = classes.as_mut_slice();
-        let mut i = 0;
-        while i < slots.len() {
-            let size = MIN_CLASS << i;
-            let geometry = match SlabGeometry::new(page_size_of::<P>(), size, size) {
-                Ok(geometry) => geometry,
-                Err(_) => panic!("every class up to the largest fits (CLASSES_FIT)"),
-            };
-            slots[i] = MaybeUninit::new(Mutex::new(CacheCore::new(geometry, config, true)));
-            i += 1;
-        }
-        Self {
-            // SAFETY: the loop initialised every element.
-            classes: unsafe { GenericArray::assume_init(classes) },
-            pages,
-            fallback,
-            owner: OwnerTag::new(),
-            fallback_allocations: AtomicUsize::new(0),
-            fallback_bytes: AtomicUsize::new(0),
+    const_fn_unless_loom! {
+        /// Like [`with_config`](SlabAllocator::with_config), for any largest
+        /// size class `M`, named by the type:
+        ///
+        /// ```
+        /// use minimal_slab::{CacheConfig, GlobalPages, NoFallback, SlabAllocator};
+        /// use minimal_slab::typenum::{U4096, U16384};
+        ///
+        /// // Classes 8 B .. 4 KiB on 16 KiB pages.
+        /// let heap = SlabAllocator::<_, _, U4096>::with_size_classes(
+        ///     GlobalPages::<U16384>::with_page_size(),
+        ///     NoFallback,
+        ///     CacheConfig::new(),
+        /// );
+        /// assert_eq!(heap.stats().classes.len(), 10);
+        /// ```
+        pub const fn with_size_classes(pages: P, fallback: F, config: CacheConfig) -> Self {
+            let () = Self::CLASSES_FIT;
+            let mut classes = GenericArray::<Mutex<CacheCore>, M::Classes>::uninit();
+            let slots = classes.as_mut_slice();
+            let mut i = 0;
+            while i < slots.len() {
+                let size = MIN_CLASS << i;
+                let geometry = match SlabGeometry::new(page_size_of::<P>(), size, size) {
+                    Ok(geometry) => geometry,
+                    Err(_) => panic!("every class up to the largest fits (CLASSES_FIT)"),
+                };
+                slots[i] = MaybeUninit::new(Mutex::new(CacheCore::new(geometry, config, true)));
+                i += 1;
+            }
+            Self {
+                // SAFETY: the loop initialised every element.
+                classes: unsafe { GenericArray::assume_init(classes) },
+                pages,
+                fallback,
+                owner: OwnerTag::new(),
+                fallback_allocations: AtomicUsize::new(0),
+                fallback_bytes: AtomicUsize::new(0),
+            }
         }
     }
 

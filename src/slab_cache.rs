@@ -49,7 +49,7 @@ use crate::misuse::Misuse;
 use crate::page_allocator::{PageAllocator, page_size_of};
 use crate::slab::{Slab, SlabGeometry};
 use crate::stats::CacheStats;
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{AtomicU32, Ordering, StaticAtomicU32, const_fn_unless_loom};
 
 /// Empty slabs a cache keeps by default instead of giving their pages back.
 pub const DEFAULT_RESERVE: usize = 2;
@@ -133,8 +133,10 @@ impl Default for CacheConfig {
 pub(crate) struct OwnerTag(AtomicU32);
 
 impl OwnerTag {
-    pub(crate) const fn new() -> Self {
-        Self(AtomicU32::new(0))
+    const_fn_unless_loom! {
+        pub(crate) const fn new() -> Self {
+            Self(AtomicU32::new(0))
+        }
     }
 
     /// The tag: non-zero, and well spread so that stray memory rarely
@@ -149,7 +151,7 @@ impl OwnerTag {
 
     #[cold]
     fn assign(&self) -> u32 {
-        static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+        static NEXT_ID: StaticAtomicU32 = StaticAtomicU32::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let fresh = (id.wrapping_mul(0x9E37_79B1) ^ 0x51AB_0B1E) | 1;
         // Relaxed is enough: the tag guards nothing but itself, and a thread

@@ -9,15 +9,64 @@
 //! operating system to park a thread (kernels, firmware, an allocator that the
 //! OS's own primitives would recurse into). Critical sections are a handful of
 //! pointer moves, so spinning is also the cheapest choice when uncontended.
+//!
+//! # Under loom
+//!
+//! Built with `--cfg loom`, the lock and the atomics are
+//! [loom](https://docs.rs/loom)'s, so that `tests/loom.rs` can explore every
+//! interleaving of the crate's own code. The lock is then a `loom` mutex that
+//! guards nothing, next to a `loom` cell holding the data:
+//!
+//! - loom's mutex is modelled natively: a thread waiting for it is simply not
+//!   scheduled, so a model explores only the orders in which critical
+//!   sections can run, and a lock cycle is reported as a deadlock. A spin
+//!   lock built on loom's atomics would turn every failed attempt into one
+//!   more branch to explore, and would model a copy of the lock rather than
+//!   `spin`'s;
+//! - the cell makes loom check every access to the guarded data against the
+//!   lock: should the lock ever stop ordering two critical sections, loom
+//!   reports the concurrent access, instead of a corruption that may or may
+//!   not show.
+//!
+//! loom's constructors are not `const`, so the crate's constructors that
+//! build a lock or an atomic are declared through [`const_fn_unless_loom!`]:
+//! `const fn` in every normal build, plain `fn` under loom.
 
+#[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+/// An atomic for `static` counters, which need a `const` constructor. It
+/// stays `core`'s under loom: such a counter must only hand out distinct
+/// numbers, guarding nothing, so there is nothing in it to model.
+pub(crate) use core::sync::atomic::AtomicU32 as StaticAtomicU32;
+
+/// Declares a function `const` except under loom, whose locks and atomics
+/// cannot be built in a `const` context. Write the function as usual,
+/// `const` included, inside the macro.
+macro_rules! const_fn_unless_loom {
+    ($(#[$attr:meta])* $vis:vis const fn $($rest:tt)*) => {
+        $(#[$attr])*
+        #[cfg(not(loom))]
+        $vis const fn $($rest)*
+
+        $(#[$attr])*
+        #[cfg(loom)]
+        $vis fn $($rest)*
+    };
+}
+pub(crate) use const_fn_unless_loom;
 
 /// A mutual-exclusion lock with a `const` constructor, so caches can be `static`.
+#[cfg(not(loom))]
 pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);
 
 /// The guard returned by [`Mutex::lock`]; the lock is released when it drops.
+#[cfg(not(loom))]
 pub(crate) type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
 
+#[cfg(not(loom))]
 impl<T> Mutex<T> {
     /// Wraps `value` in an unlocked mutex.
     pub(crate) const fn new(value: T) -> Self {
@@ -41,5 +90,89 @@ impl<T> Mutex<T> {
     #[inline]
     pub(crate) fn get_mut(&mut self) -> &mut T {
         self.0.get_mut()
+    }
+}
+
+/// The lock as loom sees it: loom's mutex for the ordering, loom's cell for
+/// the data, so that loom checks each access to the data against the lock.
+#[cfg(loom)]
+pub(crate) struct Mutex<T> {
+    held: loom::sync::Mutex<()>,
+    data: loom::cell::UnsafeCell<T>,
+}
+
+// SAFETY: the mutex owns its `T`; sending the mutex sends the `T`.
+#[cfg(loom)]
+unsafe impl<T: Send> Send for Mutex<T> {}
+
+// SAFETY: shared access reaches the `T` only through a guard, and a guard
+// exists only while `held` is locked, so one thread at a time uses the `T`.
+#[cfg(loom)]
+unsafe impl<T: Send> Sync for Mutex<T> {}
+
+/// Access to a [`Mutex`]'s data while its lock is held.
+#[cfg(loom)]
+pub(crate) struct MutexGuard<'a, T> {
+    // Declared first, so dropped first: loom sees the access end before the
+    // lock is released.
+    data: loom::cell::MutPtr<T>,
+    _held: loom::sync::MutexGuard<'a, ()>,
+}
+
+#[cfg(loom)]
+impl<T> Mutex<T> {
+    /// Wraps `value` in an unlocked mutex.
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            held: loom::sync::Mutex::new(()),
+            data: loom::cell::UnsafeCell::new(value),
+        }
+    }
+
+    /// Waits until the lock is ours.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        MutexGuard {
+            data: self.data.get_mut(),
+            _held: held,
+        }
+    }
+
+    /// Takes the lock only if it is free right now.
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        let held = self.held.try_lock().ok()?;
+        Some(MutexGuard {
+            data: self.data.get_mut(),
+            _held: held,
+        })
+    }
+
+    /// Exclusive access without locking, for `Drop` and `&mut self` methods.
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        // SAFETY: `&mut self` rules out every other access to the cell for as
+        // long as the returned borrow lives.
+        self.data.with_mut(|data| unsafe { &mut *data })
+    }
+}
+
+#[cfg(loom)]
+impl<T> core::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock, so no other guard reaches the
+        // data; the borrow ends with `&self`, before the guard drops.
+        unsafe { self.data.deref() }
+    }
+}
+
+#[cfg(loom)]
+impl<T> core::ops::DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`, and `&mut self` makes this borrow the only one.
+        unsafe { self.data.deref() }
     }
 }

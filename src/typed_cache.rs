@@ -27,7 +27,7 @@ use crate::slab::{GeometryError, SlabGeometry};
 use crate::slab_box::SlabBox;
 use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag, SlotReach};
 use crate::stats::CacheStats;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, const_fn_unless_loom};
 
 /// A thread-safe pool of `T` values in slabs of `P::PageSize` bytes.
 ///
@@ -109,20 +109,24 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         Self::GEOMETRY.capacity
     };
 
-    /// An empty cache taking pages from `pages`. No page is taken until the
-    /// first allocation.
-    pub const fn new_in(pages: P) -> Self {
-        Self::with_config(pages, CacheConfig::new())
+    const_fn_unless_loom! {
+        /// An empty cache taking pages from `pages`. No page is taken until the
+        /// first allocation.
+        pub const fn new_in(pages: P) -> Self {
+            Self::with_config(pages, CacheConfig::new())
+        }
     }
 
-    /// An empty cache taking pages from `pages`, grown and shrunk as `config`
-    /// says.
-    pub const fn with_config(pages: P, config: CacheConfig) -> Self {
-        Self {
-            core: Mutex::new(CacheCore::new(Self::GEOMETRY, config, false)),
-            pages,
-            owner: OwnerTag::new(),
-            _objects: PhantomData,
+    const_fn_unless_loom! {
+        /// An empty cache taking pages from `pages`, grown and shrunk as `config`
+        /// says.
+        pub const fn with_config(pages: P, config: CacheConfig) -> Self {
+            Self {
+                core: Mutex::new(CacheCore::new(Self::GEOMETRY, config, false)),
+                pages,
+                owner: OwnerTag::new(),
+                _objects: PhantomData,
+            }
         }
     }
 
@@ -266,10 +270,12 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 
 #[cfg(feature = "alloc")]
 impl<T> SlabCache<T, crate::page_allocator::GlobalPages> {
-    /// An empty cache taking 4 KiB pages from the global allocator. `const`,
-    /// so a cache can be a `static`.
-    pub const fn new() -> Self {
-        Self::new_in(crate::page_allocator::GlobalPages::new())
+    const_fn_unless_loom! {
+        /// An empty cache taking 4 KiB pages from the global allocator. `const`,
+        /// so a cache can be a `static`.
+        pub const fn new() -> Self {
+            Self::new_in(crate::page_allocator::GlobalPages::new())
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use typenum::U4096;
 
 use super::{PageAllocator, PageSize};
 use crate::error::PageAllocError;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, const_fn_unless_loom};
 
 /// Pages from a fixed memory region: for kernels, firmware, and any program
 /// without a global allocator.
@@ -69,11 +69,13 @@ struct RegionState {
 unsafe impl Send for RegionState {}
 
 impl RegionPages {
-    /// A region of 4 KiB pages with no memory yet: usable in a `static`,
-    /// filled later with [`add_memory`](Self::add_memory) or
-    /// [`add_region`](Self::add_region).
-    pub const fn empty() -> Self {
-        Self::with_page_size()
+    const_fn_unless_loom! {
+        /// A region of 4 KiB pages with no memory yet: usable in a `static`,
+        /// filled later with [`add_memory`](Self::add_memory) or
+        /// [`add_region`](Self::add_region).
+        pub const fn empty() -> Self {
+            Self::with_page_size()
+        }
     }
 
     /// A region of 4 KiB pages made of `memory`. Whole pages aligned to the
@@ -87,18 +89,20 @@ impl RegionPages {
 }
 
 impl<S: PageSize> RegionPages<S> {
-    /// An empty region of pages of `S` bytes, the size named by the type:
-    /// `RegionPages::<U16384>::with_page_size()`.
-    pub const fn with_page_size() -> Self {
-        Self {
-            state: Mutex::new(RegionState {
-                returned: None,
-                fresh: None,
-                fresh_left: 0,
-                total: 0,
-                available: 0,
-            }),
-            _size: PhantomData,
+    const_fn_unless_loom! {
+        /// An empty region of pages of `S` bytes, the size named by the type:
+        /// `RegionPages::<U16384>::with_page_size()`.
+        pub const fn with_page_size() -> Self {
+            Self {
+                state: Mutex::new(RegionState {
+                    returned: None,
+                    fresh: None,
+                    fresh_left: 0,
+                    total: 0,
+                    available: 0,
+                }),
+                _size: PhantomData,
+            }
         }
     }
 
