@@ -1,0 +1,426 @@
+//! Model checks with [loom]: every interleaving of a few threads sharing one
+//! cache or allocator, up to a bound on preemptions, is run, and each must
+//! keep every value intact, never hand one slot to two owners, never give a
+//! page back while an object in it is live, and leave the counters
+//! balanced.
+//!
+//! Built only with `--cfg loom`, which puts loom's mutex and atomics under
+//! the crate (see `src/sync.rs`):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test --release --test loom -- --nocapture
+//! ```
+//!
+//! `--nocapture` shows how many executions each model explored. The models
+//! with two threads at work are searched exhaustively; those with three, up
+//! to three preemptions per execution. `LOOM_MAX_PREEMPTIONS` sets one bound
+//! for all.
+//!
+//! Slabs are kept tiny so that a handful of operations crosses every slab
+//! boundary: two objects per typed slab, one per slab in the raw
+//! allocator's largest class.
+//!
+//! [loom]: https://docs.rs/loom
+#![cfg(loom)]
+
+mod common;
+
+use std::alloc::Layout;
+use std::collections::BTreeSet;
+use std::ptr::NonNull;
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{fill, verify};
+use loom::sync::Arc;
+use loom::thread;
+use minimal_slab::typenum::{U128, U256, U1024, Unsigned};
+use minimal_slab::{
+    AllocatorStats, CacheConfig, CacheStats, GlobalPages, NoFallback, PageAllocError,
+    PageAllocator, SlabAllocator, SlabBox, SlabCache,
+};
+
+/// How far a model's search goes, unless `LOOM_MAX_PREEMPTIONS` says.
+#[derive(Clone, Copy)]
+enum Search {
+    /// Every interleaving: for models small enough to finish in a second.
+    Exhaustive,
+    /// Interleavings with at most this many preemptions each, which finds
+    /// most bugs that any interleaving finds, at a fraction of the cost.
+    Preemptions(usize),
+}
+
+/// Runs `model` in every interleaving `search` allows, and prints how many
+/// executions that was.
+fn explore(name: &str, search: Search, model: impl Fn() + Send + Sync + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none()
+        && let Search::Preemptions(bound) = search
+    {
+        builder.preemption_bound = Some(bound);
+    }
+    let executions = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = executions.clone();
+    builder.check(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        model();
+    });
+    let bound = match builder.preemption_bound {
+        Some(bound) => format!("at most {bound} preemptions"),
+        None => "exhaustive".to_owned(),
+    };
+    println!(
+        "loom model `{name}`: {} executions explored ({bound})",
+        executions.load(Ordering::Relaxed)
+    );
+}
+
+/// Pages from `P`, and the addresses of the objects the test holds: a slot
+/// claimed twice, or a page given back with a claimed object in it, fails
+/// the model on the spot.
+///
+/// Objects are claimed after they are allocated and released before they are
+/// freed, so the set never holds an address that is not in use.
+struct WatchedPages<P> {
+    inner: P,
+    live: StdMutex<BTreeSet<usize>>,
+    outstanding: AtomicUsize,
+}
+
+impl<P: PageAllocator> WatchedPages<P> {
+    fn new(inner: P) -> Self {
+        Self {
+            inner,
+            live: StdMutex::new(BTreeSet::new()),
+            outstanding: AtomicUsize::new(0),
+        }
+    }
+
+    fn claim(&self, addr: usize) {
+        assert!(
+            self.live.lock().unwrap().insert(addr),
+            "slot {addr:#x} handed out while live"
+        );
+    }
+
+    fn release(&self, addr: usize) {
+        assert!(
+            self.live.lock().unwrap().remove(&addr),
+            "slot {addr:#x} was not live"
+        );
+    }
+
+    /// Pages handed out and not given back.
+    fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+}
+
+// SAFETY: every page comes from `P` and goes back to it unchanged; watching
+// adds no way to break the contract.
+unsafe impl<P: PageAllocator> PageAllocator for WatchedPages<P> {
+    type PageSize = P::PageSize;
+
+    fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
+        let page = self.inner.allocate_page()?;
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        Ok(page)
+    }
+
+    unsafe fn deallocate_page(&self, page: NonNull<u8>) {
+        let start = page.as_ptr().addr();
+        let end = start + <P::PageSize as Unsigned>::USIZE;
+        if let Some(addr) = self.live.lock().unwrap().range(start..end).next() {
+            panic!("page {start:#x} given back while the object at {addr:#x} is live");
+        }
+        self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the caller's guarantees for `self` are those for `P`, which
+        // handed the page out.
+        unsafe { self.inner.deallocate_page(page) }
+    }
+}
+
+/// A pointer handed to another thread, which becomes its only owner.
+struct InFlight<T>(NonNull<T>);
+
+// SAFETY: the sender gives the pointer up; the receiver is then the only
+// thread that uses it, and the cache and allocator it belongs to are `Sync`.
+unsafe impl<T: Send> Send for InFlight<T> {}
+
+// ---------------------------------------------------------------------------
+// The typed cache
+
+/// 448 bytes: two to a 1 KiB slab.
+type Object = [u64; 56];
+type Cache = SlabCache<Object, WatchedPages<GlobalPages<U1024>>>;
+
+/// The value that owner `owner` stores as its object `seq`: every word
+/// differs between objects, so a slot shared by two owners shows.
+fn stamp(owner: u64, seq: u64) -> Object {
+    core::array::from_fn(|i| (owner << 48) ^ (seq << 32) ^ (i as u64).wrapping_mul(0x9E37_79B9))
+}
+
+fn new_cache(config: CacheConfig) -> Arc<Cache> {
+    assert_eq!(Cache::OBJECTS_PER_SLAB, 2);
+    Arc::new(Cache::with_config(
+        WatchedPages::new(GlobalPages::with_page_size()),
+        config,
+    ))
+}
+
+fn alloc_claimed(
+    cache: &Cache,
+    owner: u64,
+    seq: u64,
+) -> SlabBox<'_, Object, WatchedPages<GlobalPages<U1024>>> {
+    let object = cache.alloc(stamp(owner, seq)).unwrap();
+    cache
+        .page_allocator()
+        .claim(SlabBox::as_ptr(&object).addr());
+    object
+}
+
+fn free_checked(
+    object: SlabBox<'_, Object, WatchedPages<GlobalPages<U1024>>>,
+    owner: u64,
+    seq: u64,
+) {
+    assert_eq!(
+        *object,
+        stamp(owner, seq),
+        "object {seq} of owner {owner} changed"
+    );
+    let cache = SlabBox::cache(&object);
+    cache
+        .page_allocator()
+        .release(SlabBox::as_ptr(&object).addr());
+    drop(object);
+}
+
+/// Two objects — a full slab when alone — freed in the order allocated.
+fn churn(cache: &Cache, owner: u64) {
+    let first = alloc_claimed(cache, owner, 0);
+    let second = alloc_claimed(cache, owner, 1);
+    free_checked(first, owner, 0);
+    free_checked(second, owner, 1);
+}
+
+fn assert_cache_balanced(cache: &Cache) {
+    let stats: CacheStats = cache.stats();
+    assert_eq!(stats.objects_in_use, 0, "{stats:?}");
+    assert_eq!(stats.free_slots, stats.pages * stats.objects_per_slab);
+    cache.shrink();
+    assert_eq!(cache.stats().pages, 0);
+    assert_eq!(cache.page_allocator().outstanding(), 0);
+}
+
+#[test]
+fn typed_threads_racing_alloc_and_free() {
+    explore(
+        "typed: 3 threads alloc/free",
+        Search::Preemptions(3),
+        || {
+            // No reserve: every slab that empties gives its page back at once,
+            // racing the other threads' growth.
+            let cache = new_cache(CacheConfig::new().reserve(0));
+            let workers: Vec<_> = (1..=2)
+                .map(|owner| {
+                    let cache = cache.clone();
+                    thread::spawn(move || churn(&cache, owner))
+                })
+                .collect();
+            let mine = alloc_claimed(&cache, 0, 0);
+            free_checked(mine, 0, 0);
+            for worker in workers {
+                worker.join().unwrap();
+            }
+            assert_cache_balanced(&cache);
+        },
+    );
+}
+
+#[test]
+fn typed_object_freed_on_another_thread() {
+    explore("typed: free on another thread", Search::Exhaustive, || {
+        let cache = new_cache(CacheConfig::new().reserve(0));
+        let sent = InFlight(SlabBox::into_raw(alloc_claimed(&cache, 0, 0)));
+        let receiver = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                let sent = sent;
+                // SAFETY: `sent` came from `into_raw` on this cache, and the
+                // sender gave it up.
+                let object = unsafe { SlabBox::from_raw(&*cache, sent.0) };
+                free_checked(object, 0, 0);
+                churn(&cache, 1);
+            })
+        };
+        churn(&cache, 0);
+        receiver.join().unwrap();
+        assert_cache_balanced(&cache);
+    });
+}
+
+#[test]
+fn typed_shrink_racing_alloc_and_free() {
+    explore("typed: shrink vs alloc/free", Search::Exhaustive, || {
+        // The default reserve keeps emptied slabs for `shrink` to take.
+        let cache = new_cache(CacheConfig::new());
+        let survivor = alloc_claimed(&cache, 0, 0);
+        let worker = {
+            let cache = cache.clone();
+            thread::spawn(move || churn(&cache, 1))
+        };
+        let shrinker = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.shrink();
+            })
+        };
+        worker.join().unwrap();
+        shrinker.join().unwrap();
+        free_checked(survivor, 0, 0);
+        assert_cache_balanced(&cache);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The raw allocator
+
+/// Classes of 8 to 128 bytes on 256-byte pages: one 128-byte block per slab.
+type Heap = SlabAllocator<WatchedPages<GlobalPages<U256>>, NoFallback, U128>;
+
+/// A block that fills its slab alone.
+const LARGE: Layout = match Layout::from_size_align(128, 8) {
+    Ok(layout) => layout,
+    Err(_) => panic!("valid layout"),
+};
+/// A block of the 16-byte class, many to a slab.
+const SMALL: Layout = match Layout::from_size_align(12, 4) {
+    Ok(layout) => layout,
+    Err(_) => panic!("valid layout"),
+};
+
+fn new_heap(config: CacheConfig) -> Arc<Heap> {
+    let heap = Heap::with_size_classes(
+        WatchedPages::new(GlobalPages::with_page_size()),
+        NoFallback,
+        config,
+    );
+    let stats = heap.stats();
+    assert_eq!(stats.classes.last().unwrap().objects_per_slab, 1);
+    Arc::new(heap)
+}
+
+fn allocate_filled(heap: &Heap, layout: Layout, id: u64) -> NonNull<u8> {
+    let block = heap.allocate(layout).unwrap();
+    heap.page_allocator().claim(block.as_ptr().addr());
+    // SAFETY: just allocated for `layout`, ours alone.
+    unsafe { fill(block, layout.size(), id) };
+    block
+}
+
+/// # Safety
+///
+/// `block` came from `allocate_filled(heap, layout, id)` and is not used
+/// again.
+unsafe fn deallocate_checked(heap: &Heap, block: NonNull<u8>, layout: Layout, id: u64) {
+    // SAFETY: live and filled for `id`, per the caller.
+    unsafe { verify(block, layout.size(), id) };
+    heap.page_allocator().release(block.as_ptr().addr());
+    // SAFETY: allocated from `heap` with `layout`, not used again.
+    unsafe { heap.deallocate(block, layout) };
+}
+
+/// A large and a small block, the large one freed first.
+fn raw_churn(heap: &Heap, owner: u64) {
+    let large = allocate_filled(heap, LARGE, owner << 8);
+    let small = allocate_filled(heap, SMALL, (owner << 8) | 1);
+    // SAFETY: each block came from `allocate_filled` with these arguments.
+    unsafe { deallocate_checked(heap, large, LARGE, owner << 8) };
+    // SAFETY: as above.
+    unsafe { deallocate_checked(heap, small, SMALL, (owner << 8) | 1) };
+}
+
+fn assert_heap_balanced(heap: &Heap) {
+    let stats: AllocatorStats<_> = heap.stats();
+    assert_eq!(stats.objects_in_use(), 0, "{stats:?}");
+    for class in &stats.classes {
+        assert_eq!(class.free_slots, class.pages * class.objects_per_slab);
+    }
+    heap.shrink();
+    assert_eq!(heap.stats().pages(), 0);
+    assert_eq!(heap.page_allocator().outstanding(), 0);
+}
+
+#[test]
+fn raw_threads_racing_allocate_and_deallocate() {
+    explore(
+        "raw: 3 threads allocate/deallocate",
+        Search::Preemptions(3),
+        || {
+            let heap = new_heap(CacheConfig::new().reserve(0));
+            let workers: Vec<_> = (1..=2)
+                .map(|owner| {
+                    let heap = heap.clone();
+                    thread::spawn(move || raw_churn(&heap, owner))
+                })
+                .collect();
+            let mine = allocate_filled(&heap, LARGE, 0);
+            // SAFETY: allocated just above with these arguments.
+            unsafe { deallocate_checked(&heap, mine, LARGE, 0) };
+            for worker in workers {
+                worker.join().unwrap();
+            }
+            assert_heap_balanced(&heap);
+        },
+    );
+}
+
+#[test]
+fn raw_block_freed_on_another_thread() {
+    explore("raw: free on another thread", Search::Exhaustive, || {
+        let heap = new_heap(CacheConfig::new().reserve(0));
+        let sent = InFlight(allocate_filled(&heap, LARGE, 7));
+        let receiver = {
+            let heap = heap.clone();
+            thread::spawn(move || {
+                let sent = sent;
+                // SAFETY: allocated with these arguments by the sender, which
+                // gave it up.
+                unsafe { deallocate_checked(&heap, sent.0, LARGE, 7) };
+                raw_churn(&heap, 1);
+            })
+        };
+        raw_churn(&heap, 0);
+        receiver.join().unwrap();
+        assert_heap_balanced(&heap);
+    });
+}
+
+#[test]
+fn raw_shrink_racing_allocate_and_deallocate() {
+    explore(
+        "raw: shrink vs allocate/deallocate",
+        Search::Exhaustive,
+        || {
+            let heap = new_heap(CacheConfig::new());
+            let survivor = allocate_filled(&heap, LARGE, 7);
+            let worker = {
+                let heap = heap.clone();
+                thread::spawn(move || raw_churn(&heap, 1))
+            };
+            let shrinker = {
+                let heap = heap.clone();
+                thread::spawn(move || {
+                    heap.shrink();
+                })
+            };
+            worker.join().unwrap();
+            shrinker.join().unwrap();
+            // SAFETY: allocated above with these arguments, not used again.
+            unsafe { deallocate_checked(&heap, survivor, LARGE, 7) };
+            assert_heap_balanced(&heap);
+        },
+    );
+}
