@@ -9,7 +9,12 @@
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test --release --test loom -- --nocapture
+//! RUSTFLAGS="--cfg loom" cargo test --release --features checked --test loom
 //! ```
+//!
+//! The second run adds misuse detection, which compares every freed slot's
+//! owner tag: it is what notices two threads assigning an allocator two
+//! different tags.
 //!
 //! `--nocapture` shows how many executions each model explored. The models
 //! with two threads at work are searched exhaustively; those with three, up
@@ -366,9 +371,11 @@ fn raw_threads_racing_allocate_and_deallocate() {
                     thread::spawn(move || raw_churn(&heap, owner))
                 })
                 .collect();
-            let mine = allocate_filled(&heap, LARGE, 0);
+            // Another class than the workers' first: two classes grow at once
+            // and race to assign the allocator's owner tag.
+            let mine = allocate_filled(&heap, SMALL, 0);
             // SAFETY: allocated just above with these arguments.
-            unsafe { deallocate_checked(&heap, mine, LARGE, 0) };
+            unsafe { deallocate_checked(&heap, mine, SMALL, 0) };
             for worker in workers {
                 worker.join().unwrap();
             }
