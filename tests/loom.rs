@@ -16,7 +16,7 @@
 //! owner tag: it is what notices two threads assigning an allocator two
 //! different tags.
 //!
-//! `--nocapture` shows how many executions each model explored. The models
+//! `--nocapture` shows how many interleavings each model explored. The models
 //! with two threads at work are searched exhaustively; those with three, up
 //! to three preemptions per execution. `LOOM_MAX_PREEMPTIONS` sets one bound
 //! for all.
@@ -56,7 +56,7 @@ enum Search {
 }
 
 /// Runs `model` in every interleaving `search` allows, and prints how many
-/// executions that was.
+/// that was.
 fn explore(name: &str, search: Search, model: impl Fn() + Send + Sync + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none()
@@ -64,8 +64,8 @@ fn explore(name: &str, search: Search, model: impl Fn() + Send + Sync + 'static)
     {
         builder.preemption_bound = Some(bound);
     }
-    let executions = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = executions.clone();
+    let interleavings = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = interleavings.clone();
     builder.check(move || {
         counter.fetch_add(1, Ordering::Relaxed);
         model();
@@ -75,8 +75,8 @@ fn explore(name: &str, search: Search, model: impl Fn() + Send + Sync + 'static)
         None => "exhaustive".to_owned(),
     };
     println!(
-        "loom model `{name}`: {} executions explored ({bound})",
-        executions.load(Ordering::Relaxed)
+        "loom model `{name}`: explored {} interleavings ({bound})",
+        interleavings.load(Ordering::Relaxed)
     );
 }
 
