@@ -21,7 +21,7 @@ mod common;
 use std::alloc::{Layout, System};
 use std::ptr::NonNull;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Barrier, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Instant;
 
@@ -89,13 +89,91 @@ fn stress<P: Pool>(name: &str, pool: &P, ops: usize) {
         for (t, (tx, rx)) in senders.iter_mut().zip(receivers).enumerate() {
             let tx = tx.take().unwrap();
             let (barrier, census) = (&barrier, &census);
-            s.spawn(move || Worker::new(pool, t, tx, rx, barrier, census).run(ops));
+            s.spawn(move || {
+                let _breaks = BreakOnPanic(barrier);
+                Worker::new(pool, t, tx, rx, barrier, census).run(ops);
+            });
         }
     });
     println!(
         "stress `{name}`: {THREADS} threads x {ops} operations in {:.2} s",
         start.elapsed().as_secs_f64()
     );
+}
+
+/// A barrier that a panicking thread breaks: the others then fail as well,
+/// rather than wait for it forever.
+struct Barrier {
+    threads: usize,
+    state: Mutex<BarrierState>,
+    all_here: Condvar,
+}
+
+struct BarrierState {
+    waiting: usize,
+    /// Counts the times every thread arrived.
+    round: u64,
+    broken: bool,
+}
+
+impl Barrier {
+    fn new(threads: usize) -> Self {
+        Self {
+            threads,
+            state: Mutex::new(BarrierState {
+                waiting: 0,
+                round: 0,
+                broken: false,
+            }),
+            all_here: Condvar::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, BarrierState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits for every thread; true in exactly one of them, the last to
+    /// arrive.
+    fn wait(&self) -> bool {
+        let mut state = self.state();
+        let round = state.round;
+        state.waiting += 1;
+        let last = state.waiting == self.threads;
+        if last {
+            state.waiting = 0;
+            state.round += 1;
+            self.all_here.notify_all();
+        }
+        while state.round == round && !state.broken {
+            state = self
+                .all_here
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        let broken = state.broken;
+        drop(state);
+        assert!(!broken, "another thread failed");
+        last
+    }
+
+    fn break_for_all(&self) {
+        self.state().broken = true;
+        self.all_here.notify_all();
+    }
+}
+
+/// Breaks the barrier if its thread panics.
+struct BreakOnPanic<'a>(&'a Barrier);
+
+impl Drop for BreakOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.break_for_all();
+        }
+    }
 }
 
 struct Worker<'a, P: Pool> {
@@ -216,7 +294,7 @@ impl<'a, P: Pool> Worker<'a, P> {
                 }
             }
         }
-        if self.barrier.wait().is_leader() {
+        if self.barrier.wait() {
             let mut census = self.census.lock().unwrap();
             assert_eq!(
                 self.pool.in_use(),
