@@ -99,6 +99,7 @@ extern crate std;
 mod error;
 mod misuse;
 pub mod page_allocator;
+mod poison;
 mod slab;
 pub mod slab_allocator;
 mod slab_box;

@@ -33,6 +33,11 @@
 //!   bitmap's room (one bit per slot, at most 1/64 of the page) is reserved
 //!   in every build so that `OBJECTS_PER_SLAB`, and whether a type fits, do
 //!   not change between debug and release.
+//! - In checked builds, every byte of a slot on the free list after its link
+//!   is [`POISON`], and its link is `None` or a free slot of the same slab;
+//!   [`Slab::check_reuse`] verifies both before the slot is handed out again.
+//!   In AddressSanitizer builds, every slot not handed out is marked for the
+//!   sanitizer (see `poison`).
 //!
 //! # Finding the slab of an object
 //!
@@ -50,6 +55,7 @@ use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
 use crate::misuse::{CHECKED, Misuse};
+use crate::poison::{self, POISON};
 
 const WORD_BITS: usize = usize::BITS as usize;
 
@@ -195,6 +201,9 @@ impl Slab {
             // the page; all bits clear means no slot is handed out.
             unsafe { bitmap.cast::<u8>().write_bytes(0, bytes) };
         }
+        // SAFETY: slot 0 starts inside the page (the geometry's guarantee).
+        let slots = unsafe { page.byte_add(geo.first_slot) };
+        poison::forbid(slots, geo.end() - geo.first_slot);
         Slab(header)
     }
 
@@ -247,6 +256,7 @@ impl Slab {
         // SAFETY: the caller upholds the shared contract.
         let header = unsafe { self.header() };
         let slot = if let Some(slot) = header.free_head {
+            poison::allow(slot.cast(), geo.slot_size);
             // SAFETY: slots on the free list are free slots of this page whose
             // first word holds a `FreeSlot` written by `push_slot`.
             header.free_head = unsafe { slot.read() }.next;
@@ -255,6 +265,7 @@ impl Slab {
             // SAFETY: `untouched` is the offset of a slot inside the page.
             let slot = unsafe { self.page().byte_add(header.untouched as usize) };
             header.untouched += geo.slot_size as u32;
+            poison::allow(slot, geo.slot_size);
             slot
         } else {
             return None;
@@ -296,20 +307,75 @@ impl Slab {
         let value = FreeSlot {
             next: header.free_head,
         };
-        let bytes = (&raw const value).cast::<u8>();
         let len = size_of::<FreeSlot>();
-        let split = guarded.min(len);
+        let [(near, near_len), (far, far_len)] = split_at_guard(slot, link.cast(), guarded, 0, len);
+        let bytes = (&raw const value).cast::<u8>();
         // SAFETY: the slot is ours again and at least a pointer in size; the
-        // first `split` bytes lie inside the caller's borrow.
-        unsafe { core::ptr::copy_nonoverlapping(bytes, slot.as_ptr(), split) };
-        // Both stay inside `value` and the slot: `split <= len`.
-        let rest_from = bytes.wrapping_add(split);
-        let rest_to = link.as_ptr().cast::<u8>().wrapping_add(split);
-        // SAFETY: the rest of the word is in the same slot, reached through
-        // the slab's page provenance.
-        unsafe { core::ptr::copy_nonoverlapping(rest_from, rest_to, len - split) };
+        // near part lies inside the caller's borrow.
+        unsafe { core::ptr::copy_nonoverlapping(bytes, near, near_len) };
+        // SAFETY: the far part is the rest of the word, in the same slot,
+        // reached through the slab's page provenance; `near_len + far_len`
+        // is the size of `value`.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.wrapping_add(near_len), far, far_len) };
+        if CHECKED {
+            let pieces = split_at_guard(slot, link.cast(), guarded, len, geo.slot_size);
+            for (start, count) in pieces {
+                // SAFETY: both pieces lie inside the slot, which is ours
+                // again, each reached through a pointer entitled to it.
+                unsafe { start.write_bytes(POISON, count) };
+            }
+        }
+        poison::forbid(link.cast(), geo.slot_size);
         header.free_head = Some(link);
         header.in_use -= 1;
+    }
+
+    /// Checks, in checked builds, that the slot the next `pop_slot` hands out
+    /// from the free list was left alone while it was free: its link still
+    /// leads to a free slot of this slab (or nowhere), and its poison fill is
+    /// intact. Returns the slot and the misuse otherwise. Nothing in other
+    /// builds.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    pub(crate) unsafe fn check_reuse(
+        self,
+        geo: &SlabGeometry,
+    ) -> Result<(), (Misuse, NonNull<u8>)> {
+        if !CHECKED {
+            return Ok(());
+        }
+        // SAFETY: the caller upholds the shared contract.
+        let header = unsafe { self.header() };
+        let Some(head) = header.free_head else {
+            return Ok(());
+        };
+        let (untouched, slot) = (header.untouched as usize, head.cast::<u8>());
+        // It is handed out next, if it passes: the sanitizer may let us read.
+        poison::allow(slot, geo.slot_size);
+        let corrupt = |offset| Err((Misuse::WriteAfterFree { offset }, slot));
+        // SAFETY: a free slot's first word is its link, written by `push_slot`.
+        if let Some(next) = unsafe { head.read() }.next {
+            let base = self.page().as_ptr().addr();
+            let offset = next.as_ptr().addr().wrapping_sub(base);
+            let in_slab = offset >= geo.first_slot
+                && offset < untouched
+                && (offset - geo.first_slot).is_multiple_of(geo.slot_size);
+            // SAFETY: a slot of this live slab, as just checked.
+            if !in_slab || unsafe { self.is_handed_out(next.cast(), geo) } {
+                return corrupt(0);
+            }
+        }
+        let len = geo.slot_size - size_of::<FreeSlot>();
+        let after_link = slot.as_ptr().wrapping_add(size_of::<FreeSlot>());
+        // SAFETY: the bytes after the link are inside the free slot, which
+        // nothing else may use while we hold the slab.
+        let fill = unsafe { core::slice::from_raw_parts(after_link, len) };
+        match fill.iter().position(|&byte| byte != POISON) {
+            Some(changed) => corrupt(size_of::<FreeSlot>() + changed),
+            None => Ok(()),
+        }
     }
 
     /// Slots handed out and not yet returned.
@@ -413,6 +479,19 @@ impl Slab {
         Ok(())
     }
 
+    /// Whether `slot`'s bit says it is handed out.
+    ///
+    /// # Safety
+    ///
+    /// As for [`bit_of`](Self::bit_of).
+    unsafe fn is_handed_out(self, slot: NonNull<u8>, geo: &SlabGeometry) -> bool {
+        // SAFETY: forwarded from the caller.
+        let (word, mask) = unsafe { self.bit_of(slot, geo) };
+        // SAFETY: the word is inside the page's bitmap, initialised by `init`.
+        let bits = unsafe { word.read() };
+        bits & mask != 0
+    }
+
     /// The bitmap word and bit mask of `slot`.
     ///
     /// # Safety
@@ -441,6 +520,25 @@ impl Slab {
         // SAFETY: as above, and we have exclusive access to it.
         unsafe { word.write(bits ^ mask) };
     }
+}
+
+/// The byte range `start..end` of a slot being freed, as two pieces: the
+/// part below `guarded` through `slot` (the caller's pointer, entitled to
+/// its object's bytes and the only one allowed to touch them while a `Box`
+/// is being freed), the rest through `paged` (the same address with the
+/// page's provenance). Computes pointers only.
+fn split_at_guard(
+    slot: NonNull<u8>,
+    paged: NonNull<u8>,
+    guarded: usize,
+    start: usize,
+    end: usize,
+) -> [(*mut u8, usize); 2] {
+    let mid = guarded.clamp(start, end);
+    [
+        (slot.as_ptr().wrapping_add(start), mid - start),
+        (paged.as_ptr().wrapping_add(mid), end - mid),
+    ]
 }
 
 /// The bitmap right after the header (checked builds).

@@ -74,7 +74,7 @@ use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::SlabGeometry;
 use crate::slab_cache::{
-    CacheConfig, CacheCore, OwnerTag, SlotReach, with_exposed_page_provenance,
+    AllocFault, CacheConfig, CacheCore, OwnerTag, SlotReach, with_exposed_page_provenance,
 };
 use crate::stats::AllocatorStats;
 use crate::sync::{AtomicUsize, Mutex, Ordering};
@@ -380,17 +380,42 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// fallback, [`AllocError::FallbackFailed`] if the fallback is out of
     /// memory, and the page errors of [`AllocError`] if a class needs a page
     /// and cannot get one.
+    ///
+    /// # Panics
+    ///
+    /// Checked builds panic, naming the misuse and the address, if the slot
+    /// about to be handed out was written to while it was free (a use after
+    /// free somewhere else in the program).
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.allocate_or_report(layout, Misuse::report)
+    }
+
+    /// `allocate`, with the way a misuse is reported as a parameter:
+    /// `allocate` panics, `GlobalAlloc::alloc` must not unwind.
+    #[inline]
+    fn allocate_or_report(
+        &self,
+        layout: Layout,
+        report: fn(Misuse, NonNull<u8>) -> !,
+    ) -> Result<NonNull<u8>, AllocError> {
         if layout.size() == 0 {
             return Ok(dangling(layout));
         }
         match Self::class_of(layout) {
             Some(class) => {
-                let mut core = self.classes[class].lock();
-                // SAFETY: `self.pages` is the only page allocator any class
-                // core sees.
-                unsafe { core.alloc(&self.pages, &self.owner) }
+                let outcome = {
+                    let mut core = self.classes[class].lock();
+                    // SAFETY: `self.pages` is the only page allocator any
+                    // class core sees.
+                    unsafe { core.alloc(&self.pages, &self.owner) }
+                };
+                // A misuse is reported after the lock is released.
+                match outcome {
+                    Ok(slot) => Ok(slot),
+                    Err(AllocFault::Refused(error)) => Err(error),
+                    Err(AllocFault::Misuse(misuse, slot)) => report(misuse, slot),
+                }
             }
             None => {
                 let ptr = self.fallback.allocate(layout)?;
@@ -569,7 +594,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
                 return Ok(new);
             }
         }
-        let new = self.allocate(new_layout)?;
+        let new = self.allocate_or_report(new_layout, report)?;
         let keep = layout.size().min(new_size);
         // SAFETY: both blocks are valid for `keep` bytes and distinct (the
         // old one is still allocated while the new one is handed out).
@@ -699,7 +724,8 @@ where
 {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.allocate(layout)
+        let abort = |misuse, ptr| report_in_allocator(misuse, ptr);
+        self.allocate_or_report(layout, abort)
             .map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 

@@ -47,6 +47,7 @@ use core::ptr::NonNull;
 use crate::error::AllocError;
 use crate::misuse::Misuse;
 use crate::page_allocator::{PageAllocator, page_size_of};
+use crate::poison;
 use crate::slab::{Slab, SlabGeometry};
 use crate::stats::CacheStats;
 use crate::sync::{AtomicU32, Ordering};
@@ -228,6 +229,16 @@ pub(crate) fn with_exposed_page_provenance(ptr: NonNull<u8>) -> NonNull<u8> {
     NonNull::new(exposed).unwrap_or(ptr)
 }
 
+/// Why [`CacheCore::alloc`] handed out nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AllocFault {
+    /// No memory: an error for the caller.
+    Refused(AllocError),
+    /// Checked builds found the slot about to be handed out written to while
+    /// it was free: a bug to report (after the lock is released).
+    Misuse(Misuse, NonNull<u8>),
+}
+
 /// What the pointer handed back to [`CacheCore::free`] may access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SlotReach {
@@ -326,12 +337,12 @@ impl CacheCore {
         &mut self,
         pages: &P,
         owner: &OwnerTag,
-    ) -> Result<NonNull<u8>, AllocError> {
+    ) -> Result<NonNull<u8>, AllocFault> {
         let slab = match self.available.head {
             Some(slab) => slab,
             None => {
                 // SAFETY: forwarded from the caller.
-                let slab = unsafe { self.grow(pages, owner.get()) }?;
+                let slab = unsafe { self.grow(pages, owner.get()) }.map_err(AllocFault::Refused)?;
                 // SAFETY: the slab is live, on no list, and ours.
                 unsafe { self.available.push_front(slab) };
                 self.empty += 1;
@@ -339,6 +350,9 @@ impl CacheCore {
             }
         };
         // SAFETY: slabs on our lists are live and we hold `&mut self`.
+        unsafe { slab.check_reuse(&self.geometry) }
+            .map_err(|(misuse, slot)| AllocFault::Misuse(misuse, slot))?;
+        // SAFETY: as above.
         let was_empty = unsafe { slab.in_use() } == 0;
         // SAFETY: as above.
         let Some(slot) = (unsafe { slab.pop_slot(&self.geometry) }) else {
@@ -409,7 +423,7 @@ impl CacheCore {
             unsafe { list.remove(slab) };
             // SAFETY: the slab is on no list and has no slot in use, so no
             // one uses its page; it came from `pages` (shared contract).
-            unsafe { pages.deallocate_page(slab.page()) };
+            unsafe { self.give_back(pages, slab) };
             return Ok(());
         }
         if was_full {
@@ -459,12 +473,26 @@ impl CacheCore {
                 unsafe { self.available.remove(slab) };
                 // SAFETY: an empty slab has no slot in use; the page came
                 // from `pages` (shared contract).
-                unsafe { pages.deallocate_page(slab.page()) };
+                unsafe { self.give_back(pages, slab) };
                 self.empty -= 1;
                 released += 1;
             }
         }
         released
+    }
+
+    /// Returns an empty slab's page to `pages`.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; `slab` is on no list, has no
+    /// slot in use, and is never used again.
+    unsafe fn give_back<P: PageAllocator + ?Sized>(&self, pages: &P, slab: Slab) {
+        // Whoever gets the page next may touch all of it.
+        poison::allow(slab.page(), self.geometry.page_size);
+        // SAFETY: the caller's guarantees: the page came from `pages` and no
+        // one uses it any more.
+        unsafe { pages.deallocate_page(slab.page()) };
     }
 
     /// Counters for `stats()`.
@@ -561,7 +589,11 @@ mod tests {
 
         fn alloc(&mut self) -> Result<NonNull<u8>, AllocError> {
             // SAFETY: `self.pages` is the only page source this core sees.
-            unsafe { self.core.alloc(&self.pages, &self.owner) }
+            match unsafe { self.core.alloc(&self.pages, &self.owner) } {
+                Ok(slot) => Ok(slot),
+                Err(AllocFault::Refused(error)) => Err(error),
+                Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
+            }
         }
 
         /// Callers pass only slots from `alloc` not yet freed.

@@ -25,7 +25,7 @@ use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
 use crate::slab_box::SlabBox;
-use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag, SlotReach};
+use crate::slab_cache::{AllocFault, CacheConfig, CacheCore, OwnerTag, SlotReach};
 use crate::stats::CacheStats;
 use crate::sync::Mutex;
 
@@ -226,14 +226,21 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 
     /// A slot for one `T`, uninitialised. Zero-sized `T`s get a dangling,
     /// aligned pointer and touch nothing.
-    fn allocate_slot(&self) -> Result<NonNull<T>, AllocError> {
+    pub(crate) fn allocate_slot(&self) -> Result<NonNull<T>, AllocError> {
         if Self::IS_ZST {
             return Ok(NonNull::dangling());
         }
-        let mut core = self.core.lock();
-        // SAFETY: `self.pages` is the only page allocator this core sees.
-        let slot = unsafe { core.alloc(&self.pages, &self.owner) }?;
-        Ok(slot.cast())
+        let outcome = {
+            let mut core = self.core.lock();
+            // SAFETY: `self.pages` is the only page allocator this core sees.
+            unsafe { core.alloc(&self.pages, &self.owner) }
+        };
+        // A misuse is reported after the lock is released.
+        match outcome {
+            Ok(slot) => Ok(slot.cast()),
+            Err(AllocFault::Refused(error)) => Err(error),
+            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
+        }
     }
 
     /// Returns `slot` to the cache. The value in it must already be dropped
