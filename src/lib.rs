@@ -115,7 +115,7 @@ pub use page_allocator::{GlobalAllocPages, NoPages, PageAllocator, RegionPages};
 pub use slab_allocator::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
 pub use slab_box::SlabBox;
 pub use slab_cache::CacheConfig;
-pub use stats::{AllocatorStats, CacheStats};
+pub use stats::{AllocatorStats, CacheStats, SlabOccupancy};
 pub use typed_cache::SlabCache;
 
 pub use generic_array;

@@ -479,6 +479,55 @@ impl Slab {
         Ok(())
     }
 
+    /// Which slots are handed out, as a bitmap of `geo.capacity` bits (bit
+    /// `i % usize::BITS` of word `i / usize::BITS` for slot `i`). Checked
+    /// builds maintain that bitmap; other builds recompute it here, from the
+    /// free list and the untouched offset, into the room the geometry
+    /// reserves for it in every build.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`]; the slice must not outlive the
+    /// exclusive access.
+    pub(crate) unsafe fn occupancy<'a>(self, geo: &SlabGeometry) -> &'a [usize] {
+        let words = geo.capacity.div_ceil(WORD_BITS);
+        // SAFETY: the caller upholds the shared contract.
+        let header = unsafe { self.header() };
+        // SAFETY: a live slab's page is a slab page.
+        let bitmap = unsafe { bitmap_of(self.page()) };
+        // SAFETY: the bitmap room holds a bit for every slot, right after the
+        // header; we hold the slab, so no one else touches it.
+        let bits = unsafe { core::slice::from_raw_parts_mut(bitmap.as_ptr(), words) };
+        if !CHECKED {
+            let touched = (header.untouched as usize - geo.first_slot) / geo.slot_size;
+            for (i, word) in bits.iter_mut().enumerate() {
+                let below = touched.saturating_sub(i * WORD_BITS).min(WORD_BITS);
+                *word = if below == WORD_BITS {
+                    usize::MAX
+                } else {
+                    (1 << below) - 1
+                };
+            }
+            let mut cursor = header.free_head;
+            while let Some(slot) = cursor {
+                poison::allow(slot.cast(), geo.slot_size);
+                // SAFETY: slots on the free list hold their link in their
+                // first word.
+                cursor = unsafe { slot.read() }.next;
+                poison::forbid(slot.cast(), geo.slot_size);
+                let offset = slot.as_ptr().addr() - self.page().as_ptr().addr();
+                let index = (offset - geo.first_slot) / geo.slot_size;
+                bits[index / WORD_BITS] &= !(1 << (index % WORD_BITS));
+            }
+        }
+        debug_assert_eq!(
+            bits.iter().map(|w| w.count_ones() as usize).sum::<usize>(),
+            header.in_use as usize,
+            "the bitmap agrees with the count of slots in use"
+        );
+        bits
+    }
+
     /// Whether `slot`'s bit says it is handed out.
     ///
     /// # Safety

@@ -76,7 +76,7 @@ use crate::slab::SlabGeometry;
 use crate::slab_cache::{
     AllocFault, CacheConfig, CacheCore, OwnerTag, SlotReach, with_exposed_page_provenance,
 };
-use crate::stats::AllocatorStats;
+use crate::stats::{AllocatorStats, SlabOccupancy};
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 
 /// The smallest size class, in bytes.
@@ -626,6 +626,33 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             classes: GenericArray::generate(|i| self.classes[i].lock().stats(CLASS_NAMES[i])),
             fallback_allocations: self.fallback_allocations.load(Ordering::Relaxed),
             fallback_bytes: self.fallback_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Shows `visit` every slab of every size class, with the class's slot
+    /// size: which slots are used and which free (see [`SlabOccupancy`]).
+    ///
+    /// Each class is locked while its slabs are visited, so `visit` must not
+    /// allocate from this allocator — mind that printing may, if this is the
+    /// global allocator.
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    /// use minimal_slab::SlabAllocator;
+    ///
+    /// let heap = SlabAllocator::new();
+    /// let layout = Layout::new::<[u8; 100]>();
+    /// let p = heap.allocate(layout).unwrap();
+    /// let mut seen = Vec::new();
+    /// heap.for_each_slab(|class, slab| seen.push((class, slab.in_use())));
+    /// assert_eq!(seen, [(128, 1)]);
+    /// // SAFETY: allocated just above with `layout`.
+    /// unsafe { heap.deallocate(p, layout) };
+    /// ```
+    pub fn for_each_slab(&self, mut visit: impl FnMut(usize, SlabOccupancy<'_>)) {
+        for (i, class) in self.classes.iter().enumerate() {
+            let size = MIN_CLASS << i;
+            class.lock().for_each_slab(|slab| visit(size, slab));
         }
     }
 

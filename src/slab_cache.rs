@@ -49,7 +49,7 @@ use crate::misuse::Misuse;
 use crate::page_allocator::{PageAllocator, page_size_of};
 use crate::poison;
 use crate::slab::{Slab, SlabGeometry};
-use crate::stats::CacheStats;
+use crate::stats::{CacheStats, SlabOccupancy};
 use crate::sync::{AtomicU32, Ordering};
 
 /// Empty slabs a cache keeps by default instead of giving their pages back.
@@ -479,6 +479,31 @@ impl CacheCore {
             }
         }
         released
+    }
+
+    /// Shows `visit` each slab's slots, used or free: the slabs with free
+    /// slots first (most recently used first), then the full ones.
+    pub(crate) fn for_each_slab(&mut self, mut visit: impl FnMut(SlabOccupancy<'_>)) {
+        let geometry = self.geometry;
+        for list in [&self.available, &self.full] {
+            let mut cursor = list.head;
+            while let Some(slab) = cursor {
+                // SAFETY: slabs on our lists are live, and `&mut self` is
+                // exclusive access to them for the whole visit.
+                let (_, next) = unsafe { slab.links() };
+                // SAFETY: as above; the slice lives only for this call of
+                // `visit`, within the exclusive access.
+                let used = unsafe { slab.occupancy(&geometry) };
+                visit(SlabOccupancy {
+                    page: slab.page().as_ptr().addr(),
+                    slot_size: geometry.slot_size,
+                    first_slot: geometry.first_slot,
+                    capacity: geometry.capacity,
+                    used,
+                });
+                cursor = next;
+            }
+        }
     }
 
     /// Returns an empty slab's page to `pages`.

@@ -26,7 +26,7 @@ use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
 use crate::slab_box::SlabBox;
 use crate::slab_cache::{AllocFault, CacheConfig, CacheCore, OwnerTag, SlotReach};
-use crate::stats::CacheStats;
+use crate::stats::{CacheStats, SlabOccupancy};
 use crate::sync::Mutex;
 
 /// A thread-safe pool of `T` values in slabs of `P::PageSize` bytes.
@@ -195,6 +195,27 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         stats.object_size = Self::OBJECT_SIZE;
         stats.objects_per_slab = Self::OBJECTS_PER_SLAB;
         stats
+    }
+
+    /// Shows `visit` every slab of the cache: which slots are used and
+    /// which free (see [`SlabOccupancy`]). Slabs with free slots come first,
+    /// most recently used first, then the full ones.
+    ///
+    /// `visit` runs with the cache locked, so it must not use this cache
+    /// (that would spin forever); anything else, printing included, is fine.
+    ///
+    /// ```
+    /// use minimal_slab::SlabCache;
+    ///
+    /// let cache: SlabCache<u64> = SlabCache::new();
+    /// let objects: Vec<_> = (0..600).map(|i| cache.alloc(i).unwrap()).collect();
+    /// let mut used = 0;
+    /// cache.for_each_slab(|slab| used += slab.in_use());
+    /// assert_eq!(used, 600);
+    /// # drop(objects);
+    /// ```
+    pub fn for_each_slab(&self, visit: impl FnMut(SlabOccupancy<'_>)) {
+        self.core.lock().for_each_slab(visit);
     }
 
     /// The current growth and reserve settings.

@@ -707,3 +707,36 @@ fn a_cache_can_be_a_static() {
     assert!(NUMBERS.stats().name.contains("u32"));
     assert!(format!("{NUMBERS:?}").contains("SlabCache"));
 }
+
+#[test]
+fn occupancy_shows_exactly_the_slots_in_use() {
+    let cache: SlabCache<[u64; 4]> = SlabCache::new();
+    let per_slab = SlabCache::<[u64; 4]>::OBJECTS_PER_SLAB;
+    let mut live: Vec<_> = (0..per_slab as u64 + 10)
+        .map(|i| Some(cache.alloc([i; 4]).unwrap()))
+        .collect();
+    // Free every third object, in both slabs.
+    for slot in live.iter_mut().step_by(3) {
+        *slot = None;
+    }
+    let expected: std::collections::BTreeSet<usize> = live
+        .iter()
+        .flatten()
+        .map(|b| SlabBox::as_ptr(b).addr())
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut slabs = 0;
+    cache.for_each_slab(|slab| {
+        slabs += 1;
+        assert_eq!(slab.capacity(), per_slab);
+        assert_eq!(slab.slots().filter(|&used| used).count(), slab.in_use());
+        for index in 0..slab.capacity() {
+            if slab.is_used(index) {
+                assert!(seen.insert(slab.slot_address(index)));
+            }
+        }
+        assert_eq!(slab.to_string().len(), per_slab);
+    });
+    assert_eq!(slabs, 2);
+    assert_eq!(seen, expected, "used slots are exactly the live objects");
+}
