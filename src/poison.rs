@@ -62,3 +62,27 @@ mod asan {
         pub(super) fn __asan_unpoison_memory_region(addr: *const u8, size: usize);
     }
 }
+
+/// Fills `len` bytes at `ptr` with [`POISON`].
+///
+/// # Safety
+///
+/// The bytes are valid for writes through `ptr` and used by no one else.
+#[inline]
+pub(crate) unsafe fn fill(ptr: *mut u8, len: usize) {
+    // SAFETY: the caller's guarantees.
+    unsafe { ptr.write_bytes(POISON, len) }
+}
+
+/// The offset of the first of `len` bytes at `ptr` that is not [`POISON`].
+///
+/// # Safety
+///
+/// The bytes are valid for reads through `ptr`, and no one writes them
+/// meanwhile.
+#[inline]
+pub(crate) unsafe fn first_changed(ptr: *const u8, len: usize) -> Option<usize> {
+    // SAFETY: the caller's guarantees.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr, len) };
+    bytes.iter().position(|&byte| byte != POISON)
+}

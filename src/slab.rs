@@ -34,7 +34,7 @@
 //!   in every build so that `OBJECTS_PER_SLAB`, and whether a type fits, do
 //!   not change between debug and release.
 //! - In checked builds, every byte of a slot on the free list after its link
-//!   is [`POISON`], and its link is `None` or a free slot of the same slab;
+//!   is [`POISON`](poison::POISON), and its link is `None` or a free slot of the same slab;
 //!   [`Slab::check_reuse`] verifies both before the slot is handed out again.
 //!   In AddressSanitizer builds, every slot not handed out is marked for the
 //!   sanitizer (see `poison`).
@@ -55,7 +55,7 @@ use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
 use crate::misuse::{CHECKED, Misuse};
-use crate::poison::{self, POISON};
+use crate::poison;
 
 const WORD_BITS: usize = usize::BITS as usize;
 
@@ -322,7 +322,7 @@ impl Slab {
             for (start, count) in pieces {
                 // SAFETY: both pieces lie inside the slot, which is ours
                 // again, each reached through a pointer entitled to it.
-                unsafe { start.write_bytes(POISON, count) };
+                unsafe { poison::fill(start, count) };
             }
         }
         poison::forbid(link.cast(), geo.slot_size);
@@ -367,12 +367,11 @@ impl Slab {
                 return corrupt(0);
             }
         }
-        let len = geo.slot_size - size_of::<FreeSlot>();
         let after_link = slot.as_ptr().wrapping_add(size_of::<FreeSlot>());
+        let len = geo.slot_size - size_of::<FreeSlot>();
         // SAFETY: the bytes after the link are inside the free slot, which
         // nothing else may use while we hold the slab.
-        let fill = unsafe { core::slice::from_raw_parts(after_link, len) };
-        match fill.iter().position(|&byte| byte != POISON) {
+        match unsafe { poison::first_changed(after_link, len) } {
             Some(changed) => corrupt(size_of::<FreeSlot>() + changed),
             None => Ok(()),
         }
@@ -539,6 +538,55 @@ impl Slab {
         // SAFETY: the word is inside the page's bitmap, initialised by `init`.
         let bits = unsafe { word.read() };
         bits & mask != 0
+    }
+
+    /// Checks, without exclusive access, that `slot` is a slot of this slab
+    /// owned by the cache tagged `owner` with `geo`'s slot size: the checks of
+    /// [`check_free`](Self::check_free) that read only header fields fixed
+    /// when the slab was made (owner, slot size), for a local front that
+    /// takes no lock to free. Whether the slot is handed out is checked later,
+    /// when it goes back under the lock. Meaningful in checked builds;
+    /// always `Ok` otherwise.
+    ///
+    /// # Safety
+    ///
+    /// `self` was computed by [`Slab::containing`] from `slot`, and the page
+    /// is readable memory (the same best-effort terms as `check_free`).
+    pub(crate) unsafe fn check_owner(
+        self,
+        slot: NonNull<u8>,
+        geo: &SlabGeometry,
+        owner: u32,
+    ) -> Result<(), Misuse> {
+        if !CHECKED {
+            return Ok(());
+        }
+        let header = self.0.as_ptr();
+        // SAFETY: a field of the header in place; nothing is read yet.
+        let owner_field = unsafe { &raw const (*header).owner };
+        // SAFETY: readable per the contract; the owner is written only when
+        // the slab is made, so reading it races with nothing.
+        if unsafe { owner_field.read() } != owner {
+            return Err(Misuse::ForeignPointer);
+        }
+        // SAFETY: as above.
+        let size_field = unsafe { &raw const (*header).slot_size };
+        // SAFETY: as above: the slot size is fixed when the slab is made.
+        let slot_size = unsafe { size_field.read() } as usize;
+        if slot_size != geo.slot_size {
+            return Err(Misuse::WrongSizeClass {
+                actual: slot_size,
+                claimed: geo.slot_size,
+            });
+        }
+        let offset = slot.as_ptr().addr() - self.page().as_ptr().addr();
+        if offset < geo.first_slot
+            || offset >= geo.end()
+            || !(offset - geo.first_slot).is_multiple_of(slot_size)
+        {
+            return Err(Misuse::ForeignPointer);
+        }
+        Ok(())
     }
 
     /// The bitmap word and bit mask of `slot`.

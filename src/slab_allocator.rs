@@ -70,9 +70,10 @@ use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
 use typenum::{Diff, IsGreaterOrEqual, Log2, Logarithm2, PowerOfTwo, True, U2, U8, U256, Unsigned};
 
 use crate::error::AllocError;
+use crate::magazine::Magazine;
 use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
-use crate::slab::SlabGeometry;
+use crate::slab::{Slab, SlabGeometry};
 use crate::slab_cache::{
     AllocFault, CacheConfig, CacheCore, OwnerTag, SlotReach, with_exposed_page_provenance,
 };
@@ -604,6 +605,78 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             report(misuse, ptr);
         }
         Ok(new)
+    }
+
+    /// Refills `magazine` for size class `class` with up to a batch of
+    /// slots, under that class's lock.
+    pub(crate) fn refill_class<N: ArrayLength>(
+        &self,
+        class: usize,
+        magazine: &mut Magazine<N>,
+    ) -> Result<(), AllocError> {
+        let room = Magazine::<N>::BATCH.min(N::USIZE - magazine.len());
+        let outcome = {
+            let mut core = self.classes[class].lock();
+            // SAFETY: `self.pages` is the only page allocator any class core
+            // sees; `room` leaves the magazine within its capacity.
+            unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(AllocFault::Refused(error)) => Err(error),
+            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
+        }
+    }
+
+    /// Gives up to `count` slots from the top of `magazine` back to size
+    /// class `class`, under its lock.
+    ///
+    /// # Safety
+    ///
+    /// Every slot in the magazine was parked there (`magazine::park`) after
+    /// class `class` handed it out, and no one uses it.
+    pub(crate) unsafe fn drain_class<N: ArrayLength>(
+        &self,
+        class: usize,
+        magazine: &mut Magazine<N>,
+        count: usize,
+    ) {
+        let outcome = {
+            let mut core = self.classes[class].lock();
+            // SAFETY: the caller's guarantees; `self.pages` is the only page
+            // allocator any class core sees.
+            unsafe { core.free_from(&self.pages, &self.owner, magazine, count) }
+        };
+        if let Err((misuse, slot)) = outcome {
+            misuse.report(slot);
+        }
+    }
+
+    /// The size class serving `layout`, as an index, or `None` if only the
+    /// fallback can (for the local front).
+    #[inline]
+    pub(crate) fn class_index(layout: Layout) -> Option<usize> {
+        Self::class_of(layout)
+    }
+
+    /// Checks, without any lock, that `ptr` is a slot of size class `class`
+    /// of this allocator (checked builds; see [`Slab::check_owner`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Slab::check_owner`]: `ptr` points into readable memory.
+    pub(crate) unsafe fn check_class_slot(
+        &self,
+        class: usize,
+        ptr: NonNull<u8>,
+    ) -> Result<(), Misuse> {
+        let size = MIN_CLASS << class;
+        let Ok(geometry) = SlabGeometry::new(page_size_of::<P>(), size, size) else {
+            unreachable!("every class fits a page (CLASSES_FIT)")
+        };
+        let slab = Slab::containing(ptr, geometry.page_size);
+        // SAFETY: the caller's guarantees.
+        unsafe { slab.check_owner(ptr, &geometry, self.owner.get()) }
     }
 
     /// Gives back the page of every empty slab in every class, the reserves

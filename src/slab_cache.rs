@@ -44,7 +44,10 @@
 use core::fmt;
 use core::ptr::NonNull;
 
+use generic_array::ArrayLength;
+
 use crate::error::AllocError;
+use crate::magazine::{self, Magazine};
 use crate::misuse::Misuse;
 use crate::page_allocator::{PageAllocator, page_size_of};
 use crate::poison;
@@ -370,6 +373,67 @@ impl CacheCore {
         }
         self.in_use += 1;
         Ok(slot)
+    }
+
+    /// Moves up to `count` slots into `magazine`, readied to rest there
+    /// ([`magazine::park`]): one refill of a local cache under one lock.
+    /// Stops early, successfully, when no page can be had after at least one
+    /// slot was taken.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; the magazine has room for
+    /// `count` more slots.
+    pub(crate) unsafe fn alloc_into<P: PageAllocator + ?Sized, N: ArrayLength>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+        magazine: &mut Magazine<N>,
+        count: usize,
+    ) -> Result<(), AllocFault> {
+        for taken in 0..count {
+            // SAFETY: forwarded from the caller.
+            let slot = match unsafe { self.alloc(pages, owner) } {
+                Ok(slot) => slot,
+                Err(AllocFault::Refused(_)) if taken > 0 => break,
+                Err(fault) => return Err(fault),
+            };
+            // SAFETY: the slot was just handed out, to no one else.
+            unsafe { magazine::park(slot, self.geometry.slot_size) };
+            let pushed = magazine.push(slot);
+            debug_assert!(pushed.is_ok(), "the caller left room for {count} slots");
+        }
+        Ok(())
+    }
+
+    /// Gives up to `count` slots from the top of `magazine` back to their
+    /// slabs, under one lock. Stops at the first misuse found (a slot written
+    /// to while it rested, or not ours at all), which is returned with the
+    /// slot; that slot is no longer in the magazine.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; every slot in the magazine was
+    /// parked there by this core's front, with this core's slot size.
+    pub(crate) unsafe fn free_from<P: PageAllocator + ?Sized, N: ArrayLength>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+        magazine: &mut Magazine<N>,
+        count: usize,
+    ) -> Result<(), (Misuse, NonNull<u8>)> {
+        for _ in 0..count {
+            let Some(slot) = magazine.pop() else { break };
+            // SAFETY: parked by this core's front with its slot size.
+            unsafe { magazine::unpark(slot, self.geometry.slot_size) }
+                .map_err(|misuse| (misuse, slot))?;
+            // SAFETY: forwarded from the caller; a parked slot was handed out
+            // by this core and is used by no one, through a pointer that
+            // reaches its page.
+            unsafe { self.free(pages, owner, slot, SlotReach::Page) }
+                .map_err(|misuse| (misuse, slot))?;
+        }
+        Ok(())
     }
 
     /// Returns `slot` to its slab.

@@ -20,7 +20,10 @@ use core::mem::{align_of, size_of};
 use core::pin::Pin;
 use core::ptr::NonNull;
 
+use generic_array::ArrayLength;
+
 use crate::error::{AllocError, AllocFailed};
+use crate::magazine::Magazine;
 use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
@@ -261,6 +264,45 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
             Ok(slot) => Ok(slot.cast()),
             Err(AllocFault::Refused(error)) => Err(error),
             Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
+        }
+    }
+
+    /// Refills `magazine` with up to a batch of slots, under one lock.
+    pub(crate) fn refill<N: ArrayLength>(
+        &self,
+        magazine: &mut Magazine<N>,
+    ) -> Result<(), AllocError> {
+        let room = Magazine::<N>::BATCH.min(N::USIZE - magazine.len());
+        let outcome = {
+            let mut core = self.core.lock();
+            // SAFETY: `self.pages` is the only page allocator this core sees;
+            // `room` leaves the magazine within its capacity.
+            unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
+        };
+        // A misuse is reported after the lock is released.
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(AllocFault::Refused(error)) => Err(error),
+            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
+        }
+    }
+
+    /// Gives up to `count` slots from the top of `magazine` back, under one
+    /// lock.
+    ///
+    /// # Safety
+    ///
+    /// Every slot in the magazine was parked there (`magazine::park`) after
+    /// this cache handed it out, and no one uses it.
+    pub(crate) unsafe fn drain<N: ArrayLength>(&self, magazine: &mut Magazine<N>, count: usize) {
+        let outcome = {
+            let mut core = self.core.lock();
+            // SAFETY: the caller's guarantees; `self.pages` is the only page
+            // allocator this core sees.
+            unsafe { core.free_from(&self.pages, &self.owner, magazine, count) }
+        };
+        if let Err((misuse, slot)) = outcome {
+            misuse.report(slot);
         }
     }
 
