@@ -79,6 +79,12 @@
 //!   Without it the crate needs no allocator at all.
 //! - `checked`: misuse detection (double free, foreign pointer, wrong size
 //!   class) in every build; it is always on with `debug_assertions`.
+//! - `allocator-api2`: `allocator_api2::alloc::Allocator` for
+//!   `&SlabAllocator` and `&SlabCache`, so `allocator_api2`'s `Vec` and `Box`
+//!   and `hashbrown`'s maps live in slabs on stable Rust.
+//! - `nightly` (nightly Rust only): `core::alloc::Allocator` for
+//!   `&SlabAllocator` and `&SlabCache`, for std's `Box::new_in`,
+//!   `Vec::new_in` and the rest.
 //!
 //! # Safety
 //!
@@ -89,6 +95,7 @@
 
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(feature = "nightly", feature(allocator_api))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -96,9 +103,14 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+#[cfg(any(feature = "allocator-api2", feature = "nightly"))]
+mod allocator_api;
 mod error;
+mod local;
+mod magazine;
 mod misuse;
 pub mod page_allocator;
+mod poison;
 mod slab;
 pub mod slab_allocator;
 mod slab_box;
@@ -108,15 +120,18 @@ mod sync;
 mod typed_cache;
 
 pub use error::{AllocError, AllocFailed, PageAllocError};
+pub use local::{LocalAllocator, LocalBox, LocalCache};
 #[cfg(feature = "alloc")]
 pub use page_allocator::GlobalPages;
 pub use page_allocator::{GlobalAllocPages, NoPages, PageAllocator, RegionPages};
 pub use slab_allocator::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
 pub use slab_box::SlabBox;
 pub use slab_cache::CacheConfig;
-pub use stats::{AllocatorStats, CacheStats};
+pub use stats::{AllocatorStats, CacheStats, SlabOccupancy};
 pub use typed_cache::SlabCache;
 
+#[cfg(feature = "allocator-api2")]
+pub use allocator_api2;
 pub use generic_array;
 pub use typenum;
 

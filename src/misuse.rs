@@ -2,8 +2,9 @@
 //!
 //! Checks run when the feature `checked` is on, and in every build with
 //! `debug_assertions`. They cost a bitmap of one bit per slot in each slab
-//! header and a few comparisons per free; release builds without the feature
-//! compile them out entirely (`CHECKED` is a `const`).
+//! header, a few comparisons per free, and the poisoning of free slots (a
+//! fill per free, a scan per reuse: see `poison`); release builds without
+//! the feature compile them out entirely (`CHECKED` is a `const`).
 //!
 //! A misuse is detected while the cache lock is held but reported only after
 //! it is released, so that the panic (which may allocate, and may reach a
@@ -15,7 +16,7 @@ use core::ptr::NonNull;
 /// Whether misuse checks are compiled in.
 pub(crate) const CHECKED: bool = cfg!(any(feature = "checked", debug_assertions));
 
-/// A misuse found while freeing a slot.
+/// A misuse found while freeing a slot, or when a free slot is reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Misuse {
     /// The slot is already free.
@@ -29,6 +30,13 @@ pub(crate) enum Misuse {
         actual: usize,
         /// Slot size implied by the layout (or type) it was freed with.
         claimed: usize,
+    },
+    /// A free slot was written to: found when it was about to be handed out
+    /// again (checked builds poison free slots, see `poison`).
+    WriteAfterFree {
+        /// Offset, from the slot's start, of the first byte found changed
+        /// (0: the free-list link).
+        offset: usize,
     },
 }
 
@@ -59,6 +67,11 @@ impl fmt::Display for Report {
                 f,
                 "minimal_slab: wrong layout when freeing {ptr:p}: it lies in a slab of {actual}-byte slots \
                  but was freed as a {claimed}-byte object"
+            ),
+            Misuse::WriteAfterFree { offset } => write!(
+                f,
+                "minimal_slab: write after free into {ptr:p}: byte {offset} of the slot changed \
+                 while it was free (found when handing it out again)"
             ),
         }
     }

@@ -33,6 +33,11 @@
 //!   bitmap's room (one bit per slot, at most 1/64 of the page) is reserved
 //!   in every build so that `OBJECTS_PER_SLAB`, and whether a type fits, do
 //!   not change between debug and release.
+//! - In checked builds, every byte of a slot on the free list after its link
+//!   is [`POISON`](poison::POISON), and its link is `None` or a free slot of the same slab;
+//!   [`Slab::check_reuse`] verifies both before the slot is handed out again.
+//!   In AddressSanitizer builds, every slot not handed out is marked for the
+//!   sanitizer (see `poison`).
 //!
 //! # Finding the slab of an object
 //!
@@ -50,6 +55,7 @@ use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
 use crate::misuse::{CHECKED, Misuse};
+use crate::poison;
 
 const WORD_BITS: usize = usize::BITS as usize;
 
@@ -195,6 +201,9 @@ impl Slab {
             // the page; all bits clear means no slot is handed out.
             unsafe { bitmap.cast::<u8>().write_bytes(0, bytes) };
         }
+        // SAFETY: slot 0 starts inside the page (the geometry's guarantee).
+        let slots = unsafe { page.byte_add(geo.first_slot) };
+        poison::forbid(slots, geo.end() - geo.first_slot);
         Slab(header)
     }
 
@@ -247,6 +256,7 @@ impl Slab {
         // SAFETY: the caller upholds the shared contract.
         let header = unsafe { self.header() };
         let slot = if let Some(slot) = header.free_head {
+            poison::allow(slot.cast(), geo.slot_size);
             // SAFETY: slots on the free list are free slots of this page whose
             // first word holds a `FreeSlot` written by `push_slot`.
             header.free_head = unsafe { slot.read() }.next;
@@ -255,6 +265,7 @@ impl Slab {
             // SAFETY: `untouched` is the offset of a slot inside the page.
             let slot = unsafe { self.page().byte_add(header.untouched as usize) };
             header.untouched += geo.slot_size as u32;
+            poison::allow(slot, geo.slot_size);
             slot
         } else {
             return None;
@@ -296,20 +307,74 @@ impl Slab {
         let value = FreeSlot {
             next: header.free_head,
         };
-        let bytes = (&raw const value).cast::<u8>();
         let len = size_of::<FreeSlot>();
-        let split = guarded.min(len);
+        let [(near, near_len), (far, far_len)] = split_at_guard(slot, link.cast(), guarded, 0, len);
+        let bytes = (&raw const value).cast::<u8>();
         // SAFETY: the slot is ours again and at least a pointer in size; the
-        // first `split` bytes lie inside the caller's borrow.
-        unsafe { core::ptr::copy_nonoverlapping(bytes, slot.as_ptr(), split) };
-        // Both stay inside `value` and the slot: `split <= len`.
-        let rest_from = bytes.wrapping_add(split);
-        let rest_to = link.as_ptr().cast::<u8>().wrapping_add(split);
-        // SAFETY: the rest of the word is in the same slot, reached through
-        // the slab's page provenance.
-        unsafe { core::ptr::copy_nonoverlapping(rest_from, rest_to, len - split) };
+        // near part lies inside the caller's borrow.
+        unsafe { core::ptr::copy_nonoverlapping(bytes, near, near_len) };
+        // SAFETY: the far part is the rest of the word, in the same slot,
+        // reached through the slab's page provenance; `near_len + far_len`
+        // is the size of `value`.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.wrapping_add(near_len), far, far_len) };
+        if CHECKED {
+            let pieces = split_at_guard(slot, link.cast(), guarded, len, geo.slot_size);
+            for (start, count) in pieces {
+                // SAFETY: both pieces lie inside the slot, which is ours
+                // again, each reached through a pointer entitled to it.
+                unsafe { poison::fill(start, count) };
+            }
+        }
+        poison::forbid(link.cast(), geo.slot_size);
         header.free_head = Some(link);
         header.in_use -= 1;
+    }
+
+    /// Checks, in checked builds, that the slot the next `pop_slot` hands out
+    /// from the free list was left alone while it was free: its link still
+    /// leads to a free slot of this slab (or nowhere), and its poison fill is
+    /// intact. Returns the slot and the misuse otherwise. Nothing in other
+    /// builds.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    pub(crate) unsafe fn check_reuse(
+        self,
+        geo: &SlabGeometry,
+    ) -> Result<(), (Misuse, NonNull<u8>)> {
+        if !CHECKED {
+            return Ok(());
+        }
+        // SAFETY: the caller upholds the shared contract.
+        let header = unsafe { self.header() };
+        let Some(head) = header.free_head else {
+            return Ok(());
+        };
+        let (untouched, slot) = (header.untouched as usize, head.cast::<u8>());
+        // It is handed out next, if it passes: the sanitizer may let us read.
+        poison::allow(slot, geo.slot_size);
+        let corrupt = |offset| Err((Misuse::WriteAfterFree { offset }, slot));
+        // SAFETY: a free slot's first word is its link, written by `push_slot`.
+        if let Some(next) = unsafe { head.read() }.next {
+            let base = self.page().as_ptr().addr();
+            let offset = next.as_ptr().addr().wrapping_sub(base);
+            let in_slab = offset >= geo.first_slot
+                && offset < untouched
+                && (offset - geo.first_slot).is_multiple_of(geo.slot_size);
+            // SAFETY: a slot of this live slab, as just checked.
+            if !in_slab || unsafe { self.is_handed_out(next.cast(), geo) } {
+                return corrupt(0);
+            }
+        }
+        let after_link = slot.as_ptr().wrapping_add(size_of::<FreeSlot>());
+        let len = geo.slot_size - size_of::<FreeSlot>();
+        // SAFETY: the bytes after the link are inside the free slot, which
+        // nothing else may use while we hold the slab.
+        match unsafe { poison::first_changed(after_link, len) } {
+            Some(changed) => corrupt(size_of::<FreeSlot>() + changed),
+            None => Ok(()),
+        }
     }
 
     /// Slots handed out and not yet returned.
@@ -413,6 +478,117 @@ impl Slab {
         Ok(())
     }
 
+    /// Which slots are handed out, as a bitmap of `geo.capacity` bits (bit
+    /// `i % usize::BITS` of word `i / usize::BITS` for slot `i`). Checked
+    /// builds maintain that bitmap; other builds recompute it here, from the
+    /// free list and the untouched offset, into the room the geometry
+    /// reserves for it in every build.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`]; the slice must not outlive the
+    /// exclusive access.
+    pub(crate) unsafe fn occupancy<'a>(self, geo: &SlabGeometry) -> &'a [usize] {
+        let words = geo.capacity.div_ceil(WORD_BITS);
+        // SAFETY: the caller upholds the shared contract.
+        let header = unsafe { self.header() };
+        // SAFETY: a live slab's page is a slab page.
+        let bitmap = unsafe { bitmap_of(self.page()) };
+        // SAFETY: the bitmap room holds a bit for every slot, right after the
+        // header; we hold the slab, so no one else touches it.
+        let bits = unsafe { core::slice::from_raw_parts_mut(bitmap.as_ptr(), words) };
+        if !CHECKED {
+            let touched = (header.untouched as usize - geo.first_slot) / geo.slot_size;
+            for (i, word) in bits.iter_mut().enumerate() {
+                let below = touched.saturating_sub(i * WORD_BITS).min(WORD_BITS);
+                *word = if below == WORD_BITS {
+                    usize::MAX
+                } else {
+                    (1 << below) - 1
+                };
+            }
+            let mut cursor = header.free_head;
+            while let Some(slot) = cursor {
+                poison::allow(slot.cast(), geo.slot_size);
+                // SAFETY: slots on the free list hold their link in their
+                // first word.
+                cursor = unsafe { slot.read() }.next;
+                poison::forbid(slot.cast(), geo.slot_size);
+                let offset = slot.as_ptr().addr() - self.page().as_ptr().addr();
+                let index = (offset - geo.first_slot) / geo.slot_size;
+                bits[index / WORD_BITS] &= !(1 << (index % WORD_BITS));
+            }
+        }
+        debug_assert_eq!(
+            bits.iter().map(|w| w.count_ones() as usize).sum::<usize>(),
+            header.in_use as usize,
+            "the bitmap agrees with the count of slots in use"
+        );
+        bits
+    }
+
+    /// Whether `slot`'s bit says it is handed out.
+    ///
+    /// # Safety
+    ///
+    /// As for [`bit_of`](Self::bit_of).
+    unsafe fn is_handed_out(self, slot: NonNull<u8>, geo: &SlabGeometry) -> bool {
+        // SAFETY: forwarded from the caller.
+        let (word, mask) = unsafe { self.bit_of(slot, geo) };
+        // SAFETY: the word is inside the page's bitmap, initialised by `init`.
+        let bits = unsafe { word.read() };
+        bits & mask != 0
+    }
+
+    /// Checks, without exclusive access, that `slot` is a slot of this slab
+    /// owned by the cache tagged `owner` with `geo`'s slot size: the checks of
+    /// [`check_free`](Self::check_free) that read only header fields fixed
+    /// when the slab was made (owner, slot size), for a local front that
+    /// takes no lock to free. Whether the slot is handed out is checked later,
+    /// when it goes back under the lock. Meaningful in checked builds;
+    /// always `Ok` otherwise.
+    ///
+    /// # Safety
+    ///
+    /// `self` was computed by [`Slab::containing`] from `slot`, and the page
+    /// is readable memory (the same best-effort terms as `check_free`).
+    pub(crate) unsafe fn check_owner(
+        self,
+        slot: NonNull<u8>,
+        geo: &SlabGeometry,
+        owner: u32,
+    ) -> Result<(), Misuse> {
+        if !CHECKED {
+            return Ok(());
+        }
+        let header = self.0.as_ptr();
+        // SAFETY: a field of the header in place; nothing is read yet.
+        let owner_field = unsafe { &raw const (*header).owner };
+        // SAFETY: readable per the contract; the owner is written only when
+        // the slab is made, so reading it races with nothing.
+        if unsafe { owner_field.read() } != owner {
+            return Err(Misuse::ForeignPointer);
+        }
+        // SAFETY: as above.
+        let size_field = unsafe { &raw const (*header).slot_size };
+        // SAFETY: as above: the slot size is fixed when the slab is made.
+        let slot_size = unsafe { size_field.read() } as usize;
+        if slot_size != geo.slot_size {
+            return Err(Misuse::WrongSizeClass {
+                actual: slot_size,
+                claimed: geo.slot_size,
+            });
+        }
+        let offset = slot.as_ptr().addr() - self.page().as_ptr().addr();
+        if offset < geo.first_slot
+            || offset >= geo.end()
+            || !(offset - geo.first_slot).is_multiple_of(slot_size)
+        {
+            return Err(Misuse::ForeignPointer);
+        }
+        Ok(())
+    }
+
     /// The bitmap word and bit mask of `slot`.
     ///
     /// # Safety
@@ -441,6 +617,25 @@ impl Slab {
         // SAFETY: as above, and we have exclusive access to it.
         unsafe { word.write(bits ^ mask) };
     }
+}
+
+/// The byte range `start..end` of a slot being freed, as two pieces: the
+/// part below `guarded` through `slot` (the caller's pointer, entitled to
+/// its object's bytes and the only one allowed to touch them while a `Box`
+/// is being freed), the rest through `paged` (the same address with the
+/// page's provenance). Computes pointers only.
+fn split_at_guard(
+    slot: NonNull<u8>,
+    paged: NonNull<u8>,
+    guarded: usize,
+    start: usize,
+    end: usize,
+) -> [(*mut u8, usize); 2] {
+    let mid = guarded.clamp(start, end);
+    [
+        (slot.as_ptr().wrapping_add(start), mid - start),
+        (paged.as_ptr().wrapping_add(mid), end - mid),
+    ]
 }
 
 /// The bitmap right after the header (checked builds).

@@ -70,13 +70,14 @@ use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
 use typenum::{Diff, IsGreaterOrEqual, Log2, Logarithm2, PowerOfTwo, True, U2, U8, U256, Unsigned};
 
 use crate::error::AllocError;
+use crate::magazine::Magazine;
 use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
-use crate::slab::SlabGeometry;
+use crate::slab::{Slab, SlabGeometry};
 use crate::slab_cache::{
-    CacheConfig, CacheCore, OwnerTag, SlotReach, with_exposed_page_provenance,
+    AllocFault, CacheConfig, CacheCore, OwnerTag, SlotReach, with_exposed_page_provenance,
 };
-use crate::stats::AllocatorStats;
+use crate::stats::{AllocatorStats, SlabOccupancy};
 use crate::sync::{AtomicUsize, Mutex, Ordering, const_fn_unless_loom};
 
 /// The smallest size class, in bytes.
@@ -388,17 +389,42 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// fallback, [`AllocError::FallbackFailed`] if the fallback is out of
     /// memory, and the page errors of [`AllocError`] if a class needs a page
     /// and cannot get one.
+    ///
+    /// # Panics
+    ///
+    /// Checked builds panic, naming the misuse and the address, if the slot
+    /// about to be handed out was written to while it was free (a use after
+    /// free somewhere else in the program).
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.allocate_or_report(layout, Misuse::report)
+    }
+
+    /// `allocate`, with the way a misuse is reported as a parameter:
+    /// `allocate` panics, `GlobalAlloc::alloc` must not unwind.
+    #[inline]
+    fn allocate_or_report(
+        &self,
+        layout: Layout,
+        report: fn(Misuse, NonNull<u8>) -> !,
+    ) -> Result<NonNull<u8>, AllocError> {
         if layout.size() == 0 {
             return Ok(dangling(layout));
         }
         match Self::class_of(layout) {
             Some(class) => {
-                let mut core = self.classes[class].lock();
-                // SAFETY: `self.pages` is the only page allocator any class
-                // core sees.
-                unsafe { core.alloc(&self.pages, &self.owner) }
+                let outcome = {
+                    let mut core = self.classes[class].lock();
+                    // SAFETY: `self.pages` is the only page allocator any
+                    // class core sees.
+                    unsafe { core.alloc(&self.pages, &self.owner) }
+                };
+                // A misuse is reported after the lock is released.
+                match outcome {
+                    Ok(slot) => Ok(slot),
+                    Err(AllocFault::Refused(error)) => Err(error),
+                    Err(AllocFault::Misuse(misuse, slot)) => report(misuse, slot),
+                }
             }
             None => {
                 let ptr = self.fallback.allocate(layout)?;
@@ -577,7 +603,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
                 return Ok(new);
             }
         }
-        let new = self.allocate(new_layout)?;
+        let new = self.allocate_or_report(new_layout, report)?;
         let keep = layout.size().min(new_size);
         // SAFETY: both blocks are valid for `keep` bytes and distinct (the
         // old one is still allocated while the new one is handed out).
@@ -587,6 +613,78 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             report(misuse, ptr);
         }
         Ok(new)
+    }
+
+    /// Refills `magazine` for size class `class` with up to a batch of
+    /// slots, under that class's lock.
+    pub(crate) fn refill_class<N: ArrayLength>(
+        &self,
+        class: usize,
+        magazine: &mut Magazine<N>,
+    ) -> Result<(), AllocError> {
+        let room = Magazine::<N>::BATCH.min(N::USIZE - magazine.len());
+        let outcome = {
+            let mut core = self.classes[class].lock();
+            // SAFETY: `self.pages` is the only page allocator any class core
+            // sees; `room` leaves the magazine within its capacity.
+            unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(AllocFault::Refused(error)) => Err(error),
+            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
+        }
+    }
+
+    /// Gives up to `count` slots from the top of `magazine` back to size
+    /// class `class`, under its lock.
+    ///
+    /// # Safety
+    ///
+    /// Every slot in the magazine was parked there (`magazine::park`) after
+    /// class `class` handed it out, and no one uses it.
+    pub(crate) unsafe fn drain_class<N: ArrayLength>(
+        &self,
+        class: usize,
+        magazine: &mut Magazine<N>,
+        count: usize,
+    ) {
+        let outcome = {
+            let mut core = self.classes[class].lock();
+            // SAFETY: the caller's guarantees; `self.pages` is the only page
+            // allocator any class core sees.
+            unsafe { core.free_from(&self.pages, &self.owner, magazine, count) }
+        };
+        if let Err((misuse, slot)) = outcome {
+            misuse.report(slot);
+        }
+    }
+
+    /// The size class serving `layout`, as an index, or `None` if only the
+    /// fallback can (for the local front).
+    #[inline]
+    pub(crate) fn class_index(layout: Layout) -> Option<usize> {
+        Self::class_of(layout)
+    }
+
+    /// Checks, without any lock, that `ptr` is a slot of size class `class`
+    /// of this allocator (checked builds; see [`Slab::check_owner`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Slab::check_owner`]: `ptr` points into readable memory.
+    pub(crate) unsafe fn check_class_slot(
+        &self,
+        class: usize,
+        ptr: NonNull<u8>,
+    ) -> Result<(), Misuse> {
+        let size = MIN_CLASS << class;
+        let Ok(geometry) = SlabGeometry::new(page_size_of::<P>(), size, size) else {
+            unreachable!("every class fits a page (CLASSES_FIT)")
+        };
+        let slab = Slab::containing(ptr, geometry.page_size);
+        // SAFETY: the caller's guarantees.
+        unsafe { slab.check_owner(ptr, &geometry, self.owner.get()) }
     }
 
     /// Gives back the page of every empty slab in every class, the reserves
@@ -609,6 +707,33 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             classes: GenericArray::generate(|i| self.classes[i].lock().stats(CLASS_NAMES[i])),
             fallback_allocations: self.fallback_allocations.load(Ordering::Relaxed),
             fallback_bytes: self.fallback_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Shows `visit` every slab of every size class, with the class's slot
+    /// size: which slots are used and which free (see [`SlabOccupancy`]).
+    ///
+    /// Each class is locked while its slabs are visited, so `visit` must not
+    /// allocate from this allocator — mind that printing may, if this is the
+    /// global allocator.
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    /// use minimal_slab::SlabAllocator;
+    ///
+    /// let heap = SlabAllocator::new();
+    /// let layout = Layout::new::<[u8; 100]>();
+    /// let p = heap.allocate(layout).unwrap();
+    /// let mut seen = Vec::new();
+    /// heap.for_each_slab(|class, slab| seen.push((class, slab.in_use())));
+    /// assert_eq!(seen, [(128, 1)]);
+    /// // SAFETY: allocated just above with `layout`.
+    /// unsafe { heap.deallocate(p, layout) };
+    /// ```
+    pub fn for_each_slab(&self, mut visit: impl FnMut(usize, SlabOccupancy<'_>)) {
+        for (i, class) in self.classes.iter().enumerate() {
+            let size = MIN_CLASS << i;
+            class.lock().for_each_slab(|slab| visit(size, slab));
         }
     }
 
@@ -707,7 +832,8 @@ where
 {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.allocate(layout)
+        let abort = |misuse, ptr| report_in_allocator(misuse, ptr);
+        self.allocate_or_report(layout, abort)
             .map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 

@@ -44,11 +44,15 @@
 use core::fmt;
 use core::ptr::NonNull;
 
+use generic_array::ArrayLength;
+
 use crate::error::AllocError;
+use crate::magazine::{self, Magazine};
 use crate::misuse::Misuse;
 use crate::page_allocator::{PageAllocator, page_size_of};
+use crate::poison;
 use crate::slab::{Slab, SlabGeometry};
-use crate::stats::CacheStats;
+use crate::stats::{CacheStats, SlabOccupancy};
 use crate::sync::{AtomicU32, Ordering, StaticAtomicU32, const_fn_unless_loom};
 
 /// Empty slabs a cache keeps by default instead of giving their pages back.
@@ -230,6 +234,16 @@ pub(crate) fn with_exposed_page_provenance(ptr: NonNull<u8>) -> NonNull<u8> {
     NonNull::new(exposed).unwrap_or(ptr)
 }
 
+/// Why [`CacheCore::alloc`] handed out nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AllocFault {
+    /// No memory: an error for the caller.
+    Refused(AllocError),
+    /// Checked builds found the slot about to be handed out written to while
+    /// it was free: a bug to report (after the lock is released).
+    Misuse(Misuse, NonNull<u8>),
+}
+
 /// What the pointer handed back to [`CacheCore::free`] may access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SlotReach {
@@ -328,12 +342,12 @@ impl CacheCore {
         &mut self,
         pages: &P,
         owner: &OwnerTag,
-    ) -> Result<NonNull<u8>, AllocError> {
+    ) -> Result<NonNull<u8>, AllocFault> {
         let slab = match self.available.head {
             Some(slab) => slab,
             None => {
                 // SAFETY: forwarded from the caller.
-                let slab = unsafe { self.grow(pages, owner.get()) }?;
+                let slab = unsafe { self.grow(pages, owner.get()) }.map_err(AllocFault::Refused)?;
                 // SAFETY: the slab is live, on no list, and ours.
                 unsafe { self.available.push_front(slab) };
                 self.empty += 1;
@@ -341,6 +355,9 @@ impl CacheCore {
             }
         };
         // SAFETY: slabs on our lists are live and we hold `&mut self`.
+        unsafe { slab.check_reuse(&self.geometry) }
+            .map_err(|(misuse, slot)| AllocFault::Misuse(misuse, slot))?;
+        // SAFETY: as above.
         let was_empty = unsafe { slab.in_use() } == 0;
         // SAFETY: as above.
         let Some(slot) = (unsafe { slab.pop_slot(&self.geometry) }) else {
@@ -358,6 +375,67 @@ impl CacheCore {
         }
         self.in_use += 1;
         Ok(slot)
+    }
+
+    /// Moves up to `count` slots into `magazine`, readied to rest there
+    /// ([`magazine::park`]): one refill of a local cache under one lock.
+    /// Stops early, successfully, when no page can be had after at least one
+    /// slot was taken.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; the magazine has room for
+    /// `count` more slots.
+    pub(crate) unsafe fn alloc_into<P: PageAllocator + ?Sized, N: ArrayLength>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+        magazine: &mut Magazine<N>,
+        count: usize,
+    ) -> Result<(), AllocFault> {
+        for taken in 0..count {
+            // SAFETY: forwarded from the caller.
+            let slot = match unsafe { self.alloc(pages, owner) } {
+                Ok(slot) => slot,
+                Err(AllocFault::Refused(_)) if taken > 0 => break,
+                Err(fault) => return Err(fault),
+            };
+            // SAFETY: the slot was just handed out, to no one else.
+            unsafe { magazine::park(slot, self.geometry.slot_size) };
+            let pushed = magazine.push(slot);
+            debug_assert!(pushed.is_ok(), "the caller left room for {count} slots");
+        }
+        Ok(())
+    }
+
+    /// Gives up to `count` slots from the top of `magazine` back to their
+    /// slabs, under one lock. Stops at the first misuse found (a slot written
+    /// to while it rested, or not ours at all), which is returned with the
+    /// slot; that slot is no longer in the magazine.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; every slot in the magazine was
+    /// parked there by this core's front, with this core's slot size.
+    pub(crate) unsafe fn free_from<P: PageAllocator + ?Sized, N: ArrayLength>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+        magazine: &mut Magazine<N>,
+        count: usize,
+    ) -> Result<(), (Misuse, NonNull<u8>)> {
+        for _ in 0..count {
+            let Some(slot) = magazine.pop() else { break };
+            // SAFETY: parked by this core's front with its slot size.
+            unsafe { magazine::unpark(slot, self.geometry.slot_size) }
+                .map_err(|misuse| (misuse, slot))?;
+            // SAFETY: forwarded from the caller; a parked slot was handed out
+            // by this core and is used by no one, through a pointer that
+            // reaches its page.
+            unsafe { self.free(pages, owner, slot, SlotReach::Page) }
+                .map_err(|misuse| (misuse, slot))?;
+        }
+        Ok(())
     }
 
     /// Returns `slot` to its slab.
@@ -411,7 +489,7 @@ impl CacheCore {
             unsafe { list.remove(slab) };
             // SAFETY: the slab is on no list and has no slot in use, so no
             // one uses its page; it came from `pages` (shared contract).
-            unsafe { pages.deallocate_page(slab.page()) };
+            unsafe { self.give_back(pages, slab) };
             return Ok(());
         }
         if was_full {
@@ -461,12 +539,51 @@ impl CacheCore {
                 unsafe { self.available.remove(slab) };
                 // SAFETY: an empty slab has no slot in use; the page came
                 // from `pages` (shared contract).
-                unsafe { pages.deallocate_page(slab.page()) };
+                unsafe { self.give_back(pages, slab) };
                 self.empty -= 1;
                 released += 1;
             }
         }
         released
+    }
+
+    /// Shows `visit` each slab's slots, used or free: the slabs with free
+    /// slots first (most recently used first), then the full ones.
+    pub(crate) fn for_each_slab(&mut self, mut visit: impl FnMut(SlabOccupancy<'_>)) {
+        let geometry = self.geometry;
+        for list in [&self.available, &self.full] {
+            let mut cursor = list.head;
+            while let Some(slab) = cursor {
+                // SAFETY: slabs on our lists are live, and `&mut self` is
+                // exclusive access to them for the whole visit.
+                let (_, next) = unsafe { slab.links() };
+                // SAFETY: as above; the slice lives only for this call of
+                // `visit`, within the exclusive access.
+                let used = unsafe { slab.occupancy(&geometry) };
+                visit(SlabOccupancy {
+                    page: slab.page().as_ptr().addr(),
+                    slot_size: geometry.slot_size,
+                    first_slot: geometry.first_slot,
+                    capacity: geometry.capacity,
+                    used,
+                });
+                cursor = next;
+            }
+        }
+    }
+
+    /// Returns an empty slab's page to `pages`.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; `slab` is on no list, has no
+    /// slot in use, and is never used again.
+    unsafe fn give_back<P: PageAllocator + ?Sized>(&self, pages: &P, slab: Slab) {
+        // Whoever gets the page next may touch all of it.
+        poison::allow(slab.page(), self.geometry.page_size);
+        // SAFETY: the caller's guarantees: the page came from `pages` and no
+        // one uses it any more.
+        unsafe { pages.deallocate_page(slab.page()) };
     }
 
     /// Counters for `stats()`.
@@ -563,7 +680,11 @@ mod tests {
 
         fn alloc(&mut self) -> Result<NonNull<u8>, AllocError> {
             // SAFETY: `self.pages` is the only page source this core sees.
-            unsafe { self.core.alloc(&self.pages, &self.owner) }
+            match unsafe { self.core.alloc(&self.pages, &self.owner) } {
+                Ok(slot) => Ok(slot),
+                Err(AllocFault::Refused(error)) => Err(error),
+                Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
+            }
         }
 
         /// Callers pass only slots from `alloc` not yet freed.

@@ -163,3 +163,81 @@ impl<N: ArrayLength> fmt::Display for AllocatorStats<N> {
         )
     }
 }
+
+/// One slab's slots, used or free: what [`SlabCache::for_each_slab`] and
+/// [`SlabAllocator::for_each_slab`] show of each slab, for pictures of
+/// fragmentation and for debugging.
+///
+/// Its `Display` is one character per slot, `#` for used and `.` for free.
+///
+/// ```
+/// use minimal_slab::SlabCache;
+///
+/// let cache: SlabCache<[u8; 512]> = SlabCache::new();
+/// let a = cache.alloc([1; 512]).unwrap();
+/// let b = cache.alloc([2; 512]).unwrap();
+/// drop(a);
+/// let mut rows = Vec::new();
+/// cache.for_each_slab(|slab| rows.push(slab.to_string()));
+/// assert_eq!(rows, [".#....."]); // 7 slots of 512 bytes in a 4 KiB page
+/// # drop(b);
+/// ```
+///
+/// [`SlabCache::for_each_slab`]: crate::SlabCache::for_each_slab
+/// [`SlabAllocator::for_each_slab`]: crate::SlabAllocator::for_each_slab
+#[derive(Debug, Clone, Copy)]
+pub struct SlabOccupancy<'a> {
+    pub(crate) page: usize,
+    pub(crate) slot_size: usize,
+    pub(crate) first_slot: usize,
+    pub(crate) capacity: usize,
+    pub(crate) used: &'a [usize],
+}
+
+impl SlabOccupancy<'_> {
+    /// The address of the slab's page (its header is at the start).
+    pub fn page_address(&self) -> usize {
+        self.page
+    }
+
+    /// Bytes per slot.
+    pub fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
+    /// The address of slot `index`.
+    pub fn slot_address(&self, index: usize) -> usize {
+        self.page + self.first_slot + index * self.slot_size
+    }
+
+    /// Slots in the slab.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Slots handed out and not yet returned.
+    pub fn in_use(&self) -> usize {
+        self.used
+            .iter()
+            .map(|word| word.count_ones() as usize)
+            .sum()
+    }
+
+    /// Whether slot `index` is handed out; `false` past the capacity.
+    pub fn is_used(&self, index: usize) -> bool {
+        let bits = usize::BITS as usize;
+        index < self.capacity && self.used[index / bits] & (1 << (index % bits)) != 0
+    }
+
+    /// Each slot in address order: `true` if handed out.
+    pub fn slots(&self) -> impl Iterator<Item = bool> + '_ {
+        (0..self.capacity).map(|index| self.is_used(index))
+    }
+}
+
+impl fmt::Display for SlabOccupancy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.slots()
+            .try_for_each(|used| f.write_str(if used { "#" } else { "." }))
+    }
+}

@@ -20,13 +20,16 @@ use core::mem::{align_of, size_of};
 use core::pin::Pin;
 use core::ptr::NonNull;
 
+use generic_array::ArrayLength;
+
 use crate::error::{AllocError, AllocFailed};
+use crate::magazine::Magazine;
 use crate::misuse::Misuse;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
 use crate::slab_box::SlabBox;
-use crate::slab_cache::{CacheConfig, CacheCore, OwnerTag, SlotReach};
-use crate::stats::CacheStats;
+use crate::slab_cache::{AllocFault, CacheConfig, CacheCore, OwnerTag, SlotReach};
+use crate::stats::{CacheStats, SlabOccupancy};
 use crate::sync::{Mutex, const_fn_unless_loom};
 
 /// A thread-safe pool of `T` values in slabs of `P::PageSize` bytes.
@@ -201,6 +204,27 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         stats
     }
 
+    /// Shows `visit` every slab of the cache: which slots are used and
+    /// which free (see [`SlabOccupancy`]). Slabs with free slots come first,
+    /// most recently used first, then the full ones.
+    ///
+    /// `visit` runs with the cache locked, so it must not use this cache
+    /// (that would spin forever); anything else, printing included, is fine.
+    ///
+    /// ```
+    /// use minimal_slab::SlabCache;
+    ///
+    /// let cache: SlabCache<u64> = SlabCache::new();
+    /// let objects: Vec<_> = (0..600).map(|i| cache.alloc(i).unwrap()).collect();
+    /// let mut used = 0;
+    /// cache.for_each_slab(|slab| used += slab.in_use());
+    /// assert_eq!(used, 600);
+    /// # drop(objects);
+    /// ```
+    pub fn for_each_slab(&self, visit: impl FnMut(SlabOccupancy<'_>)) {
+        self.core.lock().for_each_slab(visit);
+    }
+
     /// The current growth and reserve settings.
     pub fn config(&self) -> CacheConfig {
         self.core.lock().config()
@@ -230,14 +254,60 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 
     /// A slot for one `T`, uninitialised. Zero-sized `T`s get a dangling,
     /// aligned pointer and touch nothing.
-    fn allocate_slot(&self) -> Result<NonNull<T>, AllocError> {
+    pub(crate) fn allocate_slot(&self) -> Result<NonNull<T>, AllocError> {
         if Self::IS_ZST {
             return Ok(NonNull::dangling());
         }
-        let mut core = self.core.lock();
-        // SAFETY: `self.pages` is the only page allocator this core sees.
-        let slot = unsafe { core.alloc(&self.pages, &self.owner) }?;
-        Ok(slot.cast())
+        let outcome = {
+            let mut core = self.core.lock();
+            // SAFETY: `self.pages` is the only page allocator this core sees.
+            unsafe { core.alloc(&self.pages, &self.owner) }
+        };
+        // A misuse is reported after the lock is released.
+        match outcome {
+            Ok(slot) => Ok(slot.cast()),
+            Err(AllocFault::Refused(error)) => Err(error),
+            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
+        }
+    }
+
+    /// Refills `magazine` with up to a batch of slots, under one lock.
+    pub(crate) fn refill<N: ArrayLength>(
+        &self,
+        magazine: &mut Magazine<N>,
+    ) -> Result<(), AllocError> {
+        let room = Magazine::<N>::BATCH.min(N::USIZE - magazine.len());
+        let outcome = {
+            let mut core = self.core.lock();
+            // SAFETY: `self.pages` is the only page allocator this core sees;
+            // `room` leaves the magazine within its capacity.
+            unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
+        };
+        // A misuse is reported after the lock is released.
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(AllocFault::Refused(error)) => Err(error),
+            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
+        }
+    }
+
+    /// Gives up to `count` slots from the top of `magazine` back, under one
+    /// lock.
+    ///
+    /// # Safety
+    ///
+    /// Every slot in the magazine was parked there (`magazine::park`) after
+    /// this cache handed it out, and no one uses it.
+    pub(crate) unsafe fn drain<N: ArrayLength>(&self, magazine: &mut Magazine<N>, count: usize) {
+        let outcome = {
+            let mut core = self.core.lock();
+            // SAFETY: the caller's guarantees; `self.pages` is the only page
+            // allocator this core sees.
+            unsafe { core.free_from(&self.pages, &self.owner, magazine, count) }
+        };
+        if let Err((misuse, slot)) = outcome {
+            misuse.report(slot);
+        }
     }
 
     /// Returns `slot` to the cache. The value in it must already be dropped

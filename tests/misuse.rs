@@ -3,7 +3,8 @@
 //! slot handed out by this very cache or allocator (inside a slot, a slot
 //! never handed out, a slot of another cache), and a free with the layout of
 //! another size class each panic with a message naming the misuse, instead
-//! of corrupting the cache.
+//! of corrupting the cache; so does a write into a freed slot, found when the
+//! slot is handed out again (free slots are poisoned).
 //!
 //! Each test commits exactly one misuse on purpose; the `unsafe` blocks that
 //! do so say so in their `SAFETY:` comments. What makes them sound is the
@@ -186,4 +187,79 @@ fn a_block_of_another_allocator_is_a_foreign_pointer() {
     // SAFETY: deliberate misuse: the block came from `home`, not
     // `elsewhere`; checked builds reject the free before changing anything.
     unsafe { elsewhere.deallocate(block.ptr, l) };
+}
+
+/// Frees a fresh block of `l` from `heap`, writes `value` at `offset` into it
+/// afterwards (the misuse), and returns the dangling pointer. `_keep` holds
+/// the slab, so the next allocation of `l` is handed that very slot.
+fn write_after_free(heap: &SlabAllocator, l: Layout, offset: usize, value: u8) -> NonNull<u8> {
+    let p = heap.allocate(l).unwrap();
+    // SAFETY: allocated from `heap` with `l`, freed once here.
+    unsafe { heap.deallocate(p, l) };
+    // SAFETY: deliberate misuse: a write through a dangling pointer. The slot
+    // is still inside a live slab page (another block keeps it in use), so
+    // the write lands in memory the allocator owns — the bug checked builds
+    // are there to catch when the slot is handed out again.
+    unsafe { p.as_ptr().wrapping_add(offset).write(value) };
+    p
+}
+
+#[test]
+#[should_panic(expected = "write after free")]
+fn a_write_into_a_freed_block_is_caught_when_it_is_handed_out_again() {
+    let heap = SlabAllocator::new();
+    let l = layout(48, 8);
+    let _keep = Owned::new(&heap, l);
+    let _ = write_after_free(&heap, l, 40, 0);
+    let _ = heap.allocate(l); // the freed slot is next: its poison was changed
+}
+
+#[test]
+fn the_report_names_the_slot_and_the_first_changed_byte() {
+    let heap = SlabAllocator::new();
+    let l = layout(64, 8);
+    let _keep = Owned::new(&heap, l);
+    let p = write_after_free(&heap, l, 17, 0x11);
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| heap.allocate(l)))
+        .expect_err("the corrupted slot is not handed out");
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(message.contains("write after free"), "{message}");
+    assert!(message.contains(&format!("{p:p}")), "{message}");
+    assert!(message.contains("byte 17"), "{message}");
+}
+
+#[test]
+#[should_panic(expected = "write after free")]
+fn an_overwritten_free_list_link_is_caught_before_it_is_followed() {
+    let heap = SlabAllocator::new();
+    let l = layout(32, 8);
+    let _keep = Owned::new(&heap, l);
+    // The first word of a free slot is its link to the next free slot.
+    let _ = write_after_free(&heap, l, 0, 0xFF);
+    let _ = heap.allocate(l);
+}
+
+#[test]
+#[should_panic(expected = "write after free")]
+fn a_write_through_a_dropped_handle_is_caught_on_the_next_alloc() {
+    let cache: SlabCache<[u64; 4]> = SlabCache::new();
+    let _keep = cache.alloc([0; 4]).unwrap();
+    let raw = SlabBox::into_raw(cache.alloc([1; 4]).unwrap());
+    // SAFETY: `raw` came from `into_raw` on this cache; the one handle to it.
+    drop(unsafe { SlabBox::from_raw(&cache, raw) });
+    // SAFETY: deliberate misuse: a write through the dangling pointer, into
+    // a slot of a slab that `_keep` keeps alive.
+    unsafe { raw.cast::<u64>().as_ptr().wrapping_add(3).write(42) };
+    let _ = cache.alloc([2; 4]); // hands out the same slot: caught
+}
+
+#[test]
+fn a_clean_free_and_reuse_passes_the_poison_check() {
+    let cache: SlabCache<[u8; 40]> = SlabCache::new();
+    for round in 0..100u8 {
+        let b = cache.alloc([round; 40]).unwrap();
+        assert_eq!(b[39], round);
+    }
+    // Freed slots are poisoned; the next owner gets its own value, not poison.
+    assert_eq!(*cache.alloc([7; 40]).unwrap(), [7; 40]);
 }

@@ -549,3 +549,28 @@ fn an_allocator_can_be_a_static_without_being_the_global_one() {
     // (Miri) see every page returned.
     SHARED.shrink();
 }
+
+#[test]
+fn occupancy_lists_each_class_and_its_used_slots() {
+    let heap = SlabAllocator::new();
+    let small = Layout::new::<[u8; 8]>();
+    let large = Layout::new::<[u8; 200]>();
+    let blocks: Vec<_> = (0..5).map(|_| heap.allocate(small).unwrap()).collect();
+    let big = heap.allocate(large).unwrap();
+    // SAFETY: allocated above with `small`, freed once.
+    unsafe { heap.deallocate(blocks[1], small) };
+    let mut rows = Vec::new();
+    heap.for_each_slab(|class, slab| rows.push((class, slab.in_use(), slab.to_string())));
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].0, rows[0].1), (8, 4));
+    assert!(rows[0].2.starts_with("#.###."), "{}", rows[0].2);
+    assert_eq!((rows[1].0, rows[1].1), (256, 1));
+    for (i, &p) in blocks.iter().enumerate() {
+        if i != 1 {
+            // SAFETY: allocated above with `small`, freed once.
+            unsafe { heap.deallocate(p, small) };
+        }
+    }
+    // SAFETY: allocated above with `large`.
+    unsafe { heap.deallocate(big, large) };
+}

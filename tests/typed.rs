@@ -525,14 +525,16 @@ fn into_raw_and_from_raw_round_trip() {
 
 // ---------------------------------------------------------------- geometry
 
-/// Slots of a 4 KiB page after the header: at least what remains after 128
-/// bytes of header (and checked-build bitmap), and never the whole page.
+/// Slots of a 4 KiB page after the header: at least what remains after 160
+/// bytes of header and bitmap room (the bitmap is largest for pointer-sized
+/// slots: 128 bytes for 4-byte slots on 32-bit targets), and never the whole
+/// page.
 fn assert_plausible_geometry<T>(expected_size: usize) {
     let size = SlabCache::<T>::OBJECT_SIZE;
     let per = SlabCache::<T>::OBJECTS_PER_SLAB;
     assert_eq!(size, expected_size, "{}", std::any::type_name::<T>());
     assert!(
-        per >= (4096 - 128) / size,
+        per >= (4096 - 160) / size,
         "{}: {per} per slab",
         std::any::type_name::<T>()
     );
@@ -549,8 +551,9 @@ fn assert_plausible_geometry<T>(expected_size: usize) {
 
 #[test]
 fn slot_sizes_and_slots_per_slab() {
-    // Every slot holds at least a pointer (the free-list link).
-    assert_plausible_geometry::<u8>(8);
+    // Every slot holds at least a pointer (the free-list link): 8 bytes on
+    // 64-bit targets, 4 on 32-bit ones.
+    assert_plausible_geometry::<u8>(size_of::<usize>());
     assert_plausible_geometry::<u64>(8);
     assert_plausible_geometry::<[u8; 24]>(24);
     assert_plausible_geometry::<[u8; 64]>(64);
@@ -706,4 +709,37 @@ fn a_cache_can_be_a_static() {
     assert!(NUMBERS.stats().objects_in_use >= 2);
     assert!(NUMBERS.stats().name.contains("u32"));
     assert!(format!("{NUMBERS:?}").contains("SlabCache"));
+}
+
+#[test]
+fn occupancy_shows_exactly_the_slots_in_use() {
+    let cache: SlabCache<[u64; 4]> = SlabCache::new();
+    let per_slab = SlabCache::<[u64; 4]>::OBJECTS_PER_SLAB;
+    let mut live: Vec<_> = (0..per_slab as u64 + 10)
+        .map(|i| Some(cache.alloc([i; 4]).unwrap()))
+        .collect();
+    // Free every third object, in both slabs.
+    for slot in live.iter_mut().step_by(3) {
+        *slot = None;
+    }
+    let expected: std::collections::BTreeSet<usize> = live
+        .iter()
+        .flatten()
+        .map(|b| SlabBox::as_ptr(b).addr())
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut slabs = 0;
+    cache.for_each_slab(|slab| {
+        slabs += 1;
+        assert_eq!(slab.capacity(), per_slab);
+        assert_eq!(slab.slots().filter(|&used| used).count(), slab.in_use());
+        for index in 0..slab.capacity() {
+            if slab.is_used(index) {
+                assert!(seen.insert(slab.slot_address(index)));
+            }
+        }
+        assert_eq!(slab.to_string().len(), per_slab);
+    });
+    assert_eq!(slabs, 2);
+    assert_eq!(seen, expected, "used slots are exactly the live objects");
 }

@@ -1,0 +1,179 @@
+//! What both fuzz targets check: block contents, overlap, counters, and the
+//! one reason an allocation may fail. Pages come from a tiny region, so the
+//! page source runs dry as well as the page caps.
+
+use std::alloc::{Layout, alloc, dealloc};
+use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+use std::slice;
+
+use minimal_slab::typenum::U1024;
+use minimal_slab::{AllocError, CacheStats, PageAllocError, RegionPages};
+
+/// Small pages, so that a few objects fill one.
+pub const PAGE: usize = 1024;
+
+pub type Region = RegionPages<U1024>;
+
+/// A region of `pages` pages on memory it owns and frees when dropped.
+pub struct TinyRegion {
+    pages: Region,
+    memory: NonNull<u8>,
+    layout: Layout,
+}
+
+impl TinyRegion {
+    pub fn new(pages: usize) -> Self {
+        let layout = Layout::from_size_align(pages.max(1) * PAGE, PAGE).expect("a small layout");
+        // SAFETY: the layout has a non-zero size.
+        let memory = NonNull::new(unsafe { alloc(layout) }).expect("memory for the region");
+        let region = Region::with_page_size();
+        // SAFETY: the memory is ours, valid for `layout.size()` bytes, used by
+        // nothing else, and freed only in `drop`, after every cache on the
+        // region is gone (they borrow it).
+        let added = unsafe { region.add_region(memory, layout.size()) };
+        assert_eq!(added, pages.max(1), "page-aligned memory gives whole pages");
+        Self {
+            pages: region,
+            memory,
+            layout,
+        }
+    }
+
+    pub fn pages(&self) -> &Region {
+        &self.pages
+    }
+}
+
+impl Drop for TinyRegion {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; the region hands out
+        // nothing any more (whatever borrowed it is gone).
+        unsafe { dealloc(self.memory.as_ptr(), self.layout) };
+    }
+}
+
+/// Live blocks as address ranges; a new one overlapping a live one fails.
+#[derive(Default)]
+pub struct Ranges(BTreeMap<usize, (usize, u64)>);
+
+impl Ranges {
+    pub fn insert(&mut self, start: usize, len: usize, id: u64) {
+        let end = start + len;
+        if let Some((&before, &(before_end, other))) = self.0.range(..=start).next_back() {
+            assert!(
+                before_end <= start,
+                "block {id} at {start:#x} overlaps block {other} at {before:#x}"
+            );
+        }
+        if let Some((&after, &(_, other))) = self.0.range(start..).next() {
+            assert!(
+                end <= after,
+                "block {id} at {start:#x} overlaps block {other} at {after:#x}"
+            );
+        }
+        self.0.insert(start, (end, id));
+    }
+
+    pub fn remove(&mut self, start: usize, id: u64) {
+        let (_, owner) = self.0.remove(&start).expect("a live block starts here");
+        assert_eq!(owner, id, "the block at {start:#x} belongs to another id");
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Byte `i` of block `id`: each block its own pattern.
+fn pattern(id: u64, i: usize) -> u8 {
+    ((id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8) ^ (i as u8).wrapping_mul(29)
+}
+
+/// Writes block `id`'s pattern into its `len` bytes.
+///
+/// # Safety
+///
+/// `ptr` is valid for writes of `len` bytes that nothing else uses.
+pub unsafe fn fill(ptr: NonNull<u8>, len: usize, id: u64) {
+    // SAFETY: valid and ours alone, per the caller; `MaybeUninit` needs no
+    // initialised bytes.
+    let bytes = unsafe { slice::from_raw_parts_mut(ptr.as_ptr().cast::<MaybeUninit<u8>>(), len) };
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        byte.write(pattern(id, i));
+    }
+}
+
+/// Checks that the first `len` bytes of a block hold block `id`'s pattern.
+///
+/// # Safety
+///
+/// `ptr` is valid for reads of `len` bytes written by [`fill`].
+pub unsafe fn verify(ptr: NonNull<u8>, len: usize, id: u64) {
+    // SAFETY: valid and initialised, per the caller.
+    let bytes = unsafe { slice::from_raw_parts(ptr.as_ptr(), len) };
+    for (i, &byte) in bytes.iter().enumerate() {
+        assert_eq!(
+            byte,
+            pattern(id, i),
+            "block {id} at {ptr:p}: byte {i} of {len} changed"
+        );
+    }
+}
+
+/// What a cache's counters must satisfy, whatever happened before.
+pub fn check_counters(s: &CacheStats, in_use: usize, limit: Option<usize>, reserve: usize) {
+    assert_eq!(s.objects_in_use, in_use, "{s:?}");
+    assert_eq!(
+        s.pages * s.objects_per_slab,
+        s.objects_in_use + s.free_slots,
+        "{s:?}"
+    );
+    assert_eq!(
+        s.full_slabs + s.partial_slabs + s.empty_slabs,
+        s.pages,
+        "{s:?}"
+    );
+    let full = s.full_slabs * s.objects_per_slab;
+    assert!(
+        full + s.partial_slabs <= in_use,
+        "lists disagree with counts: {s:?}"
+    );
+    assert!(
+        in_use <= full + s.partial_slabs * (s.objects_per_slab - 1),
+        "lists disagree with counts: {s:?}"
+    );
+    assert!(
+        s.empty_slabs <= reserve,
+        "more empty slabs than the reserve: {s:?}"
+    );
+    assert!(
+        limit.is_none_or(|limit| s.pages <= limit),
+        "pages beyond the limit: {s:?}"
+    );
+}
+
+/// How an allocation into a cache whose counters read `before` must fail,
+/// if it must: only when no slot is free, by the cap first, then by the
+/// region running dry.
+pub fn expected_failure(
+    before: &CacheStats,
+    limit: Option<usize>,
+    region: &Region,
+) -> Option<AllocError> {
+    if before.free_slots > 0 {
+        None
+    } else if let Some(limit) = limit.filter(|&limit| before.pages >= limit) {
+        Some(AllocError::PageLimit { limit })
+    } else if region.available() == 0 {
+        Some(AllocError::Pages(PageAllocError::RegionExhausted))
+    } else {
+        None
+    }
+}
+
+/// An optional cap from a fuzz byte: none for large values.
+pub fn page_limit(byte: u8) -> Option<usize> {
+    (byte < 200).then_some(usize::from(byte % 6))
+}

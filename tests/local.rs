@@ -1,0 +1,323 @@
+//! The per-thread fronts: `LocalCache` (typed) and `LocalAllocator` (raw).
+//! Values intact, slots never handed out twice, refills and flushes in
+//! batches, everything given back when a front is dropped, objects crossing
+//! threads, and misuse caught in checked builds.
+
+mod common;
+
+use std::alloc::{Layout, System};
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{CountingPages, XorShift};
+use minimal_slab::typenum::{U4, U8};
+use minimal_slab::{
+    AllocError, CacheConfig, GlobalPages, LocalAllocator, LocalBox, LocalCache, SlabAllocator,
+    SlabCache,
+};
+
+const OPS: usize = if cfg!(miri) { 2_000 } else { 200_000 };
+
+#[test]
+fn a_local_cache_refills_in_batches_and_gives_everything_back_on_drop() {
+    let pages = CountingPages::new(GlobalPages::new());
+    let cache: SlabCache<[u64; 4], _> = SlabCache::new_in(&pages);
+    let local = cache.local();
+    let first = local.alloc([1; 4]).unwrap();
+    assert_eq!(local.cached(), 15, "a refill takes half a 32-slot magazine");
+    assert_eq!(
+        cache.stats().objects_in_use,
+        16,
+        "cached slots count as in use"
+    );
+    drop(first);
+    assert_eq!(local.cached(), 16);
+    drop(local);
+    assert_eq!(cache.stats().objects_in_use, 0);
+    cache.shrink();
+    assert_eq!(pages.outstanding(), 0);
+}
+
+#[test]
+fn a_full_magazine_gives_half_back() {
+    let cache: SlabCache<u64> = SlabCache::new();
+    let local: LocalCache<'_, u64, _, U4> = LocalCache::new(&cache);
+    let boxes: Vec<_> = (0..10).map(|i| local.alloc(i).unwrap()).collect();
+    assert_eq!(boxes.iter().map(|b| **b).sum::<u64>(), 45);
+    drop(boxes);
+    assert!(local.cached() <= 4);
+    assert_eq!(cache.stats().objects_in_use, local.cached());
+    local.flush();
+    assert_eq!((local.cached(), cache.stats().objects_in_use), (0, 0));
+}
+
+#[test]
+fn random_local_traffic_keeps_values_and_never_hands_a_slot_out_twice() {
+    let cache: SlabCache<[u64; 3]> = SlabCache::new();
+    let local: LocalCache<'_, _, _, U8> = LocalCache::new(&cache);
+    let mut rng = XorShift::new(7);
+    let mut live: Vec<(u64, LocalBox<'_, '_, [u64; 3], _, U8>)> = Vec::new();
+    let mut addresses = HashSet::new();
+    for id in 0..OPS as u64 {
+        if live.is_empty() || rng.percent(55) {
+            let b = local.alloc([id, !id, id ^ 0xABCD]).unwrap();
+            assert!(
+                addresses.insert(LocalBox::as_ptr(&b).addr()),
+                "handed out twice"
+            );
+            live.push((id, b));
+        } else {
+            let (id, b) = live.swap_remove(rng.below(live.len()));
+            assert_eq!(*b, [id, !id, id ^ 0xABCD]);
+            assert!(addresses.remove(&LocalBox::as_ptr(&b).addr()));
+            if rng.percent(50) {
+                assert_eq!(LocalBox::into_inner(b), [id, !id, id ^ 0xABCD]);
+            }
+        }
+    }
+    let held = live.len();
+    assert_eq!(cache.stats().objects_in_use, held + local.cached());
+    drop(live);
+    drop(local);
+    assert_eq!(cache.stats().objects_in_use, 0);
+}
+
+#[test]
+fn a_failed_local_alloc_hands_the_value_back() {
+    let cache: SlabCache<[u8; 1000]> =
+        SlabCache::with_config(GlobalPages::new(), CacheConfig::new().page_limit(1));
+    let local = cache.local();
+    let per_page = SlabCache::<[u8; 1000]>::OBJECTS_PER_SLAB;
+    let held: Vec<_> = (0..per_page)
+        .map(|i| local.alloc([i as u8; 1000]).unwrap())
+        .collect();
+    let failed = local.alloc([9; 1000]).unwrap_err();
+    assert_eq!(failed.error(), AllocError::PageLimit { limit: 1 });
+    assert_eq!(failed.into_value(), [9; 1000]);
+    drop(held);
+    assert_eq!(*local.alloc([3; 1000]).unwrap(), [3; 1000]);
+}
+
+#[test]
+fn handles_cross_threads_and_come_home_to_another_front() {
+    static CACHE: SlabCache<String> = SlabCache::new();
+    let local = CACHE.local();
+    let shared: Vec<_> = (0..100)
+        .map(|i| LocalBox::into_shared(local.alloc(format!("job {i}")).unwrap()))
+        .collect();
+    let done = std::thread::spawn(move || {
+        let theirs = CACHE.local();
+        let mut total = 0;
+        for job in shared {
+            total += job.len();
+            theirs.recycle(job); // the string is dropped, the slot stays here
+        }
+        (total, theirs.cached())
+    })
+    .join()
+    .unwrap();
+    assert_eq!(done.0, (0..100).map(|i| format!("job {i}").len()).sum());
+    assert!(
+        done.1 > 0,
+        "recycled slots rest in the other thread's front"
+    );
+    assert_eq!(
+        CACHE.stats().objects_in_use,
+        local.cached(),
+        "that front gave them back when its thread dropped it"
+    );
+    drop(local);
+    assert_eq!(CACHE.stats().objects_in_use, 0);
+}
+
+#[test]
+fn a_panicking_destructor_still_returns_the_slot() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+            panic!("boom");
+        }
+    }
+    let cache: SlabCache<(Bomb, u64)> = SlabCache::new();
+    let local = cache.local();
+    let b = local.alloc((Bomb, 1)).unwrap();
+    let cached = local.cached();
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(b))).is_err());
+    assert_eq!(DROPS.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        local.cached(),
+        cached + 1,
+        "the slot is back in the magazine"
+    );
+}
+
+#[test]
+fn zero_sized_values_take_no_slot() {
+    let cache: SlabCache<()> = SlabCache::new();
+    let local = cache.local();
+    let units: Vec<_> = (0..100).map(|_| local.alloc(()).unwrap()).collect();
+    assert_eq!((local.cached(), cache.stats().pages), (0, 0));
+    drop(units);
+}
+
+#[test]
+fn four_threads_with_their_own_fronts_share_one_cache() {
+    static CACHE: SlabCache<[u64; 2]> = SlabCache::new();
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let local = CACHE.local();
+                let mut rng = XorShift::new(t + 1);
+                let mut live = Vec::new();
+                for i in 0..OPS as u64 / 4 {
+                    if live.is_empty() || rng.percent(50) {
+                        live.push(local.alloc([t, i]).unwrap());
+                    } else {
+                        let b = live.swap_remove(rng.below(live.len()));
+                        assert_eq!(b[0], t, "another thread's value in our slot");
+                    }
+                }
+                live.len()
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(CACHE.stats().objects_in_use, 0);
+    CACHE.shrink();
+    assert_eq!(CACHE.stats().pages, 0);
+}
+
+#[test]
+fn a_local_allocator_serves_every_class_and_the_fallback() {
+    let pages = CountingPages::new(GlobalPages::new());
+    let heap = SlabAllocator::new_in(&pages, System);
+    let local: LocalAllocator<'_, _, _> = heap.local();
+    let mut rng = XorShift::new(3);
+    let mut live: Vec<(NonNull<u8>, Layout, u8)> = Vec::new();
+    for i in 0..OPS / 2 {
+        if live.is_empty() || rng.percent(55) {
+            let layout = Layout::from_size_align(rng.range(1, 400), 1 << rng.below(4)).unwrap();
+            let p = local.allocate(layout).unwrap();
+            assert_eq!(p.as_ptr().addr() % layout.align(), 0);
+            // SAFETY: `p` is valid for `layout.size()` bytes and ours.
+            unsafe { p.as_ptr().write_bytes(i as u8, layout.size()) };
+            live.push((p, layout, i as u8));
+        } else {
+            let (p, layout, byte) = live.swap_remove(rng.below(live.len()));
+            // SAFETY: written above, still ours.
+            let bytes = unsafe { std::slice::from_raw_parts(p.as_ptr(), layout.size()) };
+            assert!(bytes.iter().all(|&b| b == byte), "a block was overwritten");
+            // SAFETY: allocated from `local` with `layout`, freed once.
+            unsafe { local.deallocate(p, layout) };
+        }
+    }
+    for (p, layout, _) in live.drain(..) {
+        // SAFETY: allocated from `local` with `layout`, freed once.
+        unsafe { local.deallocate(p, layout) };
+    }
+    drop(local);
+    assert_eq!(heap.stats().objects_in_use(), 0);
+    assert_eq!(heap.stats().fallback_allocations, 0);
+    heap.shrink();
+    assert_eq!(pages.outstanding(), 0);
+}
+
+#[test]
+fn blocks_move_between_fronts_and_resize() {
+    let heap = SlabAllocator::new();
+    let (a, b) = (heap.local(), heap.local());
+    let small = Layout::new::<[u8; 20]>();
+    let p = a.allocate(small).unwrap();
+    // SAFETY: `p` is valid for 20 bytes.
+    unsafe { p.as_ptr().write_bytes(5, 20) };
+    // SAFETY: allocated with `small`; 30 bytes stay in the 32-byte class.
+    let same = unsafe { a.reallocate(p, small, 30) }.unwrap();
+    assert_eq!(same, p, "in place within the class");
+    // SAFETY: now 30 bytes with `small`'s alignment.
+    let grown = unsafe { b.reallocate(same, Layout::new::<[u8; 30]>(), 100) }.unwrap();
+    // SAFETY: the block holds 100 bytes, the first 20 kept from before.
+    let kept = unsafe { std::slice::from_raw_parts(grown.as_ptr(), 20) };
+    assert!(kept.iter().all(|&x| x == 5));
+    // SAFETY: 100 bytes now; freed on a third front.
+    unsafe { heap.local().deallocate(grown, Layout::new::<[u8; 100]>()) };
+    drop((a, b));
+    assert_eq!(heap.stats().objects_in_use(), 0);
+}
+
+#[cfg(debug_assertions)]
+mod misuse {
+    use super::*;
+
+    /// Frees a block when dropped — also while a test unwinds from the
+    /// expected panic, so that nothing leaks.
+    struct Owned<'a>(&'a LocalAllocator<'a>, NonNull<u8>, Layout);
+
+    impl Drop for Owned<'_> {
+        fn drop(&mut self) {
+            // SAFETY: allocated from this front with this layout; the misuse
+            // in the test was rejected without freeing it, so this is the one
+            // free.
+            unsafe { self.0.deallocate(self.1, self.2) };
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "double free")]
+    fn freeing_twice_into_a_magazine_panics() {
+        let heap = SlabAllocator::new();
+        let local = heap.local();
+        let l = Layout::new::<u64>();
+        let p = local.allocate(l).unwrap();
+        // SAFETY: allocated with `l`, freed once.
+        unsafe { local.deallocate(p, l) };
+        // SAFETY: deliberate misuse, caught before the slot is parked twice.
+        unsafe { local.deallocate(p, l) };
+    }
+
+    #[test]
+    #[should_panic(expected = "wrong layout")]
+    fn freeing_with_another_class_panics() {
+        let heap = SlabAllocator::new();
+        let local = heap.local();
+        let l = Layout::new::<[u8; 64]>();
+        let block = Owned(&local, local.allocate(l).unwrap(), l);
+        // SAFETY: deliberate misuse: the layout of another size class;
+        // checked against the slab header before anything changes.
+        unsafe { local.deallocate(block.1, Layout::new::<[u8; 8]>()) };
+    }
+
+    #[test]
+    #[should_panic(expected = "foreign pointer")]
+    fn a_block_of_another_allocator_panics() {
+        let (home, elsewhere) = (SlabAllocator::new(), SlabAllocator::new());
+        let (here, there) = (home.local(), elsewhere.local());
+        let l = Layout::new::<[u8; 32]>();
+        let _warm = Owned(&there, there.allocate(l).unwrap(), l);
+        let block = Owned(&here, here.allocate(l).unwrap(), l);
+        // SAFETY: deliberate misuse: the block belongs to `home`; checked
+        // builds reject it before anything changes.
+        unsafe { there.deallocate(block.1, l) };
+    }
+
+    #[test]
+    #[should_panic(expected = "write after free")]
+    #[cfg_attr(miri, ignore = "the corrupted slot is never reused, so its page leaks")]
+    fn a_write_into_a_cached_slot_is_caught_when_it_is_handed_out() {
+        let heap = SlabAllocator::new();
+        let local = heap.local();
+        let l = Layout::new::<[u8; 48]>();
+        let p = local.allocate(l).unwrap();
+        // SAFETY: allocated with `l`, freed once.
+        unsafe { local.deallocate(p, l) };
+        // SAFETY: deliberate misuse: a write into the freed block, which
+        // rests, poisoned, in the magazine.
+        unsafe { p.as_ptr().wrapping_add(40).write(1) };
+        let _ = local.allocate(l); // the same slot comes back: caught
+    }
+}
