@@ -1,0 +1,582 @@
+//! Every allocator and pool under test, behind one of three traits.
+//!
+//! - [`Pool`]: typed objects on one thread (`pair`, `batch`, `churn`, the
+//!   memory table);
+//! - [`SharedPool`]: typed objects shared by threads (`threads`); every
+//!   shared pool is also a `Pool`;
+//! - [`RawAlloc`]: `Layout` in, pointer out (`raw`).
+//!
+//! The `for_each_*` functions build each contender and hand it to a
+//! visitor, so the benchmarks and the memory table run the same list.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use std::alloc::{System, handle_alloc_error};
+
+use heapless::pool::boxed::BoxPool;
+use mimalloc::MiMalloc;
+use minimal_slab::{CacheConfig, GlobalPages, SlabAllocator, SlabBox, SlabCache};
+
+use crate::Value;
+use crate::free_list::{FreeList, SlotIndex, SpinFreeList};
+
+/// The contenders' names, as they appear in benchmark ids and tables.
+pub mod names {
+    /// The unsynchronised free list, the baseline of every ratio.
+    pub const FREE_LIST: &str = "freelist";
+    /// The free list behind a spin lock.
+    pub const SPIN_FREE_LIST: &str = "spin-freelist";
+    /// `minimal_slab::SlabCache<T>`, default configuration.
+    pub const SLAB_CACHE: &str = "slabcache";
+    /// `minimal_slab::SlabCache<T>` keeping every empty page
+    /// (`CacheConfig::new().reserve(usize::MAX)`).
+    pub const SLAB_CACHE_KEEP: &str = "slabcache-keep";
+    /// `minimal_slab::SlabAllocator`, raw `allocate`/`deallocate`.
+    pub const SLAB_ALLOCATOR: &str = "slaballocator";
+    /// `Box::new` on the system allocator.
+    pub const BOX_SYSTEM: &str = "box-system";
+    /// The same through `mimalloc::MiMalloc`'s `GlobalAlloc` methods.
+    pub const BOX_MIMALLOC: &str = "box-mimalloc";
+    /// The `slab` crate: `insert`/`remove`.
+    pub const SLAB: &str = "slab";
+    /// `heapless::pool::boxed`, a lock-free pool of static blocks.
+    pub const HEAPLESS: &str = "heapless";
+    /// `sharded_slab::Slab`: `insert`/`take`.
+    pub const SHARDED_SLAB: &str = "sharded-slab";
+    /// `std::alloc::System` (raw).
+    pub const SYSTEM: &str = "system";
+    /// `mimalloc::MiMalloc` (raw).
+    pub const MIMALLOC: &str = "mimalloc";
+    /// A `talc::TalcLock` over a static arena (raw).
+    pub const TALC: &str = "talc";
+}
+
+use names::*;
+
+/// A typed pool used from one thread.
+pub trait Pool<T: Value> {
+    /// What an allocation hands back: a box, a key or an index.
+    type Handle;
+
+    /// Stores `value` and returns its handle. Panics if out of memory.
+    fn alloc(&mut self, value: T) -> Self::Handle;
+    /// A number that identifies the allocation (its address or key), for
+    /// `black_box`, so no allocation can be optimised away.
+    fn address(handle: &Self::Handle) -> usize;
+    /// Frees the object and returns its [`Value::key`], read back first.
+    fn free(&mut self, handle: Self::Handle) -> u64;
+    /// Gives back what memory the pool can once everything is freed, and
+    /// returns the pages given back if the pool counts them.
+    fn release_memory(&mut self) -> Option<usize> {
+        None
+    }
+    /// Pages held, for pools that count them.
+    fn held_pages(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// A typed pool shared by threads through `&self`.
+pub trait SharedPool<T: Value>: Sync {
+    /// What an allocation hands back; it may be freed on another thread.
+    type Handle: Send;
+
+    /// As [`Pool::alloc`].
+    fn alloc(&self, value: T) -> Self::Handle;
+    /// As [`Pool::address`].
+    fn address(handle: &Self::Handle) -> usize;
+    /// As [`Pool::free`].
+    fn free(&self, handle: Self::Handle) -> u64;
+    /// As [`Pool::release_memory`].
+    fn release_memory(&self) -> Option<usize> {
+        None
+    }
+    /// As [`Pool::held_pages`].
+    fn held_pages(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// Makes each shared pool a [`Pool`] too, through `&self`.
+macro_rules! pool_from_shared {
+    ($([$($generics:tt)*] $pool:ty),* $(,)?) => {$(
+        impl<$($generics)*> Pool<T> for $pool {
+            type Handle = <Self as SharedPool<T>>::Handle;
+
+            #[inline]
+            fn alloc(&mut self, value: T) -> Self::Handle {
+                <Self as SharedPool<T>>::alloc(self, value)
+            }
+
+            #[inline]
+            fn address(handle: &Self::Handle) -> usize {
+                <Self as SharedPool<T>>::address(handle)
+            }
+
+            #[inline]
+            fn free(&mut self, handle: Self::Handle) -> u64 {
+                <Self as SharedPool<T>>::free(self, handle)
+            }
+
+            fn release_memory(&mut self) -> Option<usize> {
+                <Self as SharedPool<T>>::release_memory(self)
+            }
+
+            fn held_pages(&self) -> Option<usize> {
+                <Self as SharedPool<T>>::held_pages(self)
+            }
+        }
+    )*};
+}
+
+pool_from_shared! {
+    [T: Value] SpinFreeList<T>,
+    ['a, T: Value] CacheRef<'a, T>,
+    [T: Value] SlabAllocatorPool,
+    [T: Value] SystemBox,
+    [T: Value] MimallocBox,
+    [T: Value] HeaplessBox<T>,
+    [T: Value] ShardedSlab<T>,
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_memory(contender: &str) -> ! {
+    panic!("{contender}: out of memory")
+}
+
+// ------------------------------------------------------------ baselines --
+
+impl<T: Value> Pool<T> for FreeList<T> {
+    type Handle = SlotIndex;
+
+    #[inline]
+    fn alloc(&mut self, value: T) -> SlotIndex {
+        FreeList::alloc(self, value)
+    }
+
+    #[inline]
+    fn address(handle: &SlotIndex) -> usize {
+        handle.get()
+    }
+
+    #[inline]
+    fn free(&mut self, handle: SlotIndex) -> u64 {
+        FreeList::free(self, handle).key()
+    }
+}
+
+impl<T: Value> SharedPool<T> for SpinFreeList<T> {
+    type Handle = SlotIndex;
+
+    #[inline]
+    fn alloc(&self, value: T) -> SlotIndex {
+        SpinFreeList::alloc(self, value)
+    }
+
+    #[inline]
+    fn address(handle: &SlotIndex) -> usize {
+        handle.get()
+    }
+
+    #[inline]
+    fn free(&self, handle: SlotIndex) -> u64 {
+        SpinFreeList::free(self, handle).key()
+    }
+}
+
+// --------------------------------------------------------- minimal_slab --
+
+/// A `SlabCache` used by reference, so that its `SlabBox` handles can
+/// borrow it.
+pub struct CacheRef<'a, T>(pub &'a SlabCache<T>);
+
+impl<'a, T: Value> SharedPool<T> for CacheRef<'a, T> {
+    type Handle = SlabBox<'a, T>;
+
+    #[inline]
+    fn alloc(&self, value: T) -> SlabBox<'a, T> {
+        match self.0.alloc(value) {
+            Ok(handle) => handle,
+            Err(_) => out_of_memory(SLAB_CACHE),
+        }
+    }
+
+    #[inline]
+    fn address(handle: &SlabBox<'a, T>) -> usize {
+        SlabBox::as_ptr(handle).addr()
+    }
+
+    #[inline]
+    fn free(&self, handle: SlabBox<'a, T>) -> u64 {
+        handle.key()
+    }
+
+    fn release_memory(&self) -> Option<usize> {
+        Some(self.0.shrink())
+    }
+
+    fn held_pages(&self) -> Option<usize> {
+        Some(self.0.stats().pages)
+    }
+}
+
+/// A pointer to one object that this handle alone owns.
+pub struct OwnedPtr<T>(NonNull<T>);
+
+// SAFETY: the pointer is the only way to the object, so sending it sends
+// the object, which is `Send`.
+unsafe impl<T: Send> Send for OwnedPtr<T> {}
+
+/// `SlabAllocator` serving typed objects through `allocate(Layout)`.
+pub struct SlabAllocatorPool(pub SlabAllocator);
+
+impl<T: Value> SharedPool<T> for SlabAllocatorPool {
+    type Handle = OwnedPtr<T>;
+
+    #[inline]
+    fn alloc(&self, value: T) -> OwnedPtr<T> {
+        let Ok(ptr) = self.0.allocate(Layout::new::<T>()) else {
+            out_of_memory(SLAB_ALLOCATOR)
+        };
+        let ptr = ptr.cast::<T>();
+        // SAFETY: fresh memory for a `T`, aligned as `T` asks.
+        unsafe { ptr.write(value) };
+        OwnedPtr(ptr)
+    }
+
+    #[inline]
+    fn address(handle: &OwnedPtr<T>) -> usize {
+        handle.0.addr().get()
+    }
+
+    #[inline]
+    fn free(&self, handle: OwnedPtr<T>) -> u64 {
+        // SAFETY: the handle owns a `T` written by `alloc`.
+        let key = unsafe { handle.0.as_ref() }.key();
+        // SAFETY: from `allocate` with this layout, through the pointer it
+        // returned, and freed once: the handle is consumed.
+        unsafe { self.0.deallocate(handle.0.cast(), Layout::new::<T>()) };
+        key
+    }
+
+    fn release_memory(&self) -> Option<usize> {
+        Some(self.0.shrink())
+    }
+
+    fn held_pages(&self) -> Option<usize> {
+        Some(self.0.stats().pages())
+    }
+}
+
+// ------------------------------------------------- general allocators --
+
+/// `Box::new` and drop, on the system allocator (the benchmarks' global
+/// allocator).
+pub struct SystemBox;
+
+impl<T: Value> SharedPool<T> for SystemBox {
+    type Handle = Box<T>;
+
+    #[inline]
+    fn alloc(&self, value: T) -> Box<T> {
+        Box::new(value)
+    }
+
+    #[inline]
+    fn address(handle: &Box<T>) -> usize {
+        (&raw const **handle).addr()
+    }
+
+    #[inline]
+    fn free(&self, handle: Box<T>) -> u64 {
+        handle.key()
+    }
+}
+
+/// `Box::new` and drop spelled out on `mimalloc::MiMalloc`'s `GlobalAlloc`
+/// methods (mimalloc is not the process's allocator).
+pub struct MimallocBox;
+
+impl<T: Value> SharedPool<T> for MimallocBox {
+    type Handle = OwnedPtr<T>;
+
+    #[inline]
+    fn alloc(&self, value: T) -> OwnedPtr<T> {
+        let layout = Layout::new::<T>();
+        // SAFETY: `T` is not zero-sized (`Value` promises a `usize` at least).
+        let raw = unsafe { MiMalloc.alloc(layout) };
+        let Some(ptr) = NonNull::new(raw.cast::<T>()) else {
+            handle_alloc_error(layout)
+        };
+        // SAFETY: fresh memory for a `T`, aligned as `T` asks.
+        unsafe { ptr.write(value) };
+        OwnedPtr(ptr)
+    }
+
+    #[inline]
+    fn address(handle: &OwnedPtr<T>) -> usize {
+        handle.0.addr().get()
+    }
+
+    #[inline]
+    fn free(&self, handle: OwnedPtr<T>) -> u64 {
+        // SAFETY: the handle owns a `T` written by `alloc`.
+        let key = unsafe { handle.0.as_ref() }.key();
+        // SAFETY: from `MiMalloc.alloc` with this layout, freed once: the
+        // handle is consumed.
+        unsafe { MiMalloc.dealloc(handle.0.as_ptr().cast(), Layout::new::<T>()) };
+        key
+    }
+}
+
+// --------------------------------------------------------------- pools --
+
+/// The `slab` crate: a `Vec` of entries and a free list of keys.
+pub struct SlabCrate<T>(pub slab::Slab<T>);
+
+impl<T: Value> Pool<T> for SlabCrate<T> {
+    type Handle = usize;
+
+    #[inline]
+    fn alloc(&mut self, value: T) -> usize {
+        self.0.insert(value)
+    }
+
+    #[inline]
+    fn address(handle: &usize) -> usize {
+        *handle
+    }
+
+    #[inline]
+    fn free(&mut self, handle: usize) -> u64 {
+        self.0.remove(handle).key()
+    }
+
+    fn release_memory(&mut self) -> Option<usize> {
+        self.0.shrink_to_fit();
+        None
+    }
+}
+
+/// A `heapless` box pool: lock-free, over the static blocks
+/// [`Value::give_heapless_blocks`] hands it.
+pub struct HeaplessBox<T>(PhantomData<fn() -> T>);
+
+impl<T: Value> HeaplessBox<T> {
+    /// The pool of `T`, its blocks given.
+    pub fn new() -> Self {
+        T::give_heapless_blocks();
+        Self(PhantomData)
+    }
+}
+
+impl<T: Value> Default for HeaplessBox<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Value> SharedPool<T> for HeaplessBox<T> {
+    type Handle = heapless::pool::boxed::Box<T::HeaplessPool>;
+
+    #[inline]
+    fn alloc(&self, value: T) -> Self::Handle {
+        match <T::HeaplessPool as BoxPool>::alloc(value) {
+            Ok(handle) => handle,
+            Err(_) => out_of_memory(HEAPLESS),
+        }
+    }
+
+    #[inline]
+    fn address(handle: &Self::Handle) -> usize {
+        (&raw const **handle).addr()
+    }
+
+    #[inline]
+    fn free(&self, handle: Self::Handle) -> u64 {
+        handle.key()
+    }
+}
+
+/// `sharded_slab::Slab`: per-thread shards, lock-free.
+pub struct ShardedSlab<T>(pub sharded_slab::Slab<T>);
+
+impl<T: Value> SharedPool<T> for ShardedSlab<T> {
+    type Handle = usize;
+
+    #[inline]
+    fn alloc(&self, value: T) -> usize {
+        match self.0.insert(value) {
+            Some(key) => key,
+            None => out_of_memory(SHARDED_SLAB),
+        }
+    }
+
+    #[inline]
+    fn address(handle: &usize) -> usize {
+        *handle
+    }
+
+    #[inline]
+    fn free(&self, handle: usize) -> u64 {
+        match self.0.take(handle) {
+            Some(value) => value.key(),
+            None => panic!("{SHARDED_SLAB}: key {handle:#x} not in the slab"),
+        }
+    }
+}
+
+// ------------------------------------------------------------ visitors --
+
+/// Something to run on each single-thread contender; see [`for_each_pool`].
+pub trait PoolVisitor<T: Value> {
+    /// Whether to build and visit the contender `name` (default: all).
+    fn wants(&mut self, name: &'static str) -> bool {
+        let _ = name;
+        true
+    }
+    /// Called with a fresh contender.
+    fn visit<P: Pool<T>>(&mut self, name: &'static str, pool: &mut P);
+}
+
+/// Builds every single-thread contender for `T` and hands it to `visitor`,
+/// the baseline first.
+pub fn for_each_pool<T: Value>(visitor: &mut impl PoolVisitor<T>) {
+    if visitor.wants(FREE_LIST) {
+        visitor.visit(FREE_LIST, &mut FreeList::<T>::new());
+    }
+    if visitor.wants(SPIN_FREE_LIST) {
+        visitor.visit(SPIN_FREE_LIST, &mut SpinFreeList::<T>::new());
+    }
+    if visitor.wants(SLAB_CACHE) {
+        let cache = SlabCache::<T>::new();
+        visitor.visit(SLAB_CACHE, &mut CacheRef(&cache));
+    }
+    if visitor.wants(SLAB_CACHE_KEEP) {
+        let keep_pages = CacheConfig::new().reserve(usize::MAX);
+        let cache = SlabCache::<T>::with_config(GlobalPages::new(), keep_pages);
+        visitor.visit(SLAB_CACHE_KEEP, &mut CacheRef(&cache));
+    }
+    if visitor.wants(SLAB_ALLOCATOR) {
+        visitor.visit(SLAB_ALLOCATOR, &mut SlabAllocatorPool(SlabAllocator::new()));
+    }
+    if visitor.wants(BOX_SYSTEM) {
+        visitor.visit(BOX_SYSTEM, &mut SystemBox);
+    }
+    if visitor.wants(BOX_MIMALLOC) {
+        visitor.visit(BOX_MIMALLOC, &mut MimallocBox);
+    }
+    if visitor.wants(SLAB) {
+        visitor.visit(SLAB, &mut SlabCrate(slab::Slab::<T>::new()));
+    }
+    if visitor.wants(HEAPLESS) {
+        visitor.visit(HEAPLESS, &mut HeaplessBox::<T>::new());
+    }
+    if visitor.wants(SHARDED_SLAB) {
+        visitor.visit(
+            SHARDED_SLAB,
+            &mut ShardedSlab(sharded_slab::Slab::<T>::new()),
+        );
+    }
+}
+
+/// Something to run on each shareable contender; see
+/// [`for_each_shared_pool`].
+pub trait SharedVisitor<T: Value> {
+    /// Called with a fresh contender.
+    fn visit<P: SharedPool<T>>(&mut self, name: &'static str, pool: &P);
+}
+
+/// Builds every contender of the `threads` workload for `T` and hands it to
+/// `visitor`.
+pub fn for_each_shared_pool<T: Value>(visitor: &mut impl SharedVisitor<T>) {
+    visitor.visit(SPIN_FREE_LIST, &SpinFreeList::<T>::new());
+    let cache = SlabCache::<T>::new();
+    visitor.visit(SLAB_CACHE, &CacheRef(&cache));
+    visitor.visit(BOX_SYSTEM, &SystemBox);
+    visitor.visit(BOX_MIMALLOC, &MimallocBox);
+    visitor.visit(SHARDED_SLAB, &ShardedSlab(sharded_slab::Slab::<T>::new()));
+}
+
+// ----------------------------------------------------------------- raw --
+
+/// An allocator of `Layout`s.
+pub trait RawAlloc: Sync {
+    /// Memory for `layout` (non-zero size). Panics if out of memory.
+    fn allocate(&self, layout: Layout) -> NonNull<u8>;
+
+    /// Frees memory from [`allocate`](Self::allocate).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from `allocate(layout)` on this allocator, as returned,
+    /// and has not been freed since; it is not used afterwards.
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout);
+}
+
+/// Any `GlobalAlloc`, called directly (not as the process's allocator).
+pub struct Global<'a, A>(pub &'a A);
+
+impl<A: GlobalAlloc + Sync> RawAlloc for Global<'_, A> {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> NonNull<u8> {
+        // SAFETY: the workloads ask for non-zero sizes only.
+        let raw = unsafe { self.0.alloc(layout) };
+        NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees are `GlobalAlloc::dealloc`'s.
+        unsafe { self.0.dealloc(ptr.as_ptr(), layout) }
+    }
+}
+
+impl RawAlloc for SlabAllocator {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> NonNull<u8> {
+        match SlabAllocator::allocate(self, layout) {
+            Ok(ptr) => ptr,
+            Err(_) => out_of_memory(SLAB_ALLOCATOR),
+        }
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees are `SlabAllocator::deallocate`'s
+        // (the pointer is `allocate`'s own, not re-derived from a reference).
+        unsafe { SlabAllocator::deallocate(self, ptr, layout) }
+    }
+}
+
+/// Bytes of the static arena `talc` allocates from: a `batch` of 10 000
+/// objects of 256 bytes needs under 3 MiB.
+const TALC_ARENA_BYTES: usize = 16 << 20;
+
+static mut TALC_ARENA: [u8; TALC_ARENA_BYTES] = [0; TALC_ARENA_BYTES];
+
+/// `talc` over the static arena, behind a spin lock.
+static TALC_HEAP: talc::TalcLock<spin::Mutex<()>, talc::source::Claim> = talc::TalcLock::new({
+    let arena = &raw mut TALC_ARENA;
+    // SAFETY: the arena is reached through `TALC_HEAP` alone, and both are
+    // statics, so the memory is valid and unaliased for as long as `talc`
+    // may use it.
+    unsafe { talc::source::Claim::array(arena) }
+});
+
+/// Something to run on each raw allocator; see [`for_each_raw`].
+pub trait RawVisitor {
+    /// Called with each allocator.
+    fn visit<A: RawAlloc>(&mut self, name: &'static str, alloc: &A);
+}
+
+/// Hands each raw allocator to `visitor`, `System` (the raw baseline) first.
+/// `talc` is one static heap, shared by every call.
+pub fn for_each_raw(visitor: &mut impl RawVisitor) {
+    visitor.visit(SYSTEM, &Global(&System));
+    visitor.visit(MIMALLOC, &Global(&MiMalloc));
+    visitor.visit(TALC, &Global(&TALC_HEAP));
+    visitor.visit(SLAB_ALLOCATOR, &SlabAllocator::new());
+}
