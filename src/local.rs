@@ -28,12 +28,28 @@
 //! [`SlabBox`] that may travel, and [`LocalCache::recycle`] takes a
 //! `SlabBox` of the same cache back into the magazine.
 //!
+//! Slots resting in magazines are not free as far as the shared cache
+//! knows: with a page limit (`CacheConfig::page_limit`), an allocation can
+//! fail with `PageLimit` while other threads' fronts hold free slots. Size
+//! magazines (and flush fronts) with that in mind.
+//!
 //! # Checks
 //!
 //! Checked builds poison slots resting in a magazine and verify the poison
 //! when one is handed out; a raw free checks the slot's owner and size class
-//! at once and whether it is already in the magazine, and the full
-//! double-free check runs when the slot goes back to its slab.
+//! at once (reading only header fields fixed when the slab was made, so no
+//! lock is needed) and whether it is already in this front's magazine. The
+//! full double-free check runs when the slot goes back to its slab: a block
+//! freed to two different fronts is caught only when both have flushed it.
+//! Misuse found while a magazine is borrowed is reported after the borrow
+//! ends, since the panic hook may run code that uses the same front.
+//!
+//! # Design: magazines against one lock per call
+//!
+//! The shared caches take one uncontended spin lock per call; a front takes
+//! none on the common path. `cargo bench -p minimal_slab_perf --bench pair`
+//! and `--bench threads` compare the two (`slabcache` against
+//! `slabcache-local`): see the README's Performance section for one run.
 
 use core::alloc::Layout;
 use core::cell::UnsafeCell;
@@ -52,6 +68,7 @@ use crate::misuse::{CHECKED, Misuse};
 use crate::page_allocator::{DefaultPages, PageAllocator};
 use crate::slab_allocator::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
 use crate::slab_box::SlabBox;
+use crate::slab_cache::AllocFault;
 use crate::typed_cache::SlabCache;
 
 /// A per-thread front of a [`SlabCache`]: a magazine of up to `N` free slots
@@ -73,7 +90,8 @@ use crate::typed_cache::SlabCache;
 pub struct LocalCache<'c, T, P: PageAllocator = DefaultPages, N: ArrayLength = U32> {
     cache: &'c SlabCache<T, P>,
     /// Touched only by the one thread that holds the front (`!Sync`), and
-    /// never across a call into user code.
+    /// never across a call into user code (page allocators aside: their
+    /// contract forbids re-entering the front).
     magazine: UnsafeCell<Magazine<N>>,
 }
 
@@ -96,7 +114,17 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
     /// let local: LocalCache<'_, u64, _, U128> = LocalCache::new(&cache);
     /// assert_eq!(*local.alloc(7).unwrap(), 7);
     /// ```
+    ///
+    /// A magazine that holds nothing is a compile error:
+    ///
+    /// ```compile_fail,E0080
+    /// use minimal_slab::{LocalCache, SlabCache, typenum::U0};
+    ///
+    /// let cache: SlabCache<u64> = SlabCache::new();
+    /// let local: LocalCache<'_, u64, _, U0> = LocalCache::new(&cache);
+    /// ```
     pub fn new(cache: &'c SlabCache<T, P>) -> Self {
+        let () = Magazine::<N>::NOT_EMPTY;
         Self {
             cache,
             magazine: UnsafeCell::new(Magazine::new()),
@@ -120,10 +148,15 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
         }
     }
 
-    /// Drops the value of `handle`, a handle of the same cache, and keeps its
-    /// slot in this front's magazine: how objects allocated on one thread
-    /// come home to another thread's front.
+    /// Drops the value of `handle` and keeps its slot in this front's
+    /// magazine: how objects allocated on one thread come home to another
+    /// thread's front. A handle of another cache is simply dropped (its slot
+    /// goes back to its own cache).
     pub fn recycle(&self, handle: SlabBox<'c, T, P>) {
+        if !ptr::eq(SlabBox::cache(&handle), self.cache) {
+            drop(handle);
+            return;
+        }
         let slot = SlabBox::into_raw(handle);
         let _park = ParkOnDrop(self, slot);
         // SAFETY: the handle owned a live `T`, given up just above; if the
@@ -139,12 +172,19 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
 
     /// Gives every slot in the magazine back to the shared cache.
     pub fn flush(&self) {
-        // SAFETY: `!Sync`, and no user code runs while the borrow lives.
-        let magazine = unsafe { &mut *self.magazine.get() };
-        let all = magazine.len();
-        // SAFETY: every slot in the magazine was parked after the cache
-        // handed it out, and no one uses it.
-        unsafe { self.cache.drain(magazine, all) };
+        let drained = {
+            // SAFETY: `!Sync`, and no user code runs while the borrow lives.
+            let magazine = unsafe { &mut *self.magazine.get() };
+            let all = magazine.len();
+            // SAFETY: every slot in the magazine was parked after the cache
+            // handed it out, and no one uses it.
+            unsafe { self.cache.drain(magazine, all) }
+        };
+        // Reported once the magazine is no longer borrowed: the panic hook
+        // may run code that uses this front.
+        if let Err((misuse, slot)) = drained {
+            misuse.report(slot);
+        }
     }
 
     /// The shared cache behind this front.
@@ -158,17 +198,16 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
         if SlabCache::<T, P>::OBJECT_SIZE == 0 {
             return Ok(NonNull::dangling());
         }
-        // SAFETY: `!Sync`, and no user code runs while the borrow lives.
-        let magazine = unsafe { &mut *self.magazine.get() };
-        let slot = match magazine.pop() {
-            Some(slot) => slot,
-            None => {
-                self.cache.refill(magazine)?;
-                let Some(slot) = magazine.pop() else {
-                    unreachable!("a successful refill takes at least one slot")
-                };
-                slot
-            }
+        let taken = {
+            // SAFETY: `!Sync`, and no user code runs while the borrow lives.
+            let magazine = unsafe { &mut *self.magazine.get() };
+            take_from(magazine, |magazine| self.cache.refill(magazine))
+        };
+        // Reported once the magazine is no longer borrowed.
+        let slot = match taken {
+            Ok(slot) => slot,
+            Err(AllocFault::Refused(error)) => return Err(error),
+            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
         };
         // SAFETY: the slot was parked with the cache's slot size.
         match unsafe { magazine::unpark(slot, SlabCache::<T, P>::OBJECT_SIZE) } {
@@ -188,14 +227,18 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
         let slot = slot.cast::<u8>();
         // SAFETY: the slot came from this cache and its value is gone.
         unsafe { magazine::park(slot, size) };
-        // SAFETY: `!Sync`, and no user code runs while the borrow lives.
-        let magazine = unsafe { &mut *self.magazine.get() };
-        if let Err(slot) = magazine.push(slot) {
+        let drained = {
+            // SAFETY: `!Sync`, and no user code runs while the borrow lives.
+            let magazine = unsafe { &mut *self.magazine.get() };
             // SAFETY: every slot in the magazine was parked after the cache
             // handed it out, and no one uses it.
-            unsafe { self.cache.drain(magazine, Magazine::<N>::BATCH) };
-            let pushed = magazine.push(slot);
-            debug_assert!(pushed.is_ok(), "a drained magazine has room");
+            push_into(magazine, slot, |magazine, count| unsafe {
+                self.cache.drain(magazine, count)
+            })
+        };
+        // Reported once the magazine is no longer borrowed.
+        if let Err((misuse, slot)) = drained {
+            misuse.report(slot);
         }
     }
 }
@@ -371,6 +414,7 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
 {
     /// A front of `heap` with magazines of `N` slots.
     pub fn new(heap: &'a SlabAllocator<P, F, M>) -> Self {
+        let () = Magazine::<N>::NOT_EMPTY;
         Self {
             heap,
             magazines: UnsafeCell::new(GenericArray::generate(|_| Magazine::new())),
@@ -391,16 +435,14 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
         if layout.size() == 0 {
             return self.heap.allocate(layout);
         }
-        let magazine = self.magazine(class);
-        let slot = match magazine.pop() {
-            Some(slot) => slot,
-            None => {
-                self.heap.refill_class(class, magazine)?;
-                let Some(slot) = magazine.pop() else {
-                    unreachable!("a successful refill takes at least one slot")
-                };
-                slot
-            }
+        let taken = take_from(self.magazine(class), |magazine| {
+            self.heap.refill_class(class, magazine)
+        });
+        // Reported once the magazine is no longer borrowed.
+        let slot = match taken {
+            Ok(slot) => slot,
+            Err(AllocFault::Refused(error)) => return Err(error),
+            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
         };
         // SAFETY: the slot was parked with its class's size.
         match unsafe { magazine::unpark(slot, class_size(class)) } {
@@ -446,13 +488,14 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
         }
         // SAFETY: the slot is ours and no one uses it any more.
         unsafe { magazine::park(ptr, size) };
-        let magazine = self.magazine(class);
-        if let Err(slot) = magazine.push(ptr) {
-            // SAFETY: every slot in the magazine was parked after this class
-            // handed it out, and no one uses it.
-            unsafe { self.heap.drain_class(class, magazine, Magazine::<N>::BATCH) };
-            let pushed = magazine.push(slot);
-            debug_assert!(pushed.is_ok(), "a drained magazine has room");
+        // SAFETY: every slot in the magazine was parked after this class
+        // handed it out, and no one uses it.
+        let drained = push_into(self.magazine(class), ptr, |magazine, count| unsafe {
+            self.heap.drain_class(class, magazine, count)
+        });
+        // Reported once the magazine is no longer borrowed.
+        if let Err((misuse, slot)) = drained {
+            misuse.report(slot);
         }
     }
 
@@ -511,11 +554,17 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
     /// Gives every slot in every magazine back to the allocator.
     pub fn flush(&self) {
         for class in 0..M::Classes::USIZE {
-            let magazine = self.magazine(class);
-            let all = magazine.len();
-            // SAFETY: every slot in the magazine was parked after this class
-            // handed it out, and no one uses it.
-            unsafe { self.heap.drain_class(class, magazine, all) };
+            let drained = {
+                let magazine = self.magazine(class);
+                let all = magazine.len();
+                // SAFETY: every slot in the magazine was parked after this
+                // class handed it out, and no one uses it.
+                unsafe { self.heap.drain_class(class, magazine, all) }
+            };
+            // Reported once the magazine is no longer borrowed.
+            if let Err((misuse, slot)) = drained {
+                misuse.report(slot);
+            }
         }
     }
 
@@ -540,12 +589,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength> Drop
     for LocalAllocator<'_, P, F, M, N>
 {
     fn drop(&mut self) {
-        for (class, magazine) in self.magazines.get_mut().iter_mut().enumerate() {
-            let all = magazine.len();
-            // SAFETY: every slot in the magazine was parked after this class
-            // handed it out, and no one uses it.
-            unsafe { self.heap.drain_class(class, magazine, all) };
-        }
+        self.flush();
     }
 }
 
@@ -569,6 +613,36 @@ where
     M: SizeClassLimit,
     N: ArrayLength,
 {
+}
+
+/// Pops a slot from `magazine`, refilling it first if it is empty.
+#[inline]
+fn take_from<N: ArrayLength>(
+    magazine: &mut Magazine<N>,
+    refill: impl FnOnce(&mut Magazine<N>) -> Result<(), AllocFault>,
+) -> Result<NonNull<u8>, AllocFault> {
+    if let Some(slot) = magazine.pop() {
+        return Ok(slot);
+    }
+    refill(magazine)?;
+    magazine.pop().ok_or(AllocFault::Refused(AllocError::Pages(
+        crate::error::PageAllocError::OutOfMemory,
+    )))
+}
+
+/// Pushes `slot` onto `magazine`, draining half of it first if it is full.
+#[inline]
+fn push_into<N: ArrayLength>(
+    magazine: &mut Magazine<N>,
+    slot: NonNull<u8>,
+    drain: impl FnOnce(&mut Magazine<N>, usize) -> Result<(), (Misuse, NonNull<u8>)>,
+) -> Result<(), (Misuse, NonNull<u8>)> {
+    if let Err(slot) = magazine.push(slot) {
+        drain(magazine, Magazine::<N>::BATCH)?;
+        let pushed = magazine.push(slot);
+        debug_assert!(pushed.is_ok(), "a drained magazine has room");
+    }
+    Ok(())
 }
 
 /// The slot size of size class `class`.

@@ -48,6 +48,9 @@ impl<N: ArrayLength> Magazine<N> {
     /// boundary does not refill and flush on every call.
     pub(crate) const BATCH: usize = if N::USIZE / 2 == 0 { 1 } else { N::USIZE / 2 };
 
+    /// Rejects, at compile time, a magazine that can hold nothing.
+    pub(crate) const NOT_EMPTY: () = assert!(N::USIZE > 0, "a magazine holds at least one slot");
+
     /// An empty magazine.
     pub(crate) const fn new() -> Self {
         Self {

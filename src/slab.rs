@@ -139,9 +139,25 @@ struct FreeSlot {
     next: Option<NonNull<FreeSlot>>,
 }
 
-/// The bookkeeping at the start of every slab page.
+/// The bookkeeping at the start of every slab page: what changes, under the
+/// cache lock, then what is fixed when the slab is made. The split is what
+/// lets a local front read the fixed part without the lock while another
+/// thread, holding it, borrows the changing part.
 #[repr(C)]
 pub(crate) struct SlabHeader {
+    state: SlabState,
+    /// Copy of the geometry's slot size, for checked builds to compare.
+    slot_size: u32,
+    /// The owning cache's tag (see `slab_cache::OwnerTag`): checked builds
+    /// compare it before trusting a header found from a pointer, which tells
+    /// apart a slab of this cache from another cache's and from memory that
+    /// is no slab at all.
+    owner: u32,
+}
+
+/// The part of the header that changes, only under the cache lock.
+#[repr(C)]
+struct SlabState {
     /// Neighbours on the cache list this slab is on (available or full).
     prev: Option<Slab>,
     next: Option<Slab>,
@@ -151,13 +167,6 @@ pub(crate) struct SlabHeader {
     untouched: u32,
     /// Slots handed out and not returned.
     in_use: u32,
-    /// Copy of the geometry's slot size, for checked builds to compare.
-    slot_size: u32,
-    /// The owning cache's tag (see `slab_cache::OwnerTag`): checked builds
-    /// compare it before trusting a header found from a pointer, which tells
-    /// apart a slab of this cache from another cache's and from memory that
-    /// is no slab at all.
-    owner: u32,
 }
 
 /// A handle to a live slab: a pointer to its header.
@@ -184,11 +193,13 @@ impl Slab {
         // than the header (the geometry put slot 0 after it).
         unsafe {
             header.write(SlabHeader {
-                prev: None,
-                next: None,
-                free_head: None,
-                untouched: geo.first_slot as u32,
-                in_use: 0,
+                state: SlabState {
+                    prev: None,
+                    next: None,
+                    free_head: None,
+                    untouched: geo.first_slot as u32,
+                    in_use: 0,
+                },
                 slot_size: geo.slot_size as u32,
                 owner,
             })
@@ -231,19 +242,24 @@ impl Slab {
         self.0.cast()
     }
 
-    /// Exclusive access to the header.
+    /// Exclusive access to the changing part of the header. The fixed part
+    /// (slot size, owner) stays outside the borrow, so that a lock-free
+    /// reader of it ([`check_owner`](Self::check_owner)) never meets a
+    /// mutable borrow.
     ///
     /// # Safety
     ///
     /// The shared contract on [`Slab`]; the reference must not outlive the
-    /// exclusive access, and no other reference to the header may exist while
+    /// exclusive access, and no other reference to the state may exist while
     /// it does.
     #[inline]
     #[allow(clippy::mut_from_ref)]
-    unsafe fn header<'a>(self) -> &'a mut SlabHeader {
+    unsafe fn header<'a>(self) -> &'a mut SlabState {
+        // `state` is the first field of a `repr(C)` header: same address.
+        let state = self.0.cast::<SlabState>();
         // SAFETY: a live slab's header is initialised, and the caller has
-        // exclusive access to it.
-        unsafe { &mut *self.0.as_ptr() }
+        // exclusive access to its state.
+        unsafe { &mut *state.as_ptr() }
     }
 
     /// Hands out a free slot, or `None` if the slab is full.
@@ -451,7 +467,7 @@ impl Slab {
         let (slab_owner, slot_size, untouched) = (
             header.owner,
             header.slot_size as usize,
-            header.untouched as usize,
+            header.state.untouched as usize,
         );
         if slab_owner != owner {
             return Err(Misuse::ForeignPointer);

@@ -616,28 +616,25 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     }
 
     /// Refills `magazine` for size class `class` with up to a batch of
-    /// slots, under that class's lock.
+    /// slots, under that class's lock. A misuse found on the way is
+    /// returned, for the caller to report once it no longer borrows the
+    /// magazine.
     pub(crate) fn refill_class<N: ArrayLength>(
         &self,
         class: usize,
         magazine: &mut Magazine<N>,
-    ) -> Result<(), AllocError> {
+    ) -> Result<(), AllocFault> {
         let room = Magazine::<N>::BATCH.min(N::USIZE - magazine.len());
-        let outcome = {
-            let mut core = self.classes[class].lock();
-            // SAFETY: `self.pages` is the only page allocator any class core
-            // sees; `room` leaves the magazine within its capacity.
-            unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
-        };
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(AllocFault::Refused(error)) => Err(error),
-            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
-        }
+        let mut core = self.classes[class].lock();
+        // SAFETY: `self.pages` is the only page allocator any class core
+        // sees; `room` leaves the magazine within its capacity.
+        unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
     }
 
     /// Gives up to `count` slots from the top of `magazine` back to size
-    /// class `class`, under its lock.
+    /// class `class`, under its lock. A misuse found on the way is returned
+    /// with the slot, for the caller to report once it no longer borrows the
+    /// magazine.
     ///
     /// # Safety
     ///
@@ -648,16 +645,11 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         class: usize,
         magazine: &mut Magazine<N>,
         count: usize,
-    ) {
-        let outcome = {
-            let mut core = self.classes[class].lock();
-            // SAFETY: the caller's guarantees; `self.pages` is the only page
-            // allocator any class core sees.
-            unsafe { core.free_from(&self.pages, &self.owner, magazine, count) }
-        };
-        if let Err((misuse, slot)) = outcome {
-            misuse.report(slot);
-        }
+    ) -> Result<(), (Misuse, NonNull<u8>)> {
+        let mut core = self.classes[class].lock();
+        // SAFETY: the caller's guarantees; `self.pages` is the only page
+        // allocator any class core sees.
+        unsafe { core.free_from(&self.pages, &self.owner, magazine, count) }
     }
 
     /// The size class serving `layout`, as an index, or `None` if only the

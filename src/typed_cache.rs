@@ -271,43 +271,37 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         }
     }
 
-    /// Refills `magazine` with up to a batch of slots, under one lock.
+    /// Refills `magazine` with up to a batch of slots, under one lock. A
+    /// misuse found on the way is returned, for the caller to report once
+    /// it no longer borrows the magazine.
     pub(crate) fn refill<N: ArrayLength>(
         &self,
         magazine: &mut Magazine<N>,
-    ) -> Result<(), AllocError> {
+    ) -> Result<(), AllocFault> {
         let room = Magazine::<N>::BATCH.min(N::USIZE - magazine.len());
-        let outcome = {
-            let mut core = self.core.lock();
-            // SAFETY: `self.pages` is the only page allocator this core sees;
-            // `room` leaves the magazine within its capacity.
-            unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
-        };
-        // A misuse is reported after the lock is released.
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(AllocFault::Refused(error)) => Err(error),
-            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
-        }
+        let mut core = self.core.lock();
+        // SAFETY: `self.pages` is the only page allocator this core sees;
+        // `room` leaves the magazine within its capacity.
+        unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
     }
 
     /// Gives up to `count` slots from the top of `magazine` back, under one
-    /// lock.
+    /// lock. A misuse found on the way is returned with the slot, for the
+    /// caller to report once it no longer borrows the magazine.
     ///
     /// # Safety
     ///
     /// Every slot in the magazine was parked there (`magazine::park`) after
     /// this cache handed it out, and no one uses it.
-    pub(crate) unsafe fn drain<N: ArrayLength>(&self, magazine: &mut Magazine<N>, count: usize) {
-        let outcome = {
-            let mut core = self.core.lock();
-            // SAFETY: the caller's guarantees; `self.pages` is the only page
-            // allocator this core sees.
-            unsafe { core.free_from(&self.pages, &self.owner, magazine, count) }
-        };
-        if let Err((misuse, slot)) = outcome {
-            misuse.report(slot);
-        }
+    pub(crate) unsafe fn drain<N: ArrayLength>(
+        &self,
+        magazine: &mut Magazine<N>,
+        count: usize,
+    ) -> Result<(), (Misuse, NonNull<u8>)> {
+        let mut core = self.core.lock();
+        // SAFETY: the caller's guarantees; `self.pages` is the only page
+        // allocator this core sees.
+        unsafe { core.free_from(&self.pages, &self.owner, magazine, count) }
     }
 
     /// Returns `slot` to the cache. The value in it must already be dropped

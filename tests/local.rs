@@ -133,6 +133,23 @@ fn handles_cross_threads_and_come_home_to_another_front() {
 }
 
 #[test]
+fn recycling_a_handle_of_another_cache_returns_it_to_that_cache() {
+    let (home, other): (SlabCache<u64>, SlabCache<u64>) = (SlabCache::new(), SlabCache::new());
+    let local = home.local();
+    local.recycle(other.alloc(1).unwrap());
+    assert_eq!(local.cached(), 0, "a foreign slot is not parked here");
+    assert_eq!(
+        other.stats().objects_in_use,
+        0,
+        "it went back to its own cache"
+    );
+    drop(local.alloc(5).unwrap());
+    drop(local);
+    assert_eq!(home.stats().objects_in_use, 0);
+    assert_eq!(*other.alloc(2).unwrap(), 2);
+}
+
+#[test]
 fn a_panicking_destructor_still_returns_the_slot() {
     static DROPS: AtomicUsize = AtomicUsize::new(0);
     struct Bomb;

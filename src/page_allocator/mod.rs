@@ -117,6 +117,13 @@ impl<S> PageSize for S where
 /// check that and reject a misaligned page, so breaking it is a bug, not
 /// undefined behaviour.
 ///
+/// Both methods are called while a cache holds its lock, and possibly while a
+/// local front ([`LocalCache`](crate::LocalCache),
+/// [`LocalAllocator`](crate::LocalAllocator)) has its magazine borrowed. They
+/// must not allocate from or free to the caches and allocators they serve,
+/// nor through those caches' local fronts: the lock would spin forever, and
+/// a re-entered front would alias its own magazine.
+///
 /// The risks on the caller's side — using a page after giving it back, giving
 /// it back twice, or giving back a page this allocator never handed out — are
 /// covered by the `# Safety` section of `deallocate_page`.
