@@ -619,6 +619,8 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// slots, under that class's lock. A misuse found on the way is
     /// returned, for the caller to report once it no longer borrows the
     /// magazine.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn refill_class<N: ArrayLength>(
         &self,
         class: usize,
@@ -640,6 +642,8 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     ///
     /// Every slot in the magazine was parked there (`magazine::park`) after
     /// class `class` handed it out, and no one uses it.
+    #[cold]
+    #[inline(never)]
     pub(crate) unsafe fn drain_class<N: ArrayLength>(
         &self,
         class: usize,

@@ -274,6 +274,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// Refills `magazine` with up to a batch of slots, under one lock. A
     /// misuse found on the way is returned, for the caller to report once
     /// it no longer borrows the magazine.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn refill<N: ArrayLength>(
         &self,
         magazine: &mut Magazine<N>,
@@ -293,6 +295,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     ///
     /// Every slot in the magazine was parked there (`magazine::park`) after
     /// this cache handed it out, and no one uses it.
+    #[cold]
+    #[inline(never)]
     pub(crate) unsafe fn drain<N: ArrayLength>(
         &self,
         magazine: &mut Magazine<N>,

@@ -22,7 +22,7 @@ use criterion::{BenchmarkGroup, Criterion, Throughput};
 use minimal_slab_perf::workloads::key_sum;
 use minimal_slab_perf::workloads::threads::{handoff, pairs_on_threads};
 use minimal_slab_perf::{
-    SharedPool, SharedVisitor, SizeVisitor, Value, for_each_shared_pool, for_each_size,
+    SharedVisitor, SizeVisitor, ThreadedPool, Value, for_each_shared_pool, for_each_size,
 };
 
 use common::{Budget, configure, size_label};
@@ -85,7 +85,7 @@ struct Pools<'g, 'c> {
 }
 
 impl<T: Value> SharedVisitor<T> for Pools<'_, '_> {
-    fn visit<P: SharedPool<T>>(&mut self, name: &'static str, pool: &P) {
+    fn visit<P: ThreadedPool<T>>(&mut self, name: &'static str, pool: &P) {
         let (mode, bytes) = (self.mode, self.bytes);
         self.group.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -125,7 +125,7 @@ fn print_speed_ups(totals: &Totals) {
     println!();
     println!("threads: throughput in M elements/s (mean of every timed run, warm-up included)");
     println!(
-        "{:>5}  {:<14} {:>9} {:>9} {:>9} {:>9} {:>12}",
+        "{:>5}  {:<15} {:>9} {:>9} {:>9} {:>9} {:>12}",
         "size", "contender", "1 thread", "2 threads", "speed-up", "handoff", "handoff/1t"
     );
     let mut rows: Vec<(usize, &'static str)> = totals.keys().map(|k| (k.0, k.1)).collect();
@@ -136,7 +136,7 @@ fn print_speed_ups(totals: &Totals) {
         let hand = rate(&(bytes, name, Mode::Handoff));
         let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
         println!(
-            "{:>5}  {:<14} {:>9} {:>9} {:>8}x {:>9} {:>11}x",
+            "{:>5}  {:<15} {:>9} {:>9} {:>8}x {:>9} {:>11}x",
             size_label(bytes),
             name,
             show(one),

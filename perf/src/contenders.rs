@@ -1,9 +1,12 @@
-//! Every allocator and pool under test, behind one of three traits.
+//! Every allocator and pool under test, behind one of these traits.
 //!
 //! - [`Pool`]: typed objects on one thread (`pair`, `batch`, `churn`, the
 //!   memory table);
-//! - [`SharedPool`]: typed objects shared by threads (`threads`); every
-//!   shared pool is also a `Pool`;
+//! - [`SharedPool`]: typed objects shared by threads through `&self`; every
+//!   shared pool is also a `Pool` and a `ThreadedPool`;
+//! - [`ThreadedPool`]: what the `threads` workloads run on — a pool each
+//!   thread reaches through a [`ThreadFront`] of its own: the shared pool
+//!   itself, or a per-thread front such as `minimal_slab::LocalCache`;
 //! - [`RawAlloc`]: `Layout` in, pointer out (`raw`).
 //!
 //! The `for_each_*` functions build each contender and hand it to a
@@ -16,7 +19,10 @@ use std::alloc::{System, handle_alloc_error};
 
 use heapless::pool::boxed::BoxPool;
 use mimalloc::MiMalloc;
-use minimal_slab::{CacheConfig, GlobalPages, SlabAllocator, SlabBox, SlabCache};
+use minimal_slab::{
+    CacheConfig, GlobalPages, LocalAllocator, LocalBox, LocalCache, SlabAllocator, SlabBox,
+    SlabCache,
+};
 
 use crate::Value;
 use crate::free_list::{FreeList, SlotIndex, SpinFreeList};
@@ -32,8 +38,14 @@ pub mod names {
     /// `minimal_slab::SlabCache<T>` keeping every empty page
     /// (`CacheConfig::new().reserve(usize::MAX)`).
     pub const SLAB_CACHE_KEEP: &str = "slabcache-keep";
+    /// A `minimal_slab::LocalCache` (default magazine) in front of a
+    /// `SlabCache<T>`: one front per thread.
+    pub const SLAB_CACHE_LOCAL: &str = "slabcache-local";
     /// `minimal_slab::SlabAllocator`, raw `allocate`/`deallocate`.
     pub const SLAB_ALLOCATOR: &str = "slaballocator";
+    /// A `minimal_slab::LocalAllocator` (default magazines) in front of a
+    /// `SlabAllocator`.
+    pub const SLAB_ALLOCATOR_LOCAL: &str = "slaballocator-local";
     /// `Box::new` on the system allocator.
     pub const BOX_SYSTEM: &str = "box-system";
     /// The same through `mimalloc::MiMalloc`'s `GlobalAlloc` methods.
@@ -98,7 +110,77 @@ pub trait SharedPool<T: Value>: Sync {
     }
 }
 
-/// Makes each shared pool a [`Pool`] too, through `&self`.
+/// One thread's way into a [`ThreadedPool`]: a [`Pool`] whose handles
+/// can be turned into ones that another thread may free.
+pub trait ThreadFront<T: Value>: Pool<T> {
+    /// A handle that may travel to, and be freed on, another thread.
+    type Sent: Send;
+
+    /// Makes `handle` one that another thread may free.
+    fn send(handle: Self::Handle) -> Self::Sent;
+    /// Frees an object that may have been allocated on another thread and
+    /// returns its [`Value::key`], read back first.
+    fn free_sent(&mut self, handle: Self::Sent) -> u64;
+}
+
+/// Work to run on one thread's front; see [`ThreadedPool::with_front`].
+pub trait FrontVisitor<T: Value, S> {
+    /// What the work returns.
+    type Output;
+
+    /// Runs the work on `front`.
+    fn visit<F: ThreadFront<T, Sent = S>>(self, front: &mut F) -> Self::Output;
+}
+
+/// A typed pool that several threads use at once, each through a front of
+/// its own (the `threads` workloads).
+pub trait ThreadedPool<T: Value>: Sync {
+    /// What the fronts send each other.
+    type Sent: Send;
+
+    /// Makes a front for the calling thread and runs `work` on it; the
+    /// front gives back what it holds when `work` returns.
+    fn with_front<W: FrontVisitor<T, Self::Sent>>(&self, work: W) -> W::Output;
+}
+
+/// A shared pool used as its own front: every thread calls it directly.
+pub struct SharedFront<'p, P>(pub &'p P);
+
+impl<T: Value, P: SharedPool<T>> Pool<T> for SharedFront<'_, P> {
+    type Handle = P::Handle;
+
+    #[inline]
+    fn alloc(&mut self, value: T) -> P::Handle {
+        self.0.alloc(value)
+    }
+
+    #[inline]
+    fn address(handle: &P::Handle) -> usize {
+        P::address(handle)
+    }
+
+    #[inline]
+    fn free(&mut self, handle: P::Handle) -> u64 {
+        self.0.free(handle)
+    }
+}
+
+impl<T: Value, P: SharedPool<T>> ThreadFront<T> for SharedFront<'_, P> {
+    type Sent = P::Handle;
+
+    #[inline]
+    fn send(handle: P::Handle) -> P::Handle {
+        handle
+    }
+
+    #[inline]
+    fn free_sent(&mut self, handle: P::Handle) -> u64 {
+        self.0.free(handle)
+    }
+}
+
+/// Makes each shared pool a [`Pool`] too, through `&self`, and a
+/// [`ThreadedPool`] that every thread calls directly.
 macro_rules! pool_from_shared {
     ($([$($generics:tt)*] $pool:ty),* $(,)?) => {$(
         impl<$($generics)*> Pool<T> for $pool {
@@ -125,6 +207,14 @@ macro_rules! pool_from_shared {
 
             fn held_pages(&self) -> Option<usize> {
                 <Self as SharedPool<T>>::held_pages(self)
+            }
+        }
+
+        impl<$($generics)*> ThreadedPool<T> for $pool {
+            type Sent = <Self as SharedPool<T>>::Handle;
+
+            fn with_front<W: FrontVisitor<T, Self::Sent>>(&self, work: W) -> W::Output {
+                work.visit(&mut SharedFront(self))
             }
         }
     )*};
@@ -222,6 +312,72 @@ impl<'a, T: Value> SharedPool<T> for CacheRef<'a, T> {
     }
 }
 
+/// A `LocalCache` (a per-thread front of a `SlabCache`) used by
+/// reference, so that its `LocalBox` handles can borrow it.
+pub struct LocalCacheRef<'l, 'c, T>(pub &'l LocalCache<'c, T>);
+
+impl<'l, 'c, T: Value> Pool<T> for LocalCacheRef<'l, 'c, T> {
+    type Handle = LocalBox<'l, 'c, T>;
+
+    #[inline]
+    fn alloc(&mut self, value: T) -> LocalBox<'l, 'c, T> {
+        match self.0.alloc(value) {
+            Ok(handle) => handle,
+            Err(_) => out_of_memory(SLAB_CACHE_LOCAL),
+        }
+    }
+
+    #[inline]
+    fn address(handle: &LocalBox<'l, 'c, T>) -> usize {
+        LocalBox::as_ptr(handle).addr()
+    }
+
+    #[inline]
+    fn free(&mut self, handle: LocalBox<'l, 'c, T>) -> u64 {
+        handle.key()
+    }
+
+    /// Flushes the front first: slots resting in its magazine count as in
+    /// use, and would keep their slabs from `shrink`.
+    fn release_memory(&mut self) -> Option<usize> {
+        self.0.flush();
+        Some(self.0.cache().shrink())
+    }
+
+    fn held_pages(&self) -> Option<usize> {
+        Some(self.0.cache().stats().pages)
+    }
+}
+
+impl<'c, T: Value> ThreadFront<T> for LocalCacheRef<'_, 'c, T> {
+    type Sent = SlabBox<'c, T>;
+
+    #[inline]
+    fn send(handle: Self::Handle) -> SlabBox<'c, T> {
+        LocalBox::into_shared(handle)
+    }
+
+    /// Keeps the slot in this thread's magazine, not the producer's.
+    #[inline]
+    fn free_sent(&mut self, handle: SlabBox<'c, T>) -> u64 {
+        let key = handle.key();
+        self.0.recycle(handle);
+        key
+    }
+}
+
+/// A `SlabCache` that each thread uses through a `LocalCache` of its own.
+pub struct LocalFronts<'c, T>(pub &'c SlabCache<T>);
+
+impl<'c, T: Value> ThreadedPool<T> for LocalFronts<'c, T> {
+    type Sent = SlabBox<'c, T>;
+
+    fn with_front<W: FrontVisitor<T, Self::Sent>>(&self, work: W) -> W::Output {
+        let local = self.0.local();
+        work.visit(&mut LocalCacheRef(&local))
+    }
+}
+
 /// A pointer to one object that this handle alone owns.
 pub struct OwnedPtr<T>(NonNull<T>);
 
@@ -267,6 +423,47 @@ impl<T: Value> SharedPool<T> for SlabAllocatorPool {
 
     fn held_pages(&self) -> Option<usize> {
         Some(self.0.stats().pages())
+    }
+}
+
+/// A `LocalAllocator` (a per-thread front of a `SlabAllocator`) serving
+/// typed objects through `allocate(Layout)`.
+pub struct LocalAllocatorPool<'a>(pub LocalAllocator<'a>);
+
+impl<T: Value> Pool<T> for LocalAllocatorPool<'_> {
+    type Handle = OwnedPtr<T>;
+
+    #[inline]
+    fn alloc(&mut self, value: T) -> OwnedPtr<T> {
+        let ptr = RawAlloc::allocate(&self.0, Layout::new::<T>()).cast::<T>();
+        // SAFETY: fresh memory for a `T`, aligned as `T` asks.
+        unsafe { ptr.write(value) };
+        OwnedPtr(ptr)
+    }
+
+    #[inline]
+    fn address(handle: &OwnedPtr<T>) -> usize {
+        handle.0.addr().get()
+    }
+
+    #[inline]
+    fn free(&mut self, handle: OwnedPtr<T>) -> u64 {
+        // SAFETY: the handle owns a `T` written by `alloc`.
+        let key = unsafe { handle.0.as_ref() }.key();
+        // SAFETY: from `allocate` with this layout, through the pointer it
+        // returned, and freed once: the handle is consumed.
+        unsafe { self.0.deallocate(handle.0.cast(), Layout::new::<T>()) };
+        key
+    }
+
+    /// Flushes the front first, as for [`LocalCacheRef`].
+    fn release_memory(&mut self) -> Option<usize> {
+        self.0.flush();
+        Some(self.0.allocator().shrink())
+    }
+
+    fn held_pages(&self) -> Option<usize> {
+        Some(self.0.allocator().stats().pages())
     }
 }
 
@@ -459,8 +656,17 @@ pub fn for_each_pool<T: Value>(visitor: &mut impl PoolVisitor<T>) {
         let cache = SlabCache::<T>::with_config(GlobalPages::new(), keep_pages);
         visitor.visit(SLAB_CACHE_KEEP, &mut CacheRef(&cache));
     }
+    if visitor.wants(SLAB_CACHE_LOCAL) {
+        let cache = SlabCache::<T>::new();
+        let local = cache.local();
+        visitor.visit(SLAB_CACHE_LOCAL, &mut LocalCacheRef(&local));
+    }
     if visitor.wants(SLAB_ALLOCATOR) {
         visitor.visit(SLAB_ALLOCATOR, &mut SlabAllocatorPool(SlabAllocator::new()));
+    }
+    if visitor.wants(SLAB_ALLOCATOR_LOCAL) {
+        let heap = SlabAllocator::new();
+        visitor.visit(SLAB_ALLOCATOR_LOCAL, &mut LocalAllocatorPool(heap.local()));
     }
     if visitor.wants(BOX_SYSTEM) {
         visitor.visit(BOX_SYSTEM, &mut SystemBox);
@@ -482,11 +688,11 @@ pub fn for_each_pool<T: Value>(visitor: &mut impl PoolVisitor<T>) {
     }
 }
 
-/// Something to run on each shareable contender; see
+/// Something to run on each contender of the `threads` workloads; see
 /// [`for_each_shared_pool`].
 pub trait SharedVisitor<T: Value> {
     /// Called with a fresh contender.
-    fn visit<P: SharedPool<T>>(&mut self, name: &'static str, pool: &P);
+    fn visit<P: ThreadedPool<T>>(&mut self, name: &'static str, pool: &P);
 }
 
 /// Builds every contender of the `threads` workload for `T` and hands it to
@@ -495,6 +701,8 @@ pub fn for_each_shared_pool<T: Value>(visitor: &mut impl SharedVisitor<T>) {
     visitor.visit(SPIN_FREE_LIST, &SpinFreeList::<T>::new());
     let cache = SlabCache::<T>::new();
     visitor.visit(SLAB_CACHE, &CacheRef(&cache));
+    let cache = SlabCache::<T>::new();
+    visitor.visit(SLAB_CACHE_LOCAL, &LocalFronts(&cache));
     visitor.visit(BOX_SYSTEM, &SystemBox);
     visitor.visit(BOX_MIMALLOC, &MimallocBox);
     visitor.visit(SHARDED_SLAB, &ShardedSlab(sharded_slab::Slab::<T>::new()));
@@ -502,8 +710,8 @@ pub fn for_each_shared_pool<T: Value>(visitor: &mut impl SharedVisitor<T>) {
 
 // ----------------------------------------------------------------- raw --
 
-/// An allocator of `Layout`s.
-pub trait RawAlloc: Sync {
+/// An allocator of `Layout`s, used from one thread.
+pub trait RawAlloc {
     /// Memory for `layout` (non-zero size). Panics if out of memory.
     fn allocate(&self, layout: Layout) -> NonNull<u8>;
 
@@ -566,6 +774,22 @@ static TALC_HEAP: talc::TalcLock<spin::Mutex<()>, talc::source::Claim> = talc::T
     unsafe { talc::source::Claim::array(arena) }
 });
 
+impl RawAlloc for LocalAllocator<'_> {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> NonNull<u8> {
+        match LocalAllocator::allocate(self, layout) {
+            Ok(ptr) => ptr,
+            Err(_) => out_of_memory(SLAB_ALLOCATOR_LOCAL),
+        }
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees are `LocalAllocator::deallocate`'s.
+        unsafe { LocalAllocator::deallocate(self, ptr, layout) }
+    }
+}
+
 /// Something to run on each raw allocator; see [`for_each_raw`].
 pub trait RawVisitor {
     /// Called with each allocator.
@@ -579,4 +803,72 @@ pub fn for_each_raw(visitor: &mut impl RawVisitor) {
     visitor.visit(MIMALLOC, &Global(&MiMalloc));
     visitor.visit(TALC, &Global(&TALC_HEAP));
     visitor.visit(SLAB_ALLOCATOR, &SlabAllocator::new());
+    let heap = SlabAllocator::new();
+    visitor.visit(SLAB_ALLOCATOR_LOCAL, &heap.local());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Allocates `count` objects through `pool`, frees them all, then
+    /// releases memory: returns the pages held before and after.
+    fn fill_free_release<P: Pool<[u64; 8]>>(pool: &mut P, count: u64) -> (usize, usize) {
+        let handles: Vec<_> = (0..count).map(|key| pool.alloc([key; 8])).collect();
+        let sum = handles
+            .into_iter()
+            .fold(0u64, |sum, handle| sum.wrapping_add(pool.free(handle)));
+        assert_eq!(sum, count * (count - 1) / 2);
+        let held = pool.held_pages().expect("minimal_slab counts its pages");
+        pool.release_memory();
+        (held, pool.held_pages().expect("still counted"))
+    }
+
+    #[test]
+    fn local_cache_front_gives_every_page_back() {
+        let cache = SlabCache::<[u64; 8]>::new();
+        let local = cache.local();
+        let (held, after) = fill_free_release(&mut LocalCacheRef(&local), 5_000);
+        assert!(held > 2, "5 000 objects of 64 bytes need many pages");
+        assert_eq!(after, 0);
+        assert_eq!(local.cached(), 0);
+        assert_eq!(cache.stats().objects_in_use, 0);
+    }
+
+    #[test]
+    fn local_allocator_front_gives_every_page_back() {
+        let heap = SlabAllocator::new();
+        let mut pool = LocalAllocatorPool(heap.local());
+        let (held, after) = fill_free_release(&mut pool, 5_000);
+        assert!(held > 2, "5 000 objects of 64 bytes need many pages");
+        assert_eq!(after, 0);
+        assert_eq!(pool.0.cached(), 0);
+        assert_eq!(heap.stats().objects_in_use(), 0);
+    }
+
+    #[test]
+    fn local_fronts_park_sent_handles_and_flush_on_return() {
+        /// Allocates one object, sends it, frees the sent handle on the
+        /// same front and reports the cache's objects in use meanwhile.
+        struct SendAndFree<'c>(&'c SlabCache<[u64; 8]>);
+
+        impl<S> FrontVisitor<[u64; 8], S> for SendAndFree<'_> {
+            type Output = usize;
+
+            fn visit<F: ThreadFront<[u64; 8], Sent = S>>(self, front: &mut F) -> usize {
+                let sent = F::send(front.alloc([9; 8]));
+                assert_eq!(front.free_sent(sent), 9);
+                self.0.stats().objects_in_use
+            }
+        }
+
+        let cache = SlabCache::<[u64; 8]>::new();
+        let parked = LocalFronts(&cache).with_front(SendAndFree(&cache));
+        assert!(parked > 0, "the freed slot rests in the front's magazine");
+        assert_eq!(
+            cache.stats().objects_in_use,
+            0,
+            "the front flushed on return"
+        );
+    }
 }

@@ -6,10 +6,12 @@
 //!
 //! - [`Value`]: the objects (16, 64 and 256 bytes; one line in the
 //!   `object_sizes!` list below adds a size) and [`for_each_size`];
-//! - [`contenders`]: each allocator or pool behind one of three traits —
-//!   [`Pool`] (typed, one thread), [`SharedPool`] (typed, shared by threads)
-//!   and [`RawAlloc`] (`Layout` in, pointer out) — and the functions that
-//!   hand every contender of a kind to a visitor;
+//! - [`contenders`]: each allocator or pool behind one of these traits —
+//!   [`Pool`] (typed, one thread), [`SharedPool`] (typed, shared by threads
+//!   through `&self`), [`ThreadedPool`] (typed, each thread through a
+//!   [`ThreadFront`] of its own) and [`RawAlloc`] (`Layout` in, pointer
+//!   out) — and the functions that hand every contender of a kind to a
+//!   visitor;
 //! - [`free_list`]: the baselines, an intrusive free list of indices over a
 //!   `Vec`, bare and behind a spin lock;
 //! - [`workloads`]: the measured loops, each returning a checksum of the
@@ -17,6 +19,7 @@
 
 pub mod contenders;
 pub mod free_list;
+pub mod hot_path;
 pub mod workloads;
 
 use heapless::pool::boxed::BoxPool;
@@ -122,6 +125,6 @@ object_sizes! {
 }
 
 pub use contenders::{
-    Pool, PoolVisitor, RawAlloc, RawVisitor, SharedPool, SharedVisitor, for_each_pool,
-    for_each_raw, for_each_shared_pool,
+    FrontVisitor, Pool, PoolVisitor, RawAlloc, RawVisitor, SharedPool, SharedVisitor, ThreadFront,
+    ThreadedPool, for_each_pool, for_each_raw, for_each_shared_pool,
 };

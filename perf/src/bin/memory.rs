@@ -213,7 +213,7 @@ fn print_table(rows: &[(usize, &'static str, Report)], plan: &ChurnPlan) {
         plan.peak_live()
     );
     println!(
-        "{:>5}  {:<15} {:>8} {:>9} {:>7} {:>9} {:>8}  pages held -> given back by shrink",
+        "{:>5}  {:<19} {:>8} {:>9} {:>7} {:>9} {:>8}  pages held -> given back by shrink",
         "size", "contender", "peak", "workload", "ratio", "retained", "objects"
     );
     for &(bytes, name, ref report) in rows {
@@ -231,7 +231,7 @@ fn print_table(rows: &[(usize, &'static str, Report)], plan: &ChurnPlan) {
         };
         let objects_kib = (plan.peak_live() * bytes) as u64 / 1024;
         println!(
-            "{:>5}  {:<15} {:>8} {:>9} {:>7} {:>9} {:>8}  {pages}",
+            "{:>5}  {:<19} {:>8} {:>9} {:>7} {:>9} {:>8}  {pages}",
             format!("{bytes}B"),
             name,
             mib(report.peak_kib),

@@ -103,6 +103,15 @@ mod tests {
     fn every_raw_allocator_gives_back_what_it_was_given() {
         let mut check = CheckAll(Vec::new());
         for_each_raw(&mut check);
-        assert_eq!(check.0, ["system", "mimalloc", "talc", "slaballocator"]);
+        assert_eq!(
+            check.0,
+            [
+                "system",
+                "mimalloc",
+                "talc",
+                "slaballocator",
+                "slaballocator-local"
+            ]
+        );
     }
 }
