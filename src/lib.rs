@@ -47,14 +47,55 @@
 //! ([`GlobalAllocPages`]), or a region of memory you hand over
 //! ([`RegionPages`]), for programs with no heap at all.
 //!
+//! **Threads.** The caches are `Sync`, and each call takes one lock. For hot
+//! paths, give each thread a front: [`SlabCache::local`] returns a
+//! [`LocalCache`] and [`SlabAllocator::local`] a [`LocalAllocator`], which
+//! pop and push a magazine of free slots with no lock and no atomic, and
+//! take the shared lock once per batch:
+//!
+//! ```
+//! use minimal_slab::SlabCache;
+//!
+//! static PARTICLES: SlabCache<[f32; 8]> = SlabCache::new();
+//!
+//! std::thread::scope(|s| {
+//!     for _ in 0..2 {
+//!         s.spawn(|| {
+//!             let local = PARTICLES.local();
+//!             for i in 0..1000 {
+//!                 let p = local.alloc([i as f32; 8]).unwrap(); // no lock
+//!                 assert_eq!(p[0], i as f32);
+//!             }
+//!         });
+//!     }
+//! });
+//! assert_eq!(PARTICLES.stats().objects_in_use, 0);
+//! ```
+//!
+//! **Collections.** With the `allocator-api2` feature, `&SlabAllocator` is an
+//! allocator for `allocator_api2`'s `Vec` and `Box` and `hashbrown`'s maps.
+//!
 //! **Introspection.** `stats()` on a cache or an allocator returns counters
-//! whose `Display` is a table in the style of Linux's `/proc/slabinfo`.
+//! whose `Display` is a table in the style of Linux's `/proc/slabinfo`, and
+//! `for_each_slab` shows which slots of each slab are used
+//! ([`SlabOccupancy`]).
+//!
+//! **Checked builds** (`debug_assertions`, or the `checked` feature) catch a
+//! double free, a foreign pointer, a free with another size class's layout
+//! and a write into a freed slot, each with a panic naming it and the
+//! address.
+//!
+//! The examples in `examples/` are the tutorials: `quickstart`, `raw_bytes`,
+//! `global_allocator`, `static_region`, `collections_in_slab`,
+//! `entity_pool`, `kernel_heap` and `occupancy`.
 //!
 //! # Implementation
 //!
 //! Four layers, each a module that uses only the ones below it:
 //!
 //! ```text
+//!   LocalCache / LocalBox           LocalAllocator     (per-thread magazines)
+//!            |                         |
 //!   SlabCache<T> / SlabBox          SlabAllocator (size classes, fallback)
 //!            \                         /
 //!             slab_cache: one object size — available and full slabs
@@ -78,7 +119,8 @@
 //! - `alloc` (default): [`GlobalPages`], pages from the global allocator.
 //!   Without it the crate needs no allocator at all.
 //! - `checked`: misuse detection (double free, foreign pointer, wrong size
-//!   class) in every build; it is always on with `debug_assertions`.
+//!   class, write after free) in every build; it is always on with
+//!   `debug_assertions`.
 //! - `allocator-api2`: `allocator_api2::alloc::Allocator` for
 //!   `&SlabAllocator` and `&SlabCache`, so `allocator_api2`'s `Vec` and `Box`
 //!   and `hashbrown`'s maps live in slabs on stable Rust.

@@ -20,8 +20,8 @@ use std::alloc::{System, handle_alloc_error};
 use heapless::pool::boxed::BoxPool;
 use mimalloc::MiMalloc;
 use minimal_slab::{
-    CacheConfig, GlobalPages, LocalAllocator, LocalBox, LocalCache, SlabAllocator, SlabBox,
-    SlabCache,
+    CacheConfig, GlobalAllocPages, GlobalPages, LocalAllocator, LocalBox, LocalCache,
+    PageAllocator, SlabAllocator, SlabBox, SlabCache,
 };
 
 use crate::Value;
@@ -38,6 +38,11 @@ pub mod names {
     /// `minimal_slab::SlabCache<T>` keeping every empty page
     /// (`CacheConfig::new().reserve(usize::MAX)`).
     pub const SLAB_CACHE_KEEP: &str = "slabcache-keep";
+    /// `minimal_slab::SlabCache<T>` taking its pages from mimalloc
+    /// (`GlobalAllocPages<MiMalloc>`), whose page-aligned allocations cost
+    /// no more than a page: the slab layout's own memory cost, without the
+    /// system allocator's price for alignment.
+    pub const SLAB_CACHE_MIMALLOC_PAGES: &str = "slabcache-mipages";
     /// A `minimal_slab::LocalCache` (default magazine) in front of a
     /// `SlabCache<T>`: one front per thread.
     pub const SLAB_CACHE_LOCAL: &str = "slabcache-local";
@@ -222,7 +227,7 @@ macro_rules! pool_from_shared {
 
 pool_from_shared! {
     [T: Value] SpinFreeList<T>,
-    ['a, T: Value] CacheRef<'a, T>,
+    ['a, T: Value, P: PageAllocator + Sync] CacheRef<'a, T, P>,
     [T: Value] SlabAllocatorPool,
     [T: Value] SystemBox,
     [T: Value] MimallocBox,
@@ -280,13 +285,13 @@ impl<T: Value> SharedPool<T> for SpinFreeList<T> {
 
 /// A `SlabCache` used by reference, so that its `SlabBox` handles can
 /// borrow it.
-pub struct CacheRef<'a, T>(pub &'a SlabCache<T>);
+pub struct CacheRef<'a, T, P: PageAllocator = GlobalPages>(pub &'a SlabCache<T, P>);
 
-impl<'a, T: Value> SharedPool<T> for CacheRef<'a, T> {
-    type Handle = SlabBox<'a, T>;
+impl<'a, T: Value, P: PageAllocator + Sync> SharedPool<T> for CacheRef<'a, T, P> {
+    type Handle = SlabBox<'a, T, P>;
 
     #[inline]
-    fn alloc(&self, value: T) -> SlabBox<'a, T> {
+    fn alloc(&self, value: T) -> SlabBox<'a, T, P> {
         match self.0.alloc(value) {
             Ok(handle) => handle,
             Err(_) => out_of_memory(SLAB_CACHE),
@@ -294,12 +299,12 @@ impl<'a, T: Value> SharedPool<T> for CacheRef<'a, T> {
     }
 
     #[inline]
-    fn address(handle: &SlabBox<'a, T>) -> usize {
+    fn address(handle: &SlabBox<'a, T, P>) -> usize {
         SlabBox::as_ptr(handle).addr()
     }
 
     #[inline]
-    fn free(&self, handle: SlabBox<'a, T>) -> u64 {
+    fn free(&self, handle: SlabBox<'a, T, P>) -> u64 {
         handle.key()
     }
 
@@ -655,6 +660,10 @@ pub fn for_each_pool<T: Value>(visitor: &mut impl PoolVisitor<T>) {
         let keep_pages = CacheConfig::new().reserve(usize::MAX);
         let cache = SlabCache::<T>::with_config(GlobalPages::new(), keep_pages);
         visitor.visit(SLAB_CACHE_KEEP, &mut CacheRef(&cache));
+    }
+    if visitor.wants(SLAB_CACHE_MIMALLOC_PAGES) {
+        let cache = SlabCache::<T, _>::new_in(GlobalAllocPages::new(MiMalloc));
+        visitor.visit(SLAB_CACHE_MIMALLOC_PAGES, &mut CacheRef(&cache));
     }
     if visitor.wants(SLAB_CACHE_LOCAL) {
         let cache = SlabCache::<T>::new();
