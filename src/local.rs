@@ -522,12 +522,7 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
         layout: Layout,
         new_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
-        let new_layout = Layout::from_size_align(new_size, layout.align()).map_err(|_| {
-            AllocError::UnsupportedLayout {
-                size: new_size,
-                align: layout.align(),
-            }
-        })?;
+        let new_layout = crate::slab_allocator::resized(layout, new_size)?;
         let class = SlabAllocator::<P, F, M>::class_index(layout);
         if layout.size() != 0
             && new_size != 0

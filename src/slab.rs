@@ -469,22 +469,7 @@ impl Slab {
             header.slot_size as usize,
             header.state.untouched as usize,
         );
-        if slab_owner != owner {
-            return Err(Misuse::ForeignPointer);
-        }
-        if slot_size != geo.slot_size {
-            return Err(Misuse::WrongSizeClass {
-                actual: slot_size,
-                claimed: geo.slot_size,
-            });
-        }
-        let offset = slot.as_ptr().addr() - self.page().as_ptr().addr();
-        if offset < geo.first_slot
-            || offset >= untouched
-            || !(offset - geo.first_slot).is_multiple_of(slot_size)
-        {
-            return Err(Misuse::ForeignPointer);
-        }
+        self.check_identity(slot, geo, (slab_owner, owner), slot_size, untouched)?;
         // SAFETY: `slot` is a slot of this live slab (checked just above).
         let (word, mask) = unsafe { self.bit_of(slot, geo) };
         // SAFETY: the bitmap word lies inside the header area of the page.
@@ -582,13 +567,30 @@ impl Slab {
         let owner_field = unsafe { &raw const (*header).owner };
         // SAFETY: readable per the contract; the owner is written only when
         // the slab is made, so reading it races with nothing.
-        if unsafe { owner_field.read() } != owner {
-            return Err(Misuse::ForeignPointer);
-        }
+        let slab_owner = unsafe { owner_field.read() };
         // SAFETY: as above.
         let size_field = unsafe { &raw const (*header).slot_size };
         // SAFETY: as above: the slot size is fixed when the slab is made.
         let slot_size = unsafe { size_field.read() } as usize;
+        self.check_identity(slot, geo, (slab_owner, owner), slot_size, geo.end())
+    }
+
+    /// The checks shared by [`check_free`](Self::check_free) and
+    /// [`check_owner`](Self::check_owner), on header fields already read:
+    /// the slab belongs to the expected owner (`owners`: the slab's, the
+    /// expected), its slots have the expected size, and `slot` is a slot
+    /// boundary below `limit`.
+    fn check_identity(
+        self,
+        slot: NonNull<u8>,
+        geo: &SlabGeometry,
+        (slab_owner, owner): (u32, u32),
+        slot_size: usize,
+        limit: usize,
+    ) -> Result<(), Misuse> {
+        if slab_owner != owner {
+            return Err(Misuse::ForeignPointer);
+        }
         if slot_size != geo.slot_size {
             return Err(Misuse::WrongSizeClass {
                 actual: slot_size,
@@ -597,7 +599,7 @@ impl Slab {
         }
         let offset = slot.as_ptr().addr() - self.page().as_ptr().addr();
         if offset < geo.first_slot
-            || offset >= geo.end()
+            || offset >= limit
             || !(offset - geo.first_slot).is_multiple_of(slot_size)
         {
             return Err(Misuse::ForeignPointer);

@@ -568,12 +568,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         reach: SlotReach,
         report: fn(Misuse, NonNull<u8>) -> !,
     ) -> Result<NonNull<u8>, AllocError> {
-        let new_layout = Layout::from_size_align(new_size, layout.align()).map_err(|_| {
-            AllocError::UnsupportedLayout {
-                size: new_size,
-                align: layout.align(),
-            }
-        })?;
+        let new_layout = resized(layout, new_size)?;
         let old_class = if layout.size() == 0 {
             None
         } else {
@@ -752,6 +747,15 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             self.fallback_bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
+}
+
+/// `layout` with its size changed to `new_size`, or the error a reallocation
+/// to an impossible size (one that overflows `isize` once aligned) returns.
+pub(crate) fn resized(layout: Layout, new_size: usize) -> Result<Layout, AllocError> {
+    Layout::from_size_align(new_size, layout.align()).map_err(|_| AllocError::UnsupportedLayout {
+        size: new_size,
+        align: layout.align(),
+    })
 }
 
 /// A non-null pointer aligned to `layout.align()` that points at nothing: the
