@@ -42,7 +42,7 @@ use core::ptr::{self, NonNull};
 
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
-use crate::slab_allocator::{Fallback, SizeClassLimit, SlabAllocator};
+use crate::slab_allocator::{self, Fallback, SizeClassLimit, SlabAllocator, unsupported};
 use crate::slab_cache::with_exposed_page_provenance;
 use crate::typed_cache::SlabCache;
 
@@ -95,12 +95,9 @@ unsafe trait Blocks {
     ) -> Result<NonNull<[u8]>, AllocError>;
 }
 
-/// A non-null pointer aligned to `layout.align()` that points at nothing: the
-/// block for a zero-sized layout.
+/// The block for a zero-sized layout: a dangling pointer aligned as asked.
 fn dangling(layout: Layout) -> NonNull<[u8]> {
-    let ptr =
-        NonNull::new(ptr::without_provenance_mut(layout.align())).unwrap_or(NonNull::dangling());
-    NonNull::slice_from_raw_parts(ptr, 0)
+    NonNull::slice_from_raw_parts(slab_allocator::dangling(layout), 0)
 }
 
 /// The block `[ptr, ptr + len)`, its bytes from `kept` on zeroed if asked.
@@ -184,13 +181,6 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         let slot = Self::slot_layout();
         layout.size() <= slot.size() && layout.align() <= slot.align()
     }
-
-    fn refuse(layout: Layout) -> AllocError {
-        AllocError::UnsupportedLayout {
-            size: layout.size(),
-            align: layout.align(),
-        }
-    }
 }
 
 // SAFETY: a non-empty block is one slot from `allocate_slot`, valid for
@@ -203,7 +193,7 @@ unsafe impl<T, P: PageAllocator> Blocks for SlabCache<T, P> {
             return Ok(dangling(layout));
         }
         if !Self::slot_holds(layout) {
-            return Err(Self::refuse(layout));
+            return Err(unsupported(layout));
         }
         // Non-empty and held by a slot, so `T` is not zero-sized and this is
         // a real slot with its page's provenance.
@@ -245,7 +235,7 @@ unsafe impl<T, P: PageAllocator> Blocks for SlabCache<T, P> {
             return Ok(dangling(new));
         }
         if !Self::slot_holds(new) {
-            return Err(Self::refuse(new));
+            return Err(unsupported(new));
         }
         // The slot holds `new` too (aligned to the slot, so to `new`): stay
         // in place, with a pointer valid for the whole slot whatever the

@@ -69,7 +69,7 @@ use crate::error::{AllocError, AllocFailed};
 use crate::magazine::{self, Magazine};
 use crate::misuse::{CHECKED, Misuse};
 use crate::page_allocator::{DefaultPages, PageAllocator};
-use crate::slab_allocator::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
+use crate::slab_allocator::{Fallback, NoFallback, SizeClassLimit, SlabAllocator, class_size};
 use crate::slab_box::SlabBox;
 use crate::slab_cache::AllocFault;
 use crate::typed_cache::SlabCache;
@@ -169,14 +169,17 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
 
     /// Slots resting in the magazine.
     pub fn cached(&self) -> usize {
-        // SAFETY: `!Sync`, and no user code runs during this read.
+        // SAFETY: `!Sync`, and nothing else borrows the magazine during this
+        // read (the page allocator may not re-enter the front).
         unsafe { &*self.magazine.get() }.len()
     }
 
     /// Gives every slot in the magazine back to the shared cache.
     pub fn flush(&self) {
         let drained = {
-            // SAFETY: `!Sync`, and no user code runs while the borrow lives.
+            // SAFETY: `!Sync`; while the borrow lives only this crate's code and
+            // the page allocator run, and the page allocator's contract forbids
+            // re-entering the front.
             let magazine = unsafe { &mut *self.magazine.get() };
             let all = magazine.len();
             // SAFETY: every slot in the magazine was parked after the cache
@@ -202,7 +205,9 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
             return Ok(NonNull::dangling());
         }
         let taken = {
-            // SAFETY: `!Sync`, and no user code runs while the borrow lives.
+            // SAFETY: `!Sync`; while the borrow lives only this crate's code and
+            // the page allocator run, and the page allocator's contract forbids
+            // re-entering the front.
             let magazine = unsafe { &mut *self.magazine.get() };
             take_from(magazine, |magazine| self.cache.refill(magazine))
         };
@@ -231,7 +236,9 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
         // SAFETY: the slot came from this cache and its value is gone.
         unsafe { magazine::park(slot, size) };
         let drained = {
-            // SAFETY: `!Sync`, and no user code runs while the borrow lives.
+            // SAFETY: `!Sync`; while the borrow lives only this crate's code and
+            // the page allocator run, and the page allocator's contract forbids
+            // re-entering the front.
             let magazine = unsafe { &mut *self.magazine.get() };
             // SAFETY: every slot in the magazine was parked after the cache
             // handed it out, and no one uses it.
@@ -543,7 +550,8 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
 
     /// Slots resting in the magazines, all classes together.
     pub fn cached(&self) -> usize {
-        // SAFETY: `!Sync`, and no user code runs during this read.
+        // SAFETY: `!Sync`, and nothing else borrows the magazine during this
+        // read (the page allocator may not re-enter the front).
         unsafe { &*self.magazines.get() }
             .iter()
             .map(Magazine::len)
@@ -577,8 +585,9 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
     #[allow(clippy::mut_from_ref)]
     fn magazine(&self, class: usize) -> &mut Magazine<N> {
         // SAFETY: `!Sync`, so only this thread reaches the magazines; each
-        // caller uses the reference briefly, calls no user code meanwhile,
-        // and never holds two at once.
+        // caller uses the reference briefly, runs no code but this crate's
+        // and the page allocator's meanwhile (which may not re-enter the
+        // front), and never holds two at once.
         let magazines = unsafe { &mut *self.magazines.get() };
         &mut magazines[class]
     }
@@ -624,9 +633,10 @@ fn take_from<N: ArrayLength>(
         return Ok(slot);
     }
     refill(magazine)?;
-    magazine.pop().ok_or(AllocFault::Refused(AllocError::Pages(
-        crate::error::PageAllocError::OutOfMemory,
-    )))
+    let Some(slot) = magazine.pop() else {
+        unreachable!("a successful refill of an empty magazine takes a slot")
+    };
+    Ok(slot)
 }
 
 /// Pushes `slot` onto `magazine`, draining half of it first if it is full.
@@ -642,10 +652,4 @@ fn push_into<N: ArrayLength>(
         debug_assert!(pushed.is_ok(), "a drained magazine has room");
     }
     Ok(())
-}
-
-/// The slot size of size class `class`.
-#[inline]
-fn class_size(class: usize) -> usize {
-    crate::slab_allocator::MIN_CLASS << class
 }

@@ -83,6 +83,12 @@ use crate::sync::{AtomicUsize, Mutex, Ordering, const_fn_unless_loom};
 /// The smallest size class, in bytes.
 pub const MIN_CLASS: usize = 8;
 
+/// The slot size of size class number `class` (0 for `MIN_CLASS`).
+#[inline]
+pub(crate) const fn class_size(class: usize) -> usize {
+    MIN_CLASS << class
+}
+
 /// The largest size class of a `SlabAllocator`, as a type-level number: a
 /// power of two, at least [`MIN_CLASS`]. `Classes` is how many size classes
 /// that makes (8, 16, …, up to the limit).
@@ -219,7 +225,8 @@ unsafe impl<A: GlobalAlloc> Fallback for A {
     }
 }
 
-fn unsupported(layout: Layout) -> AllocError {
+/// The error for a layout nothing here can serve.
+pub(crate) fn unsupported(layout: Layout) -> AllocError {
     AllocError::UnsupportedLayout {
         size: layout.size(),
         align: layout.align(),
@@ -333,7 +340,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             let slots = classes.as_mut_slice();
             let mut i = 0;
             while i < slots.len() {
-                let size = MIN_CLASS << i;
+                let size = class_size(i);
                 let geometry = match SlabGeometry::new(page_size_of::<P>(), size, size) {
                     Ok(geometry) => geometry,
                     Err(_) => panic!("every class up to the largest fits (CLASSES_FIT)"),
@@ -377,7 +384,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// assert_eq!(Heap::size_class(Layout::new::<[u8; 257]>()), None);
     /// ```
     pub fn size_class(layout: Layout) -> Option<usize> {
-        Self::class_of(layout).map(|i| MIN_CLASS << i)
+        Self::class_of(layout).map(class_size)
     }
 
     /// Allocates memory for `layout`: from a size class if one fits, else
@@ -621,11 +628,10 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         class: usize,
         magazine: &mut Magazine<N>,
     ) -> Result<(), AllocFault> {
-        let room = Magazine::<N>::BATCH.min(N::USIZE - magazine.len());
         let mut core = self.classes[class].lock();
         // SAFETY: `self.pages` is the only page allocator any class core
-        // sees; `room` leaves the magazine within its capacity.
-        unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
+        // sees.
+        unsafe { core.alloc_into(&self.pages, &self.owner, magazine) }
     }
 
     /// Gives up to `count` slots from the top of `magazine` back to size
@@ -669,7 +675,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         class: usize,
         ptr: NonNull<u8>,
     ) -> Result<(), Misuse> {
-        let size = MIN_CLASS << class;
+        let size = class_size(class);
         let Ok(geometry) = SlabGeometry::new(page_size_of::<P>(), size, size) else {
             unreachable!("every class fits a page (CLASSES_FIT)")
         };
@@ -723,7 +729,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// ```
     pub fn for_each_slab(&self, mut visit: impl FnMut(usize, SlabOccupancy<'_>)) {
         for (i, class) in self.classes.iter().enumerate() {
-            let size = MIN_CLASS << i;
+            let size = class_size(i);
             class.lock().for_each_slab(|slab| visit(size, slab));
         }
     }
@@ -760,7 +766,7 @@ pub(crate) fn resized(layout: Layout, new_size: usize) -> Result<Layout, AllocEr
 
 /// A non-null pointer aligned to `layout.align()` that points at nothing: the
 /// answer to a zero-sized request.
-fn dangling(layout: Layout) -> NonNull<u8> {
+pub(crate) fn dangling(layout: Layout) -> NonNull<u8> {
     NonNull::new(ptr::without_provenance_mut(layout.align())).unwrap_or(NonNull::dangling())
 }
 

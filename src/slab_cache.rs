@@ -377,22 +377,22 @@ impl CacheCore {
         Ok(slot)
     }
 
-    /// Moves up to `count` slots into `magazine`, readied to rest there
-    /// ([`magazine::park`]): one refill of a local cache under one lock.
-    /// Stops early, successfully, when no page can be had after at least one
-    /// slot was taken.
+    /// Moves slots into `magazine` — a batch, or as many as it has room
+    /// for — readied to rest there ([`magazine::park`]): one refill of a
+    /// local cache under one lock. Stops early, successfully, when no page
+    /// can be had after at least one slot was taken; so an empty magazine
+    /// always gains at least one slot from an `Ok`.
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`]; the magazine has room for
-    /// `count` more slots.
+    /// The shared contract on [`CacheCore`].
     pub(crate) unsafe fn alloc_into<P: PageAllocator + ?Sized, N: ArrayLength>(
         &mut self,
         pages: &P,
         owner: &OwnerTag,
         magazine: &mut Magazine<N>,
-        count: usize,
     ) -> Result<(), AllocFault> {
+        let count = Magazine::<N>::BATCH.min(N::USIZE - magazine.len());
         for taken in 0..count {
             // SAFETY: forwarded from the caller.
             let slot = match unsafe { self.alloc(pages, owner) } {
@@ -403,7 +403,7 @@ impl CacheCore {
             // SAFETY: the slot was just handed out, to no one else.
             unsafe { magazine::park(slot, self.geometry.slot_size) };
             let pushed = magazine.push(slot);
-            debug_assert!(pushed.is_ok(), "the caller left room for {count} slots");
+            debug_assert!(pushed.is_ok(), "`count` is within the room left");
         }
         Ok(())
     }

@@ -280,11 +280,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         &self,
         magazine: &mut Magazine<N>,
     ) -> Result<(), AllocFault> {
-        let room = Magazine::<N>::BATCH.min(N::USIZE - magazine.len());
         let mut core = self.core.lock();
-        // SAFETY: `self.pages` is the only page allocator this core sees;
-        // `room` leaves the magazine within its capacity.
-        unsafe { core.alloc_into(&self.pages, &self.owner, magazine, room) }
+        // SAFETY: `self.pages` is the only page allocator this core sees.
+        unsafe { core.alloc_into(&self.pages, &self.owner, magazine) }
     }
 
     /// Gives up to `count` slots from the top of `magazine` back, under one
