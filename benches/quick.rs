@@ -30,7 +30,9 @@ use std::hint::black_box;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use minimal_slab::{CacheConfig, GlobalPages, NoFallback, SlabAllocator, SlabBox, SlabCache};
+use minimal_slab::{
+    CacheConfig, ChunkedGlobalPages, NoFallback, SlabAllocator, SlabBox, SlabCache,
+};
 
 /// Allocate/free pairs per `pair` run.
 const PAIRS: usize = 10_000_000;
@@ -116,7 +118,7 @@ fn pair_system(layout: Layout) {
     }
 }
 
-fn pair_slab(heap: &SlabAllocator<GlobalPages, NoFallback>, layout: Layout) {
+fn pair_slab(heap: &SlabAllocator, layout: Layout) {
     for _ in 0..PAIRS {
         let p = heap.allocate(layout).unwrap_or_else(|_| oom());
         black_box(p);
@@ -142,11 +144,7 @@ fn batch_system(layout: Layout, live: &mut Vec<*mut u8>) {
     }
 }
 
-fn batch_slab(
-    heap: &SlabAllocator<GlobalPages, NoFallback>,
-    layout: Layout,
-    live: &mut Vec<NonNull<u8>>,
-) {
+fn batch_slab(heap: &SlabAllocator, layout: Layout, live: &mut Vec<NonNull<u8>>) {
     for _ in 0..ROUNDS {
         for _ in 0..BATCH {
             live.push(black_box(heap.allocate(layout).unwrap_or_else(|_| oom())));
@@ -201,8 +199,8 @@ fn bench_size<T: Copy>(value: T) {
     // timed loops.
     let ops = ROUNDS * BATCH;
     let keep_all = CacheConfig::new().reserve(usize::MAX);
-    let kept_cache: SlabCache<T> = SlabCache::with_config(GlobalPages::new(), keep_all);
-    let kept_heap = SlabAllocator::with_config(GlobalPages::new(), NoFallback, keep_all);
+    let kept_cache: SlabCache<T> = SlabCache::with_config(ChunkedGlobalPages::default(), keep_all);
+    let kept_heap = SlabAllocator::with_config(ChunkedGlobalPages::default(), NoFallback, keep_all);
 
     let mut boxes = Vec::with_capacity(BATCH);
     let base = best_ns_per_op(ops, || batch_box(value, &mut boxes));

@@ -16,7 +16,7 @@
 //! cargo run --example quickstart
 //! ```
 
-use minimal_slab::{AllocError, CacheConfig, GlobalPages, SlabBox, SlabCache};
+use minimal_slab::{AllocError, CacheConfig, ChunkedGlobalPages, SlabBox, SlabCache};
 
 /// The objects we pool: small, fixed-size, allocated and freed often.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,8 +110,10 @@ fn main() {
     // 6. Allocation can fail: here a cache capped at one page. The error
     //    carries the value back, so nothing is lost.
     println!("\n== a cache capped at one page ==");
-    let small: SlabCache<Particle> =
-        SlabCache::with_config(GlobalPages::new(), CacheConfig::new().page_limit(1));
+    let small: SlabCache<Particle> = SlabCache::with_config(
+        ChunkedGlobalPages::default(),
+        CacheConfig::new().page_limit(1),
+    );
     let mut held = Vec::new();
     let failed = loop {
         match small.alloc(Particle::at(held.len() as f32)) {

@@ -10,6 +10,15 @@ pub enum PageAllocError {
     OutOfMemory,
     /// A fixed memory region has no page left.
     RegionExhausted,
+    /// The source [`ChunkedPages`](crate::page_allocator::ChunkedPages) cuts
+    /// its pages from handed out a chunk not aligned to its size. The chunk
+    /// was given back unused.
+    MisalignedChunk {
+        /// Address of the rejected chunk.
+        addr: usize,
+        /// The chunk size it should have been aligned to.
+        align: usize,
+    },
 }
 
 impl fmt::Display for PageAllocError {
@@ -17,6 +26,10 @@ impl fmt::Display for PageAllocError {
         match self {
             Self::OutOfMemory => f.write_str("the page allocator is out of memory"),
             Self::RegionExhausted => f.write_str("the memory region has no free page left"),
+            Self::MisalignedChunk { addr, align } => write!(
+                f,
+                "the page source handed out a chunk at {addr:#x}, not aligned to its size {align}"
+            ),
         }
     }
 }
@@ -99,10 +112,10 @@ impl From<PageAllocError> for AllocError {
 /// value that could not be stored, handed back untouched.
 ///
 /// ```
-/// use minimal_slab::{CacheConfig, GlobalPages, SlabCache};
+/// use minimal_slab::{CacheConfig, ChunkedGlobalPages, SlabCache};
 ///
 /// let cache: SlabCache<[u64; 8]> =
-///     SlabCache::with_config(GlobalPages::new(), CacheConfig::new().page_limit(0));
+///     SlabCache::with_config(ChunkedGlobalPages::default(), CacheConfig::new().page_limit(0));
 /// let err = cache.alloc([7; 8]).unwrap_err();
 /// assert_eq!(err.into_value(), [7; 8]); // nothing lost
 /// ```

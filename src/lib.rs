@@ -42,10 +42,12 @@
 //! unsafe { heap.deallocate(p, layout) };
 //! ```
 //!
-//! **Pages.** Both take whole pages from a [`PageAllocator`]: the global
-//! allocator by default ([`GlobalPages`]), any `GlobalAlloc`
-//! ([`GlobalAllocPages`]), or a region of memory you hand over
-//! ([`RegionPages`]), for programs with no heap at all.
+//! **Pages.** Both take whole pages from a [`PageAllocator`]: by default 4 KiB
+//! pages cut from 256 KiB chunks of the global allocator
+//! ([`ChunkedGlobalPages`]), or one global allocation per page
+//! ([`GlobalPages`]), any `GlobalAlloc` ([`GlobalAllocPages`]), or a region of
+//! memory you hand over ([`RegionPages`]), for programs with no heap at all.
+//! [`ChunkedPages`] cuts the big pages of any of them into small ones.
 //!
 //! **Threads.** The caches are `Sync`, and each call takes one lock. For hot
 //! paths, give each thread a front: [`SlabCache::local`] returns a
@@ -116,7 +118,8 @@
 //!
 //! # Features
 //!
-//! - `alloc` (default): [`GlobalPages`], pages from the global allocator.
+//! - `alloc` (default): [`ChunkedGlobalPages`] and [`GlobalPages`], pages from
+//!   the global allocator.
 //!   Without it the crate needs no allocator at all.
 //! - `checked`: misuse detection (double free, foreign pointer, wrong size
 //!   class, write after free) in every build; it is always on with
@@ -164,8 +167,8 @@ mod typed_cache;
 pub use error::{AllocError, AllocFailed, PageAllocError};
 pub use local::{LocalAllocator, LocalBox, LocalCache};
 #[cfg(feature = "alloc")]
-pub use page_allocator::GlobalPages;
-pub use page_allocator::{GlobalAllocPages, NoPages, PageAllocator, RegionPages};
+pub use page_allocator::{ChunkedGlobalPages, GlobalPages};
+pub use page_allocator::{ChunkedPages, GlobalAllocPages, NoPages, PageAllocator, RegionPages};
 pub use slab_allocator::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
 pub use slab_box::SlabBox;
 pub use slab_cache::CacheConfig;

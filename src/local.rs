@@ -339,6 +339,52 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalBox<'_, 'c, T, P, N> {
     pub fn as_ptr(this: &Self) -> *const T {
         this.ptr.as_ptr()
     }
+
+    /// Gives up the handle without dropping the value or freeing the slot,
+    /// and returns the one-word pointer to it; [`from_raw`](Self::from_raw)
+    /// takes it back. For structures that hold many objects and know which
+    /// front they belong to: a `LocalBox` is two words (the slot and the
+    /// front), the pointer one. Until it is taken back, the slot stays in
+    /// use.
+    ///
+    /// ```
+    /// use minimal_slab::{LocalBox, SlabCache};
+    ///
+    /// let cache: SlabCache<u64> = SlabCache::new();
+    /// let local = cache.local();
+    /// let raw = LocalBox::into_raw(local.alloc(9).unwrap());
+    /// // SAFETY: `raw` came from `into_raw` on a handle of this cache, and
+    /// // is taken back once.
+    /// let back = unsafe { LocalBox::from_raw(&local, raw) };
+    /// assert_eq!(*back, 9);
+    /// ```
+    pub fn into_raw(this: Self) -> NonNull<T> {
+        ManuallyDrop::new(this).ptr
+    }
+}
+
+impl<'l, 'c, T, P: PageAllocator, N: ArrayLength> LocalBox<'l, 'c, T, P, N> {
+    /// Rebuilds a handle from a pointer produced by
+    /// [`into_raw`](Self::into_raw) (or [`SlabBox::into_raw`]); dropping it
+    /// parks the slot in `local`'s magazine.
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` was returned by `into_raw` on a handle — local, of any front,
+    ///   or shared — of `local`'s cache (a slot of another cache is a
+    ///   foreign pointer: checked builds panic on it once the slot leaves
+    ///   the magazine, other builds corrupt the cache);
+    /// - it is the pointer itself, not one rebuilt from a reference to the
+    ///   value (its provenance must cover the whole slab page);
+    /// - no other handle to that slot exists (two would free it twice: a
+    ///   double free, and a use after free through the survivor).
+    pub unsafe fn from_raw(local: &'l LocalCache<'c, T, P, N>, ptr: NonNull<T>) -> Self {
+        Self {
+            ptr,
+            local,
+            _owns: PhantomData,
+        }
+    }
 }
 
 impl<T, P: PageAllocator, N: ArrayLength> Drop for LocalBox<'_, '_, T, P, N> {

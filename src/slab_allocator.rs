@@ -271,12 +271,17 @@ pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: Siz
 }
 
 #[cfg(feature = "alloc")]
-impl SlabAllocator<crate::page_allocator::GlobalPages, NoFallback, U256> {
+impl SlabAllocator<crate::page_allocator::ChunkedGlobalPages, NoFallback, U256> {
     const_fn_unless_loom! {
         /// Size classes 8 to 256 bytes on 4 KiB pages from the global allocator,
+        /// in chunks of 256 KiB shared by the classes
+        /// ([`ChunkedGlobalPages`](crate::page_allocator::ChunkedGlobalPages)),
         /// no fallback. `const`, so it can be a `static`.
         pub const fn new() -> Self {
-            Self::new_in(crate::page_allocator::GlobalPages::new(), NoFallback)
+            Self::new_in(
+                crate::page_allocator::ChunkedGlobalPages::global(),
+                NoFallback,
+            )
         }
     }
 }
@@ -300,7 +305,7 @@ impl<P: PageAllocator, F: Fallback> SlabAllocator<P, F, U256> {
 }
 
 #[cfg(feature = "alloc")]
-impl Default for SlabAllocator<crate::page_allocator::GlobalPages, NoFallback, U256> {
+impl Default for SlabAllocator<crate::page_allocator::ChunkedGlobalPages, NoFallback, U256> {
     fn default() -> Self {
         Self::new()
     }
@@ -685,9 +690,11 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     }
 
     /// Gives back the page of every empty slab in every class, the reserves
-    /// included, and returns how many.
+    /// included, and returns how many; then lets the page source give back
+    /// what it keeps in reserve ([`PageAllocator::trim`]).
     pub fn shrink(&self) -> usize {
-        self.classes
+        let released = self
+            .classes
             .iter()
             .map(|class| {
                 let mut core = class.lock();
@@ -695,7 +702,9 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
                 // core sees.
                 unsafe { core.shrink(&self.pages) }
             })
-            .sum()
+            .sum();
+        self.pages.trim();
+        released
     }
 
     /// A snapshot of every class's counters, and of the fallback's.
@@ -811,6 +820,7 @@ impl<P: PageAllocator, F, M: SizeClassLimit> Drop for SlabAllocator<P, F, M> {
             // sees; empty slabs hold nothing anyone uses.
             unsafe { class.get_mut().shrink(&self.pages) };
         }
+        self.pages.trim();
     }
 }
 

@@ -63,11 +63,11 @@ pub const DEFAULT_RESERVE: usize = 2;
 /// All setters are `const`, so a configured cache can still be a `static`.
 ///
 /// ```
-/// use minimal_slab::{CacheConfig, GlobalPages, SlabCache};
+/// use minimal_slab::{CacheConfig, ChunkedGlobalPages, SlabCache};
 ///
 /// // At most 4 pages, and no empty slab kept around.
 /// static POINTS: SlabCache<(f32, f32)> = SlabCache::with_config(
-///     GlobalPages::new(),
+///     ChunkedGlobalPages::global(),
 ///     CacheConfig::new().page_limit(4).reserve(0),
 /// );
 /// let p = POINTS.alloc((1.0, 2.0)).unwrap();

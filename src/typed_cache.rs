@@ -188,11 +188,16 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     }
 
     /// Gives back the page of every empty slab, the reserve included, and
-    /// returns how many were given back.
+    /// returns how many were given back; then lets the page source give back
+    /// what it keeps in reserve ([`PageAllocator::trim`]).
     pub fn shrink(&self) -> usize {
-        let mut core = self.core.lock();
-        // SAFETY: `self.pages` is the only page allocator this core sees.
-        unsafe { core.shrink(&self.pages) }
+        let released = {
+            let mut core = self.core.lock();
+            // SAFETY: `self.pages` is the only page allocator this core sees.
+            unsafe { core.shrink(&self.pages) }
+        };
+        self.pages.trim();
+        released
     }
 
     /// A snapshot of the cache's counters.
@@ -335,18 +340,19 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 }
 
 #[cfg(feature = "alloc")]
-impl<T> SlabCache<T, crate::page_allocator::GlobalPages> {
+impl<T> SlabCache<T, crate::page_allocator::ChunkedGlobalPages> {
     const_fn_unless_loom! {
-        /// An empty cache taking 4 KiB pages from the global allocator. `const`,
-        /// so a cache can be a `static`.
+        /// An empty cache taking 4 KiB pages from the global allocator, in
+        /// chunks of 256 KiB ([`ChunkedGlobalPages`](crate::page_allocator::ChunkedGlobalPages)).
+        /// `const`, so a cache can be a `static`.
         pub const fn new() -> Self {
-            Self::new_in(crate::page_allocator::GlobalPages::new())
+            Self::new_in(crate::page_allocator::ChunkedGlobalPages::global())
         }
     }
 }
 
 #[cfg(feature = "alloc")]
-impl<T> Default for SlabCache<T, crate::page_allocator::GlobalPages> {
+impl<T> Default for SlabCache<T, crate::page_allocator::ChunkedGlobalPages> {
     fn default() -> Self {
         Self::new()
     }
@@ -390,6 +396,7 @@ impl<T, P: PageAllocator> Drop for SlabCache<T, P> {
         // SAFETY: `self.pages` is the only page allocator this core sees, and
         // empty slabs hold nothing anyone uses.
         unsafe { core.shrink(&self.pages) };
+        self.pages.trim();
     }
 }
 

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{CountingPages, XorShift};
 use minimal_slab::typenum::{U4, U8};
 use minimal_slab::{
-    AllocError, CacheConfig, GlobalPages, LocalAllocator, LocalBox, LocalCache, SlabAllocator,
-    SlabCache,
+    AllocError, CacheConfig, ChunkedGlobalPages, GlobalPages, LocalAllocator, LocalBox, LocalCache,
+    SlabAllocator, SlabBox, SlabCache,
 };
 
 const OPS: usize = if cfg!(miri) { 2_000 } else { 200_000 };
@@ -86,8 +86,10 @@ fn random_local_traffic_keeps_values_and_never_hands_a_slot_out_twice() {
 
 #[test]
 fn a_failed_local_alloc_hands_the_value_back() {
-    let cache: SlabCache<[u8; 1000]> =
-        SlabCache::with_config(GlobalPages::new(), CacheConfig::new().page_limit(1));
+    let cache: SlabCache<[u8; 1000]> = SlabCache::with_config(
+        ChunkedGlobalPages::default(),
+        CacheConfig::new().page_limit(1),
+    );
     let local = cache.local();
     let per_page = SlabCache::<[u8; 1000]>::OBJECTS_PER_SLAB;
     let held: Vec<_> = (0..per_page)
@@ -147,6 +149,29 @@ fn recycling_a_handle_of_another_cache_returns_it_to_that_cache() {
     drop(local);
     assert_eq!(home.stats().objects_in_use, 0);
     assert_eq!(*other.alloc(2).unwrap(), 2);
+}
+
+#[test]
+fn raw_pointers_come_back_through_any_front_of_their_cache() {
+    let cache: SlabCache<[u64; 4]> = SlabCache::new();
+    let (first, second) = (cache.local(), cache.local());
+    let raws: Vec<_> = (0..100u64)
+        .map(|i| LocalBox::into_raw(first.alloc([i; 4]).unwrap()))
+        .collect();
+    let shared = SlabBox::into_raw(cache.alloc([7; 4]).unwrap());
+    assert_eq!(cache.stats().objects_in_use, 101 + first.cached());
+    for (i, raw) in raws.into_iter().enumerate() {
+        // SAFETY: each pointer came from `into_raw` on a handle of `cache`,
+        // and is taken back once.
+        let back = unsafe { LocalBox::from_raw(&second, raw) };
+        assert_eq!(*back, [i as u64; 4]);
+    }
+    // SAFETY: as above, from a shared handle.
+    let back = unsafe { LocalBox::from_raw(&first, shared) };
+    assert_eq!(LocalBox::into_inner(back), [7; 4]);
+    assert!(second.cached() > 0, "freed slots rest in the second front");
+    drop((first, second));
+    assert_eq!(cache.stats().objects_in_use, 0);
 }
 
 #[test]
@@ -320,6 +345,21 @@ mod misuse {
         // SAFETY: deliberate misuse: the block belongs to `home`; checked
         // builds reject it before anything changes.
         unsafe { there.deallocate(block.1, l) };
+    }
+
+    #[test]
+    #[should_panic(expected = "foreign pointer")]
+    #[cfg_attr(miri, ignore = "the foreign slot is never freed, so its page leaks")]
+    fn a_raw_pointer_of_another_cache_panics() {
+        let (home, elsewhere): (SlabCache<u64>, SlabCache<u64>) =
+            (SlabCache::new(), SlabCache::new());
+        let local = home.local();
+        let _warm = local.alloc(1).unwrap();
+        let raw = SlabBox::into_raw(elsewhere.alloc(2).unwrap());
+        // SAFETY: deliberate misuse: the slot belongs to `elsewhere`; checked
+        // builds reject it before it reaches `home`'s slabs.
+        drop(unsafe { LocalBox::from_raw(&local, raw) });
+        local.flush();
     }
 
     #[test]

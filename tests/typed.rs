@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::CountingPages;
 use minimal_slab::typenum::U8192;
 use minimal_slab::{
-    AllocError, CacheConfig, GlobalPages, NoPages, PageAllocError, SlabBox, SlabCache,
+    AllocError, CacheConfig, ChunkedGlobalPages, GlobalPages, NoPages, PageAllocError, SlabBox,
+    SlabCache,
 };
 
 /// Counts its drops in the counter it points to.
@@ -320,8 +321,10 @@ fn alloc_with_does_not_call_the_closure_without_a_slot() {
 #[test]
 fn a_failed_allocation_hands_the_value_back() {
     let counter = AtomicUsize::new(0);
-    let cache: SlabCache<Counted<'_>> =
-        SlabCache::with_config(GlobalPages::new(), CacheConfig::new().page_limit(1));
+    let cache: SlabCache<Counted<'_>> = SlabCache::with_config(
+        ChunkedGlobalPages::default(),
+        CacheConfig::new().page_limit(1),
+    );
     assert_eq!(cache.config().get_page_limit(), Some(1));
     let per_slab = SlabCache::<Counted<'_>>::OBJECTS_PER_SLAB;
     let mut boxes: Vec<_> = (0..per_slab)
@@ -375,8 +378,10 @@ fn an_allocator_without_pages_hands_the_value_back() {
 
 #[test]
 fn a_page_limit_of_zero_refuses_the_first_allocation() {
-    let cache: SlabCache<u64> =
-        SlabCache::with_config(GlobalPages::new(), CacheConfig::new().page_limit(0));
+    let cache: SlabCache<u64> = SlabCache::with_config(
+        ChunkedGlobalPages::default(),
+        CacheConfig::new().page_limit(0),
+    );
     let failed = cache.alloc(9).unwrap_err();
     assert_eq!(failed.error(), AllocError::PageLimit { limit: 0 });
     assert_eq!(failed.into_value(), 9);

@@ -20,8 +20,8 @@ use std::alloc::{System, handle_alloc_error};
 use heapless::pool::boxed::BoxPool;
 use mimalloc::MiMalloc;
 use minimal_slab::{
-    CacheConfig, GlobalAllocPages, GlobalPages, LocalAllocator, LocalBox, LocalCache,
-    PageAllocator, SlabAllocator, SlabBox, SlabCache,
+    CacheConfig, ChunkedGlobalPages, GlobalAllocPages, GlobalPages, LocalAllocator, LocalBox,
+    LocalCache, PageAllocator, SlabAllocator, SlabBox, SlabCache,
 };
 
 use crate::Value;
@@ -33,8 +33,12 @@ pub mod names {
     pub const FREE_LIST: &str = "freelist";
     /// The free list behind a spin lock.
     pub const SPIN_FREE_LIST: &str = "spin-freelist";
-    /// `minimal_slab::SlabCache<T>`, default configuration.
+    /// `minimal_slab::SlabCache<T>`, default configuration (4 KiB pages
+    /// cut from 256 KiB chunks of the global allocator).
     pub const SLAB_CACHE: &str = "slabcache";
+    /// `minimal_slab::SlabCache<T>` taking each page from the global
+    /// allocator on its own (`GlobalPages`): what chunks save.
+    pub const SLAB_CACHE_PAGEWISE: &str = "slabcache-pagewise";
     /// `minimal_slab::SlabCache<T>` keeping every empty page
     /// (`CacheConfig::new().reserve(usize::MAX)`).
     pub const SLAB_CACHE_KEEP: &str = "slabcache-keep";
@@ -285,7 +289,7 @@ impl<T: Value> SharedPool<T> for SpinFreeList<T> {
 
 /// A `SlabCache` used by reference, so that its `SlabBox` handles can
 /// borrow it.
-pub struct CacheRef<'a, T, P: PageAllocator = GlobalPages>(pub &'a SlabCache<T, P>);
+pub struct CacheRef<'a, T, P: PageAllocator = ChunkedGlobalPages>(pub &'a SlabCache<T, P>);
 
 impl<'a, T: Value, P: PageAllocator + Sync> SharedPool<T> for CacheRef<'a, T, P> {
     type Handle = SlabBox<'a, T, P>;
@@ -319,13 +323,15 @@ impl<'a, T: Value, P: PageAllocator + Sync> SharedPool<T> for CacheRef<'a, T, P>
 
 /// A `LocalCache` (a per-thread front of a `SlabCache`) used by
 /// reference, so that its `LocalBox` handles can borrow it.
-pub struct LocalCacheRef<'l, 'c, T>(pub &'l LocalCache<'c, T>);
+pub struct LocalCacheRef<'l, 'c, T, P: PageAllocator = ChunkedGlobalPages>(
+    pub &'l LocalCache<'c, T, P>,
+);
 
-impl<'l, 'c, T: Value> Pool<T> for LocalCacheRef<'l, 'c, T> {
-    type Handle = LocalBox<'l, 'c, T>;
+impl<'l, 'c, T: Value, P: PageAllocator + Sync> Pool<T> for LocalCacheRef<'l, 'c, T, P> {
+    type Handle = LocalBox<'l, 'c, T, P>;
 
     #[inline]
-    fn alloc(&mut self, value: T) -> LocalBox<'l, 'c, T> {
+    fn alloc(&mut self, value: T) -> LocalBox<'l, 'c, T, P> {
         match self.0.alloc(value) {
             Ok(handle) => handle,
             Err(_) => out_of_memory(SLAB_CACHE_LOCAL),
@@ -333,12 +339,12 @@ impl<'l, 'c, T: Value> Pool<T> for LocalCacheRef<'l, 'c, T> {
     }
 
     #[inline]
-    fn address(handle: &LocalBox<'l, 'c, T>) -> usize {
+    fn address(handle: &LocalBox<'l, 'c, T, P>) -> usize {
         LocalBox::as_ptr(handle).addr()
     }
 
     #[inline]
-    fn free(&mut self, handle: LocalBox<'l, 'c, T>) -> u64 {
+    fn free(&mut self, handle: LocalBox<'l, 'c, T, P>) -> u64 {
         handle.key()
     }
 
@@ -658,8 +664,12 @@ pub fn for_each_pool<T: Value>(visitor: &mut impl PoolVisitor<T>) {
     }
     if visitor.wants(SLAB_CACHE_KEEP) {
         let keep_pages = CacheConfig::new().reserve(usize::MAX);
-        let cache = SlabCache::<T>::with_config(GlobalPages::new(), keep_pages);
+        let cache = SlabCache::<T>::with_config(ChunkedGlobalPages::global(), keep_pages);
         visitor.visit(SLAB_CACHE_KEEP, &mut CacheRef(&cache));
+    }
+    if visitor.wants(SLAB_CACHE_PAGEWISE) {
+        let cache = SlabCache::<T, _>::new_in(GlobalPages::new());
+        visitor.visit(SLAB_CACHE_PAGEWISE, &mut CacheRef(&cache));
     }
     if visitor.wants(SLAB_CACHE_MIMALLOC_PAGES) {
         let cache = SlabCache::<T, _>::new_in(GlobalAllocPages::new(MiMalloc));

@@ -28,9 +28,11 @@
 //!
 //! | type | memory from | for |
 //! |---|---|---|
-//! | [`GlobalPages`] | `alloc::alloc` (feature `alloc`) | the default; nothing to set up |
+//! | [`ChunkedGlobalPages`] | 256 KiB chunks of `alloc::alloc` (feature `alloc`) | the default; nothing to set up |
+//! | [`GlobalPages`] | one `alloc::alloc` call per page (feature `alloc`) | big pages, or chunks for [`ChunkedPages`] |
 //! | [`GlobalAllocPages`] | any [`GlobalAlloc`](core::alloc::GlobalAlloc), e.g. `std::alloc::System` | a `SlabAllocator` that *is* the `#[global_allocator]` |
 //! | [`RegionPages`] | a memory region the caller supplies | programs with no heap at all |
+//! | [`ChunkedPages`] | big pages of another source, cut into small ones | lean memory over a general-purpose allocator |
 //!
 //! A shared reference to a page allocator is a page allocator too, so one
 //! `static` region can feed several caches.
@@ -42,23 +44,45 @@ use typenum::{IsGreaterOrEqual, IsLessOrEqual, PowerOfTwo, True, U256, U10737418
 
 use crate::error::PageAllocError;
 
+mod chunked;
 #[cfg(feature = "alloc")]
 mod global;
 mod global_alloc;
 mod no_pages;
+mod page_stack;
 mod region;
 
-/// The page source a cache uses when none is named: [`GlobalPages`] with the
-/// `alloc` feature (the default), [`NoPages`] without it — there is then no
-/// heap to take pages from, and caches are built with `new_in`.
+/// The page source a cache uses when none is named: [`ChunkedGlobalPages`]
+/// with the `alloc` feature (the default), [`NoPages`] without it — there is
+/// then no heap to take pages from, and caches are built with `new_in`.
 #[cfg(feature = "alloc")]
-pub type DefaultPages = GlobalPages;
-/// The page source a cache uses when none is named: [`GlobalPages`] with the
-/// `alloc` feature (the default), [`NoPages`] without it — there is then no
-/// heap to take pages from, and caches are built with `new_in`.
+pub type DefaultPages = ChunkedGlobalPages;
+/// The page source a cache uses when none is named: [`ChunkedGlobalPages`]
+/// with the `alloc` feature (the default), [`NoPages`] without it — there is
+/// then no heap to take pages from, and caches are built with `new_in`.
 #[cfg(not(feature = "alloc"))]
 pub type DefaultPages = NoPages;
 
+/// 4 KiB pages cut from 256 KiB chunks of the global allocator: the default
+/// page source. See [`ChunkedPages`] for why chunks: about half the resident
+/// memory of one global allocation per page under glibc's `malloc`, pages
+/// that sit together in memory, and chunks given back once their pages all
+/// are.
+///
+/// ```
+/// use minimal_slab::page_allocator::ChunkedGlobalPages;
+/// use minimal_slab::{CacheConfig, SlabCache};
+///
+/// // What `SlabCache::new()` builds, with a page limit:
+/// static SMALL: SlabCache<u64, ChunkedGlobalPages> =
+///     SlabCache::with_config(ChunkedGlobalPages::global(), CacheConfig::new().page_limit(8));
+/// let cache = &SMALL;
+/// assert_eq!(*cache.alloc(7).unwrap(), 7);
+/// ```
+#[cfg(feature = "alloc")]
+pub type ChunkedGlobalPages = ChunkedPages<GlobalPages<typenum::U262144>>;
+
+pub use chunked::ChunkedPages;
 #[cfg(feature = "alloc")]
 pub use global::GlobalPages;
 pub use global_alloc::GlobalAllocPages;
@@ -142,6 +166,15 @@ pub unsafe trait PageAllocator {
     ///   not been deallocated since (no double free);
     /// - nothing reads or writes the page after this call (no use after free).
     unsafe fn deallocate_page(&self, page: NonNull<u8>);
+
+    /// Gives back memory the source keeps for later requests (such as
+    /// [`ChunkedPages`]' spare chunk) to wherever it came from. The caches'
+    /// `shrink` calls it after giving back their empty pages; the default
+    /// does nothing.
+    ///
+    /// Like the other methods, it may run while a cache holds its lock, and
+    /// must not re-enter the caches this source serves.
+    fn trim(&self) {}
 }
 
 // SAFETY: forwards both methods to `P`, which upholds the contract; a shared
@@ -158,6 +191,11 @@ unsafe impl<P: PageAllocator + ?Sized> PageAllocator for &P {
     unsafe fn deallocate_page(&self, page: NonNull<u8>) {
         // SAFETY: the caller's guarantees for `&P` are exactly those for `P`.
         unsafe { (**self).deallocate_page(page) }
+    }
+
+    #[inline]
+    fn trim(&self) {
+        (**self).trim()
     }
 }
 

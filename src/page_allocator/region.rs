@@ -1,13 +1,9 @@
 //! Pages carved from a memory region the caller supplies: no heap needed.
 //!
-//! The region is split lazily: a bump pointer walks the never-used part, and
-//! pages that come back are kept on an intrusive list (each returned page's
-//! first word points to the next) and handed out again first. Both ends are
-//! O(1) and nothing is written to a page before it is first handed out.
+//! The region is split lazily by a [`PageStack`]: a bump pointer walks the
+//! never-used part, and pages that come back are handed out again first.
 //!
-//! Invariant: a page of the region is available iff it is on the returned list
-//! or lies in the fresh run `[fresh, fresh + fresh_left × S)`; these never
-//! overlap, and neither contains a page that is handed out.
+//! Invariant: a page of the region is available iff it is on the stack.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -16,6 +12,7 @@ use core::ptr::NonNull;
 
 use typenum::U4096;
 
+use super::page_stack::PageStack;
 use super::{PageAllocator, PageSize};
 use crate::error::PageAllocError;
 use crate::sync::{Mutex, const_fn_unless_loom};
@@ -45,18 +42,9 @@ pub struct RegionPages<S: PageSize = U4096> {
     _size: PhantomData<S>,
 }
 
-/// The first word of a page that was given back.
-struct ReturnedPage {
-    next: Option<NonNull<ReturnedPage>>,
-}
-
 struct RegionState {
-    /// Pages given back, most recent first.
-    returned: Option<NonNull<ReturnedPage>>,
-    /// The first never-used page, if `fresh_left > 0`.
-    fresh: Option<NonNull<u8>>,
-    /// How many never-used pages start at `fresh`.
-    fresh_left: usize,
+    /// The pages not handed out.
+    free: PageStack,
     /// Pages ever added to the region.
     total: usize,
     /// Pages not handed out right now.
@@ -95,9 +83,7 @@ impl<S: PageSize> RegionPages<S> {
         pub const fn with_page_size() -> Self {
             Self {
                 state: Mutex::new(RegionState {
-                    returned: None,
-                    fresh: None,
-                    fresh_left: 0,
+                    free: PageStack::empty(),
                     total: 0,
                     available: 0,
                 }),
@@ -138,14 +124,9 @@ impl<S: PageSize> RegionPages<S> {
         let first = unsafe { start.byte_add(offset) };
 
         let mut state = self.state.lock();
-        // Keep a single fresh run: what is left of the previous one moves to
-        // the returned list (a set-up-time loop, never on the allocation path).
-        while let Some(page) = take_fresh::<S>(&mut state) {
-            // SAFETY: `page` is available and ours; no one else holds it.
-            unsafe { push_returned(&mut state, page) };
-        }
-        state.fresh = Some(first);
-        state.fresh_left = pages;
+        // SAFETY: the caller gives the memory up to the region; `first` is
+        // aligned to `S` and `pages` whole pages follow it inside the memory.
+        unsafe { state.free.add_fresh::<S>(first, pages) };
         state.total += pages;
         state.available += pages;
         pages
@@ -160,40 +141,6 @@ impl<S: PageSize> RegionPages<S> {
     pub fn available(&self) -> usize {
         self.state.lock().available
     }
-}
-
-/// Takes the next never-used page, if any.
-fn take_fresh<S: PageSize>(state: &mut RegionState) -> Option<NonNull<u8>> {
-    if state.fresh_left == 0 {
-        return None;
-    }
-    let page = state.fresh?;
-    state.fresh_left -= 1;
-    state.fresh = if state.fresh_left == 0 {
-        None
-    } else {
-        // SAFETY: another fresh page follows `page` inside the same region.
-        Some(unsafe { page.byte_add(S::USIZE) })
-    };
-    Some(page)
-}
-
-/// Puts `page` on the returned list.
-///
-/// # Safety
-///
-/// `page` is a page of this region that is not available and not used by
-/// anyone (it was handed out and has now been given back).
-unsafe fn push_returned(state: &mut RegionState, page: NonNull<u8>) {
-    let link = page.cast::<ReturnedPage>();
-    // SAFETY: the page is ours, at least 256 bytes and aligned to its size,
-    // so it can hold the link.
-    unsafe {
-        link.write(ReturnedPage {
-            next: state.returned,
-        })
-    };
-    state.returned = Some(link);
 }
 
 impl<S: PageSize> Default for RegionPages<S> {
@@ -217,21 +164,18 @@ impl<S: PageSize> fmt::Debug for RegionPages<S> {
 }
 
 // SAFETY: pages come from memory given up to the region; each is `S` bytes
-// inside it and aligned to `S` (the fresh run starts aligned and steps by `S`).
-// The invariant in the module doc ensures no page is handed out twice.
+// inside it and aligned to `S` (`add_region` starts the fresh run aligned, and
+// the stack steps by `S`). The stack's invariant ensures no page is handed out
+// twice.
 unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
     type PageSize = S;
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
         let mut state = self.state.lock();
-        let page = if let Some(link) = state.returned {
-            // SAFETY: `link` heads the returned list, so it is an available
-            // page of ours holding a `ReturnedPage` written by `push_returned`.
-            state.returned = unsafe { link.read() }.next;
-            link.cast::<u8>()
-        } else {
-            take_fresh::<S>(&mut state).ok_or(PageAllocError::RegionExhausted)?
-        };
+        let page = state
+            .free
+            .pop::<S>()
+            .ok_or(PageAllocError::RegionExhausted)?;
         state.available -= 1;
         Ok(page)
     }
@@ -244,7 +188,7 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
         let mut state = self.state.lock();
         // SAFETY: the caller guarantees `page` came from `allocate_page` here
         // and is no longer used.
-        unsafe { push_returned(&mut state, page) };
+        unsafe { state.free.push(page) };
         state.available += 1;
     }
 }

@@ -15,6 +15,9 @@
 //!   vector of handles, touched in advance, is left out too), i.e. what
 //!   the contender needed;
 //! - `ratio`: `workload` over the free-list baseline's;
+//! - `trimmed`: the same after glibc's `malloc_trim(0)` (Linux with glibc
+//!   only): memory a contender gave back to `malloc` that `malloc` kept
+//!   (freed blocks in the middle of its heap) no longer counts;
 //! - `retained`: resident memory after every object is freed and the
 //!   contender gave back what it can (`shrink()` for `minimal_slab`,
 //!   `shrink_to_fit()` for `slab`), less the same starting point;
@@ -41,6 +44,21 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
 }
 
+/// Asks glibc's `malloc` to give its free memory back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_malloc() -> Option<()> {
+    // SAFETY: `malloc_trim` only walks and releases `malloc`'s own free
+    // memory; it is safe to call at any time.
+    unsafe { libc::malloc_trim(0) };
+    Some(())
+}
+
+/// Not glibc: nothing to ask.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_malloc() -> Option<()> {
+    None
+}
+
 // ---------------------------------------------------------------- child --
 
 /// One child's measurements.
@@ -48,6 +66,7 @@ struct Report {
     start_kib: u64,
     peak_kib: u64,
     retained_kib: u64,
+    trimmed_kib: u64,
     pages_held: Option<usize>,
     pages_released: Option<usize>,
 }
@@ -56,10 +75,11 @@ impl Report {
     fn to_line(&self) -> String {
         let opt = |v: Option<usize>| v.map_or("-".to_string(), |v| v.to_string());
         format!(
-            "start_kib={} peak_kib={} retained_kib={} pages_held={} pages_released={}",
+            "start_kib={} peak_kib={} retained_kib={} trimmed_kib={} pages_held={} pages_released={}",
             self.start_kib,
             self.peak_kib,
             self.retained_kib,
+            self.trimmed_kib,
             opt(self.pages_held),
             opt(self.pages_released)
         )
@@ -76,6 +96,7 @@ impl Report {
             start_kib: number("start_kib")?,
             peak_kib: number("peak_kib")?,
             retained_kib: number("retained_kib")?,
+            trimmed_kib: number("trimmed_kib")?,
             pages_held: optional("pages_held")?,
             pages_released: optional("pages_released")?,
         })
@@ -133,6 +154,8 @@ impl<T: Value> PoolVisitor<T> for ChildSize<'_> {
             start_kib,
             peak_kib: status_kib("VmHWM"),
             retained_kib: status_kib("VmRSS").saturating_sub(start_kib),
+            trimmed_kib: trim_malloc()
+                .map_or(0, |()| status_kib("VmRSS").saturating_sub(start_kib)),
             pages_held,
             pages_released,
         });
@@ -213,8 +236,8 @@ fn print_table(rows: &[(usize, &'static str, Report)], plan: &ChurnPlan) {
         plan.peak_live()
     );
     println!(
-        "{:>5}  {:<19} {:>8} {:>9} {:>7} {:>9} {:>8}  pages held -> given back by shrink",
-        "size", "contender", "peak", "workload", "ratio", "retained", "objects"
+        "{:>5}  {:<19} {:>8} {:>9} {:>7} {:>9} {:>8} {:>8}  pages held -> given back by shrink",
+        "size", "contender", "peak", "workload", "ratio", "retained", "trimmed", "objects"
     );
     for &(bytes, name, ref report) in rows {
         let workload = |r: &Report| r.peak_kib.saturating_sub(r.start_kib);
@@ -231,13 +254,14 @@ fn print_table(rows: &[(usize, &'static str, Report)], plan: &ChurnPlan) {
         };
         let objects_kib = (plan.peak_live() * bytes) as u64 / 1024;
         println!(
-            "{:>5}  {:<19} {:>8} {:>9} {:>7} {:>9} {:>8}  {pages}",
+            "{:>5}  {:<19} {:>8} {:>9} {:>7} {:>9} {:>8} {:>8}  {pages}",
             format!("{bytes}B"),
             name,
             mib(report.peak_kib),
             mib(workload(report)),
             ratio,
             mib(report.retained_kib),
+            mib(report.trimmed_kib),
             mib(objects_kib),
         );
     }

@@ -1,0 +1,607 @@
+//! Pages cut from bigger blocks of another page source.
+//!
+//! The user-facing story (why chunks, the layout) is on [`ChunkedPages`];
+//! this is the maintainer's part.
+//!
+//! # Invariants
+//!
+//! Under the lock, every chunk this source holds is in exactly one place:
+//!
+//! - on the *partial* list iff some of its pages are handed out and some are
+//!   free;
+//! - on no list iff all its pages are handed out (it is found again through
+//!   the first page that comes back);
+//! - the *spare* iff none is handed out. There is at most one spare: a second
+//!   chunk that empties goes back to the source at once, and
+//!   [`trim`](PageAllocator::trim) (which `shrink` calls) gives back the spare
+//!   too. The spare keeps a cache that hovers around a chunk boundary from
+//!   asking the source for the same memory again and again.
+//!
+//! The source itself is called outside the lock, so a slow source never
+//! holds up pages that are already here.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use typenum::{IsGreater, True, U4096, Unsigned};
+
+use super::page_stack::PageStack;
+use super::{PageAllocator, PageSize};
+use crate::error::PageAllocError;
+use crate::sync::{Mutex, const_fn_unless_loom};
+
+/// Pages of `S` bytes cut from the bigger pages ("chunks") of another page
+/// source `P`.
+///
+/// # Why
+///
+/// Asking a general-purpose allocator for each page, aligned to its size,
+/// costs more than the page: glibc's `malloc`, for one, keeps each 4 KiB page
+/// asked for that way in about 8 KiB of resident memory. `ChunkedPages` asks
+/// its source for few, large blocks instead — such as 256 KiB from
+/// `GlobalPages<U262144>`, the default ([`ChunkedGlobalPages`](super::ChunkedGlobalPages))
+/// — and cuts them into pages itself. The pages of a chunk are contiguous,
+/// so a cache's objects also span fewer TLB entries.
+///
+/// # Layout
+///
+/// The chunk size is `P`'s page size, which must be larger than `S` (a
+/// compile-time bound); chunks are aligned to their size. Page 0 of each
+/// chunk holds its header, so giving a page back is a mask of its address
+/// and a push, with no search; a 256 KiB chunk of 4 KiB pages gives 63
+/// pages (1.6 % overhead). Pages are written to only once handed out, so
+/// the unused part of a chunk costs address space, not resident memory. A
+/// chunk whose pages have all come back goes back to `P` — except one,
+/// kept as a spare until [`trim`](PageAllocator::trim) (which the caches'
+/// `shrink` calls), so that a cache hovering around a chunk boundary does
+/// not ask `P` for the same memory again and again.
+///
+/// ```
+/// use minimal_slab::page_allocator::{ChunkedPages, GlobalPages, PageAllocator};
+/// use minimal_slab::typenum::U65536;
+/// use minimal_slab::SlabCache;
+///
+/// // 64 KiB chunks from the global allocator, cut into 4 KiB pages.
+/// let pages = ChunkedPages::new(GlobalPages::<U65536>::with_page_size());
+/// let cache = SlabCache::<[u64; 4], _>::new_in(&pages);
+/// let boxes: Vec<_> = (0..4000).map(|i| cache.alloc([i; 4]).unwrap()).collect();
+/// // 4000 objects of 32 bytes fill 32 pages of 4 KiB; a chunk has 15.
+/// assert_eq!(pages.pages_out(), 32);
+/// assert_eq!(pages.chunks(), 3);
+/// drop(boxes);
+/// cache.shrink();
+/// assert_eq!(pages.chunks(), 0); // every chunk went back to the global allocator
+/// ```
+///
+/// A chunk no larger than the page is rejected by the compiler:
+///
+/// ```compile_fail
+/// use minimal_slab::page_allocator::{ChunkedPages, GlobalPages};
+/// let pages: ChunkedPages<GlobalPages> = ChunkedPages::new(GlobalPages::new());
+/// ```
+pub struct ChunkedPages<P: PageAllocator, S: PageSize = U4096> {
+    source: P,
+    state: Mutex<ChunkState>,
+    _size: PhantomData<S>,
+}
+
+/// The bookkeeping of one chunk, at the start of its page 0.
+struct ChunkHeader {
+    /// The chunk's pages that are not handed out.
+    free: PageStack,
+    /// How many pages `free` holds.
+    free_count: usize,
+    /// Links of the partial list (meaningful only while the chunk is on it).
+    prev: Option<NonNull<ChunkHeader>>,
+    next: Option<NonNull<ChunkHeader>>,
+}
+
+struct ChunkState {
+    /// Chunks with pages both handed out and free.
+    partial: Option<NonNull<ChunkHeader>>,
+    /// A chunk with no page handed out, kept for the next request.
+    spare: Option<NonNull<ChunkHeader>>,
+    /// Chunks held, wherever they are.
+    chunks: usize,
+    /// Pages handed out.
+    pages_out: usize,
+}
+
+// SAFETY: the state's pointers point into chunks this source owns exclusively
+// (they came from its own page source); moving the state to another thread
+// moves that ownership with it.
+unsafe impl Send for ChunkState {}
+
+impl<P: PageAllocator> ChunkedPages<P>
+where
+    P::PageSize: IsGreater<U4096, Output = True>,
+{
+    const_fn_unless_loom! {
+        /// Cuts the pages of `source` into 4 KiB pages. Takes no memory until
+        /// the first page is asked for, so it can initialise a `static`.
+        pub const fn new(source: P) -> Self {
+            Self::with_page_size(source)
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl ChunkedPages<super::GlobalPages<typenum::U262144>> {
+    const_fn_unless_loom! {
+        /// 4 KiB pages from 256 KiB chunks of the global allocator: the
+        /// default page source ([`ChunkedGlobalPages`](super::ChunkedGlobalPages)),
+        /// in a `const` context too.
+        pub const fn global() -> Self {
+            Self::new(super::GlobalPages::with_page_size())
+        }
+    }
+}
+
+impl<P: PageAllocator, S: PageSize> ChunkedPages<P, S>
+where
+    P::PageSize: IsGreater<S, Output = True>,
+{
+    /// Pages in a chunk, the header's included.
+    const PAGES_PER_CHUNK: usize = <P::PageSize as Unsigned>::USIZE / S::USIZE;
+
+    /// Pages of a chunk that are handed out (all but the header's).
+    pub const USABLE_PAGES_PER_CHUNK: usize = Self::PAGES_PER_CHUNK - 1;
+
+    const_fn_unless_loom! {
+        /// Cuts the pages of `source` into pages of `S` bytes, the size named
+        /// by the type: `ChunkedPages::<_, U16384>::with_page_size(source)`.
+        pub const fn with_page_size(source: P) -> Self {
+            Self {
+                source,
+                state: Mutex::new(ChunkState {
+                    partial: None,
+                    spare: None,
+                    chunks: 0,
+                    pages_out: 0,
+                }),
+                _size: PhantomData,
+            }
+        }
+    }
+
+    /// The page source the chunks come from.
+    pub const fn source(&self) -> &P {
+        &self.source
+    }
+
+    /// Chunks taken from the source and not given back yet.
+    pub fn chunks(&self) -> usize {
+        self.state.lock().chunks
+    }
+
+    /// Pages handed out right now.
+    pub fn pages_out(&self) -> usize {
+        self.state.lock().pages_out
+    }
+
+    /// The header of the chunk holding `page`.
+    fn header_of(page: NonNull<u8>) -> NonNull<ChunkHeader> {
+        let chunk_size = <P::PageSize as Unsigned>::USIZE;
+        page.map_addr(|addr| {
+            // A page lies inside its chunk, which starts at a multiple of
+            // `chunk_size` no lower than the page, so the result is non-zero.
+            let base = addr.get() & !(chunk_size - 1);
+            core::num::NonZeroUsize::new(base).expect("a chunk never starts at address 0")
+        })
+        .cast()
+    }
+
+    /// Takes a chunk from the source and writes its header.
+    fn new_chunk(&self) -> Result<NonNull<ChunkHeader>, PageAllocError> {
+        let chunk = self.source.allocate_page()?;
+        let chunk_size = <P::PageSize as Unsigned>::USIZE;
+        if !chunk.as_ptr().addr().is_multiple_of(chunk_size) {
+            // SAFETY: the chunk came from `self.source` and was never used.
+            unsafe { self.source.deallocate_page(chunk) };
+            return Err(PageAllocError::MisalignedChunk {
+                addr: chunk.as_ptr().addr(),
+                align: chunk_size,
+            });
+        }
+        // SAFETY: the chunk is `chunk_size > S` bytes, so page 1 lies in it.
+        let first_page = unsafe { chunk.byte_add(S::USIZE) };
+        let mut free = PageStack::empty();
+        // SAFETY: the chunk is ours alone and aligned to `chunk_size`, so to
+        // `S`; its pages after the first are whole pages of `S` bytes inside
+        // it, and on no stack yet.
+        unsafe { free.add_fresh::<S>(first_page, Self::USABLE_PAGES_PER_CHUNK) };
+        let header = chunk.cast::<ChunkHeader>();
+        // SAFETY: page 0 is ours, never handed out, and at least 256 bytes
+        // aligned to 256 — room and alignment for a header.
+        unsafe {
+            header.write(ChunkHeader {
+                free,
+                free_count: Self::USABLE_PAGES_PER_CHUNK,
+                prev: None,
+                next: None,
+            })
+        };
+        Ok(header)
+    }
+}
+
+impl ChunkState {
+    /// Puts `chunk` at the head of the partial list.
+    ///
+    /// # Safety
+    ///
+    /// `chunk` is a chunk of this state, on no list and not the spare.
+    unsafe fn push_partial(&mut self, mut chunk: NonNull<ChunkHeader>) {
+        if let Some(mut head) = self.partial {
+            // SAFETY: the head is a live chunk header of ours, and the lock
+            // (held through `&mut self`) makes this the only access.
+            unsafe { head.as_mut().prev = Some(chunk) };
+        }
+        // SAFETY: as above, for `chunk`.
+        let header = unsafe { chunk.as_mut() };
+        header.prev = None;
+        header.next = self.partial;
+        self.partial = Some(chunk);
+    }
+
+    /// Takes `chunk` off the partial list.
+    ///
+    /// # Safety
+    ///
+    /// `chunk` is on this state's partial list.
+    unsafe fn unlink_partial(&mut self, chunk: NonNull<ChunkHeader>) {
+        // SAFETY: `chunk` is a live chunk header of ours, and the lock makes
+        // this the only access.
+        let header = unsafe { chunk.as_ref() };
+        let (prev, next) = (header.prev, header.next);
+        match prev {
+            // SAFETY: a neighbour on the list is a live chunk header of ours.
+            Some(mut prev) => unsafe { prev.as_mut().next = next },
+            None => self.partial = next,
+        }
+        if let Some(mut next) = next {
+            // SAFETY: as above.
+            unsafe { next.as_mut().prev = prev };
+        }
+    }
+}
+
+impl<P: PageAllocator + Default, S: PageSize> Default for ChunkedPages<P, S>
+where
+    P::PageSize: IsGreater<S, Output = True>,
+{
+    fn default() -> Self {
+        Self::with_page_size(P::default())
+    }
+}
+
+impl<P: PageAllocator, S: PageSize> Drop for ChunkedPages<P, S> {
+    fn drop(&mut self) {
+        // A chunk with pages still out was leaked with them by its user (a
+        // leaked object keeps its slab, and its slab keeps the chunk), so
+        // only the spare can go back.
+        if let Some(spare) = self.state.get_mut().spare.take() {
+            // SAFETY: the spare came from `self.source` and no page of it is
+            // handed out.
+            unsafe { self.source.deallocate_page(spare.cast()) };
+        }
+    }
+}
+
+impl<P: PageAllocator + fmt::Debug, S: PageSize> fmt::Debug for ChunkedPages<P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("ChunkedPages");
+        out.field("source", &self.source)
+            .field("page_size", &S::USIZE);
+        match self.state.try_lock() {
+            Some(state) => out
+                .field("chunks", &state.chunks)
+                .field("pages_out", &state.pages_out),
+            None => out.field("state", &"<locked>"),
+        };
+        out.finish()
+    }
+}
+
+// SAFETY: every page handed out is a page of `S` bytes inside a chunk that
+// `self.source` handed out to this object alone (and that stays out until no
+// page of it is out); chunks are aligned to their size (checked in
+// `new_chunk`), hence their pages to `S`. The header lives in page 0, which is
+// never handed out, and the page stacks' invariant keeps each page out at most
+// once. `source` is only called with the lock released, and is itself bound
+// not to re-enter the caches this source serves.
+unsafe impl<P: PageAllocator, S: PageSize> PageAllocator for ChunkedPages<P, S>
+where
+    P::PageSize: IsGreater<S, Output = True>,
+{
+    type PageSize = S;
+
+    fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
+        let mut state = self.state.lock();
+        let (mut chunk, listed) = match (state.partial, state.spare.take()) {
+            (Some(chunk), spare) => {
+                state.spare = spare;
+                (chunk, true)
+            }
+            (None, Some(spare)) => (spare, false),
+            (None, None) => {
+                drop(state);
+                let chunk = self.new_chunk()?;
+                state = self.state.lock();
+                state.chunks += 1;
+                (chunk, false)
+            }
+        };
+        // SAFETY: `chunk` is a live chunk header of ours (from the partial
+        // list, the spare, or just written), and the lock makes this the only
+        // access.
+        let header = unsafe { chunk.as_mut() };
+        let page = header
+            .free
+            .pop::<S>()
+            .expect("a partial or empty chunk has a free page");
+        header.free_count -= 1;
+        let now_full = header.free_count == 0;
+        state.pages_out += 1;
+        match (listed, now_full) {
+            // SAFETY: the chunk is on the partial list.
+            (true, true) => unsafe { state.unlink_partial(chunk) },
+            // SAFETY: the chunk was the spare or new: on no list.
+            (false, false) => unsafe { state.push_partial(chunk) },
+            // Partial stays partial; a one-page chunk goes from empty to full.
+            (true, false) | (false, true) => {}
+        }
+        Ok(page)
+    }
+
+    unsafe fn deallocate_page(&self, page: NonNull<u8>) {
+        let mut chunk = Self::header_of(page);
+        let mut state = self.state.lock();
+        // SAFETY: the caller guarantees `page` came from `allocate_page` here,
+        // so its chunk is one of ours with a live header in page 0; the lock
+        // makes this the only access.
+        let header = unsafe { chunk.as_mut() };
+        debug_assert!(
+            header.free_count < Self::USABLE_PAGES_PER_CHUNK,
+            "ChunkedPages: page {page:p} given back, but its chunk has no page out"
+        );
+        // SAFETY: the caller guarantees the page is no longer used.
+        unsafe { header.free.push(page) };
+        header.free_count += 1;
+        let was_full = header.free_count == 1;
+        let now_empty = header.free_count == Self::USABLE_PAGES_PER_CHUNK;
+        state.pages_out -= 1;
+        match (was_full, now_empty) {
+            // SAFETY: the chunk was full, so on no list.
+            (true, false) => unsafe { state.push_partial(chunk) },
+            (false, false) => {}
+            (was_full, true) => {
+                if !was_full {
+                    // SAFETY: the chunk had pages out and free: partial.
+                    unsafe { state.unlink_partial(chunk) };
+                }
+                let surplus = state.spare.replace(chunk);
+                if surplus.is_some() {
+                    state.chunks -= 1;
+                }
+                drop(state);
+                if let Some(surplus) = surplus {
+                    // SAFETY: the old spare came from `self.source`, no page of
+                    // it is out, and it is on no list any more.
+                    unsafe { self.source.deallocate_page(surplus.cast()) };
+                }
+            }
+        }
+    }
+
+    fn trim(&self) {
+        let spare = {
+            let mut state = self.state.lock();
+            let spare = state.spare.take();
+            state.chunks -= usize::from(spare.is_some());
+            spare
+        };
+        if let Some(spare) = spare {
+            // SAFETY: the spare came from `self.source`, no page of it is
+            // out, and it is on no list any more.
+            unsafe { self.source.deallocate_page(spare.cast()) };
+        }
+        self.source.trim();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page_allocator::GlobalPages;
+    use core::cell::Cell;
+    use std::collections::BTreeSet;
+    use std::vec::Vec;
+    use typenum::{U8192, U16384};
+
+    /// A source of 16 KiB chunks that counts what is out, and can be told to
+    /// fail or to misalign.
+    #[derive(Default)]
+    struct Source {
+        out: Cell<usize>,
+        fail: Cell<bool>,
+        misalign: Cell<bool>,
+    }
+
+    // SAFETY: forwards to `GlobalPages`, except that a misaligned chunk is
+    // the second half of a 32 KiB page, and gives back what it handed out.
+    unsafe impl PageAllocator for Source {
+        type PageSize = U16384;
+
+        fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
+            if self.fail.get() {
+                return Err(PageAllocError::OutOfMemory);
+            }
+            self.out.set(self.out.get() + 1);
+            if self.misalign.get() {
+                let big = GlobalPages::<typenum::U32768>::with_page_size().allocate_page()?;
+                // SAFETY: 4 KiB into a 32 KiB page, 16 KiB remain after it.
+                return Ok(unsafe { big.byte_add(4096) });
+            }
+            GlobalPages::<U16384>::with_page_size().allocate_page()
+        }
+
+        unsafe fn deallocate_page(&self, page: NonNull<u8>) {
+            self.out.set(self.out.get() - 1);
+            if self.misalign.get() {
+                // SAFETY: undoes the offset of `allocate_page`.
+                let big = unsafe { page.byte_sub(4096) };
+                // SAFETY: `big` came from this 32 KiB source.
+                unsafe { GlobalPages::<typenum::U32768>::with_page_size().deallocate_page(big) };
+                return;
+            }
+            // SAFETY: the caller's guarantee, forwarded.
+            unsafe { GlobalPages::<U16384>::with_page_size().deallocate_page(page) }
+        }
+    }
+
+    type Chunked<'s> = ChunkedPages<&'s Source>;
+
+    fn take(pages: &Chunked<'_>, n: usize) -> Vec<NonNull<u8>> {
+        (0..n).map(|_| pages.allocate_page().unwrap()).collect()
+    }
+
+    fn give_back(pages: &Chunked<'_>, taken: Vec<NonNull<u8>>) {
+        for page in taken {
+            // SAFETY: every page came from `pages` and is not used again.
+            unsafe { pages.deallocate_page(page) };
+        }
+    }
+
+    #[test]
+    fn pages_are_aligned_distinct_and_never_the_header() {
+        let source = Source::default();
+        let pages = Chunked::new(&source);
+        assert_eq!(Chunked::USABLE_PAGES_PER_CHUNK, 3);
+        let taken = take(&pages, 7);
+        let mut seen = BTreeSet::new();
+        for page in &taken {
+            let addr = page.as_ptr().addr();
+            assert_eq!(addr % 4096, 0, "page {addr:#x} misaligned");
+            assert_ne!(addr % 16384, 0, "page {addr:#x} is a chunk's header page");
+            assert!(seen.insert(addr), "page {addr:#x} handed out twice");
+            // SAFETY: the page is ours: every byte can be written.
+            unsafe { page.as_ptr().write_bytes(0xEE, 4096) };
+        }
+        assert_eq!(
+            (pages.chunks(), pages.pages_out(), source.out.get()),
+            (3, 7, 3)
+        );
+        give_back(&pages, taken);
+        assert_eq!(pages.pages_out(), 0);
+    }
+
+    #[test]
+    fn an_emptied_chunk_is_kept_as_the_one_spare_until_trim() {
+        let source = Source::default();
+        let pages = Chunked::new(&source);
+        let first = take(&pages, 3);
+        let second = take(&pages, 3);
+        assert_eq!(source.out.get(), 2);
+        give_back(&pages, first);
+        assert_eq!(source.out.get(), 2, "the first empty chunk is the spare");
+        give_back(&pages, second);
+        assert_eq!(
+            source.out.get(),
+            1,
+            "a second empty chunk goes back at once"
+        );
+        // The spare serves the next request without asking the source.
+        let again = take(&pages, 3);
+        assert_eq!(source.out.get(), 1);
+        give_back(&pages, again);
+        pages.trim();
+        assert_eq!((pages.chunks(), source.out.get()), (0, 0));
+    }
+
+    #[test]
+    fn pages_given_back_are_reused_before_new_ones() {
+        let source = Source::default();
+        let pages = Chunked::new(&source);
+        let mut taken = take(&pages, 2);
+        let recent = taken.pop().unwrap();
+        // SAFETY: `recent` came from `pages` and is not used again.
+        unsafe { pages.deallocate_page(recent) };
+        assert_eq!(pages.allocate_page(), Ok(recent));
+        taken.push(recent);
+        give_back(&pages, taken);
+        drop(pages);
+        assert_eq!(
+            source.out.get(),
+            0,
+            "dropping the source gives the spare back"
+        );
+    }
+
+    #[test]
+    fn full_chunks_come_back_to_the_partial_list() {
+        let source = Source::default();
+        let pages = Chunked::new(&source);
+        let mut a = take(&pages, 3); // chunk A, full
+        let b = take(&pages, 1); // chunk B, partial
+        let from_a = a.pop().unwrap();
+        // SAFETY: `from_a` came from `pages` and is not used again.
+        unsafe { pages.deallocate_page(from_a) };
+        // A is partial again, at the head: its page is handed out next.
+        assert_eq!(pages.allocate_page(), Ok(from_a));
+        a.push(from_a);
+        let more = take(&pages, 2); // B's two remaining pages
+        assert_eq!(pages.chunks(), 2);
+        for list in [a, b, more] {
+            give_back(&pages, list);
+        }
+        pages.trim();
+        assert_eq!(source.out.get(), 0);
+    }
+
+    #[test]
+    fn one_page_chunks_work() {
+        let pages = ChunkedPages::<GlobalPages<U8192>>::new(GlobalPages::with_page_size());
+        assert_eq!(
+            ChunkedPages::<GlobalPages<U8192>>::USABLE_PAGES_PER_CHUNK,
+            1
+        );
+        let a = pages.allocate_page().unwrap();
+        let b = pages.allocate_page().unwrap();
+        assert_eq!(pages.chunks(), 2);
+        // SAFETY: both came from `pages` and are not used again.
+        unsafe { pages.deallocate_page(a) };
+        // SAFETY: as above.
+        unsafe { pages.deallocate_page(b) };
+        assert_eq!(pages.chunks(), 1, "one spare");
+        pages.trim();
+        assert_eq!(pages.chunks(), 0);
+    }
+
+    #[test]
+    fn a_failing_source_is_an_error_and_loses_nothing() {
+        let source = Source::default();
+        let pages = Chunked::new(&source);
+        let taken = take(&pages, 3);
+        source.fail.set(true);
+        assert_eq!(pages.allocate_page(), Err(PageAllocError::OutOfMemory));
+        source.fail.set(false);
+        give_back(&pages, taken);
+        pages.trim();
+        assert_eq!(source.out.get(), 0);
+    }
+
+    #[test]
+    fn a_misaligned_chunk_is_refused_and_given_back() {
+        let source = Source::default();
+        source.misalign.set(true);
+        let pages = Chunked::new(&source);
+        let err = pages.allocate_page().unwrap_err();
+        assert!(
+            matches!(err, PageAllocError::MisalignedChunk { align: 16384, .. }),
+            "{err:?}"
+        );
+        assert_eq!((pages.chunks(), source.out.get()), (0, 0));
+    }
+}
