@@ -642,6 +642,11 @@ impl Slab {
 /// its object's bytes and the only one allowed to touch them while a `Box`
 /// is being freed), the rest through `paged` (the same address with the
 /// page's provenance). Computes pointers only.
+///
+/// Inlined so that the copies in [`Slab::push_slot`] see constant lengths
+/// when the caller's pointer reaches the whole page: out of line, each free
+/// paid a call here and two calls to `memcpy` for one word.
+#[inline]
 fn split_at_guard(
     slot: NonNull<u8>,
     paged: NonNull<u8>,
