@@ -89,6 +89,17 @@ impl<N: ArrayLength> Magazine<N> {
         }
     }
 
+    /// The `count` most recently pushed slots (all of them if fewer), left
+    /// in place.
+    #[inline]
+    pub(crate) fn top(&self, count: usize) -> impl Iterator<Item = NonNull<u8>> + '_ {
+        let start = self.len.saturating_sub(count);
+        self.slots[start..self.len]
+            .iter()
+            // SAFETY: `slots[..len]` are initialised.
+            .map(|held| unsafe { held.assume_init() })
+    }
+
     /// Whether `slot` is in the magazine (a linear scan: checked builds
     /// only, to catch a double free before it is parked).
     pub(crate) fn contains(&self, slot: NonNull<u8>) -> bool {

@@ -424,6 +424,12 @@ impl CacheCore {
         magazine: &mut Magazine<N>,
         count: usize,
     ) -> Result<(), (Misuse, NonNull<u8>)> {
+        // The slots belong to slabs all over the cache, whose headers are
+        // seldom in cache: asking for all of them first lets their misses
+        // overlap instead of following one another.
+        for slot in magazine.top(count) {
+            Slab::containing(slot, self.geometry.page_size).prefetch_header();
+        }
         for _ in 0..count {
             let Some(slot) = magazine.pop() else { break };
             // SAFETY: parked by this core's front with its slot size.
