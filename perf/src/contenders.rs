@@ -50,6 +50,10 @@ pub mod names {
     /// A `minimal_slab::LocalCache` (default magazine) in front of a
     /// `SlabCache<T>`: one front per thread.
     pub const SLAB_CACHE_LOCAL: &str = "slabcache-local";
+    /// The same front, objects kept as one-word pointers
+    /// (`LocalBox::into_raw`, freed through `LocalBox::from_raw`), as the
+    /// free list keeps indices: what the two-word `LocalBox` costs.
+    pub const SLAB_CACHE_LOCAL_PTR: &str = "slabcache-local-ptr";
     /// `minimal_slab::SlabAllocator`, raw `allocate`/`deallocate`.
     pub const SLAB_ALLOCATOR: &str = "slaballocator";
     /// A `minimal_slab::LocalAllocator` (default magazines) in front of a
@@ -350,6 +354,43 @@ impl<'l, 'c, T: Value, P: PageAllocator + Sync> Pool<T> for LocalCacheRef<'l, 'c
 
     /// Flushes the front first: slots resting in its magazine count as in
     /// use, and would keep their slabs from `shrink`.
+    fn release_memory(&mut self) -> Option<usize> {
+        self.0.flush();
+        Some(self.0.cache().shrink())
+    }
+
+    fn held_pages(&self) -> Option<usize> {
+        Some(self.0.cache().stats().pages)
+    }
+}
+
+/// A `LocalCache` whose objects are kept as one-word pointers, taken back
+/// into a `LocalBox` to be freed.
+pub struct LocalCachePtr<'l, 'c, T>(pub &'l LocalCache<'c, T>);
+
+impl<T: Value> Pool<T> for LocalCachePtr<'_, '_, T> {
+    type Handle = NonNull<T>;
+
+    #[inline]
+    fn alloc(&mut self, value: T) -> NonNull<T> {
+        match self.0.alloc(value) {
+            Ok(handle) => LocalBox::into_raw(handle),
+            Err(_) => out_of_memory(SLAB_CACHE_LOCAL_PTR),
+        }
+    }
+
+    #[inline]
+    fn address(handle: &NonNull<T>) -> usize {
+        handle.as_ptr().addr()
+    }
+
+    #[inline]
+    fn free(&mut self, handle: NonNull<T>) -> u64 {
+        // SAFETY: every handle of this pool came from `LocalBox::into_raw`
+        // on this front, and the workloads free each one once.
+        unsafe { LocalBox::from_raw(self.0, handle) }.key()
+    }
+
     fn release_memory(&mut self) -> Option<usize> {
         self.0.flush();
         Some(self.0.cache().shrink())
@@ -679,6 +720,11 @@ pub fn for_each_pool<T: Value>(visitor: &mut impl PoolVisitor<T>) {
         let cache = SlabCache::<T>::new();
         let local = cache.local();
         visitor.visit(SLAB_CACHE_LOCAL, &mut LocalCacheRef(&local));
+    }
+    if visitor.wants(SLAB_CACHE_LOCAL_PTR) {
+        let cache = SlabCache::<T>::new();
+        let local = cache.local();
+        visitor.visit(SLAB_CACHE_LOCAL_PTR, &mut LocalCachePtr(&local));
     }
     if visitor.wants(SLAB_ALLOCATOR) {
         visitor.visit(SLAB_ALLOCATOR, &mut SlabAllocatorPool(SlabAllocator::new()));
