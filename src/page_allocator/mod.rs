@@ -79,6 +79,22 @@ pub type DefaultPages = NoPages;
 /// let cache = &SMALL;
 /// assert_eq!(*cache.alloc(7).unwrap(), 7);
 /// ```
+///
+/// Each cache built with `new()` has its own source, and so its own chunks.
+/// Caches can share one instead, so that small ones fill the same chunks:
+///
+/// ```
+/// use minimal_slab::page_allocator::ChunkedGlobalPages;
+/// use minimal_slab::SlabCache;
+///
+/// static PAGES: ChunkedGlobalPages = ChunkedGlobalPages::global();
+/// static NAMES: SlabCache<[u8; 24], &ChunkedGlobalPages> = SlabCache::new_in(&PAGES);
+/// static SCORES: SlabCache<u64, &ChunkedGlobalPages> = SlabCache::new_in(&PAGES);
+///
+/// let (name, score) = (NAMES.alloc(*b"a player's name, 24 byte").unwrap(), SCORES.alloc(99).unwrap());
+/// assert_eq!((name[0], *score), (b'a', 99));
+/// assert_eq!((PAGES.chunks(), PAGES.pages_out()), (1, 2)); // two pages, one chunk
+/// ```
 #[cfg(feature = "alloc")]
 pub type ChunkedGlobalPages = ChunkedPages<GlobalPages<typenum::U262144>>;
 
