@@ -41,7 +41,7 @@ use loom::sync::Arc;
 use loom::thread;
 use minimal_slab::typenum::{U128, U256, U1024, Unsigned};
 use minimal_slab::{
-    AllocatorStats, CacheConfig, CacheStats, GlobalPages, NoFallback, PageAllocError,
+    AllocatorStats, CacheConfig, CacheStats, ChunkedPages, GlobalPages, NoFallback, PageAllocError,
     PageAllocator, SlabAllocator, SlabBox, SlabCache,
 };
 
@@ -142,6 +142,10 @@ unsafe impl<P: PageAllocator> PageAllocator for WatchedPages<P> {
         // SAFETY: the caller's guarantees for `self` are those for `P`, which
         // handed the page out.
         unsafe { self.inner.deallocate_page(page) }
+    }
+
+    fn trim(&self) {
+        self.inner.trim();
     }
 }
 
@@ -428,6 +432,122 @@ fn raw_shrink_racing_allocate_and_deallocate() {
             // SAFETY: allocated above with these arguments, not used again.
             unsafe { deallocate_checked(&heap, survivor, LARGE, 7) };
             assert_heap_balanced(&heap);
+        },
+    );
+}
+
+// ------------------------------------------------------------ chunked pages --
+
+/// Four-page chunks of 256-byte pages: three pages to hand out per chunk, so
+/// that a few requests cross every chunk state (partial, full, spare, given
+/// back).
+type Chunked = ChunkedPages<WatchedPages<GlobalPages<U1024>>, U256>;
+
+fn new_chunked() -> Arc<Chunked> {
+    Arc::new(ChunkedPages::with_page_size(WatchedPages::new(
+        GlobalPages::with_page_size(),
+    )))
+}
+
+/// Marks both ends of `page` with `id`.
+fn stamp_page(page: NonNull<u8>, id: u8) {
+    // SAFETY: a page of 256 bytes handed out to the caller alone.
+    unsafe { page.as_ptr().write(id) };
+    // SAFETY: as above; byte 255 is the page's last.
+    unsafe { page.byte_add(255).as_ptr().write(id) };
+}
+
+/// Checks the marks `stamp_page` left.
+fn check_page(page: NonNull<u8>, id: u8) {
+    // SAFETY: a page of 256 bytes still held by the caller.
+    let ends = unsafe { (page.as_ptr().read(), page.byte_add(255).as_ptr().read()) };
+    assert_eq!(ends, (id, id), "page {page:p} written by someone else");
+}
+
+/// Takes a page, marks it, lets the other threads run, checks the mark and
+/// gives the page back; twice.
+fn page_round_trips(pages: &Chunked, id: u8) {
+    for round in 0..2 {
+        let page = pages.allocate_page().unwrap();
+        stamp_page(page, id + round);
+        thread::yield_now();
+        check_page(page, id + round);
+        // SAFETY: from `pages`, not used again.
+        unsafe { pages.deallocate_page(page) };
+    }
+}
+
+/// No page out, at most the one spare chunk held, and nothing held once
+/// trimmed.
+fn assert_chunks_balanced(pages: &Chunked) {
+    assert_eq!(pages.pages_out(), 0);
+    assert!(pages.chunks() <= 1, "{} chunks kept", pages.chunks());
+    assert_eq!(pages.chunks(), pages.source().outstanding());
+    pages.trim();
+    assert_eq!(pages.source().outstanding(), 0);
+}
+
+#[test]
+fn chunked_pages_two_threads_taking_and_giving_back() {
+    explore(
+        "chunked pages: two threads take and give back",
+        Search::Exhaustive,
+        || {
+            let pages = new_chunked();
+            let other = {
+                let pages = pages.clone();
+                thread::spawn(move || page_round_trips(&pages, 10))
+            };
+            page_round_trips(&pages, 20);
+            other.join().unwrap();
+            assert_chunks_balanced(&pages);
+        },
+    );
+}
+
+#[test]
+fn chunked_pages_emptying_a_chunk_races_new_requests() {
+    /// A page handed to another thread, which becomes its only owner.
+    struct Sent(NonNull<u8>);
+    // SAFETY: the sender gives the page up.
+    unsafe impl Send for Sent {}
+
+    explore(
+        "chunked pages: a chunk empties while new requests come",
+        Search::Exhaustive,
+        || {
+            let pages = new_chunked();
+            let full: Vec<Sent> = (0..3)
+                .map(|id| {
+                    let page = pages.allocate_page().unwrap();
+                    stamp_page(page, id);
+                    Sent(page)
+                })
+                .collect();
+            let freer = {
+                let pages = pages.clone();
+                thread::spawn(move || {
+                    for (id, Sent(page)) in (0..).zip(full) {
+                        check_page(page, id);
+                        // SAFETY: from `pages`, handed over, not used again.
+                        unsafe { pages.deallocate_page(page) };
+                    }
+                })
+            };
+            let mine: Vec<NonNull<u8>> = (50..52)
+                .map(|id| {
+                    let page = pages.allocate_page().unwrap();
+                    stamp_page(page, id);
+                    page
+                })
+                .collect();
+            freer.join().unwrap();
+            for (id, page) in (50..).zip(mine) {
+                check_page(page, id);
+                // SAFETY: from `pages`, not used again.
+                unsafe { pages.deallocate_page(page) };
+            }
+            assert_chunks_balanced(&pages);
         },
     );
 }

@@ -18,7 +18,10 @@
 //!   asking the source for the same memory again and again.
 //!
 //! The source itself is called outside the lock, so a slow source never
-//! holds up pages that are already here.
+//! holds up pages that are already here. Another thread may bring pages in
+//! meanwhile, so after the call the lists are looked at again: a request the
+//! source refused takes a page another thread's chunk brought, and a chunk
+//! taken in vain becomes the spare.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -319,18 +322,30 @@ where
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
         let mut state = self.state.lock();
-        let (mut chunk, listed) = match (state.partial, state.spare.take()) {
-            (Some(chunk), spare) => {
-                state.spare = spare;
-                (chunk, true)
+        // A chunk taken from the source while the lock was released.
+        let mut fresh = None;
+        let (mut chunk, listed) = loop {
+            if let Some(chunk) = state.partial {
+                break (chunk, true);
             }
-            (None, Some(spare)) => (spare, false),
-            (None, None) => {
-                drop(state);
-                let chunk = self.new_chunk()?;
-                state = self.state.lock();
-                state.chunks += 1;
-                (chunk, false)
+            if let Some(spare) = state.spare.take() {
+                break (spare, false);
+            }
+            if let Some(chunk) = fresh.take() {
+                break (chunk, false);
+            }
+            drop(state);
+            let taken = self.new_chunk();
+            state = self.state.lock();
+            match taken {
+                Ok(chunk) => {
+                    state.chunks += 1;
+                    fresh = Some(chunk);
+                }
+                // Another thread may have brought pages in meanwhile: look
+                // again before failing.
+                Err(err) if state.partial.is_none() && state.spare.is_none() => return Err(err),
+                Err(_) => {}
             }
         };
         // SAFETY: `chunk` is a live chunk header of ours (from the partial
@@ -351,6 +366,18 @@ where
             (false, false) => unsafe { state.push_partial(chunk) },
             // Partial stays partial; a one-page chunk goes from empty to full.
             (true, false) | (false, true) => {}
+        }
+        // A chunk taken in vain (another thread brought pages while the
+        // source was asked) becomes the spare; one spare at most.
+        let surplus = fresh.and_then(|unused| state.spare.replace(unused));
+        if surplus.is_some() {
+            state.chunks -= 1;
+        }
+        drop(state);
+        if let Some(surplus) = surplus {
+            // SAFETY: the old spare came from `self.source`, no page of it is
+            // out, and it is on no list.
+            unsafe { self.source.deallocate_page(surplus.cast()) };
         }
         Ok(page)
     }

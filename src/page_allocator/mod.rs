@@ -189,7 +189,8 @@ pub unsafe trait PageAllocator {
     /// does nothing.
     ///
     /// Like the other methods, it may run while a cache holds its lock, and
-    /// must not re-enter the caches this source serves.
+    /// must not re-enter the caches this source serves. A page source that
+    /// wraps another should forward it.
     fn trim(&self) {}
 }
 

@@ -145,6 +145,10 @@ unsafe impl<P: PageAllocator> PageAllocator for CountingPages<P> {
         // handed the page out.
         unsafe { self.inner.deallocate_page(page) }
     }
+
+    fn trim(&self) {
+        self.inner.trim();
+    }
 }
 
 /// Byte `i` of the contents of block `id`: every block gets its own pattern,
