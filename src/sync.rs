@@ -58,6 +58,17 @@ macro_rules! const_fn_unless_loom {
 }
 pub(crate) use const_fn_unless_loom;
 
+/// Lets another thread make progress while this one waits for it: a spin-loop
+/// hint, or under loom a yield (so that a model explores the other thread
+/// instead of spinning forever).
+#[inline]
+pub(crate) fn spin_wait() {
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
 /// A mutual-exclusion lock with a `const` constructor, so caches can be `static`.
 #[cfg(not(loom))]
 pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);

@@ -551,3 +551,69 @@ fn chunked_pages_emptying_a_chunk_races_new_requests() {
         },
     );
 }
+
+/// A source of one chunk of four 256-byte pages, ever: a second request is
+/// refused.
+struct OneChunk {
+    inner: GlobalPages<U1024>,
+    asked: loom::sync::atomic::AtomicUsize,
+}
+
+// SAFETY: forwards to `GlobalPages`, which upholds the contract; refusing a
+// request breaks no promise.
+unsafe impl PageAllocator for OneChunk {
+    type PageSize = U1024;
+
+    fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
+        if self.asked.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Err(PageAllocError::OutOfMemory);
+        }
+        self.inner.allocate_page()
+    }
+
+    unsafe fn deallocate_page(&self, page: NonNull<u8>) {
+        // SAFETY: the caller's guarantees for `self` are those for the inner
+        // source, which handed the page out.
+        unsafe { self.inner.deallocate_page(page) }
+    }
+}
+
+#[test]
+fn chunked_pages_a_refused_request_waits_for_the_chunk_being_fetched() {
+    explore(
+        "chunked pages: two threads race for the source's last chunk",
+        Search::Exhaustive,
+        || {
+            let pages: Arc<ChunkedPages<OneChunk, U256>> =
+                Arc::new(ChunkedPages::with_page_size(OneChunk {
+                    inner: GlobalPages::with_page_size(),
+                    asked: loom::sync::atomic::AtomicUsize::new(0),
+                }));
+            let other = {
+                let pages = pages.clone();
+                thread::spawn(move || {
+                    let page = pages
+                        .allocate_page()
+                        .expect("the chunk has a page for each");
+                    stamp_page(page, 1);
+                    InFlight(page)
+                })
+            };
+            let mine = pages
+                .allocate_page()
+                .expect("the chunk has a page for each");
+            stamp_page(mine, 2);
+            let InFlight(theirs) = other.join().unwrap();
+            assert_ne!(theirs, mine);
+            check_page(mine, 2);
+            check_page(theirs, 1);
+            assert_eq!((pages.chunks(), pages.pages_out()), (1, 2));
+            for page in [mine, theirs] {
+                // SAFETY: from `pages`, not used again.
+                unsafe { pages.deallocate_page(page) };
+            }
+            pages.trim();
+            assert_eq!(pages.chunks(), 0);
+        },
+    );
+}

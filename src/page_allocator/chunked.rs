@@ -19,9 +19,11 @@
 //!
 //! The source itself is called outside the lock, so a slow source never
 //! holds up pages that are already here. Another thread may bring pages in
-//! meanwhile, so after the call the lists are looked at again: a request the
-//! source refused takes a page another thread's chunk brought, and a chunk
-//! taken in vain becomes the spare.
+//! meanwhile, so after the call the lists are looked at again: a chunk taken
+//! in vain becomes the spare, and a request the source refused fails only
+//! once no other thread is still asking the source (`fetching`) and no chunk
+//! has a page to spare — so that two threads racing for the source's last
+//! chunk both get a page from it.
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -32,7 +34,7 @@ use typenum::{IsGreater, True, U4096, Unsigned};
 use super::page_stack::PageStack;
 use super::{PageAllocator, PageSize};
 use crate::error::PageAllocError;
-use crate::sync::{Mutex, const_fn_unless_loom};
+use crate::sync::{Mutex, const_fn_unless_loom, spin_wait};
 
 /// Pages of `S` bytes cut from the bigger pages ("chunks") of another page
 /// source `P`.
@@ -109,6 +111,8 @@ struct ChunkState {
     chunks: usize,
     /// Pages handed out.
     pages_out: usize,
+    /// Threads asking the source for a chunk right now, the lock released.
+    fetching: usize,
 }
 
 // SAFETY: the state's pointers point into chunks this source owns exclusively
@@ -162,6 +166,7 @@ where
                     spare: None,
                     chunks: 0,
                     pages_out: 0,
+                    fetching: 0,
                 }),
                 _size: PhantomData,
             }
@@ -324,6 +329,8 @@ where
         let mut state = self.state.lock();
         // A chunk taken from the source while the lock was released.
         let mut fresh = None;
+        // Why the source refused a chunk, once it has.
+        let mut refused = None;
         let (mut chunk, listed) = loop {
             if let Some(chunk) = state.partial {
                 break (chunk, true);
@@ -334,18 +341,28 @@ where
             if let Some(chunk) = fresh.take() {
                 break (chunk, false);
             }
+            if let Some(error) = refused {
+                // Another thread still asking the source may bring a chunk
+                // with pages to spare: fail only once none is.
+                if state.fetching == 0 {
+                    return Err(error);
+                }
+                drop(state);
+                spin_wait();
+                state = self.state.lock();
+                continue;
+            }
+            state.fetching += 1;
             drop(state);
             let taken = self.new_chunk();
             state = self.state.lock();
+            state.fetching -= 1;
             match taken {
                 Ok(chunk) => {
                     state.chunks += 1;
                     fresh = Some(chunk);
                 }
-                // Another thread may have brought pages in meanwhile: look
-                // again before failing.
-                Err(err) if state.partial.is_none() && state.spare.is_none() => return Err(err),
-                Err(_) => {}
+                Err(error) => refused = Some(error),
             }
         };
         // SAFETY: `chunk` is a live chunk header of ours (from the partial
