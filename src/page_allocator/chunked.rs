@@ -234,6 +234,15 @@ where
     }
 }
 
+/// Counts a thread out of `fetching` if it unwinds from the source.
+struct FetchDone<'a>(&'a Mutex<ChunkState>);
+
+impl Drop for FetchDone<'_> {
+    fn drop(&mut self) {
+        self.0.lock().fetching -= 1;
+    }
+}
+
 impl ChunkState {
     /// Puts `chunk` at the head of the partial list.
     ///
@@ -354,7 +363,17 @@ where
             }
             state.fetching += 1;
             drop(state);
-            let taken = self.new_chunk();
+            let taken = {
+                // Counts this thread out should the source panic, or refused
+                // requests elsewhere would wait for it forever.
+                let unwinding = FetchDone(&self.state);
+                let taken = self.new_chunk();
+                // Otherwise it is counted out below, in the same critical
+                // section that lists its chunk: a refused request must
+                // never see it gone without its chunk.
+                core::mem::forget(unwinding);
+                taken
+            };
             state = self.state.lock();
             state.fetching -= 1;
             match taken {
@@ -470,6 +489,7 @@ mod tests {
     struct Source {
         out: Cell<usize>,
         fail: Cell<bool>,
+        panic: Cell<bool>,
         misalign: Cell<bool>,
     }
 
@@ -482,6 +502,7 @@ mod tests {
             if self.fail.get() {
                 return Err(PageAllocError::OutOfMemory);
             }
+            assert!(!self.panic.get(), "the source panics");
             self.out.set(self.out.get() + 1);
             if self.misalign.get() {
                 let big = GlobalPages::<typenum::U32768>::with_page_size().allocate_page()?;
@@ -634,6 +655,26 @@ mod tests {
         give_back(&pages, taken);
         pages.trim();
         assert_eq!(source.out.get(), 0);
+    }
+
+    #[test]
+    fn a_panicking_source_leaves_nothing_waiting_for_it() {
+        let source = Source::default();
+        let pages = Chunked::new(&source);
+        source.panic.set(true);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = pages.allocate_page();
+        }));
+        assert!(unwound.is_err());
+        source.panic.set(false);
+        source.fail.set(true);
+        // With the panicking request still counted as asking the source,
+        // this refused one would wait for it forever.
+        assert_eq!(pages.allocate_page(), Err(PageAllocError::OutOfMemory));
+        source.fail.set(false);
+        let page = pages.allocate_page().unwrap();
+        // SAFETY: from `pages`, not used again.
+        unsafe { pages.deallocate_page(page) };
     }
 
     #[test]
