@@ -233,6 +233,13 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
             return;
         }
         let slot = slot.cast::<u8>();
+        if CHECKED {
+            // SAFETY: `!Sync`, and this shared borrow ends before anything
+            // else touches the magazine.
+            if unsafe { &*self.magazine.get() }.contains(slot) {
+                Misuse::DoubleFree.report(slot);
+            }
+        }
         // SAFETY: the slot came from this cache and its value is gone.
         unsafe { magazine::park(slot, size) };
         let drained = {
@@ -372,12 +379,19 @@ impl<'l, 'c, T, P: PageAllocator, N: ArrayLength> LocalBox<'l, 'c, T, P, N> {
     ///
     /// - `ptr` was returned by `into_raw` on a handle — local, of any front,
     ///   or shared — of `local`'s cache (a slot of another cache is a
-    ///   foreign pointer: checked builds panic on it once the slot leaves
-    ///   the magazine, other builds corrupt the cache);
+    ///   foreign pointer: checked builds panic on it when the slot goes back
+    ///   to the shared cache, with a flush or half of a full magazine —
+    ///   until then the front may hand it out again —, other builds corrupt
+    ///   the cache);
     /// - it is the pointer itself, not one rebuilt from a reference to the
-    ///   value (its provenance must cover the whole slab page);
+    ///   value (its provenance must be the one the cache handed out, which
+    ///   reaches beyond the object to the slab's header and the page source's
+    ///   bookkeeping);
     /// - no other handle to that slot exists (two would free it twice: a
-    ///   double free, and a use after free through the survivor).
+    ///   double free, and a use after free through the survivor; checked
+    ///   builds catch the second free while the first is in the magazine);
+    /// - the value may be dropped on this thread: if `ptr` came from a
+    ///   handle on another thread, `T` must be `Send`.
     pub unsafe fn from_raw(local: &'l LocalCache<'c, T, P, N>, ptr: NonNull<T>) -> Self {
         Self {
             ptr,

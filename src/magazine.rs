@@ -90,12 +90,13 @@ impl<N: ArrayLength> Magazine<N> {
     }
 
     /// The `count` most recently pushed slots (all of them if fewer), left
-    /// in place.
+    /// in place, most recent first: the order `pop` takes them in.
     #[inline]
     pub(crate) fn top(&self, count: usize) -> impl Iterator<Item = NonNull<u8>> + '_ {
         let start = self.len.saturating_sub(count);
         self.slots[start..self.len]
             .iter()
+            .rev()
             // SAFETY: `slots[..len]` are initialised.
             .map(|held| unsafe { held.assume_init() })
     }

@@ -50,7 +50,9 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
     ///   a foreign pointer: checked builds panic on it when the handle is
     ///   dropped, other builds corrupt the cache);
     /// - it is the pointer itself, not one rebuilt from a reference to the
-    ///   value (its provenance must cover the whole slab page);
+    ///   value (its provenance must be the one the cache handed out, which
+    ///   reaches beyond the object to the slab's header and the page source's
+    ///   bookkeeping);
     /// - no other handle to that slot exists (two would free it twice: a
     ///   double free, and a use after free through the survivor).
     pub unsafe fn from_raw(cache: &'a SlabCache<T, P>, ptr: NonNull<T>) -> Self {

@@ -335,6 +335,19 @@ mod misuse {
     }
 
     #[test]
+    #[should_panic(expected = "double free")]
+    fn taking_a_raw_pointer_back_twice_panics() {
+        let cache: SlabCache<u64> = SlabCache::new();
+        let local = cache.local();
+        let raw = LocalBox::into_raw(local.alloc(1).unwrap());
+        // SAFETY: from `into_raw` on this cache, taken back once here.
+        drop(unsafe { LocalBox::from_raw(&local, raw) });
+        // SAFETY: deliberate misuse: the slot is already in the magazine;
+        // checked builds reject it before it is parked twice.
+        drop(unsafe { LocalBox::from_raw(&local, raw) });
+    }
+
+    #[test]
     #[should_panic(expected = "foreign pointer")]
     fn a_block_of_another_allocator_panics() {
         let (home, elsewhere) = (SlabAllocator::new(), SlabAllocator::new());

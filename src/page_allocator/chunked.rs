@@ -23,7 +23,9 @@
 //! in vain becomes the spare, and a request the source refused fails only
 //! once no other thread is still asking the source (`fetching`) and no chunk
 //! has a page to spare — so that two threads racing for the source's last
-//! chunk both get a page from it.
+//! chunk both get a page from it. That wait lasts as long as another
+//! thread's call into the source, so a source must not call back into the
+//! `ChunkedPages` it feeds (it would wait for itself).
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -192,8 +194,7 @@ where
     fn header_of(page: NonNull<u8>) -> NonNull<ChunkHeader> {
         let chunk_size = <P::PageSize as Unsigned>::USIZE;
         page.map_addr(|addr| {
-            // A page lies inside its chunk, which starts at a multiple of
-            // `chunk_size` no lower than the page, so the result is non-zero.
+            // The chunk's start: a live allocation, so never address 0.
             let base = addr.get() & !(chunk_size - 1);
             core::num::NonZeroUsize::new(base).expect("a chunk never starts at address 0")
         })
