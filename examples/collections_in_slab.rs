@@ -28,11 +28,12 @@ use allocator_api2::alloc::Allocator;
 use allocator_api2::vec::Vec;
 use hashbrown::DefaultHashBuilder;
 use hashbrown::HashMap;
-use minimal_slab::{GlobalPages, SlabAllocator};
+use minimal_slab::{ChunkedGlobalPages, SlabAllocator};
 
-/// Size classes of 8 to 256 bytes on 4 KiB pages from the global allocator;
-/// anything larger goes to `System`.
-type Heap = SlabAllocator<GlobalPages, System>;
+/// Size classes of 8 to 256 bytes on 4 KiB pages cut from 256 KiB chunks of
+/// the global allocator (the default page source); anything larger goes to
+/// `System`.
+type Heap = SlabAllocator<ChunkedGlobalPages, System>;
 
 /// Where a buffer of `bytes` bytes lives.
 fn home(bytes: usize) -> String {
@@ -43,7 +44,7 @@ fn home(bytes: usize) -> String {
 }
 
 fn main() {
-    let heap: Heap = SlabAllocator::new_in(GlobalPages::new(), System);
+    let heap: Heap = SlabAllocator::new_in(ChunkedGlobalPages::global(), System);
     println!("== before: nothing allocated ==");
     print!("{}", heap.stats());
 

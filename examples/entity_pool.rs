@@ -88,6 +88,11 @@ unsafe impl PageAllocator for CountedPages {
         // which came from `self.pages`.
         unsafe { self.pages.deallocate_page(page) }
     }
+
+    // A wrapper forwards `trim`, so that `shrink` reaches the source inside.
+    fn trim(&self) {
+        self.pages.trim();
+    }
 }
 
 /// The pool: a `static`, as a game's entity storage would be.

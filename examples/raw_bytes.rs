@@ -21,7 +21,7 @@
 use std::alloc::{Layout, System};
 use std::ptr::NonNull;
 
-use minimal_slab::{AllocError, GlobalPages, SlabAllocator};
+use minimal_slab::{AllocError, ChunkedGlobalPages, SlabAllocator};
 
 /// The default allocator type: classes 8..=256 on 4 KiB pages from the global
 /// allocator, no fallback. (Naming the type lets us call associated functions
@@ -157,8 +157,8 @@ fn main() {
 
     // 5. The same layouts with `System` as the fallback.
     println!("\n== with std::alloc::System as fallback ==");
-    let with_fallback: SlabAllocator<GlobalPages, System> =
-        SlabAllocator::new_in(GlobalPages::new(), System);
+    let with_fallback: SlabAllocator<ChunkedGlobalPages, System> =
+        SlabAllocator::new_in(ChunkedGlobalPages::global(), System);
     let big = with_fallback.allocate(too_big).unwrap();
     let aligned = with_fallback.allocate(too_aligned).unwrap();
     let small = with_fallback.allocate(Layout::new::<u64>()).unwrap();
