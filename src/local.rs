@@ -644,10 +644,10 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
     #[inline]
     #[allow(clippy::mut_from_ref)]
     fn magazine(&self, class: usize) -> &mut Magazine<N> {
-        // SAFETY: `!Sync`, so only this thread reaches the magazines; each
-        // caller uses the reference briefly, runs no code but this crate's
-        // and the page allocator's meanwhile (which may not re-enter the
-        // front), and never holds two at once.
+        // Only this thread reaches the magazines (`!Sync`); each caller
+        // holds one reference at a time, briefly, running only this crate's
+        // code and the page allocator's (which may not re-enter the front).
+        // SAFETY: per the above, this is the only live reference to them.
         let magazines = unsafe { &mut *self.magazines.get() };
         &mut magazines[class]
     }

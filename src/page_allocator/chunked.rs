@@ -245,6 +245,23 @@ impl Drop for FetchDone<'_> {
 }
 
 impl ChunkState {
+    /// Makes `chunk` — no page of it out, on no list — the spare, and
+    /// returns the spare it displaces, no longer counted, for the caller to
+    /// give back once the lock is released: one spare at most.
+    fn keep_as_spare(&mut self, chunk: NonNull<ChunkHeader>) -> Option<NonNull<ChunkHeader>> {
+        let surplus = self.spare.replace(chunk);
+        self.chunks -= usize::from(surplus.is_some());
+        surplus
+    }
+
+    /// Takes the spare, if any, no longer counted, for the caller to give
+    /// back once the lock is released.
+    fn take_spare(&mut self) -> Option<NonNull<ChunkHeader>> {
+        let spare = self.spare.take();
+        self.chunks -= usize::from(spare.is_some());
+        spare
+    }
+
     /// Puts `chunk` at the head of the partial list.
     ///
     /// # Safety
@@ -294,16 +311,31 @@ where
     }
 }
 
+impl<P: PageAllocator, S: PageSize> ChunkedPages<P, S> {
+    /// Gives `chunk`, if any, back to the source. Called with the lock
+    /// released, so a slow source holds up no one.
+    ///
+    /// # Safety
+    ///
+    /// `chunk` came from `self.source`, no page of it is handed out, and the
+    /// state no longer holds or counts it (it is on no list, not the spare).
+    unsafe fn release(&self, chunk: Option<NonNull<ChunkHeader>>) {
+        if let Some(chunk) = chunk {
+            // SAFETY: the caller's guarantees; the header in page 0 is
+            // forgotten with the chunk.
+            unsafe { self.source.deallocate_page(chunk.cast()) };
+        }
+    }
+}
+
 impl<P: PageAllocator, S: PageSize> Drop for ChunkedPages<P, S> {
     fn drop(&mut self) {
         // A chunk with pages still out was leaked with them by its user (a
         // leaked object keeps its slab, and its slab keeps the chunk), so
         // only the spare can go back.
-        if let Some(spare) = self.state.get_mut().spare.take() {
-            // SAFETY: the spare came from `self.source` and no page of it is
-            // handed out.
-            unsafe { self.source.deallocate_page(spare.cast()) };
-        }
+        let spare = self.state.get_mut().take_spare();
+        // SAFETY: `take_spare` hands back a chunk it no longer holds.
+        unsafe { self.release(spare) };
     }
 }
 
@@ -406,16 +438,10 @@ where
         }
         // A chunk taken in vain (another thread brought pages while the
         // source was asked) becomes the spare; one spare at most.
-        let surplus = fresh.and_then(|unused| state.spare.replace(unused));
-        if surplus.is_some() {
-            state.chunks -= 1;
-        }
+        let surplus = fresh.and_then(|unused| state.keep_as_spare(unused));
         drop(state);
-        if let Some(surplus) = surplus {
-            // SAFETY: the old spare came from `self.source`, no page of it is
-            // out, and it is on no list.
-            unsafe { self.source.deallocate_page(surplus.cast()) };
-        }
+        // SAFETY: `keep_as_spare` hands back a chunk it no longer holds.
+        unsafe { self.release(surplus) };
         Ok(page)
     }
 
@@ -445,32 +471,18 @@ where
                     // SAFETY: the chunk had pages out and free: partial.
                     unsafe { state.unlink_partial(chunk) };
                 }
-                let surplus = state.spare.replace(chunk);
-                if surplus.is_some() {
-                    state.chunks -= 1;
-                }
+                let surplus = state.keep_as_spare(chunk);
                 drop(state);
-                if let Some(surplus) = surplus {
-                    // SAFETY: the old spare came from `self.source`, no page of
-                    // it is out, and it is on no list any more.
-                    unsafe { self.source.deallocate_page(surplus.cast()) };
-                }
+                // SAFETY: `keep_as_spare` hands back a chunk it no longer holds.
+                unsafe { self.release(surplus) };
             }
         }
     }
 
     fn trim(&self) {
-        let spare = {
-            let mut state = self.state.lock();
-            let spare = state.spare.take();
-            state.chunks -= usize::from(spare.is_some());
-            spare
-        };
-        if let Some(spare) = spare {
-            // SAFETY: the spare came from `self.source`, no page of it is
-            // out, and it is on no list any more.
-            unsafe { self.source.deallocate_page(spare.cast()) };
-        }
+        let spare = self.state.lock().take_spare();
+        // SAFETY: `take_spare` hands back a chunk it no longer holds.
+        unsafe { self.release(spare) };
         self.source.trim();
     }
 }
