@@ -196,10 +196,10 @@ fn write_after_free(heap: &SlabAllocator, l: Layout, offset: usize, value: u8) -
     let p = heap.allocate(l).unwrap();
     // SAFETY: allocated from `heap` with `l`, freed once here.
     unsafe { heap.deallocate(p, l) };
-    // SAFETY: deliberate misuse: a write through a dangling pointer. The slot
-    // is still inside a live slab page (another block keeps it in use), so
-    // the write lands in memory the allocator owns — the bug checked builds
-    // are there to catch when the slot is handed out again.
+    // Deliberate misuse: a write through a dangling pointer, the bug checked
+    // builds are there to catch when the slot is handed out again.
+    // SAFETY: the slot is still inside a live slab page (another block keeps
+    // it in use), so the write lands in memory the allocator owns.
     unsafe { p.as_ptr().wrapping_add(offset).write(value) };
     p
 }
