@@ -243,7 +243,7 @@ fn footprint() {
         stats.page_size,
         stats.bytes_held(),
         (stats.bytes_held() - payload) as f64 * 100.0 / payload as f64,
-        stats.objects_per_slab,
+        stats.slots_per_slab,
         stats.header_bytes,
     );
     drop(live);

@@ -144,7 +144,7 @@ fn main() {
         after.pages()
     );
 
-    let released = heap.shrink();
+    let released = heap.shrink_to_fit();
     println!("\n== after shrink ==");
     print!("{}", heap.stats());
     println!("  shrink() gave back {released} page(s)");

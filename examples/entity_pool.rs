@@ -109,8 +109,8 @@ fn main() {
     println!(
         "Entity: {} bytes; slot {} bytes, {} slots per 4 KiB page\n",
         size_of::<Entity>(),
-        Pool::OBJECT_SIZE,
-        Pool::OBJECTS_PER_SLAB
+        Pool::SLOT_SIZE,
+        Pool::SLOTS_PER_SLAB
     );
     println!("frame | spawned despawned |  live | pages  new | reused slots | free slots");
     println!("------+-------------------+-------+------------+--------------+-----------");

@@ -302,8 +302,8 @@ fn kernel_main() {
         "  {} tasks, {} bytes each (slot {}), {} per page; pid 1 is {:?}",
         tasks.len(),
         size_of::<Task>(),
-        SlabCache::<Task, &RegionPages>::OBJECT_SIZE,
-        SlabCache::<Task, &RegionPages>::OBJECTS_PER_SLAB,
+        SlabCache::<Task, &RegionPages>::SLOT_SIZE,
+        SlabCache::<Task, &RegionPages>::SLOTS_PER_SLAB,
         tasks[0].state
     );
 
@@ -358,7 +358,7 @@ fn kernel_main() {
     unsafe { HEAP.deallocate(packet, request) };
     drop(log);
     drop(tasks);
-    let released = HEAP.shrink() + TASKS.shrink();
+    let released = HEAP.shrink_to_fit() + TASKS.shrink();
     println!("\n== after freeing everything and shrinking ({released} pages) ==");
     memory_line("end");
     assert_eq!(PAGES.available(), PAGES.capacity());

@@ -278,7 +278,7 @@ impl Album {
             let geometry = heaps.records.stats();
             let heading = format!(
                 "SlabCache<Record>: {}-byte slots, {} per slab",
-                geometry.object_size, geometry.objects_per_slab
+                geometry.slot_size, geometry.slots_per_slab
             );
             groups.push(self.group("Record", heading, records, None));
         }
@@ -520,7 +520,7 @@ fn main() -> std::io::Result<()> {
     for request in requests.drain(..).flatten() {
         heaps.give_back(request);
     }
-    let reserve = heaps.records.config().get_reserve();
+    let reserve = heaps.records.config().reserve;
     let kept = heaps.records.stats();
     assert_eq!(kept.objects_in_use, 0);
     assert_eq!(kept.pages, kept.empty_slabs, "only empty slabs are left");
@@ -537,7 +537,7 @@ fn main() -> std::io::Result<()> {
     // 5. Shrink: the reserve goes back too.
     let raw_kept = heaps.raw.stats().pages();
     assert_eq!(heaps.records.shrink(), kept.pages);
-    assert_eq!(heaps.raw.shrink(), raw_kept);
+    assert_eq!(heaps.raw.shrink_to_fit(), raw_kept);
     assert_eq!(heaps.records.stats().pages + heaps.raw.stats().pages(), 0);
     album.take(
         "Shrunk",

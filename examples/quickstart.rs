@@ -2,8 +2,8 @@
 //!
 //! What this teaches:
 //!
-//! - a `SlabCache<T>` can be a `static`, and its geometry (`OBJECT_SIZE`,
-//!   `OBJECTS_PER_SLAB`) is known at compile time;
+//! - a `SlabCache<T>` can be a `static`, and its geometry (`SLOT_SIZE`,
+//!   `SLOTS_PER_SLAB`) is known at compile time;
 //! - `alloc` moves a value in and returns a `SlabBox`, a handle that derefs to
 //!   the value and gives the slot back when dropped;
 //! - a freed slot is the next one handed out (its cache lines are still warm);
@@ -52,10 +52,10 @@ fn main() {
     type Cache = SlabCache<Particle>;
     println!("== geometry ==");
     println!(
-        "size_of::<Particle>() = {} bytes, OBJECT_SIZE = {} bytes, OBJECTS_PER_SLAB = {}",
+        "size_of::<Particle>() = {} bytes, SLOT_SIZE = {} bytes, SLOTS_PER_SLAB = {}",
         size_of::<Particle>(),
-        Cache::OBJECT_SIZE,
-        Cache::OBJECTS_PER_SLAB,
+        Cache::SLOT_SIZE,
+        Cache::SLOTS_PER_SLAB,
     );
 
     // 2. Allocate a few values. Each `SlabBox` owns its value and borrows the
@@ -73,7 +73,7 @@ fn main() {
         // (`{:p}` works too, on the handle itself: `*p`, not the `&SlabBox`.)
         println!("  {:p}  {:?}", SlabBox::as_ptr(p), **p);
     }
-    // Slots of one slab are OBJECT_SIZE bytes apart.
+    // Slots of one slab are SLOT_SIZE bytes apart.
     let gap = SlabBox::as_ptr(&particles[1]) as usize - SlabBox::as_ptr(&particles[0]) as usize;
     println!("  consecutive slots are {gap} bytes apart");
 

@@ -197,6 +197,6 @@ fn main() {
     print!("{}", with_fallback.stats());
     println!(
         "  shrink() gave back {} reserve page(s)",
-        with_fallback.shrink()
+        with_fallback.shrink_to_fit()
     );
 }

@@ -108,9 +108,9 @@ fn main() {
     // 3. Fill the region with messages until it runs out.
     println!("\n== MESSAGES: allocate until the region is exhausted ==");
     println!(
-        "  OBJECT_SIZE = {}, OBJECTS_PER_SLAB = {}",
-        SlabCache::<Message, &RegionPages>::OBJECT_SIZE,
-        SlabCache::<Message, &RegionPages>::OBJECTS_PER_SLAB
+        "  SLOT_SIZE = {}, SLOTS_PER_SLAB = {}",
+        SlabCache::<Message, &RegionPages>::SLOT_SIZE,
+        SlabCache::<Message, &RegionPages>::SLOTS_PER_SLAB
     );
     let mut inbox: Vec<SlabBox<'static, Message, &RegionPages>> = Vec::new();
     let failed = loop {
@@ -185,7 +185,7 @@ fn main() {
         // SAFETY: each came from `BYTES.allocate(small)`, freed once.
         unsafe { BYTES.deallocate(q, small) };
     }
-    let released = BYTES.shrink();
+    let released = BYTES.shrink_to_fit();
     println!("  freed everything; BYTES.shrink() gave back {released} page(s)");
     region_line("end");
     assert_eq!(PAGES.available(), PAGES.capacity());

@@ -30,7 +30,7 @@
 //! (`Box::new_in` goes through `Box::leak`), so the pointer it frees with
 //! covers the value alone, and the slab header lies beyond its reach. Every
 //! impl here therefore frees and resizes the way `GlobalAlloc` does (see [the
-//! raw front's provenance rules](crate::slab_allocator#provenance)): the
+//! raw front's provenance rules](crate::SlabAllocator#provenance)): the
 //! header is reached through the page's exposed provenance, rebuilt from the
 //! address, and a resize in place hands back a pointer rebuilt the same way.
 //! The size classes expose their pages when they become slabs; a typed
@@ -40,11 +40,11 @@
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
+use crate::cache::with_exposed_page_provenance;
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
-use crate::slab_allocator::{self, Fallback, SizeClassLimit, SlabAllocator, unsupported};
-use crate::slab_cache::with_exposed_page_provenance;
-use crate::typed_cache::SlabCache;
+use crate::raw::{self, Fallback, SizeClassLimit, SlabAllocator, unsupported};
+use crate::typed::SlabCache;
 
 /// What the bytes of a block beyond the kept ones hold: the difference
 /// between `allocate` and `allocate_zeroed`, `grow` and `grow_zeroed`.
@@ -97,7 +97,7 @@ unsafe trait Blocks {
 
 /// The block for a zero-sized layout: a dangling pointer aligned as asked.
 fn dangling(layout: Layout) -> NonNull<[u8]> {
-    NonNull::slice_from_raw_parts(slab_allocator::dangling(layout), 0)
+    NonNull::slice_from_raw_parts(raw::dangling(layout), 0)
 }
 
 /// The block `[ptr, ptr + len)`, its bytes from `kept` on zeroed if asked.
@@ -184,8 +184,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 }
 
 // SAFETY: a non-empty block is one slot from `allocate_slot`, valid for
-// `OBJECT_SIZE` bytes (the length returned) and aligned to the slot, and
-// served only for layouts the slot holds; every size up to `OBJECT_SIZE` names
+// `SLOT_SIZE` bytes (the length returned) and aligned to the slot, and
+// served only for layouts the slot holds; every size up to `SLOT_SIZE` names
 // the same slot, so a free or resize with any of them is right.
 unsafe impl<T, P: PageAllocator> Blocks for SlabCache<T, P> {
     fn allocate_block(&self, layout: Layout, fill: Fill) -> Result<NonNull<[u8]>, AllocError> {
@@ -202,8 +202,8 @@ unsafe impl<T, P: PageAllocator> Blocks for SlabCache<T, P> {
         // typed core does not expose its pages: expose this one, so that
         // `deallocate_block` can reach its header from the address.
         let _ = slot.as_ptr().expose_provenance();
-        // SAFETY: a slot is valid for `OBJECT_SIZE` bytes.
-        Ok(unsafe { finish(slot, 0, Self::OBJECT_SIZE, fill) })
+        // SAFETY: a slot is valid for `SLOT_SIZE` bytes.
+        Ok(unsafe { finish(slot, 0, Self::SLOT_SIZE, fill) })
     }
 
     unsafe fn deallocate_block(&self, ptr: NonNull<u8>, layout: Layout) {
@@ -241,9 +241,9 @@ unsafe impl<T, P: PageAllocator> Blocks for SlabCache<T, P> {
         // in place, with a pointer valid for the whole slot whatever the
         // caller's covered.
         let slot = with_exposed_page_provenance(ptr);
-        // SAFETY: the rebuilt pointer reaches the whole slot, `OBJECT_SIZE`
+        // SAFETY: the rebuilt pointer reaches the whole slot, `SLOT_SIZE`
         // bytes.
-        Ok(unsafe { finish(slot, old.size(), Self::OBJECT_SIZE, fill) })
+        Ok(unsafe { finish(slot, old.size(), Self::SLOT_SIZE, fill) })
     }
 }
 
@@ -322,9 +322,10 @@ allocator_for_ref! {
     /// exposed provenance, as `GlobalAlloc` does, because the pointer of
     /// `allocator_api2`'s `Box` covers its value alone.
     ///
-    /// Called as methods, the inherent `allocate`, `deallocate` and `shrink`
-    /// of `SlabAllocator` come first; name the trait to reach its methods:
-    /// `Allocator::allocate(&&heap, layout)`.
+    /// Called as methods, the inherent `allocate` and `deallocate` of
+    /// `SlabAllocator` come first (and, until it is removed, the deprecated
+    /// inherent `shrink`, now `shrink_to_fit`); name the trait to reach its
+    /// methods: `Allocator::allocate(&&heap, layout)`.
     ///
     /// ```
     /// use allocator_api2::{boxed::Box, vec::Vec};

@@ -148,32 +148,56 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
-#[cfg(any(feature = "allocator-api2", feature = "nightly"))]
-mod allocator_api;
+// The floors, from the bottom up; each module uses only those below it.
+// Bottom: synchronisation, errors and counters, checks, intrusive structures.
+mod checked;
 mod error;
-mod local;
-mod magazine;
-mod misuse;
-pub mod page_allocator;
-mod poison;
-mod slab;
-pub mod slab_allocator;
-mod slab_box;
-pub mod slab_cache;
+mod intrusive;
 mod stats;
 mod sync;
-mod typed_cache;
+// Page sources: where memory comes from.
+pub mod page_allocator;
+// Slabs: one page cut into slots.
+mod slab;
+// Caches: the slabs of one slot size, behind a lock.
+mod cache;
+// The fronts: typed objects, raw bytes, per-thread magazines.
+mod local;
+mod raw;
+mod typed;
+// The standard allocator traits, for both fronts.
+#[cfg(any(feature = "allocator-api2", feature = "nightly"))]
+mod allocator_api;
 
+pub use cache::CacheConfig;
 pub use error::{AllocError, AllocFailed, PageAllocError};
 pub use local::{LocalAllocator, LocalBox, LocalCache};
 #[cfg(feature = "alloc")]
 pub use page_allocator::{ChunkedGlobalPages, GlobalPages};
 pub use page_allocator::{ChunkedPages, GlobalAllocPages, NoPages, PageAllocator, RegionPages};
-pub use slab_allocator::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
-pub use slab_box::SlabBox;
-pub use slab_cache::CacheConfig;
+pub use raw::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
 pub use stats::{AllocatorStats, CacheStats, SlabOccupancy};
-pub use typed_cache::SlabCache;
+pub use typed::{SlabBox, SlabCache};
+
+/// The typed cache's former module path.
+#[deprecated(since = "0.1.1", note = "use the items at the crate root")]
+pub mod slab_cache {
+    pub use crate::CacheConfig;
+
+    /// Empty slabs a cache keeps by default.
+    #[deprecated(since = "0.1.1", note = "use `CacheConfig::DEFAULT_RESERVE`")]
+    pub const DEFAULT_RESERVE: usize = crate::CacheConfig::DEFAULT_RESERVE;
+}
+
+/// The raw allocator's former module path.
+#[deprecated(since = "0.1.1", note = "use the items at the crate root")]
+pub mod slab_allocator {
+    pub use crate::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
+
+    /// The smallest size class, in bytes.
+    #[deprecated(since = "0.1.1", note = "use `SlabAllocator::MIN_CLASS`")]
+    pub const MIN_CLASS: usize = 8;
+}
 
 #[cfg(feature = "allocator-api2")]
 pub use allocator_api2;

@@ -15,7 +15,7 @@ use generic_array::{ArrayLength, GenericArray};
 /// let objects: Vec<_> = (0..100).map(|_| cache.alloc([0; 64]).unwrap()).collect();
 /// let stats = cache.stats();
 /// assert_eq!(stats.objects_in_use, 100);
-/// assert_eq!(stats.objects_per_slab, 63);
+/// assert_eq!(stats.slots_per_slab, 63);
 /// assert_eq!(stats.pages, 2);
 /// println!("{stats}");
 /// # drop(objects);
@@ -26,10 +26,19 @@ pub struct CacheStats {
     /// The cache's name: the type name for a typed cache, `size-N` for a size
     /// class.
     pub name: &'static str,
-    /// Bytes per slot (the object size rounded up to its alignment and to at
-    /// least a pointer).
-    pub object_size: usize,
+    /// Bytes per slot: the object size rounded up to its alignment and to at
+    /// least a pointer (a free slot holds the free-list link).
+    pub slot_size: usize,
     /// Slots in one slab.
+    pub slots_per_slab: usize,
+    /// The slot size, under its former name.
+    #[deprecated(
+        since = "0.1.1",
+        note = "renamed `slot_size`: it is the slot's size, not the object's"
+    )]
+    pub object_size: usize,
+    /// The slots per slab, under their former name.
+    #[deprecated(since = "0.1.1", note = "renamed `slots_per_slab`")]
     pub objects_per_slab: usize,
     /// Bytes per page; each slab is one page.
     pub page_size: usize,
@@ -51,6 +60,44 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    /// The counters of a cache of `name` whose slabs have `geometry`, with
+    /// `in_use` objects and `[full, partial, empty]` slabs.
+    #[allow(deprecated)] // fills the former names too
+    pub(crate) fn of_slabs(
+        name: &'static str,
+        geometry: &crate::slab::SlabGeometry,
+        in_use: usize,
+        [full, partial, empty]: [usize; 3],
+    ) -> Self {
+        let pages = full + partial + empty;
+        Self {
+            name,
+            slot_size: geometry.slot_size,
+            slots_per_slab: geometry.slots_per_slab,
+            object_size: geometry.slot_size,
+            objects_per_slab: geometry.slots_per_slab,
+            page_size: geometry.page_size,
+            objects_in_use: in_use,
+            free_slots: pages * geometry.slots_per_slab - in_use,
+            full_slabs: full,
+            partial_slabs: partial,
+            empty_slabs: empty,
+            pages,
+            header_bytes: pages * geometry.first_slot,
+        }
+    }
+
+    /// The same counters for zero-sized objects, which take no slot: the
+    /// slot size and slots per slab say so.
+    #[allow(deprecated)] // fills the former names too
+    pub(crate) fn without_slots(mut self) -> Self {
+        self.slot_size = 0;
+        self.slots_per_slab = 0;
+        self.object_size = 0;
+        self.objects_per_slab = 0;
+        self
+    }
+
     /// Slots in all slabs held.
     pub fn total_slots(&self) -> usize {
         self.objects_in_use + self.free_slots
@@ -93,8 +140,8 @@ fn write_row(f: &mut fmt::Formatter<'_>, s: &CacheStats) -> fmt::Result {
         name,
         s.objects_in_use,
         s.total_slots(),
-        s.object_size,
-        s.objects_per_slab,
+        s.slot_size,
+        s.slots_per_slab,
         s.page_size,
         s.full_slabs,
         s.partial_slabs,
@@ -121,7 +168,7 @@ impl fmt::Display for CacheStats {
 #[non_exhaustive]
 pub struct AllocatorStats<N: ArrayLength> {
     /// One entry per size class, smallest first.
-    pub classes: GenericArray<CacheStats, N>,
+    pub(crate) classes: GenericArray<CacheStats, N>,
     /// Allocations currently held by the fallback allocator.
     pub fallback_allocations: usize,
     /// Bytes currently held by the fallback allocator (as requested).
@@ -129,6 +176,19 @@ pub struct AllocatorStats<N: ArrayLength> {
 }
 
 impl<N: ArrayLength> AllocatorStats<N> {
+    /// One entry per size class, smallest first.
+    ///
+    /// ```
+    /// use minimal_slab::SlabAllocator;
+    ///
+    /// let stats = SlabAllocator::new().stats();
+    /// let sizes: Vec<usize> = stats.classes().iter().map(|c| c.slot_size).collect();
+    /// assert_eq!(sizes, [8, 16, 32, 64, 128, 256]);
+    /// ```
+    pub fn classes(&self) -> &[CacheStats] {
+        &self.classes
+    }
+
     /// Objects in use across all size classes.
     pub fn objects_in_use(&self) -> usize {
         self.classes.iter().map(|c| c.objects_in_use).sum()
@@ -190,7 +250,7 @@ pub struct SlabOccupancy<'a> {
     pub(crate) page: usize,
     pub(crate) slot_size: usize,
     pub(crate) first_slot: usize,
-    pub(crate) capacity: usize,
+    pub(crate) slots: usize,
     pub(crate) used: &'a [usize],
 }
 
@@ -211,8 +271,14 @@ impl SlabOccupancy<'_> {
     }
 
     /// Slots in the slab.
+    pub fn slots_per_slab(&self) -> usize {
+        self.slots
+    }
+
+    /// Slots in the slab, under their former name.
+    #[deprecated(since = "0.1.1", note = "renamed `slots_per_slab`")]
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.slots
     }
 
     /// Slots handed out and not yet returned.
@@ -223,15 +289,15 @@ impl SlabOccupancy<'_> {
             .sum()
     }
 
-    /// Whether slot `index` is handed out; `false` past the capacity.
+    /// Whether slot `index` is handed out; `false` past the last slot.
     pub fn is_used(&self, index: usize) -> bool {
         let bits = usize::BITS as usize;
-        index < self.capacity && self.used[index / bits] & (1 << (index % bits)) != 0
+        index < self.slots && self.used[index / bits] & (1 << (index % bits)) != 0
     }
 
     /// Each slot in address order: `true` if handed out.
     pub fn slots(&self) -> impl Iterator<Item = bool> + '_ {
-        (0..self.capacity).map(|index| self.is_used(index))
+        (0..self.slots).map(|index| self.is_used(index))
     }
 }
 

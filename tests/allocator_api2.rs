@@ -86,7 +86,7 @@ fn a_vec_grows_through_the_classes_into_the_fallback_and_shrinks_back() {
             Some(class) => {
                 assert_eq!(live(&heap), (1, 0), "{bytes} bytes live in one slot");
                 assert_eq!(
-                    heap.stats().classes[class.trailing_zeros() as usize - 3].objects_in_use,
+                    heap.stats().classes()[class.trailing_zeros() as usize - 3].objects_in_use,
                     1
                 );
                 if classes_seen.last() != Some(&class) {
@@ -104,7 +104,7 @@ fn a_vec_grows_through_the_classes_into_the_fallback_and_shrinks_back() {
     v.shrink_to_fit();
     assert_eq!(v.capacity(), 20);
     assert_eq!(live(&heap), (1, 0), "160 bytes: back in the 256-byte class");
-    assert_eq!(heap.stats().classes[5].objects_in_use, 1);
+    assert_eq!(heap.stats().classes()[5].objects_in_use, 1);
     assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64 * 3));
 
     drop(v);
@@ -128,7 +128,7 @@ fn a_hashmap_with_many_entries_lives_in_the_slabs_and_leaves_nothing() {
         }
         let (objects, fallback) = live(&heap);
         assert_eq!(objects, n as usize, "one 16-byte slot per value");
-        assert_eq!(heap.stats().classes[1].objects_in_use, n as usize);
+        assert_eq!(heap.stats().classes()[1].objects_in_use, n as usize);
         assert_eq!(fallback, 1, "the table itself");
         assert!(heap.stats().fallback_bytes >= n as usize * 32);
         assert!((0..n).all(|key| map[&key][..] == [key, key * 2, key * 3]));
@@ -145,7 +145,7 @@ fn a_hashmap_with_many_entries_lives_in_the_slabs_and_leaves_nothing() {
     }
     assert_eq!(live(&heap), (0, 0));
     assert_eq!(heap.stats().fallback_bytes, 0);
-    heap.shrink();
+    heap.shrink_to_fit();
     assert_eq!(heap.stats().pages(), 0);
 }
 
@@ -154,7 +154,7 @@ fn box_new_in_uses_a_slot_or_the_fallback() {
     let heap = heap();
     let three = Box::new_in([1u64, 2, 3], &heap);
     assert_eq!(
-        heap.stats().classes[2].objects_in_use,
+        heap.stats().classes()[2].objects_in_use,
         1,
         "24 bytes: 32-byte class"
     );
@@ -227,7 +227,7 @@ fn box_new_in_on_a_typed_cache() {
 fn a_typed_cache_refuses_layouts_its_slot_cannot_hold() {
     let cache: SlabCache<Entity> = SlabCache::new();
     let c = &cache;
-    let slot = SlabCache::<Entity>::OBJECT_SIZE;
+    let slot = SlabCache::<Entity>::SLOT_SIZE;
     assert!(
         Allocator::allocate(&c, layout(slot + 1, 1)).is_err(),
         "one byte too large"

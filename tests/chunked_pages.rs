@@ -391,7 +391,7 @@ fn raw_allocator_on_chunked_pages() {
             // SAFETY: from `heap`, not used again.
             unsafe { heap.deallocate(p, layout) };
         }
-        heap.shrink();
+        heap.shrink_to_fit();
     }
     assert_eq!((pages.chunks(), source.out()), (0, 0));
 }

@@ -170,7 +170,7 @@ fn stamp(owner: u64, seq: u64) -> Object {
 }
 
 fn new_cache(config: CacheConfig) -> Arc<Cache> {
-    assert_eq!(Cache::OBJECTS_PER_SLAB, 2);
+    assert_eq!(Cache::SLOTS_PER_SLAB, 2);
     Arc::new(Cache::with_config(
         WatchedPages::new(GlobalPages::with_page_size()),
         config,
@@ -217,7 +217,7 @@ fn churn(cache: &Cache, owner: u64) {
 fn assert_cache_balanced(cache: &Cache) {
     let stats: CacheStats = cache.stats();
     assert_eq!(stats.objects_in_use, 0, "{stats:?}");
-    assert_eq!(stats.free_slots, stats.pages * stats.objects_per_slab);
+    assert_eq!(stats.free_slots, stats.pages * stats.slots_per_slab);
     cache.shrink();
     assert_eq!(cache.stats().pages, 0);
     assert_eq!(cache.page_allocator().outstanding(), 0);
@@ -317,7 +317,7 @@ fn new_heap(config: CacheConfig) -> Arc<Heap> {
         config,
     );
     let stats = heap.stats();
-    assert_eq!(stats.classes.last().unwrap().objects_per_slab, 1);
+    assert_eq!(stats.classes().last().unwrap().slots_per_slab, 1);
     Arc::new(heap)
 }
 
@@ -354,8 +354,8 @@ fn raw_churn(heap: &Heap, owner: u64) {
 fn assert_heap_balanced(heap: &Heap) {
     let stats: AllocatorStats<_> = heap.stats();
     assert_eq!(stats.objects_in_use(), 0, "{stats:?}");
-    for class in &stats.classes {
-        assert_eq!(class.free_slots, class.pages * class.objects_per_slab);
+    for class in stats.classes() {
+        assert_eq!(class.free_slots, class.pages * class.slots_per_slab);
     }
     heap.shrink();
     assert_eq!(heap.stats().pages(), 0);

@@ -82,20 +82,17 @@ fn limit_and_reserve() -> impl Strategy<Value = (Option<usize>, usize)> {
 /// What every cache's counters must satisfy whatever happened before.
 fn check_counters(s: &CacheStats, in_use: usize, limit: Option<usize>, reserve: usize) {
     assert_eq!(s.objects_in_use, in_use, "objects in use: {s:?}");
-    assert_eq!(
-        s.pages * s.objects_per_slab,
-        s.objects_in_use + s.free_slots
-    );
+    assert_eq!(s.pages * s.slots_per_slab, s.objects_in_use + s.free_slots);
     assert_eq!(s.full_slabs + s.partial_slabs + s.empty_slabs, s.pages);
     // Full slabs hold `objects_per_slab` objects, partial ones between one
     // and one fewer, empty ones none.
-    let full = s.full_slabs * s.objects_per_slab;
+    let full = s.full_slabs * s.slots_per_slab;
     assert!(
         full + s.partial_slabs <= in_use,
         "lists disagree with counts: {s:?}"
     );
     assert!(
-        in_use <= full + s.partial_slabs * (s.objects_per_slab - 1),
+        in_use <= full + s.partial_slabs * (s.slots_per_slab - 1),
         "lists disagree with counts: {s:?}"
     );
     assert!(
@@ -212,7 +209,7 @@ impl<T: Payload> Lane<'_, T> {
 impl<T: Payload> TypedLane for Lane<'_, T> {
     fn alloc(&mut self, id: u64, ranges: &mut Ranges) {
         let before = self.cache.stats();
-        let per_slab = Cache::<T>::OBJECTS_PER_SLAB;
+        let per_slab = Cache::<T>::SLOTS_PER_SLAB;
         let expected = expected_failure(self.live.len(), per_slab, self.limit);
         match self.cache.alloc(T::for_id(id)) {
             Ok(handle) => {
@@ -315,7 +312,7 @@ impl<T: Payload> TypedLane for Lane<'_, T> {
             assert_eq!(**handle, T::for_id(*id), "object {id} changed while live");
         }
         let s = self.cache.stats();
-        assert_eq!(s.objects_per_slab, Cache::<T>::OBJECTS_PER_SLAB);
+        assert_eq!(s.slots_per_slab, Cache::<T>::SLOTS_PER_SLAB);
         check_counters(&s, self.live.len(), self.limit, self.reserve);
         s.pages
     }
@@ -479,7 +476,7 @@ impl<F: Fallback> RawModel<'_, '_, F> {
         }
         match Self::class_of(layout) {
             Some(class) => {
-                let per_slab = self.heap.stats().classes[class].objects_per_slab;
+                let per_slab = self.heap.stats().classes()[class].slots_per_slab;
                 expected_failure(self.in_class(class), per_slab, self.limit)
             }
             None if self.has_fallback => None,
@@ -610,15 +607,15 @@ impl<F: Fallback> RawModel<'_, '_, F> {
 
     fn shrink(&mut self) {
         let before = self.heap.stats();
-        let empty: usize = before.classes.iter().map(|c| c.empty_slabs).sum();
+        let empty: usize = before.classes().iter().map(|c| c.empty_slabs).sum();
         assert_eq!(
-            self.heap.shrink(),
+            self.heap.shrink_to_fit(),
             empty,
             "shrink gives back every empty slab"
         );
         let after = self.heap.stats();
         assert_eq!(after.pages(), before.pages() - empty);
-        assert!(after.classes.iter().all(|c| c.empty_slabs == 0));
+        assert!(after.classes().iter().all(|c| c.empty_slabs == 0));
     }
 
     fn check(&self, pages: &Pages) {
@@ -627,8 +624,8 @@ impl<F: Fallback> RawModel<'_, '_, F> {
             unsafe { verify(b.ptr, b.layout.size(), b.id) };
         }
         let stats = self.heap.stats();
-        for (class, s) in stats.classes.iter().enumerate() {
-            assert_eq!(s.object_size, 8 << class);
+        for (class, s) in stats.classes().iter().enumerate() {
+            assert_eq!(s.slot_size, 8 << class);
             check_counters(s, self.in_class(class), self.limit, self.reserve);
         }
         let in_fallback: Vec<_> = self

@@ -199,7 +199,7 @@ fn raw_allocator(pages: &RegionPages) -> usize {
         unsafe { heap.deallocate(*p, big) };
     }
     assert_eq!(heap.stats().objects_in_use(), 0);
-    heap.shrink();
+    heap.shrink_to_fit();
     assert_eq!(pages.available(), pages.capacity(), "every page went back");
     filled
 }

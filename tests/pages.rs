@@ -218,7 +218,7 @@ fn a_cache_on_an_exhausted_region_hands_the_value_back_and_recovers() {
     type Obj = [u64; 64]; // 512 bytes
     let region = RegionPages::new(static_pages!(3, PAGE));
     let cache = SlabCache::<Obj, _>::new_in(&region);
-    let per_slab = SlabCache::<Obj, &RegionPages>::OBJECTS_PER_SLAB;
+    let per_slab = SlabCache::<Obj, &RegionPages>::SLOTS_PER_SLAB;
 
     let mut live = Vec::new();
     let failed = loop {
@@ -273,7 +273,7 @@ fn a_cache_on_an_exhausted_region_hands_the_value_back_and_recovers() {
     let p = heap.allocate(l).expect("the allocator gets a page now");
     // SAFETY: allocated from `heap` with `l`, not used again.
     unsafe { heap.deallocate(p, l) };
-    heap.shrink();
+    heap.shrink_to_fit();
     assert_eq!(region.available(), region.capacity());
 }
 

@@ -48,11 +48,11 @@ fn check_typed_stats(cache: &SlabCache<Payload>, live: usize) {
         s.objects_in_use, live,
         "objects_in_use counts the live handles"
     );
-    assert_eq!(s.object_size, SlabCache::<Payload>::OBJECT_SIZE);
-    assert_eq!(s.objects_per_slab, SlabCache::<Payload>::OBJECTS_PER_SLAB);
+    assert_eq!(s.slot_size, SlabCache::<Payload>::SLOT_SIZE);
+    assert_eq!(s.slots_per_slab, SlabCache::<Payload>::SLOTS_PER_SLAB);
     assert_eq!(
         s.free_slots + s.objects_in_use,
-        s.pages * s.objects_per_slab,
+        s.pages * s.slots_per_slab,
         "every slot of every page held is either free or in use: {s:?}"
     );
     assert_eq!(s.full_slabs + s.partial_slabs + s.empty_slabs, s.pages);
@@ -60,7 +60,7 @@ fn check_typed_stats(cache: &SlabCache<Payload>, live: usize) {
         s.empty_slabs <= 2,
         "at most the reserve of empty slabs: {s:?}"
     );
-    assert!(s.pages * s.objects_per_slab >= live);
+    assert!(s.pages * s.slots_per_slab >= live);
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn typed_cache_keeps_values_intact_through_a_million_random_operations() {
     assert_eq!(ranges.len(), 0);
     let s = cache.stats();
     assert_eq!(s.objects_in_use, 0);
-    assert_eq!(s.free_slots, s.pages * s.objects_per_slab);
+    assert_eq!(s.free_slots, s.pages * s.slots_per_slab);
     assert!(
         s.pages <= 2,
         "only the reserve is kept once all is free: {s:?}"
@@ -184,14 +184,11 @@ fn check_raw_stats(heap: &Heap, live: &[Block]) {
             }
         }
     }
-    assert_eq!(stats.classes.len(), 6);
-    for (i, c) in stats.classes.iter().enumerate() {
-        assert_eq!(c.object_size, 8 << i);
+    assert_eq!(stats.classes().len(), 6);
+    for (i, c) in stats.classes().iter().enumerate() {
+        assert_eq!(c.slot_size, 8 << i);
         assert_eq!(c.objects_in_use, per_class[i], "class {}: {c:?}", c.name);
-        assert_eq!(
-            c.free_slots + c.objects_in_use,
-            c.pages * c.objects_per_slab
-        );
+        assert_eq!(c.free_slots + c.objects_in_use, c.pages * c.slots_per_slab);
         assert_eq!(c.full_slabs + c.partial_slabs + c.empty_slabs, c.pages);
         assert!(
             c.empty_slabs <= 2,
@@ -316,12 +313,12 @@ fn raw_allocator_keeps_blocks_intact_through_a_million_random_operations() {
     let stats = heap.stats();
     assert_eq!(stats.objects_in_use(), 0);
     assert_eq!((stats.fallback_allocations, stats.fallback_bytes), (0, 0));
-    for c in &stats.classes {
+    for c in stats.classes() {
         assert!(
             c.pages <= 2,
             "only the reserve is kept once all is free: {c:?}"
         );
     }
-    assert_eq!(heap.shrink(), stats.pages());
+    assert_eq!(heap.shrink_to_fit(), stats.pages());
     assert_eq!(heap.stats().pages(), 0, "shrink gives back every page");
 }

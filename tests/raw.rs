@@ -11,9 +11,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
 use std::ptr::NonNull;
 
-use common::{fill, verify};
+use common::{CountingPages, fill, verify};
 use minimal_slab::typenum::{U512, U1024, U4096, U16384};
-use minimal_slab::{AllocError, CacheConfig, GlobalPages, NoFallback, SlabAllocator};
+use minimal_slab::{
+    AllocError, CacheConfig, ChunkedGlobalPages, GlobalPages, NoFallback, PageAllocator,
+    SlabAllocator,
+};
 
 type Heap = SlabAllocator;
 
@@ -55,7 +58,8 @@ fn every_class_serves_every_alignment_up_to_its_size() {
                 );
                 let s = heap.stats();
                 assert_eq!(
-                    s.classes[index].objects_in_use, 4,
+                    s.classes()[index].objects_in_use,
+                    4,
                     "{l:?} went to class {class}"
                 );
                 assert_eq!(s.objects_in_use(), 4, "and to no other class");
@@ -73,7 +77,7 @@ fn every_class_serves_every_alignment_up_to_its_size() {
         assert_eq!(Heap::size_class(l), Some(class));
         let p = heap.allocate(l).unwrap();
         assert_eq!(p.as_ptr().addr() % class, 0);
-        assert_eq!(heap.stats().classes[index].objects_in_use, 1);
+        assert_eq!(heap.stats().classes()[index].objects_in_use, 1);
         // SAFETY: allocated from `heap` with `l`, not used again.
         unsafe { heap.deallocate(p, l) };
     }
@@ -201,7 +205,7 @@ fn resizing_within_a_class_stays_in_place() {
     assert_eq!(r, p);
     // SAFETY: the first 17 bytes were kept.
     unsafe { verify(r, 17, 1) };
-    assert_eq!(heap.stats().classes[index_of(32)].objects_in_use, 1);
+    assert_eq!(heap.stats().classes()[index_of(32)].objects_in_use, 1);
     // SAFETY: resized to 17 bytes, not used again.
     unsafe { heap.deallocate(r, layout(17, 4)) };
     assert_eq!(heap.stats().objects_in_use(), 0);
@@ -219,11 +223,11 @@ fn resizing_across_classes_keeps_the_contents() {
     unsafe { verify(q, 16, 7) };
     let s = heap.stats();
     assert_eq!(
-        s.classes[index_of(16)].objects_in_use,
+        s.classes()[index_of(16)].objects_in_use,
         0,
         "the old slot was freed"
     );
-    assert_eq!(s.classes[index_of(256)].objects_in_use, 1);
+    assert_eq!(s.classes()[index_of(256)].objects_in_use, 1);
     // SAFETY: the new block is valid for 200 bytes and ours.
     unsafe { fill(q, 200, 8) };
     // SAFETY: resized to 200 bytes; replaced by the result.
@@ -231,8 +235,8 @@ fn resizing_across_classes_keeps_the_contents() {
     // SAFETY: the first 10 bytes were kept.
     unsafe { verify(r, 10, 8) };
     let s = heap.stats();
-    assert_eq!(s.classes[index_of(256)].objects_in_use, 0);
-    assert_eq!(s.classes[index_of(16)].objects_in_use, 1);
+    assert_eq!(s.classes()[index_of(256)].objects_in_use, 0);
+    assert_eq!(s.classes()[index_of(16)].objects_in_use, 1);
     // SAFETY: resized to 10 bytes, not used again.
     unsafe { heap.deallocate(r, layout(10, 8)) };
     assert_eq!(heap.stats().objects_in_use(), 0);
@@ -270,7 +274,7 @@ fn resizing_between_a_class_and_the_fallback_keeps_the_contents() {
     unsafe { verify(t, 50, 2) };
     let s = heap.stats();
     assert_eq!((s.fallback_allocations, s.fallback_bytes), (0, 0));
-    assert_eq!(s.classes[index_of(64)].objects_in_use, 1);
+    assert_eq!(s.classes()[index_of(64)].objects_in_use, 1);
     // SAFETY: resized to 50 bytes, not used again.
     unsafe { heap.deallocate(t, layout(50, 8)) };
     assert_eq!(heap.stats().objects_in_use(), 0);
@@ -310,7 +314,7 @@ fn resizing_from_and_to_zero_bytes() {
     // SAFETY: a zero-sized allocation from `heap`; replaced by the result.
     let p = unsafe { heap.reallocate(z, layout(0, 8), 24) }.unwrap();
     assert_eq!(p.as_ptr().addr() % 8, 0);
-    assert_eq!(heap.stats().classes[index_of(32)].objects_in_use, 1);
+    assert_eq!(heap.stats().classes()[index_of(32)].objects_in_use, 1);
     // SAFETY: valid for 24 bytes and ours.
     unsafe { fill(p, 24, 9) };
     // SAFETY: resized to 24 bytes; replaced by the result.
@@ -340,7 +344,7 @@ fn global_alloc_methods_work_on_a_local_instance() {
     let q = NonNull::new(q).expect("100 bytes are served");
     // SAFETY: the first 48 bytes were kept.
     unsafe { verify(q, 48, 4) };
-    assert_eq!(heap.stats().classes[index_of(128)].objects_in_use, 1);
+    assert_eq!(heap.stats().classes()[index_of(128)].objects_in_use, 1);
     // SAFETY: resized to 100 bytes, not used again.
     unsafe { GlobalAlloc::dealloc(&heap, q.as_ptr(), layout(100, 16)) };
 
@@ -405,12 +409,12 @@ fn the_stats_table_has_a_row_per_class() {
     assert_eq!(active_objs(&table, "size-8"), 1);
     assert_eq!(active_objs(&table, "size-256"), 0);
     assert!(table.contains("fallback: 0 allocations, 0 bytes"));
-    let one = stats.classes[index_of(64)].to_string();
+    let one = stats.classes()[index_of(64)].to_string();
     assert_eq!(active_objs(&one, "size-64"), 3);
-    assert_eq!(stats.classes[index_of(64)].name, "size-64");
+    assert_eq!(stats.classes()[index_of(64)].name, "size-64");
     assert_eq!(
         stats.header_bytes(),
-        stats.classes.iter().map(|c| c.header_bytes).sum()
+        stats.classes().iter().map(|c| c.header_bytes).sum()
     );
     assert_eq!(stats.bytes_held(), stats.pages() * 4096);
     for p in a {
@@ -430,9 +434,9 @@ fn the_class_table_follows_the_size_class_limit() {
         CacheConfig::new(),
     );
     let s = heap.stats();
-    assert_eq!(s.classes.len(), 10);
-    for (i, c) in s.classes.iter().enumerate() {
-        assert_eq!(c.object_size, 8 << i);
+    assert_eq!(s.classes().len(), 10);
+    for (i, c) in s.classes().iter().enumerate() {
+        assert_eq!(c.slot_size, 8 << i);
         assert_eq!(c.name, format!("size-{}", 8 << i));
         assert_eq!(c.page_size, 16384);
     }
@@ -445,8 +449,12 @@ fn the_class_table_follows_the_size_class_limit() {
     let mid = heap.allocate(layout(3000, 8)).unwrap();
     let small = heap.allocate(layout(1025, 1)).unwrap();
     let s = heap.stats();
-    assert_eq!(s.classes[9].objects_in_use, 6);
-    assert_eq!(s.classes[8].objects_in_use, 1, "1025 bytes: the 2048 class");
+    assert_eq!(s.classes()[9].objects_in_use, 6);
+    assert_eq!(
+        s.classes()[8].objects_in_use,
+        1,
+        "1025 bytes: the 2048 class"
+    );
     assert_eq!(
         heap.allocate(layout(4097, 1)).unwrap_err(),
         AllocError::UnsupportedLayout {
@@ -467,10 +475,10 @@ fn the_class_table_follows_the_size_class_limit() {
 
     let seven: SlabAllocator<GlobalPages, NoFallback, U512> =
         SlabAllocator::with_size_classes(GlobalPages::new(), NoFallback, CacheConfig::new());
-    assert_eq!(seven.stats().classes.len(), 7);
+    assert_eq!(seven.stats().classes().len(), 7);
     let eight: SlabAllocator<GlobalPages, NoFallback, U1024> =
         SlabAllocator::with_size_classes(GlobalPages::new(), NoFallback, CacheConfig::new());
-    assert_eq!(eight.stats().classes.len(), 8);
+    assert_eq!(eight.stats().classes().len(), 8);
     let p = eight.allocate(layout(1024, 1024)).unwrap();
     assert_eq!(p.as_ptr().addr() % 1024, 0);
     // SAFETY: allocated with this layout, not used again.
@@ -498,13 +506,100 @@ fn shrink_gives_back_every_empty_page() {
     let s = heap.stats();
     assert_eq!(s.objects_in_use(), 0);
     assert!(
-        s.classes
+        s.classes()
             .iter()
             .all(|c| c.pages <= 2 && c.pages == c.empty_slabs)
     );
     assert!(s.pages() < held, "pages beyond the reserve went back");
-    assert_eq!(heap.shrink(), s.pages());
+    assert_eq!(heap.shrink_to_fit(), s.pages());
     assert_eq!(heap.stats().pages(), 0);
+}
+
+/// `shrink` while exactly one block is live on the allocator's one page, in
+/// a fresh page (one block allocated) and in a full page emptied but for
+/// one: the page stays, and the block keeps its contents and stays usable.
+/// Once it is freed, the page goes back (at once when the allocator's
+/// `reserve` is 0, else at the next `shrink`).
+fn shrink_keeps_the_page_of_one_live_block<P: PageAllocator>(
+    heap: &SlabAllocator<P>,
+    reserve: usize,
+) {
+    let l = layout(64, 8);
+    let per_slab = heap.stats().classes()[index_of(64)].slots_per_slab;
+    for allocated in [1, per_slab] {
+        let mut all: Vec<_> = (0..allocated).map(|_| heap.allocate(l).unwrap()).collect();
+        assert_eq!(heap.stats().pages(), 1, "{allocated} blocks fill one page");
+        let survivor = all.swap_remove(allocated / 2);
+        for p in all {
+            // SAFETY: allocated with `l`, not used again.
+            unsafe { heap.deallocate(p, l) };
+        }
+        // SAFETY: the survivor is live, 64 bytes, ours alone.
+        unsafe { fill(survivor, 64, 1) };
+
+        assert_eq!(heap.shrink_to_fit(), 0, "no empty page to give back");
+        let s = heap.stats();
+        assert_eq!(
+            (s.pages(), s.objects_in_use()),
+            (1, 1),
+            "the page of the live block stays"
+        );
+        // SAFETY: filled above, still live.
+        unsafe { verify(survivor, 64, 1) };
+        // SAFETY: still live and ours: usable for writes after the shrink.
+        unsafe { fill(survivor, 64, 2) };
+        let neighbour = heap.allocate(l).unwrap();
+        // SAFETY: a fresh 64-byte block, ours alone.
+        unsafe { fill(neighbour, 64, 3) };
+        // SAFETY: both filled above; neither write reached the other.
+        unsafe { verify(survivor, 64, 2) };
+        // SAFETY: as above.
+        unsafe { verify(neighbour, 64, 3) };
+        assert_eq!(heap.stats().pages(), 1);
+        // SAFETY: allocated with `l`, not used again.
+        unsafe { heap.deallocate(neighbour, l) };
+        // SAFETY: allocated with `l`, not used again.
+        unsafe { heap.deallocate(survivor, l) };
+
+        let kept = heap.stats().pages();
+        assert_eq!(
+            kept,
+            usize::from(reserve > 0),
+            "the empty page, kept only for a reserve"
+        );
+        assert_eq!(heap.shrink_to_fit(), kept);
+        let s = heap.stats();
+        assert_eq!(
+            (s.pages(), s.objects_in_use()),
+            (0, 0),
+            "the page went back"
+        );
+    }
+}
+
+#[test]
+fn shrink_keeps_a_page_with_one_live_block_and_the_block_intact() {
+    let default_reserve = CacheConfig::new().reserve;
+    shrink_keeps_the_page_of_one_live_block(&SlabAllocator::new(), default_reserve);
+    let no_reserve = SlabAllocator::with_config(
+        ChunkedGlobalPages::global(),
+        NoFallback,
+        CacheConfig::new().reserve(0),
+    );
+    shrink_keeps_the_page_of_one_live_block(&no_reserve, 0);
+    // Straight from the global allocator, with the page source counting.
+    for reserve in [0, default_reserve] {
+        let pages = CountingPages::new(GlobalPages::new());
+        let heap =
+            SlabAllocator::with_config(&pages, NoFallback, CacheConfig::new().reserve(reserve));
+        shrink_keeps_the_page_of_one_live_block(&heap, reserve);
+        assert_eq!(pages.outstanding(), 0, "reserve {reserve}");
+        assert_eq!(
+            pages.handed_out(),
+            2,
+            "reserve {reserve}: one page per round"
+        );
+    }
 }
 
 #[test]
@@ -515,7 +610,7 @@ fn a_page_limit_applies_to_each_class() {
         CacheConfig::new().page_limit(1),
     );
     let l = layout(256, 8);
-    let per_slab = heap.stats().classes[index_of(256)].objects_per_slab;
+    let per_slab = heap.stats().classes()[index_of(256)].slots_per_slab;
     let full: Vec<_> = (0..per_slab).map(|_| heap.allocate(l).unwrap()).collect();
     assert_eq!(
         heap.allocate(l).unwrap_err(),
@@ -542,12 +637,12 @@ fn an_allocator_can_be_a_static_without_being_the_global_one() {
     unsafe { fill(p, 40, 11) };
     // SAFETY: filled above.
     unsafe { verify(p, 40, 11) };
-    assert!(SHARED.stats().classes[index_of(64)].objects_in_use >= 1);
+    assert!(SHARED.stats().classes()[index_of(64)].objects_in_use >= 1);
     // SAFETY: allocated with `l`, not used again.
     unsafe { SHARED.deallocate(p, l) };
     // A static is never dropped; give its reserve back so that leak checkers
     // (Miri) see every page returned.
-    SHARED.shrink();
+    SHARED.shrink_to_fit();
 }
 
 #[test]

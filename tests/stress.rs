@@ -371,7 +371,7 @@ fn a_static_cache_under_stress() {
 
     let stats = OBJECTS.stats();
     assert_eq!(stats.objects_in_use, 0, "{stats:?}");
-    assert_eq!(stats.free_slots, stats.pages * stats.objects_per_slab);
+    assert_eq!(stats.free_slots, stats.pages * stats.slots_per_slab);
     assert!(stats.pages <= 2, "only the reserve is kept: {stats:?}");
     OBJECTS.shrink();
     assert_eq!(OBJECTS.stats().pages, 0);
@@ -450,7 +450,7 @@ impl Pool for RawPool<'_> {
     }
 
     fn shrink(&self) {
-        self.0.shrink();
+        self.0.shrink_to_fit();
     }
 
     fn in_use(&self) -> (usize, usize) {
@@ -467,10 +467,10 @@ fn a_shared_allocator_under_stress() {
     let stats = heap.stats();
     assert_eq!(stats.objects_in_use(), 0, "{stats}");
     assert_eq!((stats.fallback_allocations, stats.fallback_bytes), (0, 0));
-    for class in &stats.classes {
-        assert_eq!(class.free_slots, class.pages * class.objects_per_slab);
+    for class in stats.classes() {
+        assert_eq!(class.free_slots, class.pages * class.slots_per_slab);
         assert!(class.pages <= 2, "only the reserve is kept: {class:?}");
     }
-    heap.shrink();
+    heap.shrink_to_fit();
     assert_eq!(heap.stats().pages(), 0);
 }

@@ -108,7 +108,7 @@ fn a_shared_cache_never_hands_a_slot_to_two_threads() {
     assert!(live_addrs.lock().unwrap().is_empty());
     let stats = cache.stats();
     assert_eq!(stats.objects_in_use, 0);
-    assert_eq!(stats.free_slots, stats.pages * stats.objects_per_slab);
+    assert_eq!(stats.free_slots, stats.pages * stats.slots_per_slab);
     assert!(stats.pages <= 2, "only the reserve is kept: {stats:?}");
     cache.shrink();
     assert_eq!(cache.stats().pages, 0);
@@ -243,11 +243,11 @@ fn a_shared_allocator_keeps_every_threads_blocks_intact() {
     let stats = heap.stats();
     assert_eq!(stats.objects_in_use(), 0);
     assert_eq!((stats.fallback_allocations, stats.fallback_bytes), (0, 0));
-    for c in &stats.classes {
-        assert_eq!(c.free_slots, c.pages * c.objects_per_slab);
+    for c in stats.classes() {
+        assert_eq!(c.free_slots, c.pages * c.slots_per_slab);
         assert!(c.pages <= 2, "only the reserve is kept: {c:?}");
     }
-    heap.shrink();
+    heap.shrink_to_fit();
     assert_eq!(heap.stats().pages(), 0);
 }
 

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::CountingPages;
 use minimal_slab::typenum::U8192;
 use minimal_slab::{
-    AllocError, CacheConfig, ChunkedGlobalPages, GlobalPages, NoPages, PageAllocError, SlabBox,
-    SlabCache,
+    AllocError, CacheConfig, ChunkedGlobalPages, GlobalPages, NoPages, PageAllocError,
+    PageAllocator, SlabBox, SlabCache,
 };
 
 /// Counts its drops in the counter it points to.
@@ -97,7 +97,8 @@ fn a_pinned_value_is_dropped_once_and_stays_in_place() {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     // Pinning is for caches borrowed for 'static.
     static CACHE: SlabCache<Counted<'static>> = SlabCache::new();
-    let pinned: Pin<SlabBox<'static, Counted<'static>>> = CACHE.pin(counted(&COUNTER, 5)).unwrap();
+    let pinned: Pin<SlabBox<'static, Counted<'static>>> =
+        SlabBox::into_pin(CACHE.alloc(counted(&COUNTER, 5)).unwrap());
     assert_eq!(pinned.id, 5);
     let addr = std::ptr::from_ref(&*pinned).addr();
     let moved = pinned; // moving the handle never moves the value
@@ -159,18 +160,18 @@ impl Drop for CountedZst {
 
 #[test]
 fn zero_sized_types_take_no_slot_and_no_page() {
-    assert_eq!(SlabCache::<Unit>::OBJECT_SIZE, 0);
-    assert_eq!(SlabCache::<Unit>::OBJECTS_PER_SLAB, 0);
-    assert_eq!(SlabCache::<()>::OBJECT_SIZE, 0);
-    assert_eq!(SlabCache::<()>::OBJECTS_PER_SLAB, 0);
+    assert_eq!(SlabCache::<Unit>::SLOT_SIZE, 0);
+    assert_eq!(SlabCache::<Unit>::SLOTS_PER_SLAB, 0);
+    assert_eq!(SlabCache::<()>::SLOT_SIZE, 0);
+    assert_eq!(SlabCache::<()>::SLOTS_PER_SLAB, 0);
 
     let units: SlabCache<Unit> = SlabCache::new();
     let handles: Vec<_> = (0..if cfg!(miri) { 500 } else { 10_000 })
         .map(|_| units.alloc(Unit).unwrap())
         .collect();
     assert_eq!(units.stats().pages, 0, "zero-sized values take no page");
-    assert_eq!(units.stats().object_size, 0);
-    assert_eq!(units.stats().objects_per_slab, 0);
+    assert_eq!(units.stats().slot_size, 0);
+    assert_eq!(units.stats().slots_per_slab, 0);
     drop(handles);
 
     // Not even a page source is needed.
@@ -211,7 +212,7 @@ struct Align4096(u64);
 #[test]
 fn over_aligned_types_get_aligned_slots() {
     let cache: SlabCache<Align64> = SlabCache::new();
-    assert_eq!(SlabCache::<Align64>::OBJECT_SIZE, 64);
+    assert_eq!(SlabCache::<Align64>::SLOT_SIZE, 64);
     let boxes: Vec<_> = (0..200)
         .map(|i| cache.alloc(Align64(i as u8)).unwrap())
         .collect();
@@ -227,9 +228,9 @@ fn over_aligned_types_get_aligned_slots() {
 #[test]
 fn page_aligned_types_fit_on_bigger_pages() {
     type Cache = SlabCache<Align4096, GlobalPages<U8192>>;
-    assert_eq!(Cache::OBJECT_SIZE, 4096);
+    assert_eq!(Cache::SLOT_SIZE, 4096);
     assert_eq!(
-        Cache::OBJECTS_PER_SLAB,
+        Cache::SLOTS_PER_SLAB,
         1,
         "the header takes the first half of the page"
     );
@@ -325,8 +326,8 @@ fn a_failed_allocation_hands_the_value_back() {
         ChunkedGlobalPages::default(),
         CacheConfig::new().page_limit(1),
     );
-    assert_eq!(cache.config().get_page_limit(), Some(1));
-    let per_slab = SlabCache::<Counted<'_>>::OBJECTS_PER_SLAB;
+    assert_eq!(cache.config().page_limit, Some(1));
+    let per_slab = SlabCache::<Counted<'_>>::SLOTS_PER_SLAB;
     let mut boxes: Vec<_> = (0..per_slab)
         .map(|id| cache.alloc(counted(&counter, id as u32)).unwrap())
         .collect();
@@ -535,8 +536,8 @@ fn into_raw_and_from_raw_round_trip() {
 /// slots: 128 bytes for 4-byte slots on 32-bit targets), and never the whole
 /// page.
 fn assert_plausible_geometry<T>(expected_size: usize) {
-    let size = SlabCache::<T>::OBJECT_SIZE;
-    let per = SlabCache::<T>::OBJECTS_PER_SLAB;
+    let size = SlabCache::<T>::SLOT_SIZE;
+    let per = SlabCache::<T>::SLOTS_PER_SLAB;
     assert_eq!(size, expected_size, "{}", std::any::type_name::<T>());
     assert!(
         per >= (4096 - 160) / size,
@@ -547,7 +548,7 @@ fn assert_plausible_geometry<T>(expected_size: usize) {
     let cache: SlabCache<T> = SlabCache::new();
     let s = cache.stats();
     assert_eq!(
-        (s.object_size, s.objects_per_slab, s.page_size),
+        (s.slot_size, s.slots_per_slab, s.page_size),
         (size, per, 4096)
     );
     assert_eq!(SlabCache::<T>::slot_layout().size(), size);
@@ -563,7 +564,7 @@ fn slot_sizes_and_slots_per_slab() {
     assert_plausible_geometry::<[u8; 24]>(24);
     assert_plausible_geometry::<[u8; 64]>(64);
     // Usable in const context.
-    const PER_SLAB_64: usize = SlabCache::<[u8; 64]>::OBJECTS_PER_SLAB;
+    const PER_SLAB_64: usize = SlabCache::<[u8; 64]>::SLOTS_PER_SLAB;
     const {
         assert!(
             PER_SLAB_64 >= 63,
@@ -582,8 +583,8 @@ fn ten_thousand_objects_use_the_fewest_pages_and_free_all_but_the_reserve() {
     const N: usize = if cfg!(miri) { 1_000 } else { 10_000 };
     let pages = CountingPages::new(GlobalPages::new());
     let cache: SlabCache<Line, &CountingPages> = SlabCache::new_in(&pages);
-    let per_slab = SlabCache::<Line, &CountingPages>::OBJECTS_PER_SLAB;
-    assert_eq!(SlabCache::<Line, &CountingPages>::OBJECT_SIZE, 64);
+    let per_slab = SlabCache::<Line, &CountingPages>::SLOTS_PER_SLAB;
+    assert_eq!(SlabCache::<Line, &CountingPages>::SLOT_SIZE, 64);
     assert!(per_slab >= 63);
 
     let objects: Vec<_> = (0..N as u32)
@@ -636,13 +637,13 @@ fn header_bytes_account_for_the_rest_of_each_page() {
     let cache: SlabCache<[u8; 64]> = SlabCache::new();
     let objects: Vec<_> = (0..1000).map(|_| cache.alloc([0; 64]).unwrap()).collect();
     let s = cache.stats();
-    assert_eq!(s.pages, 1000_usize.div_ceil(s.objects_per_slab));
+    assert_eq!(s.pages, 1000_usize.div_ceil(s.slots_per_slab));
     assert_eq!(s.header_bytes % s.pages, 0);
     let header = s.header_bytes / s.pages;
     assert!((1..=64).contains(&header), "header of {header} bytes");
-    assert!(header + s.objects_per_slab * 64 <= 4096);
+    assert!(header + s.slots_per_slab * 64 <= 4096);
     assert!(
-        header + (s.objects_per_slab + 1) * 64 > 4096,
+        header + (s.slots_per_slab + 1) * 64 > 4096,
         "no room left for another slot"
     );
     drop(objects);
@@ -654,7 +655,7 @@ fn the_reserve_is_configurable_and_dropping_the_cache_returns_its_pages() {
     {
         let cache: SlabCache<[u64; 64], _> =
             SlabCache::with_config(&pages, CacheConfig::new().reserve(0));
-        assert_eq!(cache.config().get_reserve(), 0);
+        assert_eq!(cache.config().reserve, 0);
         let a: Vec<_> = (0..100).map(|i| cache.alloc([i; 64]).unwrap()).collect();
         assert!(pages.outstanding() > 1);
         drop(a);
@@ -701,6 +702,77 @@ fn the_reserve_is_reused_before_taking_new_pages() {
     assert_eq!(pages.given_back(), 0);
 }
 
+/// Word `i` of the pattern written into the object that outlives the others.
+fn word(i: usize) -> u64 {
+    (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// `shrink` while exactly one object is live on the cache's one page, in a
+/// fresh page (one object allocated) and in a full page emptied but for one:
+/// the page stays, and the object stays intact and usable. Once it is
+/// dropped, the page goes back (at once with a reserve of 0, else at the
+/// next `shrink`).
+fn shrink_keeps_the_page_of_one_live_object<P: PageAllocator>(cache: &SlabCache<[u64; 8], P>) {
+    let per_slab = SlabCache::<[u64; 8], P>::SLOTS_PER_SLAB;
+    for allocated in [1, per_slab] {
+        let mut all: Vec<_> = (0..allocated as u64)
+            .map(|i| cache.alloc([i; 8]).unwrap())
+            .collect();
+        assert_eq!(cache.stats().pages, 1, "{allocated} objects fill one page");
+        let mut survivor = all.swap_remove(allocated / 2);
+        drop(all);
+        for (i, w) in survivor.iter_mut().enumerate() {
+            *w = word(i);
+        }
+
+        assert_eq!(cache.shrink(), 0, "no empty page to give back");
+        let s = cache.stats();
+        assert_eq!(
+            (s.pages, s.objects_in_use),
+            (1, 1),
+            "the page of the live object stays"
+        );
+        assert!(
+            survivor.iter().enumerate().all(|(i, &w)| w == word(i)),
+            "the live object is intact after shrink: {survivor:x?}"
+        );
+        survivor[3] = !survivor[3];
+        assert_eq!(survivor[3], !word(3), "and usable");
+        let neighbour = cache.alloc([9; 8]).unwrap();
+        assert_eq!((*neighbour, cache.stats().pages), ([9; 8], 1));
+        drop(neighbour);
+        assert_eq!(SlabBox::into_inner(survivor)[7], word(7));
+
+        let kept = cache.stats().pages;
+        let expected = usize::from(cache.config().reserve > 0);
+        assert_eq!(kept, expected, "the empty page, kept only for a reserve");
+        assert_eq!(cache.shrink(), kept);
+        let s = cache.stats();
+        assert_eq!((s.pages, s.objects_in_use), (0, 0), "the page went back");
+    }
+}
+
+#[test]
+fn shrink_keeps_a_page_with_one_live_object_and_the_object_intact() {
+    shrink_keeps_the_page_of_one_live_object(&SlabCache::new());
+    shrink_keeps_the_page_of_one_live_object(&SlabCache::with_config(
+        ChunkedGlobalPages::global(),
+        CacheConfig::new().reserve(0),
+    ));
+    // Straight from the global allocator, with the page source counting.
+    for reserve in [0, CacheConfig::new().reserve] {
+        let pages = CountingPages::new(GlobalPages::new());
+        let cache = SlabCache::with_config(&pages, CacheConfig::new().reserve(reserve));
+        shrink_keeps_the_page_of_one_live_object(&cache);
+        assert_eq!(pages.outstanding(), 0, "reserve {reserve}");
+        assert_eq!(
+            pages.handed_out(),
+            2,
+            "reserve {reserve}: one page per round"
+        );
+    }
+}
+
 // -------------------------------------------------------------- static use
 
 static NUMBERS: SlabCache<u32> = SlabCache::new();
@@ -719,7 +791,7 @@ fn a_cache_can_be_a_static() {
 #[test]
 fn occupancy_shows_exactly_the_slots_in_use() {
     let cache: SlabCache<[u64; 4]> = SlabCache::new();
-    let per_slab = SlabCache::<[u64; 4]>::OBJECTS_PER_SLAB;
+    let per_slab = SlabCache::<[u64; 4]>::SLOTS_PER_SLAB;
     let mut live: Vec<_> = (0..per_slab as u64 + 10)
         .map(|i| Some(cache.alloc([i; 4]).unwrap()))
         .collect();
@@ -736,9 +808,9 @@ fn occupancy_shows_exactly_the_slots_in_use() {
     let mut slabs = 0;
     cache.for_each_slab(|slab| {
         slabs += 1;
-        assert_eq!(slab.capacity(), per_slab);
+        assert_eq!(slab.slots_per_slab(), per_slab);
         assert_eq!(slab.slots().filter(|&used| used).count(), slab.in_use());
-        for index in 0..slab.capacity() {
+        for index in 0..slab.slots_per_slab() {
             if slab.is_used(index) {
                 assert!(seen.insert(slab.slot_address(index)));
             }

@@ -64,7 +64,7 @@ impl<F: Fallback> Model<'_, '_, F> {
         }
         match Self::class_of(layout) {
             Some(class) => {
-                let before = &self.heap.stats().classes[class];
+                let before = &self.heap.stats().classes()[class];
                 expected_failure(before, self.limit, self.region)
             }
             None if self.with_fallback => None,
@@ -180,7 +180,7 @@ impl<F: Fallback> Model<'_, '_, F> {
             unsafe { verify(b.ptr, b.layout.size(), b.id) };
         }
         let stats = self.heap.stats();
-        for (class, s) in stats.classes.iter().enumerate() {
+        for (class, s) in stats.classes().iter().enumerate() {
             let in_use = self
                 .live
                 .iter()

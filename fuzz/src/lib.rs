@@ -126,7 +126,7 @@ pub unsafe fn verify(ptr: NonNull<u8>, len: usize, id: u64) {
 pub fn check_counters(s: &CacheStats, in_use: usize, limit: Option<usize>, reserve: usize) {
     assert_eq!(s.objects_in_use, in_use, "{s:?}");
     assert_eq!(
-        s.pages * s.objects_per_slab,
+        s.pages * s.slots_per_slab,
         s.objects_in_use + s.free_slots,
         "{s:?}"
     );
@@ -135,13 +135,13 @@ pub fn check_counters(s: &CacheStats, in_use: usize, limit: Option<usize>, reser
         s.pages,
         "{s:?}"
     );
-    let full = s.full_slabs * s.objects_per_slab;
+    let full = s.full_slabs * s.slots_per_slab;
     assert!(
         full + s.partial_slabs <= in_use,
         "lists disagree with counts: {s:?}"
     );
     assert!(
-        in_use <= full + s.partial_slabs * (s.objects_per_slab - 1),
+        in_use <= full + s.partial_slabs * (s.slots_per_slab - 1),
         "lists disagree with counts: {s:?}"
     );
     assert!(

@@ -31,6 +31,17 @@ pub struct GlobalAllocPages<A, S: PageSize = U4096> {
     _size: PhantomData<S>,
 }
 
+impl<A: Clone, S: PageSize> Clone for GlobalAllocPages<A, S> {
+    fn clone(&self) -> Self {
+        Self {
+            alloc: self.alloc.clone(),
+            _size: PhantomData,
+        }
+    }
+}
+
+impl<A: Copy, S: PageSize> Copy for GlobalAllocPages<A, S> {}
+
 impl<A: GlobalAlloc> GlobalAllocPages<A> {
     /// Takes 4 KiB pages from `alloc`.
     pub const fn new(alloc: A) -> Self {

@@ -49,7 +49,6 @@ mod chunked;
 mod global;
 mod global_alloc;
 mod no_pages;
-mod page_stack;
 mod region;
 
 /// The page source a cache uses when none is named: [`ChunkedGlobalPages`]
@@ -121,10 +120,10 @@ pub use region::RegionPages;
 ///
 /// A size that is not a power of two is rejected by the compiler:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// use minimal_slab::page_allocator::PageSize;
 /// fn page_bytes<S: PageSize>() -> usize { S::USIZE }
-/// page_bytes::<minimal_slab::typenum::U3000>();
+/// page_bytes::<minimal_slab::typenum::U768>(); // 3 × 256: not a power of two
 /// ```
 pub trait PageSize: Unsigned + PowerOfTwo + Send + Sync + 'static {}
 
@@ -157,12 +156,16 @@ impl<S> PageSize for S where
 /// check that and reject a misaligned page, so breaking it is a bug, not
 /// undefined behaviour.
 ///
-/// Both methods are called while a cache holds its lock, and possibly while a
-/// local front ([`LocalCache`](crate::LocalCache),
-/// [`LocalAllocator`](crate::LocalAllocator)) has its magazine borrowed. They
-/// must not allocate from or free to the caches and allocators they serve,
-/// nor through those caches' local fronts: the lock would spin forever, and
-/// a re-entered front would alias its own magazine.
+/// Both methods are called while a cache holds its lock. They must not
+/// allocate from or free to the caches and allocators they serve, nor
+/// through those caches' local fronts: the lock would spin forever.
+///
+/// They may panic (a page source is ordinary code): the caches keep their
+/// counts right and lose no slot when one does — they do their bookkeeping
+/// before they call the page source — and the local fronts hold no borrow of
+/// their magazines across the call, so a panic hook that uses them finds
+/// them whole. A page being given back when `deallocate_page` panics is
+/// considered given back.
 ///
 /// The risks on the caller's side — using a page after giving it back, giving
 /// it back twice, or giving back a page this allocator never handed out — are

@@ -12,9 +12,9 @@ use core::ptr::NonNull;
 
 use typenum::U4096;
 
-use super::page_stack::PageStack;
 use super::{PageAllocator, PageSize};
 use crate::error::PageAllocError;
+use crate::intrusive::{FreeStack, Run};
 use crate::sync::{Mutex, const_fn_unless_loom};
 
 /// Pages from a fixed memory region: for kernels, firmware, and any program
@@ -43,12 +43,12 @@ pub struct RegionPages<S: PageSize = U4096> {
 }
 
 struct RegionState {
-    /// The pages not handed out.
-    free: PageStack,
+    /// The pages not handed out, and the count of those that are.
+    free: FreeStack,
+    /// The latest memory added: `free`'s run of never-used pages.
+    run: Run,
     /// Pages ever added to the region.
     total: usize,
-    /// Pages not handed out right now.
-    available: usize,
 }
 
 // SAFETY: the state's pointers point into memory the region owns exclusively
@@ -83,9 +83,13 @@ impl<S: PageSize> RegionPages<S> {
         pub const fn with_page_size() -> Self {
             Self {
                 state: Mutex::new(RegionState {
-                    free: PageStack::empty(),
+                    free: FreeStack::new(),
+                    run: Run {
+                        base: NonNull::dangling(),
+                        size: S::USIZE,
+                        count: 0,
+                    },
                     total: 0,
-                    available: 0,
                 }),
                 _size: PhantomData,
             }
@@ -124,11 +128,17 @@ impl<S: PageSize> RegionPages<S> {
         let first = unsafe { start.byte_add(offset) };
 
         let mut state = self.state.lock();
-        // SAFETY: the caller gives the memory up to the region; `first` is
-        // aligned to `S` and `pages` whole pages follow it inside the memory.
-        unsafe { state.free.add_fresh::<S>(first, pages) };
+        let old = state.run;
+        // SAFETY: the lock gives us the stack and its memory; `old` is its run.
+        unsafe { state.free.retire_run(old) };
+        // The caller gives the memory up to the region; `first` is aligned
+        // to `S` and `pages` whole pages follow it inside the memory.
+        state.run = Run {
+            base: first,
+            size: S::USIZE,
+            count: pages,
+        };
         state.total += pages;
-        state.available += pages;
         pages
     }
 
@@ -139,7 +149,8 @@ impl<S: PageSize> RegionPages<S> {
 
     /// Pages not handed out right now.
     pub fn available(&self) -> usize {
-        self.state.lock().available
+        let state = self.state.lock();
+        state.total - state.free.out()
     }
 }
 
@@ -156,7 +167,7 @@ impl<S: PageSize> fmt::Debug for RegionPages<S> {
         match self.state.try_lock() {
             Some(state) => out
                 .field("capacity", &state.total)
-                .field("available", &state.available),
+                .field("available", &(state.total - state.free.out())),
             None => out.field("state", &"<locked>"),
         };
         out.finish()
@@ -172,12 +183,10 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
         let mut state = self.state.lock();
-        let page = state
-            .free
-            .pop::<S>()
-            .ok_or(PageAllocError::RegionExhausted)?;
-        state.available -= 1;
-        Ok(page)
+        let run = state.run;
+        // SAFETY: the lock gives us the stack and the region's free pages;
+        // `run` is the stack's run.
+        unsafe { state.free.pop(run) }.ok_or(PageAllocError::RegionExhausted)
     }
 
     unsafe fn deallocate_page(&self, page: NonNull<u8>) {
@@ -189,7 +198,6 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
         // SAFETY: the caller guarantees `page` came from `allocate_page` here
         // and is no longer used.
         unsafe { state.free.push(page) };
-        state.available += 1;
     }
 }
 

@@ -1,4 +1,10 @@
-//! Misuse that unsafe callers can commit, and how checked builds report it.
+//! Misuse that unsafe callers can commit, and how checked builds find and
+//! report it.
+//!
+//! This folder is the crate's checking kit, used by every layer above the
+//! page sources: [`Misuse`] and its report (here), the poison that marks free
+//! slots ([`poison`]), and the tag that tells one cache's slabs from another's
+//! ([`owner`]). It knows nothing of slabs or caches; they call it.
 //!
 //! Checks run when the feature `checked` is on, and in every build with
 //! `debug_assertions`. They cost a bitmap of one bit per slot in each slab
@@ -12,6 +18,11 @@
 
 use core::fmt;
 use core::ptr::NonNull;
+
+pub(crate) mod owner;
+pub(crate) mod poison;
+
+pub(crate) use owner::OwnerTag;
 
 /// Whether misuse checks are compiled in.
 pub(crate) const CHECKED: bool = cfg!(any(feature = "checked", debug_assertions));
@@ -40,21 +51,25 @@ pub(crate) enum Misuse {
     },
 }
 
+/// How an entry point reports a misuse: [`Misuse::report`] panics; the
+/// `GlobalAlloc` entry points, which must not unwind, abort instead.
+pub(crate) type Report = fn(Misuse, NonNull<u8>) -> !;
+
 impl Misuse {
     /// Panics with a message naming the misuse and the address.
     #[cold]
     #[track_caller]
     pub(crate) fn report(self, ptr: NonNull<u8>) -> ! {
-        panic!("{}", Report { misuse: self, ptr })
+        panic!("{}", Message { misuse: self, ptr })
     }
 }
 
-struct Report {
+struct Message {
     misuse: Misuse,
     ptr: NonNull<u8>,
 }
 
-impl fmt::Display for Report {
+impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ptr = self.ptr;
         match self.misuse {

@@ -1,45 +1,47 @@
 //! A magazine: a small stack of free slots owned by one thread.
 //!
-//! Bonwick and Adams's answer to lock contention in a slab allocator (2001)
-//! is to put, in front of each shared cache, a per-CPU stack of free objects
-//! — a magazine — that the CPU pops and pushes without any lock, and to
-//! touch the shared cache only to refill an empty magazine or to empty a
-//! full one, a batch of objects under one lock. [`LocalCache`] and
-//! [`LocalAllocator`] are those per-thread (or per-core) fronts; this module
-//! is the stack itself.
-//!
 //! # What a magazine owns
 //!
-//! Slots that its shared cache has handed out (they count as in use there)
-//! and that no user holds. A slot is in at most one magazine, and is either
-//! in a magazine or in a user's hands, never both.
+//! Slots that its cache has handed out (they count as in use there) and that
+//! no user holds. A slot is in at most one magazine, and is either in a
+//! magazine or in a user's hands, never both.
 //!
 //! # Invariants
 //!
-//! - `slots[..len]` are initialised; `len <= N`.
+//! - `slots[..len]` hold slots; `len <= N`.
 //! - In checked builds every slot in a magazine is filled with the poison
-//!   byte, verified when it is handed out; in AddressSanitizer builds it is
-//!   marked off limits (see `poison`).
+//!   byte, verified when it leaves; in AddressSanitizer builds it is marked
+//!   off limits (see `checked::poison`).
+//!
+//! # Cells, not `&mut`
+//!
+//! Every field is a [`Cell`], and every operation a short sequence of
+//! `get`s and `set`s that calls nothing outside this file. So no reference
+//! to a magazine's contents ever exists for longer than a load or a store:
+//! whatever runs while a front is in the middle of an operation — a page
+//! source called for a refill, a panic hook run because that page source
+//! panicked, a destructor — may use the same front again without aliasing
+//! anything. (An earlier design lent out `&mut Magazine` for the length of
+//! a refill; a panic hook that used the front then re-borrowed it, which
+//! Miri reports as undefined behaviour.) `Cell`'s `get` and `set` compile
+//! to plain loads and stores, the same code as through `&mut`.
 //!
 //! The capacity `N` is a type-level number (`typenum`), so the stack is a
 //! `GenericArray` of exactly that length inside the front, with no heap and
 //! no const-generic arithmetic.
-//!
-//! [`LocalCache`]: crate::LocalCache
-//! [`LocalAllocator`]: crate::LocalAllocator
 
+use core::cell::Cell;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use generic_array::{ArrayLength, GenericArray};
 
-use crate::misuse::{CHECKED, Misuse};
-use crate::poison;
+use crate::checked::{CHECKED, Misuse, poison};
 
-/// A fixed-capacity stack of slot pointers.
+/// A fixed-capacity stack of slot pointers, used through `&self`.
 pub(crate) struct Magazine<N: ArrayLength> {
-    slots: GenericArray<MaybeUninit<NonNull<u8>>, N>,
-    len: usize,
+    slots: GenericArray<Cell<MaybeUninit<NonNull<u8>>>, N>,
+    len: Cell<usize>,
 }
 
 impl<N: ArrayLength> Magazine<N> {
@@ -54,35 +56,37 @@ impl<N: ArrayLength> Magazine<N> {
     /// An empty magazine.
     pub(crate) const fn new() -> Self {
         Self {
-            slots: GenericArray::uninit(),
-            len: 0,
+            // SAFETY: a `Cell<MaybeUninit<_>>` needs no initialisation.
+            slots: unsafe { GenericArray::assume_init(GenericArray::uninit()) },
+            len: Cell::new(0),
         }
     }
 
     /// Slots held.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len.get()
     }
 
     /// The most recently pushed slot, if any.
     #[inline]
-    pub(crate) fn pop(&mut self) -> Option<NonNull<u8>> {
-        let top = self.len.checked_sub(1)?;
-        self.len = top;
+    pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
+        let top = self.len.get().checked_sub(1)?;
+        self.len.set(top);
         // SAFETY: `top < len <= N`: in bounds.
-        let slot = unsafe { self.slots.get_unchecked(top) };
-        // SAFETY: `slots[..len]` are initialised, and `top < len`.
-        Some(unsafe { slot.assume_init() })
+        let held = unsafe { self.slots.get_unchecked(top) };
+        // SAFETY: `slots[..len]` hold slots, and `top` was below `len`.
+        Some(unsafe { held.get().assume_init() })
     }
 
     /// Pushes `slot`, or hands it back if the magazine is full.
     #[inline]
-    pub(crate) fn push(&mut self, slot: NonNull<u8>) -> Result<(), NonNull<u8>> {
-        match self.slots.get_mut(self.len) {
+    pub(crate) fn push(&self, slot: NonNull<u8>) -> Result<(), NonNull<u8>> {
+        let len = self.len.get();
+        match self.slots.get(len) {
             Some(free) => {
-                *free = MaybeUninit::new(slot);
-                self.len += 1;
+                free.set(MaybeUninit::new(slot));
+                self.len.set(len + 1);
                 Ok(())
             }
             None => Err(slot),
@@ -91,23 +95,19 @@ impl<N: ArrayLength> Magazine<N> {
 
     /// The `count` most recently pushed slots (all of them if fewer), left
     /// in place, most recent first: the order `pop` takes them in.
-    #[inline]
     pub(crate) fn top(&self, count: usize) -> impl Iterator<Item = NonNull<u8>> + '_ {
-        let start = self.len.saturating_sub(count);
-        self.slots[start..self.len]
+        let len = self.len.get();
+        self.slots[len.saturating_sub(count)..len]
             .iter()
             .rev()
-            // SAFETY: `slots[..len]` are initialised.
-            .map(|held| unsafe { held.assume_init() })
+            // SAFETY: `slots[..len]` hold slots.
+            .map(|held| unsafe { held.get().assume_init() })
     }
 
     /// Whether `slot` is in the magazine (a linear scan: checked builds
-    /// only, to catch a double free before it is parked).
+    /// only, to catch a double free before it is cached).
     pub(crate) fn contains(&self, slot: NonNull<u8>) -> bool {
-        self.slots[..self.len]
-            .iter()
-            // SAFETY: `slots[..len]` are initialised.
-            .any(|held| unsafe { held.assume_init() } == slot)
+        self.top(self.len.get()).any(|held| held == slot)
     }
 }
 
@@ -118,7 +118,7 @@ impl<N: ArrayLength> Magazine<N> {
 ///
 /// `slot` is `size` bytes that its cache handed out and no one uses.
 #[inline]
-pub(crate) unsafe fn park(slot: NonNull<u8>, size: usize) {
+pub(crate) unsafe fn poison_cached(slot: NonNull<u8>, size: usize) {
     if CHECKED {
         // SAFETY: the caller's guarantees.
         unsafe { poison::fill(slot.as_ptr(), size) };
@@ -131,10 +131,10 @@ pub(crate) unsafe fn park(slot: NonNull<u8>, size: usize) {
 ///
 /// # Safety
 ///
-/// `slot` was readied by [`park`] with the same `size`, and no one else
-/// holds it.
+/// `slot` was readied by [`poison_cached`] with the same `size`, and no one
+/// else holds it.
 #[inline]
-pub(crate) unsafe fn unpark(slot: NonNull<u8>, size: usize) -> Result<NonNull<u8>, Misuse> {
+pub(crate) unsafe fn check_cached(slot: NonNull<u8>, size: usize) -> Result<(), Misuse> {
     poison::allow(slot, size);
     if CHECKED {
         // SAFETY: the caller's guarantees.
@@ -142,5 +142,5 @@ pub(crate) unsafe fn unpark(slot: NonNull<u8>, size: usize) -> Result<NonNull<u8
             return Err(Misuse::WriteAfterFree { offset });
         }
     }
-    Ok(slot)
+    Ok(())
 }

@@ -4,33 +4,43 @@
 //! are associated `const`s of the type, computed when the program is
 //! compiled; a `T` that cannot fit a page is a compile error, not a runtime
 //! failure. Each cache owns its own slabs rather than sharing the size
-//! classes of [`SlabAllocator`](crate::SlabAllocator): its slots are exactly
-//! as big as `T` (a 24-byte `T` costs 24 bytes, not 32), a busy type never
-//! fragments another's pages, and the cache can be capped, shrunk and counted
-//! on its own.
+//! classes of [`SlabAllocator`](crate::SlabAllocator): its slots are `T`'s
+//! size rounded up to its alignment and to a pointer (a 24-byte `T` takes
+//! 24 bytes, not the 32 of a size class; a 4-byte one takes 8), a busy type
+//! never fragments another's pages, and the cache can be capped, shrunk and
+//! counted on its own.
 //!
 //! The cache hands out [`SlabBox`] handles that borrow it, so in safe code no
 //! handle outlives its cache; dropping a handle drops the value and returns
 //! the slot.
+//!
+//! # The files
+//!
+//! The cache (this file) knows nothing of its handle; the handle's file,
+//! `slab_box`, holds [`SlabBox`] and the methods that make one
+//! ([`SlabCache::alloc`] and its kin), so the two never import each other.
+//! Structurally a typed cache is a one-class allocator: a [`CacheSet`] of one
+//! core, which holds the lock, the page source and the misuse report.
 
 use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
-use core::pin::Pin;
 use core::ptr::NonNull;
 
-use generic_array::ArrayLength;
+use typenum::U1;
 
-use crate::error::{AllocError, AllocFailed};
-use crate::magazine::Magazine;
-use crate::misuse::Misuse;
+use crate::cache::{CacheConfig, CacheSet, Shape, SlotReach};
+use crate::checked::Misuse;
+use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
-use crate::slab_box::SlabBox;
-use crate::slab_cache::{AllocFault, CacheConfig, CacheCore, OwnerTag, SlotReach};
 use crate::stats::{CacheStats, SlabOccupancy};
-use crate::sync::{Mutex, const_fn_unless_loom};
+use crate::sync::const_fn_unless_loom;
+
+mod slab_box;
+
+pub use slab_box::SlabBox;
 
 /// A thread-safe pool of `T` values in slabs of `P::PageSize` bytes.
 ///
@@ -44,7 +54,7 @@ use crate::sync::{Mutex, const_fn_unless_loom};
 ///
 /// let p = PARTICLES.alloc(Particle { pos: [0.0; 3], vel: [1.0; 3] }).unwrap();
 /// assert_eq!(p.vel, [1.0; 3]);
-/// assert_eq!(SlabCache::<Particle>::OBJECT_SIZE, 24);
+/// assert_eq!(SlabCache::<Particle>::SLOT_SIZE, 24);
 /// assert_eq!(PARTICLES.stats().objects_in_use, 1);
 /// drop(p); // the slot goes back to the free list
 /// assert_eq!(PARTICLES.stats().objects_in_use, 0);
@@ -62,12 +72,10 @@ use crate::sync::{Mutex, const_fn_unless_loom};
 /// ```
 /// use minimal_slab::{GlobalPages, SlabCache, typenum::U16384};
 /// static HUGE: SlabCache<[u8; 8192], GlobalPages<U16384>> = SlabCache::new_in(GlobalPages::with_page_size());
-/// assert_eq!(SlabCache::<[u8; 8192], GlobalPages<U16384>>::OBJECTS_PER_SLAB, 1);
+/// assert_eq!(SlabCache::<[u8; 8192], GlobalPages<U16384>>::SLOTS_PER_SLAB, 1);
 /// ```
 pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
-    core: Mutex<CacheCore>,
-    pages: P,
-    owner: OwnerTag,
+    set: CacheSet<P, U1>,
     /// The cache stores `T`s; `*const` keeps the auto traits off so the
     /// impls below can state the real conditions.
     _objects: PhantomData<*const T>,
@@ -95,22 +103,40 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         }
     };
 
-    /// Bytes per slot: `size_of::<T>()` rounded up to its alignment and to at
-    /// least a pointer (a free slot holds the free-list link). 0 for a
+    /// Bytes per slot: `size_of::<T>()` rounded up to its alignment and to
+    /// at least a pointer (a free slot holds the free-list link). 0 for a
     /// zero-sized `T`, which takes no slot.
-    pub const OBJECT_SIZE: usize = if Self::IS_ZST {
+    ///
+    /// ```
+    /// use minimal_slab::SlabCache;
+    /// assert_eq!(SlabCache::<[u8; 61]>::SLOT_SIZE, 64); // rounded to a pointer
+    /// assert_eq!(SlabCache::<u32>::SLOT_SIZE, 8); // a slot holds at least a link
+    /// assert_eq!(SlabCache::<[u64; 3]>::SLOT_SIZE, 24);
+    /// ```
+    pub const SLOT_SIZE: usize = if Self::IS_ZST {
         0
     } else {
         Self::GEOMETRY.slot_size
     };
 
-    /// Slots in one slab (one page, less the header). 0 for a zero-sized `T`,
-    /// which never needs a slab.
-    pub const OBJECTS_PER_SLAB: usize = if Self::IS_ZST {
+    /// Slots in one slab (one page, less the header). 0 for a zero-sized
+    /// `T`, which never needs a slab.
+    pub const SLOTS_PER_SLAB: usize = if Self::IS_ZST {
         0
     } else {
-        Self::GEOMETRY.capacity
+        Self::GEOMETRY.slots_per_slab
     };
+
+    /// The slot size, under its former name.
+    #[deprecated(
+        since = "0.1.1",
+        note = "renamed `SLOT_SIZE`: it is the slot's size, not the object's"
+    )]
+    pub const OBJECT_SIZE: usize = Self::SLOT_SIZE;
+
+    /// The slots per slab, under their former name.
+    #[deprecated(since = "0.1.1", note = "renamed `SLOTS_PER_SLAB`")]
+    pub const OBJECTS_PER_SLAB: usize = Self::SLOTS_PER_SLAB;
 
     const_fn_unless_loom! {
         /// An empty cache taking pages from `pages`. No page is taken until the
@@ -125,88 +151,28 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         /// says.
         pub const fn with_config(pages: P, config: CacheConfig) -> Self {
             Self {
-                core: Mutex::new(CacheCore::new(Self::GEOMETRY, config, false)),
-                pages,
-                owner: OwnerTag::new(),
+                set: CacheSet::new(pages, config, Shape::One(Self::GEOMETRY)),
                 _objects: PhantomData,
             }
         }
-    }
-
-    /// Moves `value` into a slot and returns its handle; on failure, the
-    /// error carries `value` back.
-    ///
-    /// ```
-    /// use minimal_slab::SlabCache;
-    ///
-    /// let names: SlabCache<String> = SlabCache::new();
-    /// let mut name = names.alloc(String::from("slab")).unwrap();
-    /// name.push_str("-allocated");
-    /// assert_eq!(*name, "slab-allocated");
-    /// ```
-    pub fn alloc(&self, value: T) -> Result<SlabBox<'_, T, P>, AllocFailed<T>> {
-        match self.allocate_slot() {
-            Ok(slot) => {
-                // SAFETY: the slot is fresh, sized and aligned for `T`.
-                unsafe { slot.write(value) };
-                // SAFETY: the slot came from this cache and now holds a `T`.
-                Ok(unsafe { SlabBox::from_raw(self, slot) })
-            }
-            Err(error) => Err(AllocFailed::new(value, error)),
-        }
-    }
-
-    /// Builds the value in its slot: `make` runs only once a slot is secured,
-    /// and a large `T` need not pass through the stack first.
-    ///
-    /// If `make` panics, the slot is returned and the panic goes on.
-    ///
-    /// ```
-    /// use minimal_slab::SlabCache;
-    ///
-    /// let buffers: SlabCache<[u8; 2048]> = SlabCache::new();
-    /// let buf = buffers.alloc_with(|| [0xAB; 2048]).unwrap();
-    /// assert!(buf.iter().all(|&b| b == 0xAB));
-    /// ```
-    pub fn alloc_with(&self, make: impl FnOnce() -> T) -> Result<SlabBox<'_, T, P>, AllocError> {
-        let slot = self.allocate_slot()?;
-        // SAFETY: the slot is fresh from this cache; if `make` panics, it
-        // holds no value when the guard drops.
-        let guard = unsafe { SlotGuard::new(self, slot) };
-        let value = make();
-        core::mem::forget(guard);
-        // SAFETY: the slot is fresh, sized and aligned for `T`.
-        unsafe { slot.write(value) };
-        // SAFETY: the slot came from this cache and now holds a `T`.
-        Ok(unsafe { SlabBox::from_raw(self, slot) })
-    }
-
-    /// Like [`alloc`](Self::alloc), pinned: the value never moves again.
-    /// For `static` caches (see [`SlabBox::into_pin`] for why).
-    pub fn pin(&'static self, value: T) -> Result<Pin<SlabBox<'static, T, P>>, AllocFailed<T>> {
-        self.alloc(value).map(SlabBox::into_pin)
     }
 
     /// Gives back the page of every empty slab, the reserve included, and
     /// returns how many were given back; then lets the page source give back
     /// what it keeps in reserve ([`PageAllocator::trim`]).
     pub fn shrink(&self) -> usize {
-        let released = {
-            let mut core = self.core.lock();
-            // SAFETY: `self.pages` is the only page allocator this core sees.
-            unsafe { core.shrink(&self.pages) }
-        };
-        self.pages.trim();
-        released
+        self.set.shrink()
     }
 
     /// A snapshot of the cache's counters.
     pub fn stats(&self) -> CacheStats {
-        let mut stats = self.core.lock().stats(core::any::type_name::<T>());
+        let stats = self.set.stats(0, core::any::type_name::<T>());
         // A zero-sized `T` takes no slot: say so, as the consts do.
-        stats.object_size = Self::OBJECT_SIZE;
-        stats.objects_per_slab = Self::OBJECTS_PER_SLAB;
-        stats
+        if Self::IS_ZST {
+            stats.without_slots()
+        } else {
+            stats
+        }
     }
 
     /// Shows `visit` every slab of the cache: which slots are used and
@@ -226,89 +192,48 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// assert_eq!(used, 600);
     /// # drop(objects);
     /// ```
-    pub fn for_each_slab(&self, visit: impl FnMut(SlabOccupancy<'_>)) {
-        self.core.lock().for_each_slab(visit);
+    pub fn for_each_slab(&self, mut visit: impl FnMut(SlabOccupancy<'_>)) {
+        self.set.for_each_slab(|_, slab| visit(slab));
     }
 
     /// The current growth and reserve settings.
     pub fn config(&self) -> CacheConfig {
-        self.core.lock().config()
+        self.set.config(0)
     }
 
     /// Changes the growth and reserve settings. A lower reserve gives back
     /// the empty slabs beyond it at once; a lower page limit takes effect on
     /// the next growth (nothing in use is touched).
     pub fn set_config(&self, config: CacheConfig) {
-        let mut core = self.core.lock();
-        // SAFETY: `self.pages` is the only page allocator this core sees.
-        unsafe { core.set_config(&self.pages, config) };
+        self.set.set_config(config);
     }
 
     /// The page allocator this cache takes its pages from.
     pub fn page_allocator(&self) -> &P {
-        &self.pages
+        self.set.pages()
     }
 
     /// The layout of one slot.
     pub const fn slot_layout() -> Layout {
-        match Layout::from_size_align(Self::OBJECT_SIZE, align_of::<T>()) {
+        match Layout::from_size_align(Self::SLOT_SIZE, align_of::<T>()) {
             Ok(layout) => layout,
             Err(_) => panic!("a slot layout is always valid"),
         }
     }
 
+    /// The set of one cache core behind this cache, for the local front.
+    pub(crate) fn set(&self) -> &CacheSet<P, U1> {
+        &self.set
+    }
+
     /// A slot for one `T`, uninitialised. Zero-sized `T`s get a dangling,
     /// aligned pointer and touch nothing.
+    #[inline]
     pub(crate) fn allocate_slot(&self) -> Result<NonNull<T>, AllocError> {
         if Self::IS_ZST {
             return Ok(NonNull::dangling());
         }
-        let outcome = {
-            let mut core = self.core.lock();
-            // SAFETY: `self.pages` is the only page allocator this core sees.
-            unsafe { core.alloc(&self.pages, &self.owner) }
-        };
-        // A misuse is reported after the lock is released.
-        match outcome {
-            Ok(slot) => Ok(slot.cast()),
-            Err(AllocFault::Refused(error)) => Err(error),
-            Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
-        }
-    }
-
-    /// Refills `magazine` with up to a batch of slots, under one lock. A
-    /// misuse found on the way is returned, for the caller to report once
-    /// it no longer borrows the magazine.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn refill<N: ArrayLength>(
-        &self,
-        magazine: &mut Magazine<N>,
-    ) -> Result<(), AllocFault> {
-        let mut core = self.core.lock();
-        // SAFETY: `self.pages` is the only page allocator this core sees.
-        unsafe { core.alloc_into(&self.pages, &self.owner, magazine) }
-    }
-
-    /// Gives up to `count` slots from the top of `magazine` back, under one
-    /// lock. A misuse found on the way is returned with the slot, for the
-    /// caller to report once it no longer borrows the magazine.
-    ///
-    /// # Safety
-    ///
-    /// Every slot in the magazine was parked there (`magazine::park`) after
-    /// this cache handed it out, and no one uses it.
-    #[cold]
-    #[inline(never)]
-    pub(crate) unsafe fn drain<N: ArrayLength>(
-        &self,
-        magazine: &mut Magazine<N>,
-        count: usize,
-    ) -> Result<(), (Misuse, NonNull<u8>)> {
-        let mut core = self.core.lock();
-        // SAFETY: the caller's guarantees; `self.pages` is the only page
-        // allocator this core sees.
-        unsafe { core.free_from(&self.pages, &self.owner, magazine, count) }
+        self.set.alloc(0, Misuse::report).map(NonNull::cast)
     }
 
     /// Returns `slot` to the cache. The value in it must already be dropped
@@ -316,25 +241,21 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     ///
     /// # Safety
     ///
-    /// `slot` came from `allocate_slot` on this cache and has not been
-    /// returned since (no double free); no one uses it after this call (no
-    /// use after free). Checked builds verify the first part and panic,
-    /// naming the misuse, when it does not hold.
+    /// `slot` came from this cache and has not been returned since (no
+    /// double free); no one uses it after this call (no use after free).
+    /// It is the pointer the cache handed out, or one derived from it by
+    /// pointer arithmetic, reaching the whole slot. Checked builds verify
+    /// the first part and panic, naming the misuse, when it does not hold.
+    #[inline]
     pub(crate) unsafe fn free_slot(&self, slot: NonNull<T>) {
         if Self::IS_ZST {
             return;
         }
-        let slot = slot.cast::<u8>();
-        let outcome: Result<(), Misuse> = {
-            let mut core = self.core.lock();
-            // SAFETY: the caller's guarantees, and `self.pages` is the only
-            // page allocator this core sees. A handle's pointer is the one its
-            // slab gave it: it reaches the whole slot.
-            unsafe { core.free(&self.pages, &self.owner, slot, SlotReach::Page) }
-        };
-        // Reported after the lock is released.
-        if let Err(misuse) = outcome {
-            misuse.report(slot);
+        // SAFETY: the caller's guarantees; a handle's pointer is the one its
+        // slab gave it: it reaches the whole page.
+        unsafe {
+            self.set
+                .free(0, slot.cast(), SlotReach::Page, Misuse::report)
         }
     }
 }
@@ -371,9 +292,10 @@ impl<'a, T, P: PageAllocator> SlotGuard<'a, T, P> {
     ///
     /// # Safety
     ///
-    /// `slot` came from `allocate_slot` on `cache` and is not freed by anyone
-    /// else; by the time the guard drops, its value is gone (never written,
-    /// moved out, or dropped) and no one uses the slot again.
+    /// As for [`SlabCache::free_slot`], by the time the guard drops: `slot`
+    /// came from `cache` and is freed by no one else, its value is gone by
+    /// then (never written, moved out, or dropped), and no one uses the
+    /// slot afterwards.
     pub(crate) unsafe fn new(cache: &'a SlabCache<T, P>, slot: NonNull<T>) -> Self {
         Self { cache, slot }
     }
@@ -386,26 +308,12 @@ impl<T, P: PageAllocator> Drop for SlotGuard<'_, T, P> {
     }
 }
 
-impl<T, P: PageAllocator> Drop for SlabCache<T, P> {
-    fn drop(&mut self) {
-        // Handles borrow the cache, so none is alive now. Slabs still holding
-        // objects were leaked on purpose (`SlabBox::leak`, `into_raw`, a
-        // forgotten `Pin`), and keep their pages: as with `Box::leak`, leaked
-        // memory is never reused, which is what pinning relies on.
-        let core = self.core.get_mut();
-        // SAFETY: `self.pages` is the only page allocator this core sees, and
-        // empty slabs hold nothing anyone uses.
-        unsafe { core.shrink(&self.pages) };
-        self.pages.trim();
-    }
-}
-
 impl<T, P: PageAllocator> fmt::Debug for SlabCache<T, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("SlabCache");
         out.field("type", &core::any::type_name::<T>());
-        match self.core.try_lock() {
-            Some(core) => out.field("stats", &core.stats(core::any::type_name::<T>())),
+        match self.set.try_stats(0, core::any::type_name::<T>()) {
+            Some(stats) => out.field("stats", &stats),
             None => out.field("stats", &"<locked>"),
         };
         out.finish_non_exhaustive()

@@ -1,5 +1,6 @@
 //! The handle to one object in a [`SlabCache`]: owns the value, borrows the
-//! cache, returns the slot when dropped.
+//! cache, returns the slot when dropped; and the cache's methods that make
+//! one, so that the cache's own file never names its handle.
 
 use core::borrow::{Borrow, BorrowMut};
 use core::cmp::Ordering;
@@ -11,8 +12,69 @@ use core::ops::{Deref, DerefMut};
 use core::pin::Pin;
 use core::ptr::NonNull;
 
+use super::{SlabCache, SlotGuard};
+use crate::error::{AllocError, AllocFailed};
 use crate::page_allocator::{DefaultPages, PageAllocator};
-use crate::typed_cache::{SlabCache, SlotGuard};
+
+impl<T, P: PageAllocator> SlabCache<T, P> {
+    /// Moves `value` into a slot and returns its handle; on failure, the
+    /// error carries `value` back.
+    ///
+    /// ```
+    /// use minimal_slab::SlabCache;
+    ///
+    /// let names: SlabCache<String> = SlabCache::new();
+    /// let mut name = names.alloc(String::from("slab")).unwrap();
+    /// name.push_str("-allocated");
+    /// assert_eq!(*name, "slab-allocated");
+    /// ```
+    pub fn alloc(&self, value: T) -> Result<SlabBox<'_, T, P>, AllocFailed<T>> {
+        match self.allocate_slot() {
+            Ok(slot) => {
+                // SAFETY: the slot is fresh, sized and aligned for `T`.
+                unsafe { slot.write(value) };
+                // SAFETY: the slot came from this cache and now holds a `T`.
+                Ok(unsafe { SlabBox::from_raw(self, slot) })
+            }
+            Err(error) => Err(AllocFailed::new(value, error)),
+        }
+    }
+
+    /// Builds the value in its slot: `make` runs only once a slot is secured,
+    /// and a large `T` need not pass through the stack first.
+    ///
+    /// If `make` panics, the slot is returned and the panic goes on.
+    ///
+    /// ```
+    /// use minimal_slab::SlabCache;
+    ///
+    /// let buffers: SlabCache<[u8; 2048]> = SlabCache::new();
+    /// let buf = buffers.alloc_with(|| [0xAB; 2048]).unwrap();
+    /// assert!(buf.iter().all(|&b| b == 0xAB));
+    /// ```
+    pub fn alloc_with(&self, make: impl FnOnce() -> T) -> Result<SlabBox<'_, T, P>, AllocError> {
+        let slot = self.allocate_slot()?;
+        // SAFETY: the slot is fresh from this cache; if `make` panics, it
+        // holds no value when the guard drops.
+        let guard = unsafe { SlotGuard::new(self, slot) };
+        let value = make();
+        core::mem::forget(guard);
+        // SAFETY: the slot is fresh, sized and aligned for `T`.
+        unsafe { slot.write(value) };
+        // SAFETY: the slot came from this cache and now holds a `T`.
+        Ok(unsafe { SlabBox::from_raw(self, slot) })
+    }
+
+    /// Like [`alloc`](Self::alloc), pinned: the value never moves again.
+    /// For `static` caches (see [`SlabBox::into_pin`] for why).
+    #[deprecated(
+        since = "0.1.1",
+        note = "one way to pin: `SlabBox::into_pin(cache.alloc(value)?)`, or `.into()`"
+    )]
+    pub fn pin(&'static self, value: T) -> Result<Pin<SlabBox<'static, T, P>>, AllocFailed<T>> {
+        self.alloc(value).map(SlabBox::into_pin)
+    }
+}
 
 /// An owned `T` living in a slot of a [`SlabCache`].
 ///

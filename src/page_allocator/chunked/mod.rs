@@ -33,9 +33,9 @@ use core::ptr::NonNull;
 
 use typenum::{IsGreater, True, U4096, Unsigned};
 
-use super::page_stack::PageStack;
 use super::{PageAllocator, PageSize};
 use crate::error::PageAllocError;
+use crate::intrusive::{FreeStack, Linked, List, Run};
 use crate::sync::{Mutex, const_fn_unless_loom, spin_wait};
 
 /// Pages of `S` bytes cut from the bigger pages ("chunks") of another page
@@ -95,10 +95,9 @@ pub struct ChunkedPages<P: PageAllocator, S: PageSize = U4096> {
 
 /// The bookkeeping of one chunk, at the start of its page 0.
 struct ChunkHeader {
-    /// The chunk's pages that are not handed out.
-    free: PageStack,
-    /// How many pages `free` holds.
-    free_count: usize,
+    /// The chunk's pages that are not handed out, and the count of those
+    /// that are.
+    free: FreeStack,
     /// Links of the partial list (meaningful only while the chunk is on it).
     prev: Option<NonNull<ChunkHeader>>,
     next: Option<NonNull<ChunkHeader>>,
@@ -106,7 +105,7 @@ struct ChunkHeader {
 
 struct ChunkState {
     /// Chunks with pages both handed out and free.
-    partial: Option<NonNull<ChunkHeader>>,
+    partial: List<NonNull<ChunkHeader>>,
     /// A chunk with no page handed out, kept for the next request.
     spare: Option<NonNull<ChunkHeader>>,
     /// Chunks held, wherever they are.
@@ -164,7 +163,7 @@ where
             Self {
                 source,
                 state: Mutex::new(ChunkState {
-                    partial: None,
+                    partial: List::new(),
                     spare: None,
                     chunks: 0,
                     pages_out: 0,
@@ -201,6 +200,18 @@ where
         .cast()
     }
 
+    /// The pages of `chunk` after its header's, as the run of its stack.
+    fn run_of(chunk: NonNull<ChunkHeader>) -> Run {
+        Run {
+            // Page 1: inside the chunk (`chunk_size > S`), with its provenance.
+            base: chunk
+                .cast::<u8>()
+                .map_addr(|addr| addr.saturating_add(S::USIZE)),
+            size: S::USIZE,
+            count: Self::USABLE_PAGES_PER_CHUNK,
+        }
+    }
+
     /// Takes a chunk from the source and writes its header.
     fn new_chunk(&self) -> Result<NonNull<ChunkHeader>, PageAllocError> {
         let chunk = self.source.allocate_page()?;
@@ -213,20 +224,13 @@ where
                 align: chunk_size,
             });
         }
-        // SAFETY: the chunk is `chunk_size > S` bytes, so page 1 lies in it.
-        let first_page = unsafe { chunk.byte_add(S::USIZE) };
-        let mut free = PageStack::empty();
-        // SAFETY: the chunk is ours alone and aligned to `chunk_size`, so to
-        // `S`; its pages after the first are whole pages of `S` bytes inside
-        // it, and on no stack yet.
-        unsafe { free.add_fresh::<S>(first_page, Self::USABLE_PAGES_PER_CHUNK) };
+
         let header = chunk.cast::<ChunkHeader>();
         // SAFETY: page 0 is ours, never handed out, and at least 256 bytes
         // aligned to 256 — room and alignment for a header.
         unsafe {
             header.write(ChunkHeader {
-                free,
-                free_count: Self::USABLE_PAGES_PER_CHUNK,
+                free: FreeStack::new(),
                 prev: None,
                 next: None,
             })
@@ -261,44 +265,22 @@ impl ChunkState {
         self.chunks -= usize::from(spare.is_some());
         spare
     }
+}
 
-    /// Puts `chunk` at the head of the partial list.
-    ///
-    /// # Safety
-    ///
-    /// `chunk` is a chunk of this state, on no list and not the spare.
-    unsafe fn push_partial(&mut self, mut chunk: NonNull<ChunkHeader>) {
-        if let Some(mut head) = self.partial {
-            // SAFETY: the head is a live chunk header of ours, and the lock
-            // (held through `&mut self`) makes this the only access.
-            unsafe { head.as_mut().prev = Some(chunk) };
-        }
-        // SAFETY: as above, for `chunk`.
-        let header = unsafe { chunk.as_mut() };
-        header.prev = None;
-        header.next = self.partial;
-        self.partial = Some(chunk);
+// SAFETY: a chunk's partial-list links live in its header alone; the
+// partial list is used only under the source's lock.
+unsafe impl Linked for NonNull<ChunkHeader> {
+    unsafe fn links(self) -> (Option<Self>, Option<Self>) {
+        // SAFETY: the caller has the live header (under the lock).
+        let header = unsafe { self.as_ref() };
+        (header.prev, header.next)
     }
 
-    /// Takes `chunk` off the partial list.
-    ///
-    /// # Safety
-    ///
-    /// `chunk` is on this state's partial list.
-    unsafe fn unlink_partial(&mut self, chunk: NonNull<ChunkHeader>) {
-        // SAFETY: `chunk` is a live chunk header of ours, and the lock makes
-        // this the only access.
-        let header = unsafe { chunk.as_ref() };
-        let (prev, next) = (header.prev, header.next);
-        match prev {
-            // SAFETY: a neighbour on the list is a live chunk header of ours.
-            Some(mut prev) => unsafe { prev.as_mut().next = next },
-            None => self.partial = next,
-        }
-        if let Some(mut next) = next {
-            // SAFETY: as above.
-            unsafe { next.as_mut().prev = prev };
-        }
+    unsafe fn set_links(mut self, prev: Option<Self>, next: Option<Self>) {
+        // SAFETY: as above, exclusively.
+        let header = unsafe { self.as_mut() };
+        header.prev = prev;
+        header.next = next;
     }
 }
 
@@ -374,7 +356,7 @@ where
         // Why the source refused a chunk, once it has.
         let mut refused = None;
         let (mut chunk, listed) = loop {
-            if let Some(chunk) = state.partial {
+            if let Some(chunk) = state.partial.head() {
                 break (chunk, true);
             }
             if let Some(spare) = state.spare.take() {
@@ -421,18 +403,18 @@ where
         // list, the spare, or just written), and the lock makes this the only
         // access.
         let header = unsafe { chunk.as_mut() };
-        let page = header
-            .free
-            .pop::<S>()
+        // SAFETY: the stack manages this chunk's pages, its run; the lock
+        // makes this the only access.
+        let page = unsafe { header.free.pop(Self::run_of(chunk)) }
             .expect("a partial or empty chunk has a free page");
-        header.free_count -= 1;
-        let now_full = header.free_count == 0;
+        let now_full = header.free.out() == Self::USABLE_PAGES_PER_CHUNK;
         state.pages_out += 1;
         match (listed, now_full) {
-            // SAFETY: the chunk is on the partial list.
-            (true, true) => unsafe { state.unlink_partial(chunk) },
+            // SAFETY: the chunk is on the partial list; the lock gives us
+            // every chunk on it.
+            (true, true) => unsafe { state.partial.remove(chunk) },
             // SAFETY: the chunk was the spare or new: on no list.
-            (false, false) => unsafe { state.push_partial(chunk) },
+            (false, false) => unsafe { state.partial.push_front(chunk) },
             // Partial stays partial; a one-page chunk goes from empty to full.
             (true, false) | (false, true) => {}
         }
@@ -453,23 +435,23 @@ where
         // makes this the only access.
         let header = unsafe { chunk.as_mut() };
         debug_assert!(
-            header.free_count < Self::USABLE_PAGES_PER_CHUNK,
+            header.free.out() > 0,
             "ChunkedPages: page {page:p} given back, but its chunk has no page out"
         );
+        let was_full = header.free.out() == Self::USABLE_PAGES_PER_CHUNK;
         // SAFETY: the caller guarantees the page is no longer used.
         unsafe { header.free.push(page) };
-        header.free_count += 1;
-        let was_full = header.free_count == 1;
-        let now_empty = header.free_count == Self::USABLE_PAGES_PER_CHUNK;
+        let now_empty = header.free.out() == 0;
         state.pages_out -= 1;
         match (was_full, now_empty) {
-            // SAFETY: the chunk was full, so on no list.
-            (true, false) => unsafe { state.push_partial(chunk) },
+            // SAFETY: the chunk was full, so on no list; the lock gives us
+            // every chunk on the partial list.
+            (true, false) => unsafe { state.partial.push_front(chunk) },
             (false, false) => {}
             (was_full, true) => {
                 if !was_full {
                     // SAFETY: the chunk had pages out and free: partial.
-                    unsafe { state.unlink_partial(chunk) };
+                    unsafe { state.partial.remove(chunk) };
                 }
                 let surplus = state.keep_as_spare(chunk);
                 drop(state);
@@ -488,218 +470,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::page_allocator::GlobalPages;
-    use core::cell::Cell;
-    use std::collections::BTreeSet;
-    use std::vec::Vec;
-    use typenum::{U8192, U16384};
-
-    /// A source of 16 KiB chunks that counts what is out, and can be told to
-    /// fail or to misalign.
-    #[derive(Default)]
-    struct Source {
-        out: Cell<usize>,
-        fail: Cell<bool>,
-        panic: Cell<bool>,
-        misalign: Cell<bool>,
-    }
-
-    // SAFETY: forwards to `GlobalPages`, except that a misaligned chunk is
-    // the second half of a 32 KiB page, and gives back what it handed out.
-    unsafe impl PageAllocator for Source {
-        type PageSize = U16384;
-
-        fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
-            if self.fail.get() {
-                return Err(PageAllocError::OutOfMemory);
-            }
-            assert!(!self.panic.get(), "the source panics");
-            self.out.set(self.out.get() + 1);
-            if self.misalign.get() {
-                let big = GlobalPages::<typenum::U32768>::with_page_size().allocate_page()?;
-                // SAFETY: 4 KiB into a 32 KiB page, 16 KiB remain after it.
-                return Ok(unsafe { big.byte_add(4096) });
-            }
-            GlobalPages::<U16384>::with_page_size().allocate_page()
-        }
-
-        unsafe fn deallocate_page(&self, page: NonNull<u8>) {
-            self.out.set(self.out.get() - 1);
-            if self.misalign.get() {
-                // SAFETY: undoes the offset of `allocate_page`.
-                let big = unsafe { page.byte_sub(4096) };
-                // SAFETY: `big` came from this 32 KiB source.
-                unsafe { GlobalPages::<typenum::U32768>::with_page_size().deallocate_page(big) };
-                return;
-            }
-            // SAFETY: the caller's guarantee, forwarded.
-            unsafe { GlobalPages::<U16384>::with_page_size().deallocate_page(page) }
-        }
-    }
-
-    type Chunked<'s> = ChunkedPages<&'s Source>;
-
-    fn take(pages: &Chunked<'_>, n: usize) -> Vec<NonNull<u8>> {
-        (0..n).map(|_| pages.allocate_page().unwrap()).collect()
-    }
-
-    fn give_back(pages: &Chunked<'_>, taken: Vec<NonNull<u8>>) {
-        for page in taken {
-            // SAFETY: every page came from `pages` and is not used again.
-            unsafe { pages.deallocate_page(page) };
-        }
-    }
-
-    #[test]
-    fn pages_are_aligned_distinct_and_never_the_header() {
-        let source = Source::default();
-        let pages = Chunked::new(&source);
-        assert_eq!(Chunked::USABLE_PAGES_PER_CHUNK, 3);
-        let taken = take(&pages, 7);
-        let mut seen = BTreeSet::new();
-        for page in &taken {
-            let addr = page.as_ptr().addr();
-            assert_eq!(addr % 4096, 0, "page {addr:#x} misaligned");
-            assert_ne!(addr % 16384, 0, "page {addr:#x} is a chunk's header page");
-            assert!(seen.insert(addr), "page {addr:#x} handed out twice");
-            // SAFETY: the page is ours: every byte can be written.
-            unsafe { page.as_ptr().write_bytes(0xEE, 4096) };
-        }
-        assert_eq!(
-            (pages.chunks(), pages.pages_out(), source.out.get()),
-            (3, 7, 3)
-        );
-        give_back(&pages, taken);
-        assert_eq!(pages.pages_out(), 0);
-    }
-
-    #[test]
-    fn an_emptied_chunk_is_kept_as_the_one_spare_until_trim() {
-        let source = Source::default();
-        let pages = Chunked::new(&source);
-        let first = take(&pages, 3);
-        let second = take(&pages, 3);
-        assert_eq!(source.out.get(), 2);
-        give_back(&pages, first);
-        assert_eq!(source.out.get(), 2, "the first empty chunk is the spare");
-        give_back(&pages, second);
-        assert_eq!(
-            source.out.get(),
-            1,
-            "a second empty chunk goes back at once"
-        );
-        // The spare serves the next request without asking the source.
-        let again = take(&pages, 3);
-        assert_eq!(source.out.get(), 1);
-        give_back(&pages, again);
-        pages.trim();
-        assert_eq!((pages.chunks(), source.out.get()), (0, 0));
-    }
-
-    #[test]
-    fn pages_given_back_are_reused_before_new_ones() {
-        let source = Source::default();
-        let pages = Chunked::new(&source);
-        let mut taken = take(&pages, 2);
-        let recent = taken.pop().unwrap();
-        // SAFETY: `recent` came from `pages` and is not used again.
-        unsafe { pages.deallocate_page(recent) };
-        assert_eq!(pages.allocate_page(), Ok(recent));
-        taken.push(recent);
-        give_back(&pages, taken);
-        drop(pages);
-        assert_eq!(
-            source.out.get(),
-            0,
-            "dropping the source gives the spare back"
-        );
-    }
-
-    #[test]
-    fn full_chunks_come_back_to_the_partial_list() {
-        let source = Source::default();
-        let pages = Chunked::new(&source);
-        let mut a = take(&pages, 3); // chunk A, full
-        let b = take(&pages, 1); // chunk B, partial
-        let from_a = a.pop().unwrap();
-        // SAFETY: `from_a` came from `pages` and is not used again.
-        unsafe { pages.deallocate_page(from_a) };
-        // A is partial again, at the head: its page is handed out next.
-        assert_eq!(pages.allocate_page(), Ok(from_a));
-        a.push(from_a);
-        let more = take(&pages, 2); // B's two remaining pages
-        assert_eq!(pages.chunks(), 2);
-        for list in [a, b, more] {
-            give_back(&pages, list);
-        }
-        pages.trim();
-        assert_eq!(source.out.get(), 0);
-    }
-
-    #[test]
-    fn one_page_chunks_work() {
-        let pages = ChunkedPages::<GlobalPages<U8192>>::new(GlobalPages::with_page_size());
-        assert_eq!(
-            ChunkedPages::<GlobalPages<U8192>>::USABLE_PAGES_PER_CHUNK,
-            1
-        );
-        let a = pages.allocate_page().unwrap();
-        let b = pages.allocate_page().unwrap();
-        assert_eq!(pages.chunks(), 2);
-        // SAFETY: both came from `pages` and are not used again.
-        unsafe { pages.deallocate_page(a) };
-        // SAFETY: as above.
-        unsafe { pages.deallocate_page(b) };
-        assert_eq!(pages.chunks(), 1, "one spare");
-        pages.trim();
-        assert_eq!(pages.chunks(), 0);
-    }
-
-    #[test]
-    fn a_failing_source_is_an_error_and_loses_nothing() {
-        let source = Source::default();
-        let pages = Chunked::new(&source);
-        let taken = take(&pages, 3);
-        source.fail.set(true);
-        assert_eq!(pages.allocate_page(), Err(PageAllocError::OutOfMemory));
-        source.fail.set(false);
-        give_back(&pages, taken);
-        pages.trim();
-        assert_eq!(source.out.get(), 0);
-    }
-
-    #[test]
-    fn a_panicking_source_leaves_nothing_waiting_for_it() {
-        let source = Source::default();
-        let pages = Chunked::new(&source);
-        source.panic.set(true);
-        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = pages.allocate_page();
-        }));
-        assert!(unwound.is_err());
-        source.panic.set(false);
-        source.fail.set(true);
-        // With the panicking request still counted as asking the source,
-        // this refused one would wait for it forever.
-        assert_eq!(pages.allocate_page(), Err(PageAllocError::OutOfMemory));
-        source.fail.set(false);
-        let page = pages.allocate_page().unwrap();
-        // SAFETY: from `pages`, not used again.
-        unsafe { pages.deallocate_page(page) };
-    }
-
-    #[test]
-    fn a_misaligned_chunk_is_refused_and_given_back() {
-        let source = Source::default();
-        source.misalign.set(true);
-        let pages = Chunked::new(&source);
-        let err = pages.allocate_page().unwrap_err();
-        assert!(
-            matches!(err, PageAllocError::MisalignedChunk { align: 16384, .. }),
-            "{err:?}"
-        );
-        assert_eq!((pages.chunks(), source.out.get()), (0, 0));
-    }
-}
+mod tests;

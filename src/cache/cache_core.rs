@@ -1,0 +1,538 @@
+//! All the slabs of one slot size, and the policy that grows and shrinks
+//! them: the cache core, not synchronised (see `cache_set` for the lock).
+
+use core::fmt;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+
+use super::CacheConfig;
+use crate::checked::{Misuse, poison};
+use crate::error::AllocError;
+use crate::intrusive::{Linked, List};
+use crate::page_allocator::{PageAllocator, page_size_of};
+use crate::slab::{Slab, SlabGeometry};
+use crate::stats::{CacheStats, SlabOccupancy};
+
+/// `ptr` rebuilt from its address with the provenance its slab page exposed
+/// when it became a slab (cores built with `expose_pages`): it reaches the
+/// header and the whole slot, whatever borrow the caller's pointer had.
+#[inline]
+pub(crate) fn with_exposed_page_provenance(ptr: NonNull<u8>) -> NonNull<u8> {
+    let exposed = core::ptr::with_exposed_provenance_mut::<u8>(ptr.as_ptr().addr());
+    NonNull::new(exposed).unwrap_or(ptr)
+}
+
+/// Why an allocation handed out nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AllocFault {
+    /// No memory: an error for the caller.
+    Refused(AllocError),
+    /// Checked builds found the slot about to be handed out written to while
+    /// it was free: a bug to report (after the lock is released).
+    Misuse(Misuse, NonNull<u8>),
+}
+
+/// What the pointer handed back to [`CacheCore::free`] may access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotReach {
+    /// The whole page: the pointer the slab handed out, or one derived from it
+    /// by pointer arithmetic (the typed front's handles, the raw front's
+    /// `deallocate`). Strict provenance: the header is reached through it.
+    Page,
+    /// Only the object's first `n` bytes: a `Box` freed through
+    /// `GlobalAlloc` narrows its pointer's borrow to the object, and reading
+    /// the header through it would be undefined behaviour under Rust's
+    /// aliasing rules. The header is reached through the provenance the page
+    /// exposed when it became a slab (cores built with `expose_pages`).
+    Object(usize),
+}
+
+/// The slabs of one slot size. Not synchronised: `CacheSet` wraps it in a
+/// lock.
+///
+/// # Safety contract shared by the `unsafe fn`s below
+///
+/// `pages` is the same page allocator on every call for the life of the core,
+/// and its page size is the geometry's. The core gives pages back to it, so a
+/// different allocator would receive pages it never handed out.
+pub(crate) struct CacheCore {
+    geometry: SlabGeometry,
+    /// Slabs with at least one free slot, empty ones included.
+    available: List<Slab>,
+    /// Slabs with every slot in use.
+    full: List<Slab>,
+    /// How many slabs on `available` have no slot in use.
+    empty: usize,
+    in_use: usize,
+    config: CacheConfig,
+    /// Whether page provenance is exposed, for frees with
+    /// [`SlotReach::Object`].
+    expose_pages: bool,
+}
+
+// SAFETY: the core's pointers lead only into pages it owns exclusively; moving
+// the core moves that ownership, and every access goes through `&mut self`.
+unsafe impl Send for CacheCore {}
+
+impl CacheCore {
+    /// A core with no slabs yet. With `expose_pages`, each new page's
+    /// provenance is exposed, so that the raw front can rebuild a full
+    /// pointer to it from an address.
+    pub(crate) const fn new(
+        geometry: SlabGeometry,
+        config: CacheConfig,
+        expose_pages: bool,
+    ) -> Self {
+        Self {
+            geometry,
+            available: List::new(),
+            full: List::new(),
+            empty: 0,
+            in_use: 0,
+            config,
+            expose_pages,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn geometry(&self) -> &SlabGeometry {
+        &self.geometry
+    }
+
+    pub(crate) fn config(&self) -> CacheConfig {
+        self.config
+    }
+
+    /// Applies `config`; a lower reserve gives back the empty slabs beyond it
+    /// at once.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    pub(crate) unsafe fn set_config<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        config: CacheConfig,
+    ) {
+        self.config = config;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.release_empty(pages, config.reserve) };
+    }
+
+    /// Pages held, one per slab.
+    pub(crate) fn pages_held(&self) -> usize {
+        self.available.len() + self.full.len()
+    }
+
+    /// Hands out one slot of `geometry.slot_size` bytes, aligned to the
+    /// geometry's slot alignment.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[inline]
+    pub(crate) unsafe fn alloc<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: u32,
+    ) -> Result<NonNull<u8>, AllocFault> {
+        let slab = match self.available.head() {
+            Some(slab) => slab,
+            // SAFETY: forwarded from the caller.
+            None => unsafe { self.grow(pages, owner) }.map_err(AllocFault::Refused)?,
+        };
+        // SAFETY: `slab` is on `available`, live, and ours.
+        unsafe { self.take_from(slab) }
+    }
+
+    /// Fills `out` with slots, as many as it holds, and returns how many:
+    /// the batch API that a per-thread front's magazine calls, one lock for
+    /// the lot. At least one on `Ok`.
+    ///
+    /// It asks the page source for a page only while it has taken nothing:
+    /// a batch that runs out of room stops short instead. So a page source
+    /// that fails, or panics, never costs the slots already taken.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    pub(crate) unsafe fn alloc_batch<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: u32,
+        out: &mut [MaybeUninit<NonNull<u8>>],
+    ) -> Result<usize, AllocFault> {
+        let mut taken = 0;
+        while taken < out.len() {
+            let slab = match self.available.head() {
+                Some(slab) => slab,
+                None if taken > 0 => break,
+                // SAFETY: forwarded from the caller.
+                None => unsafe { self.grow(pages, owner) }.map_err(AllocFault::Refused)?,
+            };
+            // SAFETY: `slab` is on `available`, live, and ours.
+            match unsafe { self.take_from(slab) } {
+                Ok(slot) => out[taken] = MaybeUninit::new(slot),
+                // Slots already taken stay with the caller, who reports the
+                // misuse: return them first.
+                Err(fault) if taken == 0 => return Err(fault),
+                Err(_) => break,
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
+    /// Hands out a slot of `slab`, which is on `available`.
+    ///
+    /// # Safety
+    ///
+    /// `slab` is on `available`; `&mut self` is exclusive access to it.
+    #[inline]
+    unsafe fn take_from(&mut self, slab: Slab) -> Result<NonNull<u8>, AllocFault> {
+        // SAFETY: slabs on our lists are live and we hold `&mut self`.
+        unsafe { slab.check_reuse(&self.geometry) }
+            .map_err(|(misuse, slot)| AllocFault::Misuse(misuse, slot))?;
+        // SAFETY: as above.
+        let was_empty = unsafe { slab.in_use() } == 0;
+        // SAFETY: as above.
+        let Some(slot) = (unsafe { slab.pop_slot(&self.geometry) }) else {
+            unreachable!()
+        };
+        if was_empty {
+            self.empty -= 1;
+        }
+        // SAFETY: as above.
+        if unsafe { slab.in_use() } == self.geometry.slots_per_slab {
+            // SAFETY: the slab is on `available`; exclusive access via `&mut self`.
+            unsafe { self.available.remove(slab) };
+            // SAFETY: now on no list.
+            unsafe { self.full.push_front(slab) };
+        }
+        self.in_use += 1;
+        Ok(slot)
+    }
+
+    /// Returns `slot` to its slab; a slab emptied beyond the reserve gives
+    /// its page back.
+    ///
+    /// Checked builds first verify that `slot` is a handed-out slot of this
+    /// cache and return the misuse otherwise, changing nothing.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`], and `slot` was handed out by
+    /// this core and not freed since (no double free), and is not used after
+    /// this call (no use after free). `reach` says what the caller's pointer
+    /// may access; with [`SlotReach::Object`], the core must have been built
+    /// with `expose_pages`.
+    #[inline]
+    pub(crate) unsafe fn free<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: u32,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+    ) -> Result<(), Misuse> {
+        // SAFETY: forwarded from the caller.
+        if let Some(emptied) = unsafe { self.put_back(owner, slot, reach) }? {
+            // SAFETY: `put_back` no longer holds or counts the slab.
+            unsafe { self.give_back(pages, emptied) };
+        }
+        Ok(())
+    }
+
+    /// Returns every slot of `slots` to its slab: the batch API a magazine
+    /// calls to give slots back. The bookkeeping of all of them is done
+    /// before any page goes back, so a page source that panics loses none
+    /// of them. A misused slot (checked builds) is left alone, the others
+    /// freed; the first misuse is returned.
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free), for each slot, through pointers that
+    /// reach the whole page.
+    pub(crate) unsafe fn free_batch<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: u32,
+        slots: &[NonNull<u8>],
+    ) -> Result<(), (Misuse, NonNull<u8>)> {
+        // The slots belong to slabs all over the cache, whose headers are
+        // seldom in cache: asking for all of them first lets their misses
+        // overlap instead of following one another.
+        for &slot in slots {
+            Slab::containing(slot, self.geometry.page_size).prefetch_header();
+        }
+        let mut first_misuse = None;
+        let mut emptied = None;
+        for &slot in slots {
+            // SAFETY: forwarded from the caller.
+            match unsafe { self.put_back(owner, slot, SlotReach::Page) } {
+                Ok(Some(slab)) => {
+                    // SAFETY: the slab is on no list now; its links are ours
+                    // to chain the slabs that go back.
+                    unsafe { slab.set_links(None, emptied) };
+                    emptied = Some(slab);
+                }
+                Ok(None) => {}
+                Err(misuse) => {
+                    first_misuse.get_or_insert((misuse, slot));
+                }
+            }
+        }
+        // SAFETY: the chained slabs are held and counted by no list.
+        unsafe { self.give_back_all(pages, emptied) };
+        first_misuse.map_or(Ok(()), Err)
+    }
+
+    /// The bookkeeping of a free: `slot` back on its slab's free list, the
+    /// slab moved between lists; a slab emptied beyond the reserve is taken
+    /// off its list, no longer counted, and returned for the caller to give
+    /// back (after all other bookkeeping, so that a panicking page source
+    /// leaves the counts right).
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free).
+    #[inline]
+    unsafe fn put_back(
+        &mut self,
+        owner: u32,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+    ) -> Result<Option<Slab>, Misuse> {
+        let geometry = self.geometry;
+        let (page_ptr, guarded) = match reach {
+            SlotReach::Page => (slot, usize::MAX),
+            SlotReach::Object(size) => {
+                debug_assert!(self.expose_pages, "narrowed pointers need exposed pages");
+                (with_exposed_page_provenance(slot), size)
+            }
+        };
+        let slab = Slab::containing(page_ptr, geometry.page_size);
+        // SAFETY: we hold `&mut self`; `slab` was computed from `slot`, which
+        // the caller says is one of our slots (checked builds verify it).
+        unsafe { slab.check_free(slot, &geometry, owner) }?;
+        // SAFETY: `slot` is ours, so `slab` is one of our live slabs.
+        let was_full = unsafe { slab.in_use() } == geometry.slots_per_slab;
+        // SAFETY: as above; `slot` is handed out and no longer used.
+        unsafe { slab.push_slot(slot, &geometry, guarded) };
+        self.in_use -= 1;
+
+        // SAFETY: as above.
+        let now_empty = unsafe { slab.in_use() } == 0;
+        if now_empty && self.empty >= self.config.reserve {
+            let list = if was_full {
+                &mut self.full
+            } else {
+                &mut self.available
+            };
+            // SAFETY: the slab was on `full` iff it was full.
+            unsafe { list.remove(slab) };
+            return Ok(Some(slab));
+        }
+        if was_full {
+            // SAFETY: the slab is on `full`; exclusive access via `&mut self`.
+            unsafe { self.full.remove(slab) };
+            // SAFETY: on no list now.
+            unsafe { self.available.push_front(slab) };
+        }
+        if now_empty {
+            self.empty += 1;
+        }
+        Ok(None)
+    }
+
+    /// Gives every empty slab's page back, the reserve included, and returns
+    /// how many.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    pub(crate) unsafe fn shrink<P: PageAllocator + ?Sized>(&mut self, pages: &P) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.release_empty(pages, 0) }
+    }
+
+    /// Gives back empty slabs until at most `keep` remain, and returns how
+    /// many went back. Walks `available`: for `shrink` and configuration
+    /// changes, never for an allocation or a free. All the slabs are taken
+    /// off the lists and counted out first, then their pages go back.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    unsafe fn release_empty<P: PageAllocator + ?Sized>(&mut self, pages: &P, keep: usize) -> usize {
+        let mut released = 0;
+        let mut chain = None;
+        let mut cursor = self.available.head();
+        while self.empty > keep {
+            let Some(slab) = cursor else {
+                debug_assert!(false, "{} empty slabs counted but not found", self.empty);
+                break;
+            };
+            // SAFETY: slabs on our lists are live and we hold `&mut self`.
+            cursor = unsafe { self.available.next_of(slab) };
+            // SAFETY: as above.
+            if unsafe { slab.in_use() } == 0 {
+                // SAFETY: the slab is on `available`.
+                unsafe { self.available.remove(slab) };
+                self.empty -= 1;
+                // SAFETY: on no list now: its links chain the slabs to go.
+                unsafe { slab.set_links(None, chain) };
+                chain = Some(slab);
+                released += 1;
+            }
+        }
+        // SAFETY: the chained slabs are held and counted by no list.
+        unsafe { self.give_back_all(pages, chain) };
+        released
+    }
+
+    /// Gives the page of each slab on `chain` (linked through `next`) back.
+    /// Should the page source panic, the slabs not yet given back return to
+    /// `available` as empty slabs, counted again: nothing is lost, and the
+    /// counts stay right (the reserve may be exceeded until the next
+    /// `shrink`).
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; the chained slabs are live,
+    /// empty, on no list and counted nowhere.
+    unsafe fn give_back_all<P: PageAllocator + ?Sized>(&mut self, pages: &P, chain: Option<Slab>) {
+        /// Lists the slabs not yet given back if a page source unwinds.
+        struct Relist<'a> {
+            core: &'a mut CacheCore,
+            rest: Option<Slab>,
+        }
+        impl Drop for Relist<'_> {
+            fn drop(&mut self) {
+                while let Some(slab) = self.rest {
+                    // SAFETY: a chained slab is live, empty and on no list;
+                    // the guard holds the core exclusively.
+                    self.rest = unsafe { slab.links() }.1;
+                    // SAFETY: as above.
+                    unsafe { self.core.available.push_front(slab) };
+                    self.core.empty += 1;
+                }
+            }
+        }
+        let mut pending = Relist {
+            core: self,
+            rest: chain,
+        };
+        while let Some(slab) = pending.rest {
+            // SAFETY: chained slabs are live and ours.
+            pending.rest = unsafe { slab.links() }.1;
+            // SAFETY: the slab is off the chain, empty, on no list, counted
+            // nowhere; the page came from `pages` (shared contract).
+            unsafe { pending.core.give_back(pages, slab) };
+        }
+    }
+
+    /// Shows `visit` each slab's slots, used or free: the slabs with free
+    /// slots first (most recently used first), then the full ones.
+    pub(crate) fn for_each_slab(&mut self, mut visit: impl FnMut(SlabOccupancy<'_>)) {
+        let geometry = self.geometry;
+        for list in [&self.available, &self.full] {
+            let mut cursor = list.head();
+            while let Some(slab) = cursor {
+                // SAFETY: slabs on our lists are live, and `&mut self` is
+                // exclusive access to them for the whole visit.
+                cursor = unsafe { list.next_of(slab) };
+                // SAFETY: as above; the slice lives only for this call of
+                // `visit`, within the exclusive access.
+                let used = unsafe { slab.occupancy(&geometry) };
+                visit(SlabOccupancy {
+                    page: slab.page().as_ptr().addr(),
+                    slot_size: geometry.slot_size,
+                    first_slot: geometry.first_slot,
+                    slots: geometry.slots_per_slab,
+                    used,
+                });
+            }
+        }
+    }
+
+    /// Returns an empty slab's page to `pages`.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; `slab` is on no list, has no
+    /// slot in use, is counted nowhere, and is never used again.
+    unsafe fn give_back<P: PageAllocator + ?Sized>(&self, pages: &P, slab: Slab) {
+        // Whoever gets the page next may touch all of it.
+        poison::allow(slab.page(), self.geometry.page_size);
+        // SAFETY: the caller's guarantees: the page came from `pages` and no
+        // one uses it any more.
+        unsafe { pages.deallocate_page(slab.page()) };
+    }
+
+    /// Counters for `stats()`.
+    pub(crate) fn stats(&self, name: &'static str) -> CacheStats {
+        CacheStats::of_slabs(
+            name,
+            &self.geometry,
+            self.in_use,
+            [
+                self.full.len(),
+                self.available.len() - self.empty,
+                self.empty,
+            ],
+        )
+    }
+
+    /// A fresh slab on a new page, put on `available`, or the reason there
+    /// is none. Nothing changes before the page source has answered.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[cold]
+    unsafe fn grow<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: u32,
+    ) -> Result<Slab, AllocError> {
+        debug_assert_eq!(page_size_of::<P>(), self.geometry.page_size);
+        if let Some(limit) = self.config.page_limit
+            && self.pages_held() >= limit
+        {
+            return Err(AllocError::PageLimit { limit });
+        }
+        let page = pages.allocate_page()?;
+        let page_size = self.geometry.page_size;
+        if page.as_ptr().addr() & (page_size - 1) != 0 {
+            // SAFETY: the page came from `pages` a moment ago and is unused.
+            unsafe { pages.deallocate_page(page) };
+            return Err(AllocError::MisalignedPage {
+                addr: page.as_ptr().addr(),
+                page_size,
+            });
+        }
+        if self.expose_pages {
+            let _ = page.as_ptr().expose_provenance();
+        }
+        // SAFETY: the page allocator's contract: `page_size` bytes, ours until
+        // given back; aligned, as just checked.
+        let slab = unsafe { Slab::init(page, &self.geometry, owner) };
+        // SAFETY: the slab is live, on no list, and ours.
+        unsafe { self.available.push_front(slab) };
+        self.empty += 1;
+        Ok(slab)
+    }
+}
+
+impl fmt::Debug for CacheCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheCore")
+            .field("geometry", &self.geometry)
+            .field("in_use", &self.in_use)
+            .field("full", &self.full.len())
+            .field("available", &self.available.len())
+            .field("empty", &self.empty)
+            .field("config", &self.config)
+            .finish()
+    }
+}

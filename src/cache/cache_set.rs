@@ -1,0 +1,294 @@
+//! The locked core both fronts share: one cache core per slot size, each
+//! behind its own lock, one page source, one owner tag.
+
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+
+use generic_array::{ArrayLength, GenericArray};
+
+use super::CacheConfig;
+use super::cache_core::{AllocFault, CacheCore, SlotReach};
+use crate::checked::{Misuse, OwnerTag, Report};
+use crate::error::AllocError;
+use crate::page_allocator::{PageAllocator, page_size_of};
+use crate::slab::{Slab, SlabGeometry};
+use crate::stats::{CacheStats, SlabOccupancy};
+use crate::sync::{Mutex, const_fn_unless_loom};
+
+/// The slot sizes of a [`CacheSet`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shape {
+    /// One cache of this geometry (a typed cache: `C` is one).
+    One(SlabGeometry),
+    /// Size classes: cache `i` has slots of `8 << i` bytes aligned to their
+    /// size, and exposes its pages' provenance for frees through narrowed
+    /// pointers (`GlobalAlloc`).
+    PowersOfTwo,
+}
+
+/// The smallest size class, in bytes.
+pub(crate) const MIN_CLASS: usize = 8;
+
+/// The slot size of size class number `class` (0 for [`MIN_CLASS`]).
+#[inline]
+pub(crate) const fn class_size(class: usize) -> usize {
+    MIN_CLASS << class
+}
+
+/// One cache of a set: its geometry, readable without the lock, and its
+/// core, behind it.
+struct Class {
+    geometry: SlabGeometry,
+    core: Mutex<CacheCore>,
+}
+
+/// `C` cache cores (a typed cache has one, a size-class allocator one per
+/// class) sharing one page source `P` and one owner tag. Every operation
+/// runs *lock → core operation → unlock → report*: a misuse that checked
+/// builds find is reported only once the lock is released, through the
+/// caller's [`Report`] (a panic for the fronts' own methods, an abort for
+/// `GlobalAlloc`), so that the report — which may allocate — never meets
+/// our own lock.
+///
+/// The set owns its pages: it gives every empty one back when dropped, and
+/// `shrink` gives back the empty ones of every cache, then lets the page
+/// source trim.
+pub(crate) struct CacheSet<P: PageAllocator, C: ArrayLength> {
+    classes: GenericArray<Class, C>,
+    pages: P,
+    owner: OwnerTag,
+}
+
+impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
+    const_fn_unless_loom! {
+        /// A set of empty caches shaped by `shape`, each configured by `config`.
+        ///
+        /// # Panics
+        ///
+        /// If a geometry does not fit the page size (callers check that at
+        /// compile time), or `Shape::One` is asked of more than one cache.
+        pub(crate) const fn new(pages: P, config: CacheConfig, shape: Shape) -> Self {
+            let mut classes = GenericArray::<Class, C>::uninit();
+            let slots = classes.as_mut_slice();
+            let mut i = 0;
+            while i < slots.len() {
+                let (geometry, expose) = match shape {
+                    Shape::One(geometry) => {
+                        assert!(C::USIZE == 1, "Shape::One is one cache");
+                        (geometry, false)
+                    }
+                    Shape::PowersOfTwo => {
+                        let size = class_size(i);
+                        match SlabGeometry::new(page_size_of::<P>(), size, size) {
+                            Ok(geometry) => (geometry, true),
+                            Err(_) => panic!("every size class fits a page"),
+                        }
+                    }
+                };
+                slots[i] = MaybeUninit::new(Class {
+                    geometry,
+                    core: Mutex::new(CacheCore::new(geometry, config, expose)),
+                });
+                i += 1;
+            }
+            Self {
+                // SAFETY: the loop initialised every element.
+                classes: unsafe { GenericArray::assume_init(classes) },
+                pages,
+                owner: OwnerTag::new(),
+            }
+        }
+    }
+
+    /// The page source.
+    pub(crate) fn pages(&self) -> &P {
+        &self.pages
+    }
+
+    /// The geometry of cache `class`.
+    #[inline]
+    pub(crate) fn geometry(&self, class: usize) -> &SlabGeometry {
+        &self.classes[class].geometry
+    }
+
+    /// One slot of cache `class`.
+    #[inline]
+    pub(crate) fn alloc(&self, class: usize, report: Report) -> Result<NonNull<u8>, AllocError> {
+        let outcome = {
+            let mut core = self.classes[class].core.lock();
+            // SAFETY: `self.pages` is the only page source any core of the set
+            // sees.
+            unsafe { core.alloc(&self.pages, self.owner.get()) }
+        };
+        refused_or_reported(outcome, report)
+    }
+
+    /// Fills `out` with slots of cache `class` under one lock; returns how
+    /// many (at least one).
+    #[inline(never)]
+    pub(crate) fn alloc_batch(
+        &self,
+        class: usize,
+        out: &mut [MaybeUninit<NonNull<u8>>],
+        report: Report,
+    ) -> Result<usize, AllocError> {
+        let outcome = {
+            let mut core = self.classes[class].core.lock();
+            // SAFETY: as in `alloc`.
+            unsafe { core.alloc_batch(&self.pages, self.owner.get(), out) }
+        };
+        refused_or_reported(outcome, report)
+    }
+
+    /// Returns `slot` to cache `class`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` was handed out by cache `class` of this set and not freed
+    /// since (no double free), and is not used after this call (no use
+    /// after free); `reach` is true of it. Checked builds verify the first
+    /// part and report a misuse through `report`.
+    #[inline]
+    pub(crate) unsafe fn free(
+        &self,
+        class: usize,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+        report: Report,
+    ) {
+        // SAFETY: the caller's guarantees, kept by `try_free`'s.
+        if let Err(misuse) = unsafe { self.try_free(class, slot, reach) } {
+            report(misuse, slot);
+        }
+    }
+
+    /// [`free`](Self::free) that returns the misuse instead of reporting it,
+    /// after the lock is released.
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free).
+    #[inline]
+    pub(crate) unsafe fn try_free(
+        &self,
+        class: usize,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+    ) -> Result<(), Misuse> {
+        let mut core = self.classes[class].core.lock();
+        // SAFETY: the caller's guarantees; `self.pages` is the only page
+        // source any core of the set sees, and size-class cores (the only
+        // ones freed with `SlotReach::Object`) expose their pages.
+        unsafe { core.free(&self.pages, self.owner.get(), slot, reach) }
+    }
+
+    /// Returns every slot of `slots` to cache `class` under one lock.
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free), for each slot, through pointers that
+    /// reach the whole page.
+    #[inline(never)]
+    pub(crate) unsafe fn free_batch(&self, class: usize, slots: &[NonNull<u8>], report: Report) {
+        let outcome = {
+            let mut core = self.classes[class].core.lock();
+            // SAFETY: the caller's guarantees; as in `try_free`.
+            unsafe { core.free_batch(&self.pages, self.owner.get(), slots) }
+        };
+        if let Err((misuse, slot)) = outcome {
+            report(misuse, slot);
+        }
+    }
+
+    /// Checks, without any lock, that `ptr` is a slot of cache `class` of
+    /// this set (checked builds; see `Slab::check_owner`).
+    ///
+    /// # Safety
+    ///
+    /// As for `Slab::check_owner`: `ptr` points into readable memory.
+    pub(crate) unsafe fn check_owner(&self, class: usize, ptr: NonNull<u8>) -> Result<(), Misuse> {
+        let geometry = self.geometry(class);
+        let slab = Slab::containing(ptr, geometry.page_size);
+        // SAFETY: the caller's guarantees.
+        unsafe { slab.check_owner(ptr, geometry, self.owner.get()) }
+    }
+
+    /// Gives back the page of every empty slab of every cache, the reserves
+    /// included, and returns how many; then lets the page source give back
+    /// what it keeps ([`PageAllocator::trim`]).
+    pub(crate) fn shrink(&self) -> usize {
+        let released = self
+            .classes
+            .iter()
+            .map(|class| {
+                let mut core = class.core.lock();
+                // SAFETY: `self.pages` is the only page source any core sees.
+                unsafe { core.shrink(&self.pages) }
+            })
+            .sum();
+        self.pages.trim();
+        released
+    }
+
+    /// The configuration of cache `class`.
+    pub(crate) fn config(&self, class: usize) -> CacheConfig {
+        self.classes[class].core.lock().config()
+    }
+
+    /// Applies `config` to every cache of the set.
+    pub(crate) fn set_config(&self, config: CacheConfig) {
+        for class in self.classes.iter() {
+            let mut core = class.core.lock();
+            // SAFETY: `self.pages` is the only page source any core sees.
+            unsafe { core.set_config(&self.pages, config) };
+        }
+    }
+
+    /// The counters of cache `class`, named `name`.
+    pub(crate) fn stats(&self, class: usize, name: &'static str) -> CacheStats {
+        self.classes[class].core.lock().stats(name)
+    }
+
+    /// The counters of cache `class`, or `None` if its lock is held (for
+    /// `Debug`, which must never wait).
+    pub(crate) fn try_stats(&self, class: usize, name: &'static str) -> Option<CacheStats> {
+        self.classes[class]
+            .core
+            .try_lock()
+            .map(|core| core.stats(name))
+    }
+
+    /// Shows `visit` every slab of every cache, with the cache's index, each
+    /// cache under its lock.
+    pub(crate) fn for_each_slab(&self, mut visit: impl FnMut(usize, SlabOccupancy<'_>)) {
+        for (i, class) in self.classes.iter().enumerate() {
+            class.core.lock().for_each_slab(|slab| visit(i, slab));
+        }
+    }
+}
+
+/// The caller's error for a refusal; a misuse reported through `report`.
+#[inline]
+fn refused_or_reported<T>(outcome: Result<T, AllocFault>, report: Report) -> Result<T, AllocError> {
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(AllocFault::Refused(error)) => Err(error),
+        Err(AllocFault::Misuse(misuse, slot)) => report(misuse, slot),
+    }
+}
+
+impl<P: PageAllocator, C: ArrayLength> Drop for CacheSet<P, C> {
+    fn drop(&mut self) {
+        // Memory still handed out keeps its pages: with safe code nothing is
+        // (handles borrow their cache), so it was leaked on purpose
+        // (`SlabBox::leak`, `into_raw`, a forgotten `Pin`, a `Box` of a
+        // global allocator), and, as with `Box::leak`, leaked memory is
+        // never reused. Empty slabs go back.
+        for class in self.classes.iter_mut() {
+            // SAFETY: `self.pages` is the only page source any core sees, and
+            // empty slabs hold nothing anyone uses.
+            unsafe { class.core.get_mut().shrink(&self.pages) };
+        }
+        self.pages.trim();
+    }
+}

@@ -1,0 +1,188 @@
+//! Free blocks of one stretch of memory, handed out without a search.
+//!
+//! Blocks that came back are kept on an intrusive LIFO (each one's first
+//! word points to the next) and handed out again first; after them comes a
+//! run of never-used blocks, walked by an index. Both ends are O(1), and
+//! nothing is written to a block before it is first handed out — lazy
+//! set-up: a new slab or chunk is ready at once, and on an operating system
+//! that maps memory lazily a block never handed out never becomes resident.
+//! (Eager set-up would link every block at creation: a loop on the
+//! allocation path, and a write to every cache line before the first use.)
+//!
+//! Invariants:
+//!
+//! - a block is free iff it is on the returned list or is block `fresh` or
+//!   later of the run; the two never overlap, and neither holds a block that
+//!   is handed out;
+//! - `out` counts the blocks handed out and not given back.
+//!
+//! Where the run starts and how many blocks it has are not stored: each
+//! user knows them (a slab from its geometry, a chunk from its size, a
+//! region keeps them), and passes them in. So the stack is two words — a
+//! slab header stays five words in all.
+//!
+//! The same type serves the slots of a slab (`slab`) and the pages of a
+//! region or a chunk (`page_allocator`).
+
+use core::ptr::NonNull;
+
+/// The first word of a block that came back.
+#[derive(Clone, Copy)]
+pub(crate) struct Link {
+    next: Option<NonNull<Link>>,
+}
+
+/// Where a stack's run of never-used blocks lies: `count` blocks of `size`
+/// bytes from `base`, whose provenance covers them all.
+#[derive(Clone, Copy)]
+pub(crate) struct Run {
+    pub(crate) base: NonNull<u8>,
+    pub(crate) size: usize,
+    pub(crate) count: usize,
+}
+
+/// The free blocks of one stretch of memory, all of one size.
+///
+/// # Safety contract shared by the `unsafe fn`s below
+///
+/// The caller has exclusive access to the stack and to the memory it
+/// manages, and passes the same [`Run`] on every call until the run is
+/// replaced.
+pub(crate) struct FreeStack {
+    /// Blocks given back, most recent first.
+    returned: Option<NonNull<Link>>,
+    /// The index of the first never-used block of the run.
+    fresh: u32,
+    /// Blocks handed out and not given back.
+    out: u32,
+}
+
+impl FreeStack {
+    /// A stack whose run is all free.
+    pub(crate) const fn new() -> Self {
+        Self {
+            returned: None,
+            fresh: 0,
+            out: 0,
+        }
+    }
+
+    /// Blocks handed out and not given back.
+    #[inline]
+    pub(crate) fn out(&self) -> usize {
+        self.out as usize
+    }
+
+    /// The block `pop` would take from the returned list, if any.
+    #[inline]
+    pub(crate) fn returned_head(&self) -> Option<NonNull<u8>> {
+        self.returned.map(NonNull::cast)
+    }
+
+    /// The index in the run of the first never-used block: blocks from it
+    /// on were never handed out.
+    #[inline]
+    pub(crate) fn fresh(&self) -> usize {
+        self.fresh as usize
+    }
+
+    /// Takes a block: the last one given back, else the next never-used one
+    /// of `run`, if any is left.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract; blocks on the returned list hold the link
+    /// [`push`](Self::push) wrote, and are readable (for AddressSanitizer
+    /// builds: the caller lifts the mark on `returned_head` first).
+    #[inline]
+    pub(crate) unsafe fn pop(&mut self, run: Run) -> Option<NonNull<u8>> {
+        let block = match self.returned {
+            Some(link) => {
+                // SAFETY: `link` heads the returned list, so it is a free
+                // block of ours holding a `Link` written by `push`.
+                self.returned = unsafe { link.read() }.next;
+                link.cast()
+            }
+            None if self.fresh() < run.count => {
+                // SAFETY: block `fresh` of the run lies inside its memory.
+                let block = unsafe { run.base.byte_add(self.fresh() * run.size) };
+                self.fresh += 1;
+                block
+            }
+            None => return None,
+        };
+        self.out += 1;
+        Some(block)
+    }
+
+    /// Puts a block back, its link written through the block itself.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract; `block` was handed out by `pop`, is no longer
+    /// used by anyone, and is at least a word in size and aligned to one.
+    #[inline]
+    pub(crate) unsafe fn push(&mut self, block: NonNull<u8>) {
+        let link = self.link_for_push();
+        // SAFETY: the block is ours again, large and aligned enough for the
+        // link.
+        unsafe { block.cast::<Link>().write(link) };
+        // SAFETY: the link was just written.
+        unsafe { self.push_linked(block) };
+    }
+
+    /// The link a block must hold before [`push_linked`](Self::push_linked)
+    /// puts it on the stack: for users that write it themselves, through
+    /// pointers of their choice.
+    #[inline]
+    pub(crate) fn link_for_push(&self) -> Link {
+        Link {
+            next: self.returned,
+        }
+    }
+
+    /// Puts `block` on the returned list, its first word already holding
+    /// [`link_for_push`](Self::link_for_push)'s value.
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push), with the link written.
+    #[inline]
+    pub(crate) unsafe fn push_linked(&mut self, block: NonNull<u8>) {
+        self.returned = Some(block.cast());
+        self.out -= 1;
+    }
+
+    /// Moves the never-used blocks left of `old` to the returned list, so
+    /// that a new run can start (the caller then passes the new one): a loop
+    /// at set-up time, never on the allocation path.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract, for the old run.
+    pub(crate) unsafe fn retire_run(&mut self, old: Run) {
+        while self.fresh() < old.count {
+            // SAFETY: block `fresh` of the old run lies inside its memory.
+            let block = unsafe { old.base.byte_add(self.fresh() * old.size) };
+            self.fresh += 1;
+            // Handed out and given back at once: `out` stays as it was.
+            self.out += 1;
+            // SAFETY: the block is free, ours, and large enough for a link.
+            unsafe { self.push(block) };
+        }
+        self.fresh = 0;
+    }
+
+    /// The block after `block` on the returned list.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract; `block` is on the returned list, and readable.
+    #[inline]
+    pub(crate) unsafe fn next_returned(block: NonNull<u8>) -> Option<NonNull<u8>> {
+        // SAFETY: blocks on the list hold their link in their first word.
+        unsafe { block.cast::<Link>().read() }
+            .next
+            .map(NonNull::cast)
+    }
+}

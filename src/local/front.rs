@@ -1,0 +1,201 @@
+//! The one magazine front: a magazine in front of one cache of a
+//! [`CacheSet`], refilled and drained a batch at a time. [`LocalCache`]
+//! has one, [`LocalAllocator`] one per size class.
+//!
+//! [`LocalCache`]: crate::LocalCache
+//! [`LocalAllocator`]: crate::LocalAllocator
+
+use core::ptr::NonNull;
+
+use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
+
+use super::magazine::{Magazine, check_cached, poison_cached};
+use crate::cache::{CacheSet, SlotReach};
+use crate::checked::{CHECKED, Misuse};
+use crate::error::AllocError;
+use crate::page_allocator::PageAllocator;
+
+/// A magazine of up to `N` free slots of one cache. Its methods take the
+/// cache (`set` and `class`) and its slot size each time, rather than
+/// holding them, so that the typed front's slot size stays a constant.
+///
+/// # The order of things, for unwinding
+///
+/// A page source is user code and may panic; so may a destructor or a
+/// panic hook that runs meanwhile and uses this very front. Therefore:
+///
+/// - nothing borrows the magazine across a call into the cache (the
+///   magazine is all `Cell`s; see `magazine`);
+/// - a refill takes its batch into a buffer on the stack, and the cache
+///   asks the page source for a page only while the batch is empty, so a
+///   panic there costs no slot;
+/// - a free puts its slot into the magazine *before* the magazine's
+///   overflow goes back to the cache, and the cache does the bookkeeping of
+///   the whole batch before any page goes back: a panic there loses no
+///   slot either.
+pub(crate) struct MagazineFront<N: ArrayLength> {
+    magazine: Magazine<N>,
+}
+
+impl<N: ArrayLength> MagazineFront<N> {
+    /// An empty front.
+    pub(crate) const fn new() -> Self {
+        let () = Magazine::<N>::NOT_EMPTY;
+        Self {
+            magazine: Magazine::new(),
+        }
+    }
+
+    /// Slots resting in the magazine.
+    #[inline]
+    pub(crate) fn cached(&self) -> usize {
+        self.magazine.len()
+    }
+
+    /// A slot of `size` bytes from the magazine, refilled from cache `class`
+    /// of `set` when empty.
+    #[inline]
+    pub(crate) fn take<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let Some(slot) = self.magazine.pop() else {
+            return self.refill(set, class, size);
+        };
+        // SAFETY: every slot in the magazine was cached with the cache's
+        // slot size, and is ours alone.
+        match unsafe { check_cached(slot, size) } {
+            Ok(()) => Ok(slot),
+            Err(misuse) => misuse.report(slot),
+        }
+    }
+
+    /// Takes a batch from the cache: the first slot for the caller, the
+    /// rest into the magazine.
+    #[cold]
+    #[inline(never)]
+    fn refill<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let mut batch = GenericArray::<NonNull<u8>, N>::uninit();
+        let room = N::USIZE - self.magazine.len();
+        let want = Magazine::<N>::BATCH.min(room).max(1);
+        let taken = set.alloc_batch(class, &mut batch[..want], Misuse::report)?;
+        // SAFETY: `alloc_batch` filled `batch[..taken]`, `taken >= 1`.
+        let slots = batch[..taken]
+            .iter()
+            .map(|slot| unsafe { slot.assume_init() });
+        let mut slots = slots.rev();
+        let first = slots.next_back();
+        // The lowest slots are used first: pushed last, popped first.
+        for slot in slots {
+            // SAFETY: just handed out by the cache, to no one else.
+            unsafe { poison_cached(slot, size) };
+            if let Err(slot) = self.magazine.push(slot) {
+                // Full only if something used this front while the cache
+                // ran (a page source may not, but it costs nothing to cope).
+                // SAFETY: just handed out by cache `class`, used by no one,
+                // through the pointer the slab gave.
+                unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
+            }
+        }
+        Ok(first.unwrap_or_else(|| unreachable!()))
+    }
+
+    /// Keeps `slot` in the magazine; gives back half of a full magazine
+    /// first. Checked builds catch, at once, a second free of a slot still
+    /// in this magazine.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a slot of `size` bytes that cache `class` of `set` handed
+    /// out, through the pointer the slab gave (or one derived from it by
+    /// pointer arithmetic); it is not freed twice (no double free), and no
+    /// one uses it after this call (no use after free).
+    #[inline]
+    pub(crate) unsafe fn give<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+        slot: NonNull<u8>,
+    ) {
+        if CHECKED && self.magazine.contains(slot) {
+            Misuse::DoubleFree.report(slot);
+        }
+        // SAFETY: the slot is ours and no one uses it any more.
+        unsafe { poison_cached(slot, size) };
+        if let Err(slot) = self.magazine.push(slot) {
+            // SAFETY: the caller's guarantees, passed on.
+            unsafe { self.drain_then_push(set, class, size, slot) };
+        }
+    }
+
+    /// Gives half of the full magazine back, then keeps `slot`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`give`](Self::give), `slot` already cached.
+    #[cold]
+    #[inline(never)]
+    unsafe fn drain_then_push<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+        slot: NonNull<u8>,
+    ) {
+        self.drain(set, class, size, Magazine::<N>::BATCH, Some(slot));
+    }
+
+    /// Gives every slot in the magazine back to the cache.
+    pub(crate) fn flush<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+    ) {
+        self.drain(set, class, size, N::USIZE, None);
+    }
+
+    /// Gives the `count` most recent slots back to the cache, after pushing
+    /// `keep` in their place. The slots are checked while still in the
+    /// magazine, so a misuse report loses none of them; `keep` is in the
+    /// magazine before the cache (and its page source) is called.
+    fn drain<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+        count: usize,
+        keep: Option<NonNull<u8>>,
+    ) {
+        for slot in self.magazine.top(count) {
+            // SAFETY: cached by this front with `size`, ours alone.
+            if let Err(misuse) = unsafe { check_cached(slot, size) } {
+                misuse.report(slot);
+            }
+        }
+        let mut batch = GenericArray::<NonNull<u8>, N>::generate(|_| NonNull::dangling());
+        let mut len = 0;
+        while len < count
+            && let Some(slot) = self.magazine.pop()
+        {
+            batch[len] = slot;
+            len += 1;
+        }
+        if let Some(keep) = keep {
+            let pushed = self.magazine.push(keep);
+            debug_assert!(pushed.is_ok(), "a drained magazine has room");
+        }
+        // SAFETY: every slot in the magazine was handed out by cache `class`
+        // of `set` (the contract of `give`), through a pointer that reaches
+        // its page, and no one uses it.
+        unsafe { set.free_batch(class, &batch[..len], Misuse::report) };
+    }
+}

@@ -1,0 +1,524 @@
+//! The untyped front: size classes for raw `Layout` requests.
+//!
+//! A [`SlabAllocator`] keeps one cache core per size class — 8, 16, 32, 64,
+//! 128 and 256 bytes by default — each behind its own lock, so threads that
+//! allocate different sizes do not contend. A request goes to the smallest
+//! class that is at least both its size and its alignment; class slots are
+//! aligned to the class size, so any alignment up to the class is honoured
+//! without padding. Choosing the class is arithmetic on the layout (a
+//! `next_power_of_two`), not a search.
+//!
+//! Requests no class can serve — larger than the largest class, or aligned
+//! beyond it — go to the [`Fallback`]: [`NoFallback`] (the default) answers
+//! them with an `Err`, and any [`GlobalAlloc`](core::alloc::GlobalAlloc), such as `std::alloc::System`,
+//! serves them. Zero-sized requests get a dangling, aligned pointer and touch
+//! nothing.
+//!
+//! # The class table is a type
+//!
+//! The largest class is the type parameter `M` (`U256` by default), bound by
+//! [`SizeClassLimit`]: a power of two, at least 8. The number of classes,
+//! `log2(M) − 2`, is computed by the compiler and is the length of the
+//! `GenericArray` of class caches, so a kernel on 16 KiB pages can have
+//! classes up to 4 KiB with `SlabAllocator<Pages16K, F, U4096>` and no
+//! wasted entries. A largest class that does not fit the page size is a
+//! compile error.
+//!
+//! # Provenance
+//!
+//! [`deallocate`](SlabAllocator::deallocate) and
+//! [`reallocate`](SlabAllocator::reallocate) reach the slab header through
+//! the pointer they are given, by address arithmetic alone
+//! (`ptr::map_addr`): strict provenance, as the typed front. Their contract
+//! asks for the pointer `allocate` returned, or one derived from it by
+//! pointer arithmetic and casts — which is what collections built on an
+//! allocator keep.
+//!
+//! A pointer coming back through `GlobalAlloc::dealloc` may carry less: a
+//! `Box` narrows its borrow to the object, and reading the header through it
+//! would be undefined behaviour under Rust's aliasing rules. So each class
+//! page's provenance is exposed when it becomes a slab, and the
+//! `GlobalAlloc` entry points rebuild the header pointer from the address
+//! (`ptr::with_exposed_provenance`); an in-place `realloc` hands back a
+//! pointer rebuilt the same way, valid for the whole slot.
+//!
+//! # As the global allocator
+//!
+//! `SlabAllocator` implements [`GlobalAlloc`](core::alloc::GlobalAlloc). Its pages must then come from
+//! somewhere other than the global allocator itself:
+//!
+//! ```
+//! use minimal_slab::{GlobalAllocPages, SlabAllocator};
+//! use std::alloc::System;
+//!
+//! #[global_allocator]
+//! static HEAP: SlabAllocator<GlobalAllocPages<System>, System> =
+//!     SlabAllocator::new_in(GlobalAllocPages::new(System), System);
+//!
+//! let v: Vec<u32> = (0..10).collect(); // 40 bytes: the 64-byte class
+//! assert_eq!(v.iter().sum::<u32>(), 45);
+//! assert!(HEAP.stats().objects_in_use() > 0);
+//! ```
+
+//! # The files
+//!
+//! The allocator and its own methods (here); which class serves a layout
+//! (`size_class`); the [`Fallback`] (`fallback`); reallocation, written once
+//! for every raw entry point (`resize`); the `GlobalAlloc` impl and the
+//! entry points for narrowed pointers (`global_alloc`). The size classes
+//! themselves are a [`CacheSet`] of one core per class: the lock, the pages,
+//! the misuse report, `shrink`, `stats` and `Drop` live there.
+
+use core::alloc::Layout;
+use core::fmt;
+use core::ptr::NonNull;
+
+use generic_array::{GenericArray, sequence::GenericSequence};
+use typenum::U256;
+
+use crate::cache::{self, CacheConfig, CacheSet, Shape, SlotReach, class_size};
+use crate::checked::{Misuse, Report};
+use crate::error::AllocError;
+use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
+use crate::slab::SlabGeometry;
+use crate::stats::{AllocatorStats, SlabOccupancy};
+use crate::sync::{AtomicUsize, Ordering, const_fn_unless_loom};
+
+mod fallback;
+mod global_alloc;
+mod resize;
+mod size_class;
+#[cfg(all(test, feature = "alloc"))]
+mod tests;
+
+#[cfg(any(feature = "allocator-api2", feature = "nightly"))]
+pub(crate) use fallback::unsupported;
+pub use fallback::{Fallback, NoFallback};
+pub(crate) use fallback::{abort_on_misuse, dangling};
+pub(crate) use resize::{Blocks, resize};
+pub use size_class::SizeClassLimit;
+use size_class::{CLASS_NAMES, class_of};
+
+/// A size-class allocator for raw `Layout` requests up to `M` bytes (256 by
+/// default), with pages from `P` and larger requests sent to `F`.
+///
+/// ```
+/// use core::alloc::Layout;
+/// use minimal_slab::SlabAllocator;
+///
+/// static ALLOC: SlabAllocator = SlabAllocator::new();
+///
+/// let layout = Layout::new::<[u64; 4]>();
+/// let p = ALLOC.allocate(layout).unwrap();
+/// assert_eq!(p.as_ptr() as usize % layout.align(), 0);
+/// // SAFETY: `p` came from `ALLOC.allocate(layout)` and is not used again.
+/// unsafe { ALLOC.deallocate(p, layout) };
+///
+/// // Beyond the classes, without a fallback: an error, not a panic.
+/// assert!(ALLOC.allocate(Layout::new::<[u8; 300]>()).is_err());
+/// ```
+pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: SizeClassLimit = U256>
+{
+    set: CacheSet<P, M::Classes>,
+    fallback: F,
+    fallback_allocations: AtomicUsize,
+    fallback_bytes: AtomicUsize,
+}
+
+#[cfg(feature = "alloc")]
+impl SlabAllocator<crate::page_allocator::ChunkedGlobalPages, NoFallback, U256> {
+    const_fn_unless_loom! {
+        /// Size classes 8 to 256 bytes on 4 KiB pages from the global allocator,
+        /// in chunks of 256 KiB shared by the classes
+        /// ([`ChunkedGlobalPages`](crate::page_allocator::ChunkedGlobalPages)),
+        /// no fallback. `const`, so it can be a `static`.
+        pub const fn new() -> Self {
+            Self::new_in(
+                crate::page_allocator::ChunkedGlobalPages::global(),
+                NoFallback,
+            )
+        }
+    }
+}
+
+impl<P: PageAllocator, F: Fallback> SlabAllocator<P, F, U256> {
+    const_fn_unless_loom! {
+        /// Size classes 8 to 256 bytes, pages from `pages`, and requests beyond
+        /// the classes sent to `fallback`.
+        pub const fn new_in(pages: P, fallback: F) -> Self {
+            Self::with_config(pages, fallback, CacheConfig::new())
+        }
+    }
+
+    const_fn_unless_loom! {
+        /// Like [`new_in`](Self::new_in), with `config` applied to each size
+        /// class on its own (a page limit of 10 is 10 pages per class).
+        pub const fn with_config(pages: P, fallback: F, config: CacheConfig) -> Self {
+            Self::with_size_classes(pages, fallback, config)
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Default for SlabAllocator<crate::page_allocator::ChunkedGlobalPages, NoFallback, U256> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
+    /// The smallest size class, in bytes.
+    pub const MIN_CLASS: usize = cache::MIN_CLASS;
+
+    /// Rejects, at compile time, a largest class that does not fit a page.
+    const CLASSES_FIT: () = {
+        let largest = M::USIZE;
+        if SlabGeometry::new(page_size_of::<P>(), largest, largest).is_err() {
+            panic!(
+                "SlabAllocator: the largest size class does not fit a page after the slab header; \
+                 use bigger pages or a smaller size-class limit"
+            );
+        }
+    };
+
+    const_fn_unless_loom! {
+        /// Like [`with_config`](SlabAllocator::with_config), for any largest
+        /// size class `M`, named by the type:
+        ///
+        /// ```
+        /// use minimal_slab::{CacheConfig, GlobalPages, NoFallback, SlabAllocator};
+        /// use minimal_slab::typenum::{U4096, U16384};
+        ///
+        /// // Classes 8 B .. 4 KiB on 16 KiB pages.
+        /// let heap = SlabAllocator::<_, _, U4096>::with_size_classes(
+        ///     GlobalPages::<U16384>::with_page_size(),
+        ///     NoFallback,
+        ///     CacheConfig::new(),
+        /// );
+        /// assert_eq!(heap.stats().classes().len(), 10);
+        /// ```
+        pub const fn with_size_classes(pages: P, fallback: F, config: CacheConfig) -> Self {
+            let () = Self::CLASSES_FIT;
+            Self {
+                set: CacheSet::new(pages, config, Shape::PowersOfTwo),
+                fallback,
+                fallback_allocations: AtomicUsize::new(0),
+                fallback_bytes: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    /// The size class serving `layout`, as an index, or `None` if only the
+    /// fallback can (zero-sized layouts included: they take no slot).
+    #[inline]
+    pub(crate) fn class_index(layout: Layout) -> Option<usize> {
+        if layout.size() == 0 {
+            return None;
+        }
+        class_of(layout, M::USIZE)
+    }
+
+    /// The slot size that serves `layout`, or `None` if only the fallback can.
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    /// use minimal_slab::SlabAllocator;
+    ///
+    /// type Heap = SlabAllocator;
+    /// assert_eq!(Heap::size_class(Layout::new::<u8>()), Some(8));
+    /// assert_eq!(Heap::size_class(Layout::new::<[u8; 33]>()), Some(64));
+    /// assert_eq!(Heap::size_class(Layout::from_size_align(8, 128).unwrap()), Some(128));
+    /// assert_eq!(Heap::size_class(Layout::new::<[u8; 257]>()), None);
+    /// ```
+    pub fn size_class(layout: Layout) -> Option<usize> {
+        class_of(layout, M::USIZE).map(class_size)
+    }
+
+    /// Allocates memory for `layout`: from a size class if one fits, else
+    /// from the fallback. The pointer is aligned to `layout.align()`.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::UnsupportedLayout`] if no class fits and there is no
+    /// fallback, [`AllocError::FallbackFailed`] if the fallback is out of
+    /// memory, and the page errors of [`AllocError`] if a class needs a page
+    /// and cannot get one.
+    ///
+    /// # Panics
+    ///
+    /// Checked builds panic, naming the misuse and the address, if the slot
+    /// about to be handed out was written to while it was free (a use after
+    /// free somewhere else in the program).
+    #[inline]
+    pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.allocate_with(layout, Misuse::report)
+    }
+
+    /// `allocate`, with the way a misuse is reported as a parameter:
+    /// `allocate` panics, `GlobalAlloc::alloc` must not unwind.
+    #[inline]
+    pub(crate) fn allocate_with(
+        &self,
+        layout: Layout,
+        report: Report,
+    ) -> Result<NonNull<u8>, AllocError> {
+        match Self::class_index(layout) {
+            Some(class) => self.set.alloc(class, report),
+            None if layout.size() == 0 => Ok(dangling(layout)),
+            None => {
+                let ptr = self.fallback.allocate(layout)?;
+                self.count_fallback(layout.size(), true);
+                Ok(ptr)
+            }
+        }
+    }
+
+    /// Frees memory from [`allocate`](Self::allocate).
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` came from `allocate` (or [`reallocate`](Self::reallocate)) on
+    ///   this allocator with this same `layout`, and is that pointer or one
+    ///   derived from it by pointer arithmetic and casts — not one
+    ///   re-derived from a reference or a `Box` to the object, whose borrow
+    ///   covers the object alone (see [Provenance](self#provenance); the
+    ///   [`GlobalAlloc`](core::alloc::GlobalAlloc) methods accept those);
+    /// - it has not been freed since (no double free), and is not used after
+    ///   this call (no use after free).
+    ///
+    /// Checked builds detect a double free, a pointer this allocator never
+    /// handed out (including a slot of another allocator or cache), and a
+    /// layout of another size class than the allocation's, and panic with a
+    /// message naming the misuse and the address. (Through `GlobalAlloc`,
+    /// which must not unwind, the same message is printed and the process
+    /// aborts.) A slab pointer freed with a layout beyond the size classes
+    /// goes to the fallback unchecked: the fallback's memory is not ours to
+    /// inspect.
+    #[inline]
+    pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees, a pointer reaching the page among
+        // them.
+        unsafe { self.deallocate_with(ptr, layout, SlotReach::Page, Misuse::report) }
+    }
+
+    /// `deallocate`, with what the pointer reaches and the way a misuse is
+    /// reported as parameters.
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate`](Self::deallocate), with `reach` true of `ptr`.
+    #[inline]
+    pub(crate) unsafe fn deallocate_with(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        reach: SlotReach,
+        report: Report,
+    ) {
+        match Self::class_index(layout) {
+            // SAFETY: the caller's guarantees, `reach` among them; class
+            // cores expose their pages for narrowed pointers.
+            Some(class) => unsafe { self.set.free(class, ptr, reach, report) },
+            None if layout.size() == 0 => {}
+            None => {
+                // SAFETY: the caller's guarantees: the same layout means the
+                // fallback allocated it.
+                unsafe { self.fallback.deallocate(ptr, layout) };
+                self.count_fallback(layout.size(), false);
+            }
+        }
+    }
+
+    /// Resizes memory from [`allocate`](Self::allocate) to `new_size` bytes,
+    /// keeping the first `min(layout.size(), new_size)` bytes. Stays in place
+    /// when the new size falls in the same size class.
+    ///
+    /// # Errors
+    ///
+    /// As for [`allocate`](Self::allocate); on error `ptr` is untouched and
+    /// still owned by the caller.
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate`](Self::deallocate). On success the old pointer
+    /// must not be used again.
+    pub unsafe fn reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let entry = Entry {
+            heap: self,
+            reach: SlotReach::Page,
+            report: Misuse::report,
+        };
+        // SAFETY: the caller's guarantees, a pointer reaching the page among
+        // them.
+        unsafe { resize(&entry, ptr, layout, new_size) }
+    }
+
+    /// Gives back the page of every empty slab in every class, the reserves
+    /// included, and returns how many; then lets the page source give back
+    /// what it keeps in reserve ([`PageAllocator::trim`]).
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    /// use minimal_slab::SlabAllocator;
+    ///
+    /// let heap = SlabAllocator::new();
+    /// let layout = Layout::new::<[u8; 64]>();
+    /// let p = heap.allocate(layout).unwrap();
+    /// // SAFETY: allocated just above with `layout`.
+    /// unsafe { heap.deallocate(p, layout) };
+    /// assert_eq!(heap.shrink_to_fit(), 1); // the reserve page of the 64-byte class
+    /// assert_eq!(heap.stats().pages(), 0);
+    /// ```
+    pub fn shrink_to_fit(&self) -> usize {
+        self.set.shrink()
+    }
+
+    /// [`shrink_to_fit`](Self::shrink_to_fit), under its former name, which
+    /// `Allocator::shrink` shadows on `&SlabAllocator`.
+    #[deprecated(
+        since = "0.1.1",
+        note = "renamed `shrink_to_fit`: `Allocator::shrink` has the same name"
+    )]
+    pub fn shrink(&self) -> usize {
+        self.shrink_to_fit()
+    }
+
+    /// A snapshot of every class's counters, and of the fallback's.
+    pub fn stats(&self) -> AllocatorStats<M::Classes> {
+        AllocatorStats {
+            classes: GenericArray::generate(|i| self.set.stats(i, CLASS_NAMES[i])),
+            fallback_allocations: self.fallback_allocations.load(Ordering::Relaxed),
+            fallback_bytes: self.fallback_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Shows `visit` every slab of every size class, with the class's slot
+    /// size: which slots are used and which free (see [`SlabOccupancy`]).
+    ///
+    /// Each class is locked while its slabs are visited, so `visit` must not
+    /// allocate from this allocator — mind that printing may, if this is the
+    /// global allocator.
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    /// use minimal_slab::SlabAllocator;
+    ///
+    /// let heap = SlabAllocator::new();
+    /// let layout = Layout::new::<[u8; 100]>();
+    /// let p = heap.allocate(layout).unwrap();
+    /// let mut seen = Vec::new();
+    /// heap.for_each_slab(|class, slab| seen.push((class, slab.in_use())));
+    /// assert_eq!(seen, [(128, 1)]);
+    /// // SAFETY: allocated just above with `layout`.
+    /// unsafe { heap.deallocate(p, layout) };
+    /// ```
+    pub fn for_each_slab(&self, mut visit: impl FnMut(usize, SlabOccupancy<'_>)) {
+        self.set
+            .for_each_slab(|class, slab| visit(class_size(class), slab));
+    }
+
+    /// The page allocator the size classes take their pages from.
+    pub fn page_allocator(&self) -> &P {
+        self.set.pages()
+    }
+
+    /// The allocator that serves requests beyond the size classes.
+    pub fn fallback(&self) -> &F {
+        &self.fallback
+    }
+
+    /// The size classes, for the per-thread front.
+    pub(crate) fn set(&self) -> &CacheSet<P, M::Classes> {
+        &self.set
+    }
+
+    fn count_fallback(&self, bytes: usize, allocated: bool) {
+        if allocated {
+            self.fallback_allocations.fetch_add(1, Ordering::Relaxed);
+            self.fallback_bytes.fetch_add(bytes, Ordering::Relaxed);
+        } else {
+            self.fallback_allocations.fetch_sub(1, Ordering::Relaxed);
+            self.fallback_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Resizes a block of the fallback's, counting it.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Fallback::reallocate`].
+    pub(crate) unsafe fn fallback_reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller's guarantees.
+        let new = unsafe { self.fallback.reallocate(ptr, layout, new_size) }?;
+        self.count_fallback(layout.size(), false);
+        self.count_fallback(new_size, true);
+        Ok(new)
+    }
+}
+
+/// One raw entry point of a `SlabAllocator`: what its pointers reach, and
+/// how it reports a misuse.
+pub(crate) struct Entry<'a, P: PageAllocator, F, M: SizeClassLimit> {
+    pub(crate) heap: &'a SlabAllocator<P, F, M>,
+    pub(crate) reach: SlotReach,
+    pub(crate) report: Report,
+}
+
+impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F, M> {
+    const LARGEST_CLASS: usize = M::USIZE;
+
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.heap.allocate_with(layout, self.report)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees; `reach` is true of the entry
+        // point's pointers.
+        unsafe {
+            self.heap
+                .deallocate_with(ptr, layout, self.reach, self.report)
+        }
+    }
+
+    unsafe fn fallback_reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller's guarantees.
+        unsafe { self.heap.fallback_reallocate(ptr, layout, new_size) }
+    }
+
+    fn in_place(&self, ptr: NonNull<u8>) -> NonNull<u8> {
+        match self.reach {
+            SlotReach::Page => ptr,
+            // A pointer entitled to the old size only (a `Box`'s borrow) is
+            // swapped for one with the page's exposed provenance, valid for
+            // the whole slot.
+            SlotReach::Object(_) => cache::with_exposed_page_provenance(ptr),
+        }
+    }
+}
+
+impl<P: PageAllocator + fmt::Debug, F: fmt::Debug, M: SizeClassLimit> fmt::Debug
+    for SlabAllocator<P, F, M>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlabAllocator")
+            .field("largest_class", &M::USIZE)
+            .field("pages", self.set.pages())
+            .field("fallback", &self.fallback)
+            .finish_non_exhaustive()
+    }
+}

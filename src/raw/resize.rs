@@ -1,0 +1,83 @@
+//! Reallocation, written once for every raw entry point: the allocator's
+//! own methods, its `GlobalAlloc` methods, and the per-thread front.
+
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+
+use super::fallback::resized;
+use super::size_class::class_of;
+use crate::error::AllocError;
+
+/// What a raw entry point offers [`resize`]: where blocks come from and go.
+pub(crate) trait Blocks {
+    /// The largest size class, in bytes.
+    const LARGEST_CLASS: usize;
+
+    /// A block for `layout`.
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError>;
+
+    /// Frees a block of `layout`.
+    ///
+    /// # Safety
+    ///
+    /// As for `SlabAllocator::deallocate`, with what the entry point accepts
+    /// of the pointer's provenance.
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout);
+
+    /// Resizes a block of the fallback's.
+    ///
+    /// # Safety
+    ///
+    /// As for `Fallback::reallocate`.
+    unsafe fn fallback_reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError>;
+
+    /// The pointer to hand back for a block resized in place: `ptr`, or one
+    /// rebuilt to reach the whole slot where `ptr`'s borrow is narrower.
+    fn in_place(&self, ptr: NonNull<u8>) -> NonNull<u8>;
+}
+
+/// Resizes the block at `ptr` from `layout` to `new_size` bytes, keeping the
+/// first `min(layout.size(), new_size)`: in place within one size class,
+/// through the fallback when both sizes are the fallback's, else a new
+/// block, a copy and a free. On error `ptr` is untouched.
+///
+/// # Safety
+///
+/// `ptr` is a live block of `blocks` with `layout` (as for
+/// [`Blocks::deallocate`]); on success it must not be used again.
+pub(crate) unsafe fn resize<B: Blocks>(
+    blocks: &B,
+    ptr: NonNull<u8>,
+    layout: Layout,
+    new_size: usize,
+) -> Result<NonNull<u8>, AllocError> {
+    let new_layout = resized(layout, new_size)?;
+    let class = |layout: Layout| match layout.size() {
+        0 => None,
+        _ => class_of(layout, B::LARGEST_CLASS),
+    };
+    let (old_class, new_class) = (class(layout), class(new_layout));
+    if layout.size() != 0 && new_size != 0 {
+        if old_class.is_some() && old_class == new_class {
+            return Ok(blocks.in_place(ptr));
+        }
+        if old_class.is_none() && new_class.is_none() {
+            // SAFETY: both layouts belong to the fallback; the caller's
+            // guarantees cover the rest.
+            return unsafe { blocks.fallback_reallocate(ptr, layout, new_size) };
+        }
+    }
+    let new = blocks.allocate(new_layout)?;
+    let keep = layout.size().min(new_size);
+    // SAFETY: both blocks are valid for `keep` bytes and distinct (the old
+    // one is still allocated while the new one is handed out).
+    unsafe { ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), keep) };
+    // SAFETY: the caller's guarantees for `ptr` and `layout`.
+    unsafe { blocks.deallocate(ptr, layout) };
+    Ok(new)
+}

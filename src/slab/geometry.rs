@@ -1,0 +1,92 @@
+//! The shape of every slab of one cache: slot size, where slot 0 starts,
+//! how many slots.
+
+use core::mem::{align_of, size_of};
+use core::ptr::NonNull;
+
+use super::SlabHeader;
+
+const WORD_BITS: usize = usize::BITS as usize;
+
+/// The shape of every slab in one cache, computed once (at compile time for
+/// the typed front) and passed to each slab operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlabGeometry {
+    /// Bytes in a page; a power of two.
+    pub(crate) page_size: usize,
+    /// Bytes from one slot to the next; a multiple of the slot alignment.
+    pub(crate) slot_size: usize,
+    /// Offset of slot 0 from the page base: header, bitmap and padding.
+    pub(crate) first_slot: usize,
+    /// Slots per slab; at least 1.
+    pub(crate) slots_per_slab: usize,
+}
+
+/// Why a geometry cannot be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GeometryError {
+    /// The object's alignment exceeds the page size.
+    AlignTooLarge,
+    /// Not one object fits in a page after the header.
+    TooLarge,
+}
+
+impl SlabGeometry {
+    /// The geometry for objects of `size` bytes aligned to `align` (a power
+    /// of two) in pages of `page_size` bytes.
+    pub(crate) const fn new(
+        page_size: usize,
+        size: usize,
+        align: usize,
+    ) -> Result<Self, GeometryError> {
+        let slot_align = max(align, align_of::<NonNull<u8>>());
+        if slot_align > page_size {
+            return Err(GeometryError::AlignTooLarge);
+        }
+        let slot_size = round_up(max(size, size_of::<NonNull<u8>>()), slot_align);
+        if slot_size > page_size {
+            return Err(GeometryError::TooLarge);
+        }
+        // The bitmap is sized for the most slots that could follow a bare
+        // header; the real count can only be smaller. Its room is reserved in
+        // every build, so that the geometry — and whether a type fits at
+        // all — is the same with and without checks; only checked builds
+        // write to it.
+        let most_slots = (page_size - size_of::<SlabHeader>()) / slot_size;
+        let bitmap = most_slots.div_ceil(WORD_BITS) * size_of::<usize>();
+        let first_slot = round_up(size_of::<SlabHeader>() + bitmap, slot_align);
+        if first_slot >= page_size {
+            // Only an alignment of at least half the page pushes slot 0 out.
+            return Err(GeometryError::AlignTooLarge);
+        }
+        if first_slot + slot_size > page_size {
+            return Err(GeometryError::TooLarge);
+        }
+        Ok(Self {
+            page_size,
+            slot_size,
+            first_slot,
+            slots_per_slab: (page_size - first_slot) / slot_size,
+        })
+    }
+
+    /// Offset just past the last slot.
+    pub(crate) const fn end(&self) -> usize {
+        self.first_slot + self.slots_per_slab * self.slot_size
+    }
+
+    /// Words of the handed-out bitmap.
+    pub(crate) const fn bitmap_words(&self) -> usize {
+        self.slots_per_slab.div_ceil(WORD_BITS)
+    }
+}
+
+pub(crate) const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+const fn round_up(n: usize, align: usize) -> usize {
+    (n + align - 1) & !(align - 1)
+}
+
+pub(crate) const BITS: usize = WORD_BITS;

@@ -1,0 +1,355 @@
+//! One page cut into equal slots, with an intrusive free list.
+//!
+//! ```text
+//!  one page: PageSize bytes, aligned to PageSize
+//!  ┌────────────┬────────┬─────┬────────┬────────┬─────┬──────────┬──────┐
+//!  │ SlabHeader │ bitmap │ pad │ slot 0 │ slot 1 │ ... │ slot n-1 │ tail │
+//!  └────────────┴────────┴─────┴────────┴────────┴─────┴──────────┴──────┘
+//!  ^ page base = any slot address with the low log2(PageSize) bits cleared
+//!               (the bitmap is maintained in checked builds only)
+//! ```
+//!
+//! # What a slab owns
+//!
+//! Its page, and in it the header and every slot. The [`SlabGeometry`] (slot
+//! size, where slot 0 starts, how many slots) is the same for every slab of a
+//! cache, so it lives in the cache and is passed in; the header keeps only
+//! what changes.
+//!
+//! # Invariants
+//!
+//! - A slot is free iff it is on the slab's [`FreeStack`]: on its returned
+//!   list, or in its fresh run (never handed out). Slots are handed out from
+//!   the returned list first, then from the run: a new slab is ready in
+//!   O(1), without writing its slots (lazy set-up; see `intrusive`).
+//! - A free slot on the free list holds, in its first word, the pointer to the
+//!   next one (`None` at the end). A slot's alignment is at least a pointer's,
+//!   so that word is always aligned.
+//! - The stack's `out` counts the slots handed out and not yet returned.
+//! - In checked builds, bit `i` of the bitmap is set iff slot `i` is handed
+//!   out; it turns a double free or a stray pointer into a clear panic. The
+//!   bitmap's room (one bit per slot, at most 1/64 of the page) is reserved
+//!   in every build so that `SLOTS_PER_SLAB`, and whether a type fits, do
+//!   not change between debug and release.
+//! - In checked builds, every byte of a slot on the free list after its link
+//!   is `POISON`, and its link is `None` or a free slot of the same slab;
+//!   `Slab::check_reuse` verifies both before the slot is handed out again.
+//!   In AddressSanitizer builds, every slot not handed out is marked for the
+//!   sanitizer (see `poison`).
+//!
+//! # Finding the slab of an object
+//!
+//! Pages are aligned to their size, so clearing the low bits of an object's
+//! address gives its header: [`Slab::containing`] is one mask, with the
+//! object pointer's own provenance (`map_addr`), no lookup and no loop.
+//!
+//! # Who may call what
+//!
+//! Only the cache layer (`cache`), which holds each slab on exactly one of
+//! its lists and serialises all access behind its lock. The operations are
+//! `unsafe fn`s that share one contract, stated on [`Slab`]. The checks that
+//! checked builds run on a slab (owner, double free, poison) are in
+//! `checks`; the geometry, fixed per cache, in `geometry`.
+//!
+//! This layer knows the page sources only as a size; it uses `intrusive`
+//! for its free slots and `checked` for its checks.
+
+use core::mem::size_of;
+use core::ptr::NonNull;
+
+use crate::checked::{CHECKED, poison};
+use crate::intrusive::{FreeStack, Linked, Run};
+
+mod checks;
+mod geometry;
+#[cfg(all(test, feature = "alloc"))]
+mod tests;
+
+pub(crate) use geometry::{GeometryError, SlabGeometry};
+
+/// The bookkeeping at the start of every slab page: what changes, under the
+/// cache lock, then what is fixed when the slab is made. The split is what
+/// lets a local front read the fixed part without the lock while another
+/// thread, holding it, borrows the changing part.
+#[repr(C)]
+pub(crate) struct SlabHeader {
+    state: SlabState,
+    /// Copy of the geometry's slot size, for checked builds to compare.
+    slot_size: u32,
+    /// The owning cache's tag (see `checked::OwnerTag`): checked builds
+    /// compare it before trusting a header found from a pointer, which tells
+    /// apart a slab of this cache from another cache's and from memory that
+    /// is no slab at all.
+    owner: u32,
+}
+
+/// The part of the header that changes, only under the cache lock.
+#[repr(C)]
+struct SlabState {
+    /// Neighbours on the cache list this slab is on (available or full).
+    prev: Option<Slab>,
+    next: Option<Slab>,
+    /// The free slots: returned ones, then the never-used run; and the
+    /// count of slots handed out.
+    free: FreeStack,
+}
+
+/// A handle to a live slab: a pointer to its header.
+///
+/// # Safety contract shared by the `unsafe fn`s below
+///
+/// The caller guarantees that `self` is *live* — its page was set up by
+/// [`Slab::init`] with the same `geo` that is passed in, and not given back
+/// since — and that it has exclusive access to the slab for the duration of
+/// the call (in this crate: it holds the lock of the cache owning the slab).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slab(NonNull<SlabHeader>);
+
+impl Slab {
+    /// Lays out an empty slab in `page`, owned by the cache tagged `owner`.
+    ///
+    /// # Safety
+    ///
+    /// `page` is `geo.page_size` bytes, aligned to `geo.page_size`, valid for
+    /// writes, and not used by anything else until it is given back.
+    pub(crate) unsafe fn init(page: NonNull<u8>, geo: &SlabGeometry, owner: u32) -> Slab {
+        let header = page.cast::<SlabHeader>();
+        let slots = Slab(header).run(geo).base;
+        // SAFETY: the page is ours, aligned to at least 256 bytes, and larger
+        // than the header (the geometry put slot 0 after it).
+        unsafe {
+            header.write(SlabHeader {
+                state: SlabState {
+                    prev: None,
+                    next: None,
+                    free: FreeStack::new(),
+                },
+                slot_size: geo.slot_size as u32,
+                owner,
+            })
+        };
+        if CHECKED {
+            // SAFETY: `page` is a page of `geo.page_size` bytes.
+            let bitmap = unsafe { bitmap_of(page) };
+            let bytes = geo.first_slot - size_of::<SlabHeader>();
+            // SAFETY: the bitmap lies between the header and slot 0, inside
+            // the page; all bits clear means no slot is handed out.
+            unsafe { bitmap.cast::<u8>().write_bytes(0, bytes) };
+        }
+        poison::forbid(slots, geo.end() - geo.first_slot);
+        Slab(header)
+    }
+
+    /// The slab whose page contains `ptr`. Computes an address only; nothing
+    /// is read, so it is safe — but the result is live only if `ptr` points
+    /// into a live slab.
+    #[inline]
+    pub(crate) fn containing(ptr: NonNull<u8>, page_size: usize) -> Slab {
+        Slab(
+            ptr.map_addr(|addr| {
+                // Clearing low bits of a non-zero address inside a page leaves the
+                // page base, which is non-zero too; a foreign `ptr` below the
+                // first page is the only way to get zero, and 1 is as good a
+                // non-address as any for the checks that follow.
+                core::num::NonZeroUsize::new(addr.get() & !(page_size - 1))
+                    .unwrap_or(core::num::NonZeroUsize::MIN)
+            })
+            .cast(),
+        )
+    }
+
+    /// Hints the processor to start loading the header's cache line, so
+    /// that a later access finds it there. Reads nothing and cannot fault,
+    /// whatever the address; a no-op where there is no stable prefetch
+    /// instruction (and under Miri).
+    #[inline(always)]
+    pub(crate) fn prefetch_header(self) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(miri)))]
+        // SAFETY: the build enables SSE, which the instruction needs, and
+        // a prefetch never dereferences its address.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                self.0.as_ptr().cast::<i8>().cast_const(),
+            )
+        };
+    }
+
+    /// The page this slab lives in.
+    #[inline]
+    pub(crate) fn page(self) -> NonNull<u8> {
+        self.0.cast()
+    }
+
+    /// The slab's slots, as the run of its free stack.
+    #[inline]
+    fn run(self, geo: &SlabGeometry) -> Run {
+        Run {
+            // Computes an address inside the page (slot 0 starts inside it:
+            // the geometry's guarantee), with the page's provenance.
+            base: self
+                .page()
+                .map_addr(|page| page.saturating_add(geo.first_slot)),
+            size: geo.slot_size,
+            count: geo.slots_per_slab,
+        }
+    }
+
+    /// Exclusive access to the changing part of the header. The fixed part
+    /// (slot size, owner) stays outside the borrow, so that a lock-free
+    /// reader of it ([`check_owner`](Self::check_owner)) never meets a
+    /// mutable borrow.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`]; the reference must not outlive the
+    /// exclusive access, and no other reference to the state may exist while
+    /// it does.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn state<'a>(self) -> &'a mut SlabState {
+        // `state` is the first field of a `repr(C)` header: same address.
+        let state = self.0.cast::<SlabState>();
+        // SAFETY: a live slab's header is initialised, and the caller has
+        // exclusive access to its state.
+        unsafe { &mut *state.as_ptr() }
+    }
+
+    /// Hands out a free slot, or `None` if the slab is full.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    #[inline]
+    pub(crate) unsafe fn pop_slot(self, geo: &SlabGeometry) -> Option<NonNull<u8>> {
+        let run = self.run(geo);
+        // SAFETY: the caller upholds the shared contract.
+        let state = unsafe { self.state() };
+        if let Some(head) = state.free.returned_head() {
+            // Its link is read now; the sanitizer must let us.
+            poison::allow(head, geo.slot_size);
+        }
+        // SAFETY: we have the slab (shared contract); returned slots hold
+        // the links `push_slot` wrote, readable as just arranged.
+        let slot = unsafe { state.free.pop(run) }?;
+        poison::allow(slot, geo.slot_size);
+        if CHECKED {
+            // SAFETY: `slot` is a slot of this live slab.
+            unsafe { self.flip_bit(slot, geo) };
+        }
+        Some(slot)
+    }
+
+    /// Puts `slot` back on the free list.
+    ///
+    /// The link is written through `slot` itself for the first `guarded`
+    /// bytes — the caller's pointer is the one entitled to them right now (a
+    /// `Box` being freed still guards its object) — and through the slab's
+    /// own pointer for the rest of the word, which a small object's borrow
+    /// does not cover. The pointer kept on the list is rebuilt from the
+    /// slab's own, so the slot's next owner gets the page's provenance, not
+    /// whatever the last owner's pointer had.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`]; `slot` is a slot of this slab that is
+    /// handed out (checked builds verify it first with
+    /// [`check_free`](Self::check_free)), and no one uses it after this call.
+    /// `guarded` is the size of the object the caller's borrow covers
+    /// (`usize::MAX` when the pointer reaches the whole page).
+    #[inline]
+    pub(crate) unsafe fn push_slot(self, slot: NonNull<u8>, geo: &SlabGeometry, guarded: usize) {
+        if CHECKED {
+            // SAFETY: `slot` is a handed-out slot of this live slab.
+            unsafe { self.flip_bit(slot, geo) };
+        }
+        // SAFETY: the caller upholds the shared contract.
+        let state = unsafe { self.state() };
+        let paged = self.0.with_addr(slot.addr()).cast::<u8>();
+        let value = state.free.link_for_push();
+        let len = size_of_val(&value);
+        let [(near, near_len), (far, far_len)] = split_at_guard(slot, paged, guarded, 0, len);
+        let bytes = (&raw const value).cast::<u8>();
+        // SAFETY: the slot is ours again and at least a pointer in size; the
+        // near part lies inside the caller's borrow.
+        unsafe { core::ptr::copy_nonoverlapping(bytes, near, near_len) };
+        // SAFETY: the far part is the rest of the word, in the same slot,
+        // reached through the slab's page provenance; `near_len + far_len`
+        // is the size of `value`.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.wrapping_add(near_len), far, far_len) };
+        if CHECKED {
+            let pieces = split_at_guard(slot, paged, guarded, len, geo.slot_size);
+            for (start, count) in pieces {
+                // SAFETY: both pieces lie inside the slot, which is ours
+                // again, each reached through a pointer entitled to it.
+                unsafe { poison::fill(start, count) };
+            }
+        }
+        poison::forbid(paged, geo.slot_size);
+        // SAFETY: the slot holds the link just written, and is free.
+        unsafe { state.free.push_linked(paged) };
+    }
+
+    /// Slots handed out and not yet returned.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    #[inline]
+    pub(crate) unsafe fn in_use(self) -> usize {
+        // SAFETY: the caller upholds the shared contract.
+        unsafe { self.state() }.free.out()
+    }
+}
+
+// SAFETY: a slab's list links live in its header's state alone, and the
+// callers of `List` hold the cache lock (the `Slab` contract).
+unsafe impl Linked for Slab {
+    #[inline]
+    unsafe fn links(self) -> (Option<Self>, Option<Self>) {
+        // SAFETY: the caller has exclusive access to the live slab.
+        let state = unsafe { self.state() };
+        (state.prev, state.next)
+    }
+
+    #[inline]
+    unsafe fn set_links(self, prev: Option<Self>, next: Option<Self>) {
+        // SAFETY: as above.
+        let state = unsafe { self.state() };
+        state.prev = prev;
+        state.next = next;
+    }
+}
+
+/// The byte range `start..end` of a slot being freed, as two pieces: the
+/// part below `guarded` through `slot` (the caller's pointer, entitled to
+/// its object's bytes and the only one allowed to touch them while a `Box`
+/// is being freed), the rest through `paged` (the same address with the
+/// page's provenance). Computes pointers only.
+///
+/// Inlined so that the copies in [`Slab::push_slot`] see constant lengths
+/// when the caller's pointer reaches the whole page: out of line, each free
+/// paid a call here and two calls to `memcpy` for one word.
+#[inline]
+fn split_at_guard(
+    slot: NonNull<u8>,
+    paged: NonNull<u8>,
+    guarded: usize,
+    start: usize,
+    end: usize,
+) -> [(*mut u8, usize); 2] {
+    let mid = guarded.clamp(start, end);
+    [
+        (slot.as_ptr().wrapping_add(start), mid - start),
+        (paged.as_ptr().wrapping_add(mid), end - mid),
+    ]
+}
+
+/// The bitmap right after the header (checked builds).
+///
+/// # Safety
+///
+/// `page` is a slab page: larger than the header, so the result stays inside.
+unsafe fn bitmap_of(page: NonNull<u8>) -> NonNull<usize> {
+    // SAFETY: the header is smaller than a page, per the caller.
+    unsafe { page.byte_add(size_of::<SlabHeader>()) }.cast()
+}
