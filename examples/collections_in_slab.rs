@@ -13,7 +13,7 @@
 //!   entries in a class, a map of fifty at the fallback;
 //! - `stats()` shows every live block; after the collections are dropped no
 //!   object is in use, the emptied slabs are kept as a reserve, and
-//!   `shrink()` gives their pages back.
+//!   `shrink_to_fit()` gives their pages back.
 //!
 //! Run it with:
 //!
@@ -133,7 +133,7 @@ fn main() {
     assert_eq!(samples[19], 19 * 19, "the contents came along");
 
     // 5. Drop everything: no object is in use, but the emptied slabs stay as
-    //    each class's reserve until `shrink`.
+    //    each class's reserve until `shrink_to_fit`.
     drop((by_remainder, small, samples));
     let after = heap.stats();
     println!("\n== after drop ==");
@@ -145,8 +145,8 @@ fn main() {
     );
 
     let released = heap.shrink_to_fit();
-    println!("\n== after shrink ==");
+    println!("\n== after shrink_to_fit ==");
     print!("{}", heap.stats());
-    println!("  shrink() gave back {released} page(s)");
+    println!("  shrink_to_fit() gave back {released} page(s)");
     assert_eq!(heap.stats().pages(), 0);
 }

@@ -93,28 +93,37 @@
 //!
 //! # Implementation
 //!
-//! Four layers, each a module that uses only the ones below it:
+//! Four layers, each a folder that uses only the ones below it, on a floor
+//! of shared parts:
 //!
 //! ```text
-//!   LocalCache / LocalBox           LocalAllocator     (per-thread magazines)
-//!            |                         |
-//!   SlabCache<T> / SlabBox          SlabAllocator (size classes, fallback)
-//!            \                         /
-//!             slab_cache: one object size — available and full slabs
-//!                          |
-//!             slab: one page — header, slots, intrusive free list
-//!                          |
-//!             page_allocator: pages aligned to their size
+//!  fronts   typed/ SlabCache, SlabBox   raw/ SlabAllocator   local/ LocalCache,
+//!                \                          |                     LocalAllocator
+//!                 \                         |                 (magazines, refilled
+//!                  \                        |                  a batch at a time)
+//!  caches           cache/ CacheSet: one locked CacheCore per slot size —
+//!                          available and full slabs, the reserve
+//!                                           |
+//!  slabs            slab/ one page: header, equal slots, free slots
+//!                                           |
+//!  pages            page_allocator/ pages aligned to their size
+//!
+//!  floor            intrusive/ (list, free stack)  checked/ (misuse, poison,
+//!                   owner tags)  sync (locks)  error  stats
 //! ```
 //!
 //! A slab is one page: a header, then equal slots. A free slot holds the
 //! pointer to the next free slot, and slots never used are handed out by a
-//! bump offset, so a new slab costs nothing to set up. Pages are aligned to
+//! bump index, so a new slab costs nothing to set up. Pages are aligned to
 //! their size, so the slab owning an object is found by masking its address.
 //! A cache keeps its slabs on two intrusive lists — full, and available (a
 //! slot free) — so neither alloc nor free ever scans; it grows a page at a
 //! time, keeps a reserve of two empty slabs, and gives the other empty pages
-//! back.
+//! back. Both fronts sit on the same locked core (`CacheSet`): a typed cache
+//! is a set of one cache, a size-class allocator a set of one per class. The
+//! per-thread fronts put a magazine in front of one cache of a set and move
+//! slots to and from it a batch at a time (the core's batch API knows
+//! nothing of magazines).
 //!
 //! # Features
 //!
@@ -168,6 +177,8 @@ mod typed;
 // The standard allocator traits, for both fronts.
 #[cfg(any(feature = "allocator-api2", feature = "nightly"))]
 mod allocator_api;
+// Former public paths, as deprecated aliases.
+mod deprecated;
 
 pub use cache::CacheConfig;
 pub use error::{AllocError, AllocFailed, PageAllocError};
@@ -179,25 +190,8 @@ pub use raw::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
 pub use stats::{AllocatorStats, CacheStats, SlabOccupancy};
 pub use typed::{SlabBox, SlabCache};
 
-/// The typed cache's former module path.
-#[deprecated(since = "0.1.1", note = "use the items at the crate root")]
-pub mod slab_cache {
-    pub use crate::CacheConfig;
-
-    /// Empty slabs a cache keeps by default.
-    #[deprecated(since = "0.1.1", note = "use `CacheConfig::DEFAULT_RESERVE`")]
-    pub const DEFAULT_RESERVE: usize = crate::CacheConfig::DEFAULT_RESERVE;
-}
-
-/// The raw allocator's former module path.
-#[deprecated(since = "0.1.1", note = "use the items at the crate root")]
-pub mod slab_allocator {
-    pub use crate::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
-
-    /// The smallest size class, in bytes.
-    #[deprecated(since = "0.1.1", note = "use `SlabAllocator::MIN_CLASS`")]
-    pub const MIN_CLASS: usize = 8;
-}
+#[allow(deprecated)] // the former paths, kept for the 0.1 series
+pub use deprecated::{slab_allocator, slab_cache};
 
 #[cfg(feature = "allocator-api2")]
 pub use allocator_api2;

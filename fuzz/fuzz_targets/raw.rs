@@ -64,8 +64,8 @@ impl<F: Fallback> Model<'_, '_, F> {
         }
         match Self::class_of(layout) {
             Some(class) => {
-                let before = &self.heap.stats().classes()[class];
-                expected_failure(before, self.limit, self.region)
+                let before = self.heap.stats().classes()[class];
+                expected_failure(&before, self.limit, self.region)
             }
             None if self.with_fallback => None,
             None => Some(AllocError::UnsupportedLayout {
@@ -167,11 +167,11 @@ impl<F: Fallback> Model<'_, '_, F> {
         let empty: usize = self
             .heap
             .stats()
-            .classes
+            .classes()
             .iter()
             .map(|c| c.empty_slabs)
             .sum();
-        assert_eq!(self.heap.shrink(), empty);
+        assert_eq!(self.heap.shrink_to_fit(), empty);
     }
 
     fn check(&self) {

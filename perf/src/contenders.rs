@@ -470,7 +470,7 @@ impl<T: Value> SharedPool<T> for SlabAllocatorPool {
     }
 
     fn release_memory(&self) -> Option<usize> {
-        Some(self.0.shrink())
+        Some(self.0.shrink_to_fit())
     }
 
     fn held_pages(&self) -> Option<usize> {
@@ -511,7 +511,7 @@ impl<T: Value> Pool<T> for LocalAllocatorPool<'_> {
     /// Flushes the front first, as for [`LocalCacheRef`].
     fn release_memory(&mut self) -> Option<usize> {
         self.0.flush();
-        Some(self.0.allocator().shrink())
+        Some(self.0.allocator().shrink_to_fit())
     }
 
     fn held_pages(&self) -> Option<usize> {

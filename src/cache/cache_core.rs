@@ -6,12 +6,14 @@ use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use super::CacheConfig;
-use crate::checked::{Misuse, poison};
+use crate::checked::Misuse;
 use crate::error::AllocError;
 use crate::intrusive::{Linked, List};
 use crate::page_allocator::{PageAllocator, page_size_of};
 use crate::slab::{Slab, SlabGeometry};
 use crate::stats::{CacheStats, SlabOccupancy};
+
+mod release;
 
 /// `ptr` rebuilt from its address with the provenance its slab page exposed
 /// when it became a slab (cores built with `expose_pages`): it reaches the
@@ -101,22 +103,6 @@ impl CacheCore {
 
     pub(crate) fn config(&self) -> CacheConfig {
         self.config
-    }
-
-    /// Applies `config`; a lower reserve gives back the empty slabs beyond it
-    /// at once.
-    ///
-    /// # Safety
-    ///
-    /// The shared contract on [`CacheCore`].
-    pub(crate) unsafe fn set_config<P: PageAllocator + ?Sized>(
-        &mut self,
-        pages: &P,
-        config: CacheConfig,
-    ) {
-        self.config = config;
-        // SAFETY: forwarded from the caller.
-        unsafe { self.release_empty(pages, config.reserve) };
     }
 
     /// Pages held, one per slab.
@@ -344,93 +330,6 @@ impl CacheCore {
         Ok(None)
     }
 
-    /// Gives every empty slab's page back, the reserve included, and returns
-    /// how many.
-    ///
-    /// # Safety
-    ///
-    /// The shared contract on [`CacheCore`].
-    pub(crate) unsafe fn shrink<P: PageAllocator + ?Sized>(&mut self, pages: &P) -> usize {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.release_empty(pages, 0) }
-    }
-
-    /// Gives back empty slabs until at most `keep` remain, and returns how
-    /// many went back. Walks `available`: for `shrink` and configuration
-    /// changes, never for an allocation or a free. All the slabs are taken
-    /// off the lists and counted out first, then their pages go back.
-    ///
-    /// # Safety
-    ///
-    /// The shared contract on [`CacheCore`].
-    unsafe fn release_empty<P: PageAllocator + ?Sized>(&mut self, pages: &P, keep: usize) -> usize {
-        let mut released = 0;
-        let mut chain = None;
-        let mut cursor = self.available.head();
-        while self.empty > keep {
-            let Some(slab) = cursor else {
-                debug_assert!(false, "{} empty slabs counted but not found", self.empty);
-                break;
-            };
-            // SAFETY: slabs on our lists are live and we hold `&mut self`.
-            cursor = unsafe { self.available.next_of(slab) };
-            // SAFETY: as above.
-            if unsafe { slab.in_use() } == 0 {
-                // SAFETY: the slab is on `available`.
-                unsafe { self.available.remove(slab) };
-                self.empty -= 1;
-                // SAFETY: on no list now: its links chain the slabs to go.
-                unsafe { slab.set_links(None, chain) };
-                chain = Some(slab);
-                released += 1;
-            }
-        }
-        // SAFETY: the chained slabs are held and counted by no list.
-        unsafe { self.give_back_all(pages, chain) };
-        released
-    }
-
-    /// Gives the page of each slab on `chain` (linked through `next`) back.
-    /// Should the page source panic, the slabs not yet given back return to
-    /// `available` as empty slabs, counted again: nothing is lost, and the
-    /// counts stay right (the reserve may be exceeded until the next
-    /// `shrink`).
-    ///
-    /// # Safety
-    ///
-    /// The shared contract on [`CacheCore`]; the chained slabs are live,
-    /// empty, on no list and counted nowhere.
-    unsafe fn give_back_all<P: PageAllocator + ?Sized>(&mut self, pages: &P, chain: Option<Slab>) {
-        /// Lists the slabs not yet given back if a page source unwinds.
-        struct Relist<'a> {
-            core: &'a mut CacheCore,
-            rest: Option<Slab>,
-        }
-        impl Drop for Relist<'_> {
-            fn drop(&mut self) {
-                while let Some(slab) = self.rest {
-                    // SAFETY: a chained slab is live, empty and on no list;
-                    // the guard holds the core exclusively.
-                    self.rest = unsafe { slab.links() }.1;
-                    // SAFETY: as above.
-                    unsafe { self.core.available.push_front(slab) };
-                    self.core.empty += 1;
-                }
-            }
-        }
-        let mut pending = Relist {
-            core: self,
-            rest: chain,
-        };
-        while let Some(slab) = pending.rest {
-            // SAFETY: chained slabs are live and ours.
-            pending.rest = unsafe { slab.links() }.1;
-            // SAFETY: the slab is off the chain, empty, on no list, counted
-            // nowhere; the page came from `pages` (shared contract).
-            unsafe { pending.core.give_back(pages, slab) };
-        }
-    }
-
     /// Shows `visit` each slab's slots, used or free: the slabs with free
     /// slots first (most recently used first), then the full ones.
     pub(crate) fn for_each_slab(&mut self, mut visit: impl FnMut(SlabOccupancy<'_>)) {
@@ -453,20 +352,6 @@ impl CacheCore {
                 });
             }
         }
-    }
-
-    /// Returns an empty slab's page to `pages`.
-    ///
-    /// # Safety
-    ///
-    /// The shared contract on [`CacheCore`]; `slab` is on no list, has no
-    /// slot in use, is counted nowhere, and is never used again.
-    unsafe fn give_back<P: PageAllocator + ?Sized>(&self, pages: &P, slab: Slab) {
-        // Whoever gets the page next may touch all of it.
-        poison::allow(slab.page(), self.geometry.page_size);
-        // SAFETY: the caller's guarantees: the page came from `pages` and no
-        // one uses it any more.
-        unsafe { pages.deallocate_page(slab.page()) };
     }
 
     /// Counters for `stats()`.

@@ -6,7 +6,7 @@ use core::ptr::{self, NonNull};
 use crate::checked::Misuse;
 use crate::error::AllocError;
 
-/// Where a [`SlabAllocator`] sends requests that no size class can serve.
+/// Where a [`SlabAllocator`](crate::SlabAllocator) sends requests that no size class can serve.
 ///
 /// # Safety
 ///

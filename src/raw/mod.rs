@@ -1,65 +1,8 @@
 //! The untyped front: size classes for raw `Layout` requests.
 //!
-//! A [`SlabAllocator`] keeps one cache core per size class — 8, 16, 32, 64,
-//! 128 and 256 bytes by default — each behind its own lock, so threads that
-//! allocate different sizes do not contend. A request goes to the smallest
-//! class that is at least both its size and its alignment; class slots are
-//! aligned to the class size, so any alignment up to the class is honoured
-//! without padding. Choosing the class is arithmetic on the layout (a
-//! `next_power_of_two`), not a search.
+//! The user's story — size classes, the fallback, provenance, use as the
+//! global allocator — is on [`SlabAllocator`]; this is the maintainer's.
 //!
-//! Requests no class can serve — larger than the largest class, or aligned
-//! beyond it — go to the [`Fallback`]: [`NoFallback`] (the default) answers
-//! them with an `Err`, and any [`GlobalAlloc`](core::alloc::GlobalAlloc), such as `std::alloc::System`,
-//! serves them. Zero-sized requests get a dangling, aligned pointer and touch
-//! nothing.
-//!
-//! # The class table is a type
-//!
-//! The largest class is the type parameter `M` (`U256` by default), bound by
-//! [`SizeClassLimit`]: a power of two, at least 8. The number of classes,
-//! `log2(M) − 2`, is computed by the compiler and is the length of the
-//! `GenericArray` of class caches, so a kernel on 16 KiB pages can have
-//! classes up to 4 KiB with `SlabAllocator<Pages16K, F, U4096>` and no
-//! wasted entries. A largest class that does not fit the page size is a
-//! compile error.
-//!
-//! # Provenance
-//!
-//! [`deallocate`](SlabAllocator::deallocate) and
-//! [`reallocate`](SlabAllocator::reallocate) reach the slab header through
-//! the pointer they are given, by address arithmetic alone
-//! (`ptr::map_addr`): strict provenance, as the typed front. Their contract
-//! asks for the pointer `allocate` returned, or one derived from it by
-//! pointer arithmetic and casts — which is what collections built on an
-//! allocator keep.
-//!
-//! A pointer coming back through `GlobalAlloc::dealloc` may carry less: a
-//! `Box` narrows its borrow to the object, and reading the header through it
-//! would be undefined behaviour under Rust's aliasing rules. So each class
-//! page's provenance is exposed when it becomes a slab, and the
-//! `GlobalAlloc` entry points rebuild the header pointer from the address
-//! (`ptr::with_exposed_provenance`); an in-place `realloc` hands back a
-//! pointer rebuilt the same way, valid for the whole slot.
-//!
-//! # As the global allocator
-//!
-//! `SlabAllocator` implements [`GlobalAlloc`](core::alloc::GlobalAlloc). Its pages must then come from
-//! somewhere other than the global allocator itself:
-//!
-//! ```
-//! use minimal_slab::{GlobalAllocPages, SlabAllocator};
-//! use std::alloc::System;
-//!
-//! #[global_allocator]
-//! static HEAP: SlabAllocator<GlobalAllocPages<System>, System> =
-//!     SlabAllocator::new_in(GlobalAllocPages::new(System), System);
-//!
-//! let v: Vec<u32> = (0..10).collect(); // 40 bytes: the 64-byte class
-//! assert_eq!(v.iter().sum::<u32>(), 45);
-//! assert!(HEAP.stats().objects_in_use() > 0);
-//! ```
-
 //! # The files
 //!
 //! The allocator and its own methods (here); which class serves a layout
@@ -95,12 +38,74 @@ mod tests;
 pub(crate) use fallback::unsupported;
 pub use fallback::{Fallback, NoFallback};
 pub(crate) use fallback::{abort_on_misuse, dangling};
-pub(crate) use resize::{Blocks, resize};
+pub(crate) use resize::{Blocks, Entry, resize};
 pub use size_class::SizeClassLimit;
 use size_class::{CLASS_NAMES, class_of};
 
 /// A size-class allocator for raw `Layout` requests up to `M` bytes (256 by
 /// default), with pages from `P` and larger requests sent to `F`.
+///
+/// It keeps one cache core per size class — 8, 16, 32, 64,
+/// 128 and 256 bytes by default — each behind its own lock, so threads that
+/// allocate different sizes do not contend. A request goes to the smallest
+/// class that is at least both its size and its alignment; class slots are
+/// aligned to the class size, so any alignment up to the class is honoured
+/// without padding. Choosing the class is arithmetic on the layout (a
+/// `next_power_of_two`), not a search.
+///
+/// Requests no class can serve — larger than the largest class, or aligned
+/// beyond it — go to the [`Fallback`]: [`NoFallback`] (the default) answers
+/// them with an `Err`, and any [`GlobalAlloc`](core::alloc::GlobalAlloc), such as `std::alloc::System`,
+/// serves them. Zero-sized requests get a dangling, aligned pointer and touch
+/// nothing.
+///
+/// # The class table is a type
+///
+/// The largest class is the type parameter `M` (`U256` by default), bound by
+/// [`SizeClassLimit`]: a power of two, at least 8. The number of classes,
+/// `log2(M) − 2`, is computed by the compiler and is the length of the
+/// `GenericArray` of class caches, so a kernel on 16 KiB pages can have
+/// classes up to 4 KiB with `SlabAllocator<Pages16K, F, U4096>` and no
+/// wasted entries. A largest class that does not fit the page size is a
+/// compile error.
+///
+/// # Provenance
+///
+/// [`deallocate`](SlabAllocator::deallocate) and
+/// [`reallocate`](SlabAllocator::reallocate) reach the slab header through
+/// the pointer they are given, by address arithmetic alone
+/// (`ptr::map_addr`): strict provenance, as the typed front. Their contract
+/// asks for the pointer `allocate` returned, or one derived from it by
+/// pointer arithmetic and casts — which is what collections built on an
+/// allocator keep.
+///
+/// A pointer coming back through `GlobalAlloc::dealloc` may carry less: a
+/// `Box` narrows its borrow to the object, and reading the header through it
+/// would be undefined behaviour under Rust's aliasing rules. So each class
+/// page's provenance is exposed when it becomes a slab, and the
+/// `GlobalAlloc` entry points rebuild the header pointer from the address
+/// (`ptr::with_exposed_provenance`); an in-place `realloc` hands back a
+/// pointer rebuilt the same way, valid for the whole slot.
+///
+/// # As the global allocator
+///
+/// `SlabAllocator` implements [`GlobalAlloc`](core::alloc::GlobalAlloc). Its pages must then come from
+/// somewhere other than the global allocator itself:
+///
+/// ```
+/// use minimal_slab::{GlobalAllocPages, SlabAllocator};
+/// use std::alloc::System;
+///
+/// #[global_allocator]
+/// static HEAP: SlabAllocator<GlobalAllocPages<System>, System> =
+///     SlabAllocator::new_in(GlobalAllocPages::new(System), System);
+///
+/// let v: Vec<u32> = (0..10).collect(); // 40 bytes: the 64-byte class
+/// assert_eq!(v.iter().sum::<u32>(), 45);
+/// assert!(HEAP.stats().objects_in_use() > 0);
+/// ```
+///
+/// # Example
 ///
 /// ```
 /// use core::alloc::Layout;
@@ -281,7 +286,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     ///   this allocator with this same `layout`, and is that pointer or one
     ///   derived from it by pointer arithmetic and casts — not one
     ///   re-derived from a reference or a `Box` to the object, whose borrow
-    ///   covers the object alone (see [Provenance](self#provenance); the
+    ///   covers the object alone (see [Provenance](Self#provenance); the
     ///   [`GlobalAlloc`](core::alloc::GlobalAlloc) methods accept those);
     /// - it has not been freed since (no double free), and is not used after
     ///   this call (no use after free).
@@ -463,51 +468,6 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         self.count_fallback(layout.size(), false);
         self.count_fallback(new_size, true);
         Ok(new)
-    }
-}
-
-/// One raw entry point of a `SlabAllocator`: what its pointers reach, and
-/// how it reports a misuse.
-pub(crate) struct Entry<'a, P: PageAllocator, F, M: SizeClassLimit> {
-    pub(crate) heap: &'a SlabAllocator<P, F, M>,
-    pub(crate) reach: SlotReach,
-    pub(crate) report: Report,
-}
-
-impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F, M> {
-    const LARGEST_CLASS: usize = M::USIZE;
-
-    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        self.heap.allocate_with(layout, self.report)
-    }
-
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: the caller's guarantees; `reach` is true of the entry
-        // point's pointers.
-        unsafe {
-            self.heap
-                .deallocate_with(ptr, layout, self.reach, self.report)
-        }
-    }
-
-    unsafe fn fallback_reallocate(
-        &self,
-        ptr: NonNull<u8>,
-        layout: Layout,
-        new_size: usize,
-    ) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: the caller's guarantees.
-        unsafe { self.heap.fallback_reallocate(ptr, layout, new_size) }
-    }
-
-    fn in_place(&self, ptr: NonNull<u8>) -> NonNull<u8> {
-        match self.reach {
-            SlotReach::Page => ptr,
-            // A pointer entitled to the old size only (a `Box`'s borrow) is
-            // swapped for one with the page's exposed provenance, valid for
-            // the whole slot.
-            SlotReach::Object(_) => cache::with_exposed_page_provenance(ptr),
-        }
     }
 }
 

@@ -6,7 +6,11 @@ use core::ptr::{self, NonNull};
 
 use super::fallback::resized;
 use super::size_class::class_of;
+use super::{Fallback, SizeClassLimit, SlabAllocator};
+use crate::cache::{self, SlotReach};
+use crate::checked::Report;
 use crate::error::AllocError;
+use crate::page_allocator::PageAllocator;
 
 /// What a raw entry point offers [`resize`]: where blocks come from and go.
 pub(crate) trait Blocks {
@@ -80,4 +84,49 @@ pub(crate) unsafe fn resize<B: Blocks>(
     // SAFETY: the caller's guarantees for `ptr` and `layout`.
     unsafe { blocks.deallocate(ptr, layout) };
     Ok(new)
+}
+
+/// One raw entry point of a `SlabAllocator`: what its pointers reach, and
+/// how it reports a misuse.
+pub(crate) struct Entry<'a, P: PageAllocator, F, M: SizeClassLimit> {
+    pub(crate) heap: &'a SlabAllocator<P, F, M>,
+    pub(crate) reach: SlotReach,
+    pub(crate) report: Report,
+}
+
+impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F, M> {
+    const LARGEST_CLASS: usize = M::USIZE;
+
+    fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.heap.allocate_with(layout, self.report)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's guarantees; `reach` is true of the entry
+        // point's pointers.
+        unsafe {
+            self.heap
+                .deallocate_with(ptr, layout, self.reach, self.report)
+        }
+    }
+
+    unsafe fn fallback_reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller's guarantees.
+        unsafe { self.heap.fallback_reallocate(ptr, layout, new_size) }
+    }
+
+    fn in_place(&self, ptr: NonNull<u8>) -> NonNull<u8> {
+        match self.reach {
+            SlotReach::Page => ptr,
+            // A pointer entitled to the old size only (a `Box`'s borrow) is
+            // swapped for one with the page's exposed provenance, valid for
+            // the whole slot.
+            SlotReach::Object(_) => cache::with_exposed_page_provenance(ptr),
+        }
+    }
 }
