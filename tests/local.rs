@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{CountingPages, XorShift};
+use common::{CountingPages, XorShift, panics_naming};
 use minimal_slab::typenum::{U4, U8};
 use minimal_slab::{
     AllocError, CacheConfig, ChunkedGlobalPages, GlobalPages, LocalAllocator, LocalBox, LocalCache,
@@ -91,7 +91,7 @@ fn a_failed_local_alloc_hands_the_value_back() {
         CacheConfig::new().page_limit(1),
     );
     let local = cache.local();
-    let per_page = SlabCache::<[u8; 1000]>::OBJECTS_PER_SLAB;
+    let per_page = SlabCache::<[u8; 1000]>::SLOTS_PER_SLAB;
     let held: Vec<_> = (0..per_page)
         .map(|i| local.alloc([i as u8; 1000]).unwrap())
         .collect();
@@ -266,7 +266,7 @@ fn a_local_allocator_serves_every_class_and_the_fallback() {
     drop(local);
     assert_eq!(heap.stats().objects_in_use(), 0);
     assert_eq!(heap.stats().fallback_allocations, 0);
-    heap.shrink();
+    heap.shrink_to_fit();
     assert_eq!(pages.outstanding(), 0);
 }
 
@@ -292,7 +292,7 @@ fn blocks_move_between_fronts_and_resize() {
     assert_eq!(heap.stats().objects_in_use(), 0);
 }
 
-#[cfg(debug_assertions)]
+#[cfg(any(debug_assertions, feature = "checked"))]
 mod misuse {
     use super::*;
 
@@ -389,5 +389,109 @@ mod misuse {
         // rests, poisoned, in the magazine.
         unsafe { p.as_ptr().wrapping_add(40).write(1) };
         let _ = local.allocate(l); // the same slot comes back: caught
+    }
+
+    // ------------------------------------------------------ caught at once
+    //
+    // `LocalAllocator::deallocate` documents that checked builds catch a
+    // pointer of another allocator or size class, and a second free into
+    // the same magazine, "at once". A flush finds the same misuse later, with
+    // the same message, so these tests run only the misusing call inside
+    // `panics_naming`, with room in the magazine (so that the call cannot
+    // flush). Should the check go missing, the bad pointer rests in the
+    // front's magazine: the test forgets the front, so that no flush trips
+    // over it while the test fails.
+
+    /// A magazine's capacity in the default fronts.
+    const CAPACITY: usize = 32;
+
+    #[test]
+    fn a_block_of_another_allocator_panics_in_that_very_deallocate() {
+        let (home, elsewhere) = (SlabAllocator::new(), SlabAllocator::new());
+        let (here, there) = (home.local(), elsewhere.local());
+        let l = Layout::new::<[u8; 32]>();
+        let warm = there.allocate(l).unwrap();
+        let block = here.allocate(l).unwrap();
+        assert!(there.cached() < CAPACITY, "room: this free cannot flush");
+        // SAFETY: deliberate misuse: the block belongs to `home`; checked
+        // builds reject it before it is parked.
+        let misuse = || unsafe { there.deallocate(block, l) };
+        if !panics_naming("foreign pointer", misuse) {
+            std::mem::forget(there);
+            panic!("a block of another allocator was parked in the magazine, not caught at once");
+        }
+        // SAFETY: allocated from `there` with `l`, freed once.
+        unsafe { there.deallocate(warm, l) };
+        // SAFETY: allocated from `here` with `l`; the rejected free did not
+        // free it, so this is the one free.
+        unsafe { here.deallocate(block, l) };
+        drop((here, there));
+        assert_eq!(home.stats().objects_in_use(), 0);
+        assert_eq!(elsewhere.stats().objects_in_use(), 0);
+    }
+
+    #[test]
+    fn a_free_with_another_class_panics_in_that_very_deallocate() {
+        let heap = SlabAllocator::new();
+        let local = heap.local();
+        let l = Layout::new::<[u8; 64]>();
+        let block = local.allocate(l).unwrap();
+        assert!(local.cached() < CAPACITY, "room: this free cannot flush");
+        // SAFETY: deliberate misuse: the layout of the 8-byte class, checked
+        // against the slab header before the block is parked.
+        let misuse = || unsafe { local.deallocate(block, Layout::new::<[u8; 8]>()) };
+        if !panics_naming("wrong layout", misuse) {
+            std::mem::forget(local);
+            panic!("a free with another class's layout was parked, not caught at once");
+        }
+        // SAFETY: allocated from `local` with `l`; the rejected free did not
+        // free it, so this is the one free.
+        unsafe { local.deallocate(block, l) };
+        drop(local);
+        assert_eq!(heap.stats().objects_in_use(), 0);
+    }
+
+    #[test]
+    fn a_second_free_into_the_magazine_panics_in_that_very_deallocate() {
+        let heap = SlabAllocator::new();
+        let local = heap.local();
+        let l = Layout::new::<u64>();
+        let p = local.allocate(l).unwrap();
+        // SAFETY: allocated with `l`, freed once.
+        unsafe { local.deallocate(p, l) };
+        let cached = local.cached();
+        assert!(cached < CAPACITY, "room: this free cannot flush");
+        // SAFETY: deliberate misuse: `p` rests in the magazine; checked
+        // builds reject it before it is parked twice.
+        let misuse = || unsafe { local.deallocate(p, l) };
+        if !panics_naming("double free", misuse) {
+            std::mem::forget(local);
+            panic!("a second free was parked in the magazine, not caught at once");
+        }
+        assert_eq!(local.cached(), cached, "parked once");
+        drop(local);
+        assert_eq!(heap.stats().objects_in_use(), 0);
+    }
+
+    #[test]
+    fn taking_a_raw_pointer_back_twice_panics_in_that_very_drop() {
+        let cache: SlabCache<u64> = SlabCache::new();
+        let local = cache.local();
+        let raw = LocalBox::into_raw(local.alloc(1).unwrap());
+        // SAFETY: from `into_raw` on this cache, taken back once here.
+        drop(unsafe { LocalBox::from_raw(&local, raw) });
+        let cached = local.cached();
+        assert!(cached < CAPACITY, "room: this free cannot flush");
+        // SAFETY: deliberate misuse: the slot is already in the magazine;
+        // `u64` has no destructor, and checked builds reject the slot before
+        // it is parked twice.
+        let misuse = || drop(unsafe { LocalBox::from_raw(&local, raw) });
+        if !panics_naming("double free", misuse) {
+            std::mem::forget(local);
+            panic!("a second free was parked in the magazine, not caught at once");
+        }
+        assert_eq!(local.cached(), cached, "parked once");
+        drop(local);
+        assert_eq!(cache.stats().objects_in_use, 0);
     }
 }

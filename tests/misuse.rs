@@ -6,16 +6,24 @@
 //! of corrupting the cache; so does a write into a freed slot, found when the
 //! slot is handed out again (free slots are poisoned).
 //!
+//! The tests under "Caught at once" wrap only the misusing call in
+//! `catch_unwind` and expect its panic there: a check that moved to a later
+//! point (a flush, a reuse, the cache's drop) would report the same message
+//! and still satisfy `should_panic`, but not these.
+//!
 //! Each test commits exactly one misuse on purpose; the `unsafe` blocks that
 //! do so say so in their `SAFETY:` comments. What makes them sound is the
 //! check itself: it runs before anything is changed, on memory that is still
 //! a live slab of the allocator.
 
-#![cfg(debug_assertions)]
+#![cfg(any(debug_assertions, feature = "checked"))]
+
+mod common;
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
+use common::panics_naming;
 use minimal_slab::{SlabAllocator, SlabBox, SlabCache};
 
 fn layout(size: usize, align: usize) -> Layout {
@@ -262,4 +270,127 @@ fn a_clean_free_and_reuse_passes_the_poison_check() {
     }
     // Freed slots are poisoned; the next owner gets its own value, not poison.
     assert_eq!(*cache.alloc([7; 40]).unwrap(), [7; 40]);
+}
+
+// ---------------------------------------------------------- caught at once
+//
+// Only the misusing call runs inside `panics_naming`: its panic must come
+// from that call, not from a later flush, reuse or drop. Should a check go
+// missing, the test forgets the cache or allocator that now holds the bad
+// pointer (so that nothing trips over it while the test fails) and fails.
+
+#[test]
+fn a_second_handle_to_a_slot_panics_in_the_drop_that_frees_it_twice() {
+    let cache: SlabCache<u64> = SlabCache::new();
+    let keep = cache.alloc(0).unwrap(); // keeps the slab in use
+    let raw = SlabBox::into_raw(cache.alloc(7).unwrap());
+    // SAFETY: `raw` came from `into_raw` on this cache; the one handle.
+    drop(unsafe { SlabBox::from_raw(&cache, raw) });
+    // SAFETY: deliberate misuse: a second handle to the freed slot. `u64`
+    // has no destructor; its drop frees the slot again, which checked builds
+    // reject before changing anything.
+    let second = unsafe { SlabBox::from_raw(&cache, raw) };
+    if !panics_naming("double free", move || drop(second)) {
+        std::mem::forget(keep);
+        std::mem::forget(cache);
+        panic!("a double free through a SlabBox was not caught by its drop");
+    }
+    assert_eq!(cache.stats().objects_in_use, 1, "nothing was freed");
+    drop(keep);
+    assert_eq!(cache.stats().objects_in_use, 0);
+    assert_eq!(*cache.alloc(3).unwrap(), 3);
+}
+
+#[test]
+fn a_slot_of_another_cache_panics_in_the_drop_that_frees_it() {
+    let home: SlabCache<u64> = SlabCache::new();
+    let elsewhere: SlabCache<u64> = SlabCache::new();
+    let (a, c) = (home.alloc(1).unwrap(), elsewhere.alloc(3).unwrap());
+    let raw = SlabBox::into_raw(home.alloc(2).unwrap());
+    // SAFETY: deliberate misuse: a slot of `home` handed to `elsewhere`;
+    // `u64` has no destructor, and checked builds reject the free before
+    // changing anything.
+    let stray = unsafe { SlabBox::from_raw(&elsewhere, raw) };
+    if !panics_naming("foreign pointer", move || drop(stray)) {
+        std::mem::forget((a, c));
+        std::mem::forget((home, elsewhere));
+        panic!("a slot of another cache was not caught by the drop that freed it");
+    }
+    assert_eq!(elsewhere.stats().objects_in_use, 1, "nothing was freed");
+    assert_eq!(home.stats().objects_in_use, 2);
+    // SAFETY: `raw` came from `into_raw` on `home`, and the rejected handle
+    // did not free it: this is the one handle that does.
+    let back = unsafe { SlabBox::from_raw(&home, raw) };
+    assert_eq!(SlabBox::into_inner(back), 2);
+    drop((a, c));
+    assert_eq!(
+        home.stats().objects_in_use + elsewhere.stats().objects_in_use,
+        0
+    );
+}
+
+#[test]
+fn a_slot_never_handed_out_panics_in_the_drop_that_frees_it() {
+    let cache: SlabCache<u64> = SlabCache::new();
+    let raw = SlabBox::into_raw(cache.alloc(1).unwrap());
+    let next_slot = raw.map_addr(|a| a.checked_add(8).unwrap());
+    // SAFETY: deliberate misuse: a handle to the next slot, never handed
+    // out. `u64` has no destructor; the free is checked before any change.
+    let stray = unsafe { SlabBox::from_raw(&cache, next_slot) };
+    if !panics_naming("foreign pointer", move || drop(stray)) {
+        std::mem::forget(cache);
+        panic!("a slot never handed out was not caught by the drop that freed it");
+    }
+    assert_eq!(cache.stats().objects_in_use, 1, "nothing was freed");
+    // SAFETY: `raw` came from `into_raw` on this cache; the one handle.
+    drop(unsafe { SlabBox::from_raw(&cache, raw) });
+    assert_eq!(cache.stats().objects_in_use, 0);
+}
+
+#[test]
+fn a_double_free_panics_in_the_deallocate_that_commits_it() {
+    let heap = SlabAllocator::new();
+    let l = layout(48, 8);
+    let keep = heap.allocate(l).unwrap(); // keeps the slab in use
+    let p = heap.allocate(l).unwrap();
+    // SAFETY: allocated from `heap` with `l`, freed once here.
+    unsafe { heap.deallocate(p, l) };
+    // SAFETY: deliberate misuse: a double free, which checked builds detect
+    // before touching the slab (still live: `keep` is in it).
+    let misuse = || unsafe { heap.deallocate(p, l) };
+    if !panics_naming("double free", misuse) {
+        std::mem::forget(heap);
+        panic!("a double free was not caught by the deallocate that committed it");
+    }
+    assert_eq!(heap.stats().objects_in_use(), 1, "nothing was freed");
+    // SAFETY: allocated from `heap` with `l`, freed once.
+    unsafe { heap.deallocate(keep, l) };
+    assert_eq!(heap.stats().objects_in_use(), 0);
+}
+
+#[test]
+fn a_block_of_another_allocator_panics_in_the_deallocate_that_frees_it() {
+    let home = SlabAllocator::new();
+    let elsewhere = SlabAllocator::new();
+    let l = layout(32, 8);
+    let c = elsewhere.allocate(l).unwrap();
+    let block = home.allocate(l).unwrap();
+    // SAFETY: deliberate misuse: the block came from `home`, not
+    // `elsewhere`; checked builds reject the free before changing anything.
+    let misuse = || unsafe { elsewhere.deallocate(block, l) };
+    if !panics_naming("foreign pointer", misuse) {
+        std::mem::forget((home, elsewhere));
+        panic!("a block of another allocator was not caught by the deallocate that freed it");
+    }
+    assert_eq!(elsewhere.stats().objects_in_use(), 1, "nothing was freed");
+    assert_eq!(home.stats().objects_in_use(), 1);
+    // SAFETY: allocated from `home` with `l`; the rejected free did not
+    // free it, so this is the one free.
+    unsafe { home.deallocate(block, l) };
+    // SAFETY: allocated from `elsewhere` with `l`, freed once.
+    unsafe { elsewhere.deallocate(c, l) };
+    assert_eq!(
+        home.stats().objects_in_use() + elsewhere.stats().objects_in_use(),
+        0
+    );
 }

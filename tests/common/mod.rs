@@ -192,3 +192,26 @@ pub unsafe fn verify(ptr: NonNull<u8>, len: usize, id: u64) {
         );
     }
 }
+
+/// Runs `misuse`, which checked builds must catch in that very call: it
+/// should panic with a message containing `expected` (another message fails
+/// the test here). Returns `false` if it returned instead; the caller then
+/// forgets whatever holds the bad pointer, so that no later check (a flush,
+/// a drop) trips over it while the test fails, and fails the test.
+pub fn panics_naming(expected: &str, misuse: impl FnOnce()) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(misuse)) {
+        Ok(()) => false,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("<a panic without a message>");
+            assert!(
+                message.contains(expected),
+                "expected a panic naming {expected:?}, got {message:?}"
+            );
+            true
+        }
+    }
+}
