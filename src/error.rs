@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-/// Why a page allocator could not hand out a page.
+/// Why a page source could not hand out a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PageAllocError {
@@ -24,7 +24,7 @@ pub enum PageAllocError {
 impl fmt::Display for PageAllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::OutOfMemory => f.write_str("the page allocator is out of memory"),
+            Self::OutOfMemory => f.write_str("the page source is out of memory"),
             Self::RegionExhausted => f.write_str("the memory region has no free page left"),
             Self::MisalignedChunk { addr, align } => write!(
                 f,
@@ -44,14 +44,14 @@ impl core::error::Error for PageAllocError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AllocError {
-    /// The cache needed a new page and its page allocator had none.
+    /// The cache needed a new page and its page source had none.
     Pages(PageAllocError),
     /// The cache already holds the number of pages it was capped at.
     PageLimit {
         /// The cap, in pages.
         limit: usize,
     },
-    /// The page allocator broke its contract by returning a page that is not
+    /// The page source broke its contract by returning a page that is not
     /// aligned to the page size. The page was given back and never used.
     MisalignedPage {
         /// Address of the rejected page.
@@ -86,7 +86,7 @@ impl fmt::Display for AllocError {
             }
             Self::MisalignedPage { addr, page_size } => write!(
                 f,
-                "the page allocator returned page {addr:#x}, not aligned to its size {page_size}"
+                "the page source returned page {addr:#x}, not aligned to its size {page_size}"
             ),
             Self::UnsupportedLayout { size, align } => write!(
                 f,

@@ -6,7 +6,7 @@ use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use super::CacheConfig;
-use crate::checked::Misuse;
+use crate::checked::{CHECKED, Misuse, OwnerTag};
 use crate::error::AllocError;
 use crate::intrusive::{Linked, List};
 use crate::page_allocator::{PageAllocator, page_size_of};
@@ -54,7 +54,7 @@ pub(crate) enum SlotReach {
 ///
 /// # Safety contract shared by the `unsafe fn`s below
 ///
-/// `pages` is the same page allocator on every call for the life of the core,
+/// `pages` is the same page source on every call for the life of the core,
 /// and its page size is the geometry's. The core gives pages back to it, so a
 /// different allocator would receive pages it never handed out.
 pub(crate) struct CacheCore {
@@ -120,7 +120,7 @@ impl CacheCore {
     pub(crate) unsafe fn alloc<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
-        owner: u32,
+        owner: &OwnerTag,
     ) -> Result<NonNull<u8>, AllocFault> {
         let slab = match self.available.head() {
             Some(slab) => slab,
@@ -145,7 +145,7 @@ impl CacheCore {
     pub(crate) unsafe fn alloc_batch<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
-        owner: u32,
+        owner: &OwnerTag,
         out: &mut [MaybeUninit<NonNull<u8>>],
     ) -> Result<usize, AllocFault> {
         let mut taken = 0;
@@ -216,7 +216,7 @@ impl CacheCore {
     pub(crate) unsafe fn free<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
-        owner: u32,
+        owner: &OwnerTag,
         slot: NonNull<u8>,
         reach: SlotReach,
     ) -> Result<(), Misuse> {
@@ -241,7 +241,7 @@ impl CacheCore {
     pub(crate) unsafe fn free_batch<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
-        owner: u32,
+        owner: &OwnerTag,
         slots: &[NonNull<u8>],
     ) -> Result<(), (Misuse, NonNull<u8>)> {
         // The slots belong to slabs all over the cache, whose headers are
@@ -284,7 +284,7 @@ impl CacheCore {
     #[inline]
     unsafe fn put_back(
         &mut self,
-        owner: u32,
+        owner: &OwnerTag,
         slot: NonNull<u8>,
         reach: SlotReach,
     ) -> Result<Option<Slab>, Misuse> {
@@ -297,9 +297,11 @@ impl CacheCore {
             }
         };
         let slab = Slab::containing(page_ptr, geometry.page_size);
-        // SAFETY: we hold `&mut self`; `slab` was computed from `slot`, which
-        // the caller says is one of our slots (checked builds verify it).
-        unsafe { slab.check_free(slot, &geometry, owner) }?;
+        if CHECKED {
+            // SAFETY: we hold `&mut self`; `slab` was computed from `slot`,
+            // which the caller says is one of our slots (this verifies it).
+            unsafe { slab.check_free(slot, &geometry, owner.get()) }?;
+        }
         // SAFETY: `slot` is ours, so `slab` is one of our live slabs.
         let was_full = unsafe { slab.in_use() } == geometry.slots_per_slab;
         // SAFETY: as above; `slot` is handed out and no longer used.
@@ -378,7 +380,7 @@ impl CacheCore {
     unsafe fn grow<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
-        owner: u32,
+        owner: &OwnerTag,
     ) -> Result<Slab, AllocError> {
         debug_assert_eq!(page_size_of::<P>(), self.geometry.page_size);
         if let Some(limit) = self.config.page_limit
@@ -399,9 +401,9 @@ impl CacheCore {
         if self.expose_pages {
             let _ = page.as_ptr().expose_provenance();
         }
-        // SAFETY: the page allocator's contract: `page_size` bytes, ours until
+        // SAFETY: the page source's contract: `page_size` bytes, ours until
         // given back; aligned, as just checked.
-        let slab = unsafe { Slab::init(page, &self.geometry, owner) };
+        let slab = unsafe { Slab::init(page, &self.geometry, owner.get()) };
         // SAFETY: the slab is live, on no list, and ours.
         unsafe { self.available.push_front(slab) };
         self.empty += 1;

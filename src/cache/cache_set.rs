@@ -118,7 +118,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
             let mut core = self.classes[class].core.lock();
             // SAFETY: `self.pages` is the only page source any core of the set
             // sees.
-            unsafe { core.alloc(&self.pages, self.owner.get()) }
+            unsafe { core.alloc(&self.pages, &self.owner) }
         };
         refused_or_reported(outcome, report)
     }
@@ -135,7 +135,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         let outcome = {
             let mut core = self.classes[class].core.lock();
             // SAFETY: as in `alloc`.
-            unsafe { core.alloc_batch(&self.pages, self.owner.get(), out) }
+            unsafe { core.alloc_batch(&self.pages, &self.owner, out) }
         };
         refused_or_reported(outcome, report)
     }
@@ -179,7 +179,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         // SAFETY: the caller's guarantees; `self.pages` is the only page
         // source any core of the set sees, and size-class cores (the only
         // ones freed with `SlotReach::Object`) expose their pages.
-        unsafe { core.free(&self.pages, self.owner.get(), slot, reach) }
+        unsafe { core.free(&self.pages, &self.owner, slot, reach) }
     }
 
     /// Returns every slot of `slots` to cache `class` under one lock.
@@ -193,7 +193,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         let outcome = {
             let mut core = self.classes[class].core.lock();
             // SAFETY: the caller's guarantees; as in `try_free`.
-            unsafe { core.free_batch(&self.pages, self.owner.get(), slots) }
+            unsafe { core.free_batch(&self.pages, &self.owner, slots) }
         };
         if let Err((misuse, slot)) = outcome {
             report(misuse, slot);

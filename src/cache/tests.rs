@@ -29,7 +29,7 @@ impl Harness {
 
     fn alloc(&mut self) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: `self.pages` is the only page source this core sees.
-        match unsafe { self.core.alloc(&self.pages, self.owner.get()) } {
+        match unsafe { self.core.alloc(&self.pages, &self.owner) } {
             Ok(slot) => Ok(slot),
             Err(AllocFault::Refused(error)) => Err(error),
             Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
@@ -41,7 +41,7 @@ impl Harness {
         // SAFETY: as for `alloc`; the slot is handed out (callers' promise).
         unsafe {
             self.core
-                .free(&self.pages, self.owner.get(), slot, SlotReach::Page)
+                .free(&self.pages, &self.owner, slot, SlotReach::Page)
         }
         .unwrap()
     }

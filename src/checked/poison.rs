@@ -16,7 +16,7 @@
 //!   first read or write of a freed object is reported on the spot, with a
 //!   stack trace, instead of silently reaching a recycled slot. The crate
 //!   lifts the mark around its own accesses (handing a slot out) and before
-//!   a page goes back to its page allocator.
+//!   a page goes back to its page source.
 
 use core::ptr::NonNull;
 

@@ -1,5 +1,8 @@
 //! Where slabs get their memory: whole pages, aligned to their size.
 //!
+//! A *page source* is any value whose type implements [`PageAllocator`]; the
+//! crate's docs call the values page sources and the trait by its name.
+//!
 //! A [`PageAllocator`] owns nothing the caches see except the pages it hands
 //! out. It is the only layer that talks to the outside world (the global
 //! allocator, a `GlobalAlloc` of the program's choice, or a fixed region of
@@ -34,7 +37,7 @@
 //! | [`RegionPages`] | a memory region the caller supplies | programs with no heap at all |
 //! | [`ChunkedPages`] | big pages of another source, cut into small ones | lean memory over a general-purpose allocator |
 //!
-//! A shared reference to a page allocator is a page allocator too, so one
+//! A shared reference to a page source is a page source too, so one
 //! `static` region can feed several caches.
 
 use core::alloc::Layout;
@@ -150,7 +153,7 @@ impl<S> PageSize for S where
 /// - does not overlap any other page that is currently handed out, nor any
 ///   memory the implementor itself reads or writes while the page is out;
 /// - stays valid until it is passed to [`deallocate_page`](Self::deallocate_page)
-///   or the page allocator is dropped.
+///   or the page source is dropped.
 ///
 /// A page *should* also be aligned to the page size. Callers in this crate
 /// check that and reject a misaligned page, so breaking it is a bug, not

@@ -7,7 +7,7 @@ use typenum::U4096;
 use super::PageAllocator;
 use crate::error::PageAllocError;
 
-/// A page allocator that never has a page: every request fails with
+/// A page source that never has a page: every request fails with
 /// [`PageAllocError::OutOfMemory`].
 ///
 /// The default page source of builds without the `alloc` feature, and a handy

@@ -427,7 +427,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             .for_each_slab(|class, slab| visit(class_size(class), slab));
     }
 
-    /// The page allocator the size classes take their pages from.
+    /// The page source the size classes take their pages from.
     pub fn page_allocator(&self) -> &P {
         self.set.pages()
     }

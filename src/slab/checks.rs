@@ -82,7 +82,7 @@ impl Slab {
     /// need not be a slab of that cache — finding out is the point — but it
     /// must be readable memory: a pointer into no page at all cannot be
     /// checked without a fault. Likewise a slot whose slab has already gone
-    /// back to the page allocator (a double free of a slab's last object,
+    /// back to the page source (a double free of a slab's last object,
     /// say) is beyond checking: its header is gone. This is a best-effort
     /// diagnostic for bugs, not a licence to free arbitrary pointers.
     pub(crate) unsafe fn check_free(

@@ -94,11 +94,11 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         match SlabGeometry::new(page_size_of::<P>(), size, align) {
             Ok(geometry) => geometry,
             Err(GeometryError::AlignTooLarge) => panic!(
-                "SlabCache<T>: the alignment of T exceeds the page size; use a page allocator with bigger pages"
+                "SlabCache<T>: the alignment of T exceeds the page size; use a page source with bigger pages"
             ),
             Err(GeometryError::TooLarge) => panic!(
                 "SlabCache<T>: T is too large: not one T fits in a page after the slab header; \
-                 use a page allocator with bigger pages"
+                 use a page source with bigger pages"
             ),
         }
     };
@@ -208,7 +208,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         self.set.set_config(config);
     }
 
-    /// The page allocator this cache takes its pages from.
+    /// The page source this cache takes its pages from.
     pub fn page_allocator(&self) -> &P {
         self.set.pages()
     }
@@ -321,13 +321,13 @@ impl<T, P: PageAllocator> fmt::Debug for SlabCache<T, P> {
 }
 
 // SAFETY: the cache holds no `T` of its own, only memory for them; sending it
-// sends its pages (owned exclusively) and its page allocator (`P: Send`). Values
+// sends its pages (owned exclusively) and its page source (`P: Send`). Values
 // are only ever moved in and out by handles, which require `T: Send` to cross
 // threads.
 unsafe impl<T: Send, P: PageAllocator + Send> Send for SlabCache<T, P> {}
 
 // SAFETY: all shared-reference access to the slabs goes through the core's
-// lock, and the page allocator is shared only as `&P` (`P: Sync`). `T: Send`
+// lock, and the page source is shared only as `&P` (`P: Sync`). `T: Send`
 // because a value allocated on one thread may be dropped — and its slot
 // returned — on another.
 unsafe impl<T: Send, P: PageAllocator + Sync> Sync for SlabCache<T, P> {}
