@@ -391,6 +391,29 @@ mod misuse {
         let _ = local.allocate(l); // the same slot comes back: caught
     }
 
+    #[test]
+    #[cfg_attr(miri, ignore = "the corrupted slot is never reused, so its page leaks")]
+    fn a_write_into_a_cached_slot_is_reported_once_by_a_flush() {
+        let heap = SlabAllocator::new();
+        let local = heap.local();
+        let l = Layout::new::<[u8; 48]>();
+        let blocks: Vec<_> = (0..3).map(|_| local.allocate(l).unwrap()).collect();
+        for &p in &blocks {
+            // SAFETY: allocated with `l`, freed once.
+            unsafe { local.deallocate(p, l) };
+        }
+        // SAFETY: deliberate misuse: a write into a freed block resting,
+        // poisoned, in the magazine (the most recent: drained first).
+        unsafe { blocks[2].as_ptr().wrapping_add(40).write(1) };
+        assert!(common::panics_naming("write after free", || local.flush()));
+        // Reported once: the damaged slot is kept by no one, the others are
+        // back in the allocator, and the front flushes and drops quietly.
+        assert_eq!(local.cached(), 0);
+        local.flush();
+        drop(local);
+        assert_eq!(heap.stats().objects_in_use(), 1, "only the damaged slot");
+    }
+
     // ------------------------------------------------------ caught at once
     //
     // `LocalAllocator::deallocate` documents that checked builds catch a

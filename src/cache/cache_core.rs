@@ -232,7 +232,9 @@ impl CacheCore {
     /// calls to give slots back. The bookkeeping of all of them is done
     /// before any page goes back, so a page source that panics loses none
     /// of them. A misused slot (checked builds) is left alone, the others
-    /// freed; the first misuse is returned.
+    /// freed; the first misuse is returned. Without `release`, slabs
+    /// emptied beyond the reserve stay listed as empty (for a caller that
+    /// frees into several caches before it lets any page go).
     ///
     /// # Safety
     ///
@@ -243,6 +245,7 @@ impl CacheCore {
         pages: &P,
         owner: &OwnerTag,
         slots: &[NonNull<u8>],
+        release: bool,
     ) -> Result<(), (Misuse, NonNull<u8>)> {
         // The slots belong to slabs all over the cache, whose headers are
         // seldom in cache: asking for all of them first lets their misses
@@ -267,8 +270,13 @@ impl CacheCore {
                 }
             }
         }
-        // SAFETY: the chained slabs are held and counted by no list.
-        unsafe { self.give_back_all(pages, emptied) };
+        if release {
+            // SAFETY: the chained slabs are held and counted by no list.
+            unsafe { self.give_back_all(pages, emptied) };
+        } else {
+            // SAFETY: as above.
+            unsafe { self.relist(emptied) };
+        }
         first_misuse.map_or(Ok(()), Err)
     }
 

@@ -182,18 +182,26 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         unsafe { core.free(&self.pages, &self.owner, slot, reach) }
     }
 
-    /// Returns every slot of `slots` to cache `class` under one lock.
+    /// Returns every slot of `slots` to cache `class` under one lock. With
+    /// `release`, slabs emptied beyond the reserve give their pages back;
+    /// without, they stay listed as empty until [`trim`](Self::trim).
     ///
     /// # Safety
     ///
     /// As for [`free`](Self::free), for each slot, through pointers that
     /// reach the whole page.
     #[inline(never)]
-    pub(crate) unsafe fn free_batch(&self, class: usize, slots: &[NonNull<u8>], report: Report) {
+    pub(crate) unsafe fn free_batch(
+        &self,
+        class: usize,
+        slots: &[NonNull<u8>],
+        report: Report,
+        release: bool,
+    ) {
         let outcome = {
             let mut core = self.classes[class].core.lock();
             // SAFETY: the caller's guarantees; as in `try_free`.
-            unsafe { core.free_batch(&self.pages, &self.owner, slots) }
+            unsafe { core.free_batch(&self.pages, &self.owner, slots, release) }
         };
         if let Err((misuse, slot)) = outcome {
             report(misuse, slot);
@@ -228,6 +236,14 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
             .sum();
         self.pages.trim();
         released
+    }
+
+    /// Gives back the empty slabs of cache `class` beyond its reserve.
+    pub(crate) fn trim(&self, class: usize) {
+        let mut core = self.classes[class].core.lock();
+        let reserve = core.config().reserve;
+        // SAFETY: `self.pages` is the only page source any core sees.
+        unsafe { core.release_empty(&self.pages, reserve) };
     }
 
     /// The configuration of cache `class`.

@@ -86,7 +86,7 @@ impl fmt::Display for Message {
             Misuse::WriteAfterFree { offset } => write!(
                 f,
                 "minimal_slab: write after free into {ptr:p}: byte {offset} of the slot changed \
-                 while it was free (found when handing it out again)"
+                 while it was free (found when the slot next left its free list or magazine)"
             ),
         }
     }

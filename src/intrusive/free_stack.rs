@@ -33,7 +33,9 @@ pub(crate) struct Link {
 }
 
 /// Where a stack's run of never-used blocks lies: `count` blocks of `size`
-/// bytes from `base`, whose provenance covers them all.
+/// bytes from `base`, whose provenance covers them all. The stack counts in
+/// 32 bits: `count` is at most `u32::MAX`, and so is the number of blocks
+/// out at once (a slab or a chunk holds far fewer; a region caps itself).
 #[derive(Clone, Copy)]
 pub(crate) struct Run {
     pub(crate) base: NonNull<u8>,
@@ -96,6 +98,7 @@ impl FreeStack {
     /// builds: the caller lifts the mark on `returned_head` first).
     #[inline]
     pub(crate) unsafe fn pop(&mut self, run: Run) -> Option<NonNull<u8>> {
+        debug_assert!(run.count <= u32::MAX as usize, "a run counts in 32 bits");
         let block = match self.returned {
             Some(link) => {
                 // SAFETY: `link` heads the returned list, so it is a free

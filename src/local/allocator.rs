@@ -10,7 +10,6 @@ use typenum::U32;
 
 use super::front::MagazineFront;
 use crate::cache::class_size;
-use crate::checked::CHECKED;
 use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator};
 use crate::raw::{Blocks, Fallback, NoFallback, SizeClassLimit, SlabAllocator, resize};
@@ -99,15 +98,9 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
             // SAFETY: the caller's guarantees.
             return unsafe { self.heap.deallocate(ptr, layout) };
         };
-        let set = self.heap.set();
-        // SAFETY: the caller says `ptr` is one of our slots; checked builds
-        // verify it at once, as far as reading its page allows (only header
-        // fields fixed when the slab was made: no lock needed).
-        if CHECKED && let Err(misuse) = unsafe { set.check_owner(class, ptr) } {
-            misuse.report(ptr);
-        }
-        // SAFETY: the caller's guarantees.
-        unsafe { self.fronts[class].give(set, class, class_size(class), ptr) };
+        // SAFETY: the caller's guarantees; checked builds verify the owner
+        // and size class at once.
+        unsafe { self.fronts[class].give(self.heap.set(), class, class_size(class), ptr) };
     }
 
     /// Resizes memory from [`allocate`](Self::allocate), keeping the first
@@ -139,9 +132,17 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
     }
 
     /// Gives every slot in every magazine back to the allocator.
+    ///
+    /// Every slot goes back before the first page does: should the page
+    /// source panic, no class's slots are left behind in a front about to
+    /// be dropped.
     pub fn flush(&self) {
+        let set = self.heap.set();
         for (class, front) in self.fronts.iter().enumerate() {
-            front.flush(self.heap.set(), class, class_size(class));
+            front.flush(set, class, class_size(class), false);
+        }
+        for class in 0..self.fronts.len() {
+            set.trim(class);
         }
     }
 

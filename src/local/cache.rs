@@ -44,14 +44,17 @@ use crate::typed::{SlabBox, SlabCache};
 /// # Checks
 ///
 /// Checked builds poison slots resting in a magazine and verify the poison
-/// when one is handed out; a raw free checks the slot's owner and size class
-/// at once (reading only header fields fixed when the slab was made, so no
-/// lock is needed) and whether it is already in this front's magazine. The
+/// when one leaves it; every free into a front checks the slot's owner and
+/// size class at once (reading only header fields fixed when the slab was
+/// made, so no lock is needed) and whether it is already in this front's
+/// magazine. The
 /// full double-free check runs when the slot goes back to its slab: a block
 /// freed to two different fronts is caught only when both have flushed it.
 /// A magazine is never borrowed across a call out of this crate (it is made
-/// of `Cell`s), so a panic hook that uses the same front — a misuse report,
-/// a page source that panics — finds it whole.
+/// of `Cell`s), so a panic hook that uses the same front's magazine while a
+/// page source unwinds finds it whole. (The hook runs with the cache's lock
+/// still held, so it must not need the cache itself: see
+/// [`PageAllocator`](crate::PageAllocator).)
 ///
 ///
 /// # Example
@@ -149,8 +152,8 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
 
     /// Gives every slot in the magazine back to the shared cache.
     pub fn flush(&self) {
-        self.front
-            .flush(self.cache.set(), 0, SlabCache::<T, P>::SLOT_SIZE);
+        let size = SlabCache::<T, P>::SLOT_SIZE;
+        self.front.flush(self.cache.set(), 0, size, true);
     }
 
     /// The shared cache behind this front.

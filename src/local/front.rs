@@ -108,8 +108,9 @@ impl<N: ArrayLength> MagazineFront<N> {
     }
 
     /// Keeps `slot` in the magazine; gives back half of a full magazine
-    /// first. Checked builds catch, at once, a second free of a slot still
-    /// in this magazine.
+    /// first. Checked builds catch, at once, a slot of another cache (or a
+    /// pointer that is no slot) and a second free of a slot still in this
+    /// magazine.
     ///
     /// # Safety
     ///
@@ -125,8 +126,17 @@ impl<N: ArrayLength> MagazineFront<N> {
         size: usize,
         slot: NonNull<u8>,
     ) {
-        if CHECKED && self.magazine.contains(slot) {
-            Misuse::DoubleFree.report(slot);
+        if CHECKED {
+            // Only header fields fixed when the slab was made are read: no
+            // lock needed. Checked before the poison is written through it.
+            // SAFETY: the caller says `slot` is a slot of cache `class`; this
+            // verifies it, as far as reading its page allows.
+            if let Err(misuse) = unsafe { set.check_owner(class, slot) } {
+                misuse.report(slot);
+            }
+            if self.magazine.contains(slot) {
+                Misuse::DoubleFree.report(slot);
+            }
         }
         // SAFETY: the slot is ours and no one uses it any more.
         unsafe { poison_cached(slot, size) };
@@ -150,23 +160,33 @@ impl<N: ArrayLength> MagazineFront<N> {
         size: usize,
         slot: NonNull<u8>,
     ) {
-        self.drain(set, class, size, Magazine::<N>::BATCH, Some(slot));
+        self.drain(set, class, size, Magazine::<N>::BATCH, Some(slot), true);
     }
 
-    /// Gives every slot in the magazine back to the cache.
+    /// Gives every slot in the magazine back to the cache. With
+    /// `release`, slabs emptied beyond the reserve give their pages back at
+    /// once; without, they stay listed as empty until the caller trims the
+    /// cache (`CacheSet::trim`): so a front of several caches can put every
+    /// slot back before the first page source call, which may panic.
     pub(crate) fn flush<P: PageAllocator, C: ArrayLength>(
         &self,
         set: &CacheSet<P, C>,
         class: usize,
         size: usize,
+        release: bool,
     ) {
-        self.drain(set, class, size, N::USIZE, None);
+        self.drain(set, class, size, N::USIZE, None, release);
     }
 
-    /// Gives the `count` most recent slots back to the cache, after pushing
-    /// `keep` in their place. The slots are checked while still in the
-    /// magazine, so a misuse report loses none of them; `keep` is in the
-    /// magazine before the cache (and its page source) is called.
+    /// Gives up to `count` of the most recent slots back to the cache,
+    /// after pushing `keep` in their place; `keep` is in the magazine before
+    /// the cache (and its page source) is called.
+    ///
+    /// Each slot is checked as it leaves the magazine. A slot written to
+    /// while it rested there (checked builds) is kept by no one — its
+    /// contents are not to be trusted — and the first such slot is reported
+    /// once the others are back in the cache: reported once, and the
+    /// damaged slots the only ones lost.
     fn drain<P: PageAllocator, C: ArrayLength>(
         &self,
         set: &CacheSet<P, C>,
@@ -174,20 +194,26 @@ impl<N: ArrayLength> MagazineFront<N> {
         size: usize,
         count: usize,
         keep: Option<NonNull<u8>>,
+        release: bool,
     ) {
-        for slot in self.magazine.top(count) {
-            // SAFETY: cached by this front with `size`, ours alone.
-            if let Err(misuse) = unsafe { check_cached(slot, size) } {
-                misuse.report(slot);
-            }
-        }
         let mut batch = GenericArray::<NonNull<u8>, N>::generate(|_| NonNull::dangling());
         let mut len = 0;
-        while len < count
+        let mut damaged = None;
+        let mut taken = 0;
+        while taken < count
             && let Some(slot) = self.magazine.pop()
         {
-            batch[len] = slot;
-            len += 1;
+            taken += 1;
+            // SAFETY: cached by this front with `size`, ours alone.
+            match unsafe { check_cached(slot, size) } {
+                Ok(()) => {
+                    batch[len] = slot;
+                    len += 1;
+                }
+                Err(misuse) => {
+                    damaged.get_or_insert((misuse, slot));
+                }
+            }
         }
         if let Some(keep) = keep {
             let pushed = self.magazine.push(keep);
@@ -196,6 +222,9 @@ impl<N: ArrayLength> MagazineFront<N> {
         // SAFETY: every slot in the magazine was handed out by cache `class`
         // of `set` (the contract of `give`), through a pointer that reaches
         // its page, and no one uses it.
-        unsafe { set.free_batch(class, &batch[..len], Misuse::report) };
+        unsafe { set.free_batch(class, &batch[..len], Misuse::report, release) };
+        if let Some((misuse, slot)) = damaged {
+            misuse.report(slot);
+        }
     }
 }

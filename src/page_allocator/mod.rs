@@ -166,9 +166,14 @@ impl<S> PageSize for S where
 /// They may panic (a page source is ordinary code): the caches keep their
 /// counts right and lose no slot when one does — they do their bookkeeping
 /// before they call the page source — and the local fronts hold no borrow of
-/// their magazines across the call, so a panic hook that uses them finds
-/// them whole. A page being given back when `deallocate_page` panics is
-/// considered given back.
+/// their magazines across the call. A page being given back when
+/// `deallocate_page` panics is considered given back. The panic hook runs
+/// while the cache's lock is still held: a hook may use a local front's
+/// magazine (take a slot it holds, give one back while it has room), but
+/// nothing that needs the cache itself — a refill, a drain, a flush, the
+/// cache's own methods — or it spins forever, as the page source would.
+/// Under `SlabAllocator`'s `GlobalAlloc` impl, which must not unwind, a
+/// panicking page source aborts the process.
 ///
 /// The risks on the caller's side — using a page after giving it back, giving
 /// it back twice, or giving back a page this allocator never handed out — are

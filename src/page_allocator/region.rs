@@ -42,6 +42,9 @@ pub struct RegionPages<S: PageSize = U4096> {
     _size: PhantomData<S>,
 }
 
+/// The most pages a region holds: its free stack counts in 32 bits.
+const MAX_PAGES: usize = u32::MAX as usize;
+
 struct RegionState {
     /// The pages not handed out, and the count of those that are.
     free: FreeStack,
@@ -107,7 +110,8 @@ impl<S: PageSize> RegionPages<S> {
     }
 
     /// Adds the raw memory `[start, start + len)` to the region and returns the
-    /// number of pages it added.
+    /// number of pages it added. A region holds at most `u32::MAX` pages
+    /// (16 TiB of 4 KiB pages); memory beyond that is left unused.
     ///
     /// # Safety
     ///
@@ -120,14 +124,16 @@ impl<S: PageSize> RegionPages<S> {
         if offset >= len {
             return 0;
         }
-        let pages = (len - offset) / S::USIZE;
+        let mut state = self.state.lock();
+        // The free stack counts in 32 bits: a region holds at most
+        // `u32::MAX` pages (16 TiB of 4 KiB pages); memory beyond is unused.
+        let room = MAX_PAGES - state.total;
+        let pages = ((len - offset) / S::USIZE).min(room);
         if pages == 0 {
             return 0;
         }
         // SAFETY: `offset < len`, so the result stays inside the region.
         let first = unsafe { start.byte_add(offset) };
-
-        let mut state = self.state.lock();
         let old = state.run;
         // SAFETY: the lock gives us the stack and its memory; `old` is its run.
         unsafe { state.free.retire_run(old) };

@@ -54,10 +54,21 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     }
 }
 
+/// Runs `body`, and aborts the process should it unwind: a `GlobalAlloc`
+/// must not unwind, and a page source (user code) may panic. An `extern
+/// "C"` function cannot unwind: a panic reaching its end aborts, after the
+/// panic message is printed. Inlined, it costs nothing until then.
+#[inline(always)]
+#[allow(improper_ctypes_definitions)] // never called from outside Rust
+extern "C" fn abort_on_unwind<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
 // SAFETY: `allocate` returns memory valid for the layout (a class slot at
 // least as large and as aligned, or the fallback's), never handed out twice
 // (each class core's invariants), and `deallocate` routes by layout to where
-// `alloc` got it. Neither unwinds: misuse aborts.
+// `alloc` got it. None unwinds: a misuse aborts, and a page source that
+// panics aborts too (`abort_on_unwind`).
 unsafe impl<P, F, M> GlobalAlloc for SlabAllocator<P, F, M>
 where
     P: PageAllocator,
@@ -66,8 +77,10 @@ where
 {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.allocate_with(layout, abort_on_misuse)
-            .map_or(ptr::null_mut(), NonNull::as_ptr)
+        abort_on_unwind(|| {
+            self.allocate_with(layout, abort_on_misuse)
+                .map_or(ptr::null_mut(), NonNull::as_ptr)
+        })
     }
 
     #[inline]
@@ -75,7 +88,7 @@ where
         if let Some(ptr) = NonNull::new(ptr) {
             // SAFETY: `GlobalAlloc::dealloc`'s contract is
             // `deallocate_narrowed`'s.
-            unsafe { self.deallocate_narrowed(ptr, layout) }
+            abort_on_unwind(|| unsafe { self.deallocate_narrowed(ptr, layout) })
         }
     }
 
@@ -84,9 +97,7 @@ where
             return ptr::null_mut();
         };
         // SAFETY: `GlobalAlloc::realloc`'s contract is `reallocate_narrowed`'s.
-        match unsafe { self.reallocate_narrowed(ptr, layout, new_size) } {
-            Ok(new) => new.as_ptr(),
-            Err(_) => ptr::null_mut(),
-        }
+        let moved = abort_on_unwind(|| unsafe { self.reallocate_narrowed(ptr, layout, new_size) });
+        moved.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 }

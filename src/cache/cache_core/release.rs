@@ -45,7 +45,11 @@ impl CacheCore {
     /// # Safety
     ///
     /// The shared contract on [`CacheCore`].
-    unsafe fn release_empty<P: PageAllocator + ?Sized>(&mut self, pages: &P, keep: usize) -> usize {
+    pub(in crate::cache) unsafe fn release_empty<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        keep: usize,
+    ) -> usize {
         let mut released = 0;
         let mut chain = None;
         let mut cursor = self.available.head();
@@ -94,14 +98,9 @@ impl CacheCore {
         }
         impl Drop for Relist<'_> {
             fn drop(&mut self) {
-                while let Some(slab) = self.rest {
-                    // SAFETY: a chained slab is live, empty and on no list;
-                    // the guard holds the core exclusively.
-                    self.rest = unsafe { slab.links() }.1;
-                    // SAFETY: as above.
-                    unsafe { self.core.available.push_front(slab) };
-                    self.core.empty += 1;
-                }
+                // SAFETY: what is left of the chain is live, empty, on no
+                // list and counted nowhere (the contract of `give_back_all`).
+                unsafe { self.core.relist(self.rest.take()) };
             }
         }
         let mut pending = Relist {
@@ -129,5 +128,21 @@ impl CacheCore {
         // SAFETY: the caller's guarantees: the page came from `pages` and no
         // one uses it any more.
         unsafe { pages.deallocate_page(slab.page()) };
+    }
+
+    /// Puts each slab of `chain` (linked through `next`) back on
+    /// `available`, counted as empty.
+    ///
+    /// # Safety
+    ///
+    /// The chained slabs are live, empty, on no list and counted nowhere.
+    pub(super) unsafe fn relist(&mut self, mut chain: Option<Slab>) {
+        while let Some(slab) = chain {
+            // SAFETY: a chained slab is live and ours (`&mut self`).
+            chain = unsafe { slab.links() }.1;
+            // SAFETY: as above; it is on no list.
+            unsafe { self.available.push_front(slab) };
+            self.empty += 1;
+        }
     }
 }
