@@ -1,0 +1,119 @@
+//! The `churn` workload as a bare loop, outside Criterion: a second harness
+//! for the same numbers (a figure that holds in one harness only is a
+//! placement cliff, not a property of the allocator).
+//!
+//! ```sh
+//! cargo run -p minimal_slab_perf --release --bin churn_loop
+//! ```
+//!
+//! For each object size and front: 100 000 live objects, then 1 000 000
+//! random allocations and frees (kept within ±5 000 of the start; each
+//! object written on allocation and read back before its free), five
+//! rounds; prints the best round in ns per operation.
+
+use std::alloc::Layout;
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use minimal_slab::{SlabAllocator, SlabCache};
+
+const LIVE: usize = 100_000;
+const SPREAD: usize = 5_000;
+const OPS: usize = 1_000_000;
+const ROUNDS: usize = 5;
+
+/// xorshift64: the same sequence in every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Whether the next operation allocates, keeping the live count in bounds.
+fn allocates(rng: &mut Rng, live: usize) -> bool {
+    if live >= LIVE + SPREAD {
+        false
+    } else if live <= LIVE - SPREAD {
+        true
+    } else {
+        rng.next() & 1 == 0
+    }
+}
+
+fn raw<const N: usize>() -> f64 {
+    let heap = SlabAllocator::new();
+    let layout = Layout::new::<[u64; N]>();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut best = f64::MAX;
+    let mut sum = 0u64;
+    for _ in 0..ROUNDS {
+        let mut live: Vec<NonNull<[u64; N]>> = Vec::with_capacity(LIVE + SPREAD);
+        for key in 0..LIVE as u64 {
+            let p = heap.allocate(layout).unwrap().cast::<[u64; N]>();
+            // SAFETY: fresh memory for one `[u64; N]`.
+            unsafe { p.write([key; N]) };
+            live.push(p);
+        }
+        let start = Instant::now();
+        for key in 0..OPS as u64 {
+            if allocates(&mut rng, live.len()) {
+                let p = heap.allocate(layout).unwrap().cast::<[u64; N]>();
+                // SAFETY: as above.
+                unsafe { p.write([key; N]) };
+                live.push(p);
+            } else {
+                let p = live.swap_remove(rng.next() as usize % live.len());
+                // SAFETY: written on allocation, not freed yet.
+                sum = sum.wrapping_add(unsafe { p.read() }[0]);
+                // SAFETY: from `allocate(layout)`, freed once.
+                unsafe { heap.deallocate(p.cast(), layout) };
+            }
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / OPS as f64);
+        for p in live {
+            // SAFETY: as above.
+            unsafe { heap.deallocate(p.cast(), layout) };
+        }
+    }
+    black_box(sum);
+    best
+}
+
+fn typed<const N: usize>() -> f64 {
+    let cache: SlabCache<[u64; N]> = SlabCache::new();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut best = f64::MAX;
+    let mut sum = 0u64;
+    for _ in 0..ROUNDS {
+        let mut live = Vec::with_capacity(LIVE + SPREAD);
+        for key in 0..LIVE as u64 {
+            live.push(cache.alloc([key; N]).unwrap());
+        }
+        let start = Instant::now();
+        for key in 0..OPS as u64 {
+            if allocates(&mut rng, live.len()) {
+                live.push(cache.alloc([key; N]).unwrap());
+            } else {
+                let object = live.swap_remove(rng.next() as usize % live.len());
+                sum = sum.wrapping_add(object[0]);
+            }
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / OPS as f64);
+    }
+    black_box(sum);
+    best
+}
+
+fn main() {
+    println!("churn as a bare loop: best of {ROUNDS} rounds, ns per operation");
+    println!("{:>6}  {:>12}  {:>12}", "size", "slaballocator", "slabcache");
+    println!("{:>6}  {:>12.2}  {:>12.2}", "16 B", raw::<2>(), typed::<2>());
+    println!("{:>6}  {:>12.2}  {:>12.2}", "64 B", raw::<8>(), typed::<8>());
+    println!("{:>6}  {:>12.2}  {:>12.2}", "256 B", raw::<32>(), typed::<32>());
+}
