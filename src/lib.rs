@@ -198,7 +198,6 @@ pub use allocator_api2;
 pub use generic_array;
 pub use typenum;
 
-/// The README's examples, compiled and run as doctests.
+// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
+mod readme;

@@ -289,7 +289,7 @@ impl CacheCore {
     /// # Safety
     ///
     /// As for [`free`](Self::free).
-    #[inline]
+    #[inline(always)]
     unsafe fn put_back(
         &mut self,
         owner: &OwnerTag,
