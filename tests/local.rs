@@ -11,9 +11,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{CountingPages, XorShift};
 #[cfg(any(debug_assertions, feature = "checked"))]
 use common::panics_naming;
+use common::{CountingPages, XorShift};
 use minimal_slab::typenum::{U4, U8};
 use minimal_slab::{
     AllocError, CacheConfig, ChunkedGlobalPages, GlobalPages, LocalAllocator, LocalBox, LocalCache,

@@ -112,8 +112,26 @@ fn typed<const N: usize>() -> f64 {
 
 fn main() {
     println!("churn as a bare loop: best of {ROUNDS} rounds, ns per operation");
-    println!("{:>6}  {:>12}  {:>12}", "size", "slaballocator", "slabcache");
-    println!("{:>6}  {:>12.2}  {:>12.2}", "16 B", raw::<2>(), typed::<2>());
-    println!("{:>6}  {:>12.2}  {:>12.2}", "64 B", raw::<8>(), typed::<8>());
-    println!("{:>6}  {:>12.2}  {:>12.2}", "256 B", raw::<32>(), typed::<32>());
+    println!(
+        "{:>6}  {:>12}  {:>12}",
+        "size", "slaballocator", "slabcache"
+    );
+    println!(
+        "{:>6}  {:>12.2}  {:>12.2}",
+        "16 B",
+        raw::<2>(),
+        typed::<2>()
+    );
+    println!(
+        "{:>6}  {:>12.2}  {:>12.2}",
+        "64 B",
+        raw::<8>(),
+        typed::<8>()
+    );
+    println!(
+        "{:>6}  {:>12.2}  {:>12.2}",
+        "256 B",
+        raw::<32>(),
+        typed::<32>()
+    );
 }
