@@ -357,7 +357,7 @@ fn assert_heap_balanced(heap: &Heap) {
     for class in stats.classes() {
         assert_eq!(class.free_slots, class.pages * class.slots_per_slab);
     }
-    heap.shrink();
+    heap.shrink_to_fit();
     assert_eq!(heap.stats().pages(), 0);
     assert_eq!(heap.page_allocator().outstanding(), 0);
 }
@@ -424,7 +424,7 @@ fn raw_shrink_racing_allocate_and_deallocate() {
             let shrinker = {
                 let heap = heap.clone();
                 thread::spawn(move || {
-                    heap.shrink();
+                    heap.shrink_to_fit();
                 })
             };
             worker.join().unwrap();

@@ -10,7 +10,8 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use minimal_slab::{AllocError, CacheConfig, Fallback, NoFallback, SlabAllocator};
 use minimal_slab_fuzz::{
-    Ranges, Region, TinyRegion, check_counters, expected_failure, fill, page_limit, verify,
+    FULL_CHECK_EVERY, Ranges, Region, TinyRegion, check_counters, expected_failure, fill,
+    page_limit, verify,
 };
 
 #[derive(Arbitrary, Debug)]
@@ -46,6 +47,11 @@ struct Model<'h, 'r, F: Fallback> {
     limit: Option<usize>,
     reserve: usize,
     live: Vec<Block>,
+    /// Live blocks per size class, and the fallback's live blocks and
+    /// bytes: kept as blocks come and go, so that checking the counters
+    /// after each operation does not walk `live`.
+    in_class: [usize; 6],
+    fallback: (usize, usize),
     ranges: Ranges,
     next_id: u64,
 }
@@ -87,13 +93,28 @@ impl<F: Fallback> Model<'_, '_, F> {
         if layout.size() > 0 {
             self.ranges.insert(addr, layout.size(), id);
         }
+        self.count(layout, true);
         // SAFETY: just handed out for `layout`: valid and ours alone.
         unsafe { fill(ptr, layout.size(), id) };
         self.live.push(Block { ptr, layout, id });
     }
 
+    /// Counts a block of `layout` in (`live`) or out of the model's tallies.
+    fn count(&mut self, layout: Layout, live: bool) {
+        let tally = |n: &mut usize, by: usize| if live { *n += by } else { *n -= by };
+        match Self::class_of(layout) {
+            Some(class) => tally(&mut self.in_class[class], 1),
+            None if layout.size() > 0 => {
+                tally(&mut self.fallback.0, 1);
+                tally(&mut self.fallback.1, layout.size());
+            }
+            None => {}
+        }
+    }
+
     fn forget(&mut self, index: usize) -> Block {
         let block = self.live.swap_remove(index);
+        self.count(block.layout, false);
         if block.layout.size() > 0 {
             self.ranges.remove(block.ptr.as_ptr().addr(), block.id);
         }
@@ -174,29 +195,34 @@ impl<F: Fallback> Model<'_, '_, F> {
         assert_eq!(self.heap.shrink_to_fit(), empty);
     }
 
-    fn check(&self) {
-        for b in &self.live {
-            // SAFETY: every live block was filled by `adopt`.
-            unsafe { verify(b.ptr, b.layout.size(), b.id) };
-        }
-        let stats = self.heap.stats();
-        for (class, s) in stats.classes().iter().enumerate() {
-            let in_use = self
+    /// Checks the counters against the model's tallies, and with `values`
+    /// every live block's contents and the tallies against the live list.
+    fn check(&self, values: bool) {
+        if values {
+            for b in &self.live {
+                // SAFETY: every live block was filled by `adopt`.
+                unsafe { verify(b.ptr, b.layout.size(), b.id) };
+            }
+            for (class, &tallied) in self.in_class.iter().enumerate() {
+                let live = self
+                    .live
+                    .iter()
+                    .filter(|b| Self::class_of(b.layout) == Some(class));
+                assert_eq!(live.count(), tallied, "class {class} tally");
+            }
+            let fallback = self
                 .live
                 .iter()
-                .filter(|b| Self::class_of(b.layout) == Some(class))
-                .count();
+                .filter(|b| b.layout.size() > 0 && Self::class_of(b.layout).is_none());
+            let bytes = fallback.clone().map(|b| b.layout.size()).sum::<usize>();
+            assert_eq!((fallback.count(), bytes), self.fallback, "fallback tally");
+        }
+        let stats = self.heap.stats();
+        for (s, &in_use) in stats.classes().iter().zip(&self.in_class) {
             check_counters(s, in_use, self.limit, self.reserve);
         }
-        let fallback = self
-            .live
-            .iter()
-            .filter(|b| b.layout.size() > 0 && Self::class_of(b.layout).is_none());
-        assert_eq!(stats.fallback_allocations, fallback.clone().count());
-        assert_eq!(
-            stats.fallback_bytes,
-            fallback.map(|b| b.layout.size()).sum::<usize>()
-        );
+        assert_eq!(stats.fallback_allocations, self.fallback.0);
+        assert_eq!(stats.fallback_bytes, self.fallback.1);
         assert_eq!(
             stats.pages() + self.region.available(),
             self.region.capacity(),
@@ -218,10 +244,12 @@ fn run<F: Fallback>(input: &Input, fallback: F, region: &Region) {
         limit,
         reserve,
         live: Vec::new(),
+        in_class: [0; 6],
+        fallback: (0, 0),
         ranges: Ranges::default(),
         next_id: 0,
     };
-    for op in input.ops.iter().take(512) {
+    for (i, op) in input.ops.iter().take(512).enumerate() {
         match *op {
             Op::Alloc { size, align_log2 } => {
                 let size = usize::from(size) % 1500;
@@ -234,11 +262,12 @@ fn run<F: Fallback>(input: &Input, fallback: F, region: &Region) {
             }
             Op::Shrink => model.shrink(),
         }
-        model.check();
+        model.check(i % FULL_CHECK_EVERY == FULL_CHECK_EVERY - 1);
     }
+    model.check(true);
     while !model.live.is_empty() {
         model.free(0);
-        model.check();
+        model.check(false);
     }
     model.shrink();
     assert_eq!(heap.stats().pages(), 0);
