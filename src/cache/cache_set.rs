@@ -156,30 +156,17 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         reach: SlotReach,
         report: Report,
     ) {
-        // SAFETY: the caller's guarantees, kept by `try_free`'s.
-        if let Err(misuse) = unsafe { self.try_free(class, slot, reach) } {
+        let outcome = {
+            let mut core = self.classes[class].core.lock();
+            // SAFETY: the caller's guarantees; `self.pages` is the only page
+            // source any core of the set sees, and size-class cores (the
+            // only ones freed with `SlotReach::Object`) expose their pages.
+            unsafe { core.free(&self.pages, &self.owner, slot, reach) }
+        };
+        // Reported once the lock is released.
+        if let Err(misuse) = outcome {
             report(misuse, slot);
         }
-    }
-
-    /// [`free`](Self::free) that returns the misuse instead of reporting it,
-    /// after the lock is released.
-    ///
-    /// # Safety
-    ///
-    /// As for [`free`](Self::free).
-    #[inline]
-    pub(crate) unsafe fn try_free(
-        &self,
-        class: usize,
-        slot: NonNull<u8>,
-        reach: SlotReach,
-    ) -> Result<(), Misuse> {
-        let mut core = self.classes[class].core.lock();
-        // SAFETY: the caller's guarantees; `self.pages` is the only page
-        // source any core of the set sees, and size-class cores (the only
-        // ones freed with `SlotReach::Object`) expose their pages.
-        unsafe { core.free(&self.pages, &self.owner, slot, reach) }
     }
 
     /// Returns every slot of `slots` to cache `class` under one lock. With
@@ -200,7 +187,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     ) {
         let outcome = {
             let mut core = self.classes[class].core.lock();
-            // SAFETY: the caller's guarantees; as in `try_free`.
+            // SAFETY: the caller's guarantees; as in `free`.
             unsafe { core.free_batch(&self.pages, &self.owner, slots, release) }
         };
         if let Err((misuse, slot)) = outcome {

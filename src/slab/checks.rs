@@ -6,7 +6,7 @@
 use core::mem::size_of;
 use core::ptr::NonNull;
 
-use super::geometry::BITS;
+use super::geometry::WORD_BITS as BITS;
 use super::{Slab, SlabGeometry, bitmap_of};
 use crate::checked::{CHECKED, Misuse, poison};
 use crate::intrusive::FreeStack;

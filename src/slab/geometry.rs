@@ -6,7 +6,8 @@ use core::ptr::NonNull;
 
 use super::SlabHeader;
 
-const WORD_BITS: usize = usize::BITS as usize;
+/// Bits in a word of the handed-out bitmap.
+pub(super) const WORD_BITS: usize = usize::BITS as usize;
 
 /// The shape of every slab in one cache, computed once (at compile time for
 /// the typed front) and passed to each slab operation.
@@ -81,12 +82,10 @@ impl SlabGeometry {
     }
 }
 
-pub(crate) const fn max(a: usize, b: usize) -> usize {
+const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
 const fn round_up(n: usize, align: usize) -> usize {
     (n + align - 1) & !(align - 1)
 }
-
-pub(crate) const BITS: usize = WORD_BITS;

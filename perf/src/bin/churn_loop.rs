@@ -17,39 +17,30 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use minimal_slab::{SlabAllocator, SlabCache};
+use minimal_slab_perf::workloads::SplitMix64;
 
 const LIVE: usize = 100_000;
 const SPREAD: usize = 5_000;
 const OPS: usize = 1_000_000;
 const ROUNDS: usize = 5;
-
-/// xorshift64: the same sequence in every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+/// The same sequence in every run, and for every front.
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Whether the next operation allocates, keeping the live count in bounds.
-fn allocates(rng: &mut Rng, live: usize) -> bool {
+fn allocates(rng: &mut SplitMix64, live: usize) -> bool {
     if live >= LIVE + SPREAD {
         false
     } else if live <= LIVE - SPREAD {
         true
     } else {
-        rng.next() & 1 == 0
+        rng.next_u64() & 1 == 0
     }
 }
 
 fn raw<const N: usize>() -> f64 {
     let heap = SlabAllocator::new();
     let layout = Layout::new::<[u64; N]>();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = SplitMix64::new(SEED);
     let mut best = f64::MAX;
     let mut sum = 0u64;
     for _ in 0..ROUNDS {
@@ -68,7 +59,7 @@ fn raw<const N: usize>() -> f64 {
                 unsafe { p.write([key; N]) };
                 live.push(p);
             } else {
-                let p = live.swap_remove(rng.next() as usize % live.len());
+                let p = live.swap_remove(rng.below(live.len()));
                 // SAFETY: written on allocation, not freed yet.
                 sum = sum.wrapping_add(unsafe { p.read() }[0]);
                 // SAFETY: from `allocate(layout)`, freed once.
@@ -87,7 +78,7 @@ fn raw<const N: usize>() -> f64 {
 
 fn typed<const N: usize>() -> f64 {
     let cache: SlabCache<[u64; N]> = SlabCache::new();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = SplitMix64::new(SEED);
     let mut best = f64::MAX;
     let mut sum = 0u64;
     for _ in 0..ROUNDS {
@@ -100,7 +91,7 @@ fn typed<const N: usize>() -> f64 {
             if allocates(&mut rng, live.len()) {
                 live.push(cache.alloc([key; N]).unwrap());
             } else {
-                let object = live.swap_remove(rng.next() as usize % live.len());
+                let object = live.swap_remove(rng.below(live.len()));
                 sum = sum.wrapping_add(object[0]);
             }
         }
