@@ -154,7 +154,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 // The floors, from the bottom up; each module uses only those below it.
@@ -170,6 +170,11 @@ pub mod page_allocator;
 mod slab;
 // Caches: the slabs of one slot size, behind a lock.
 mod cache;
+// Magazines: small stacks of free slots in front of a cache.
+mod magazine;
+// Per-thread tables of magazines behind the default API (std).
+#[cfg(all(feature = "std", not(loom)))]
+mod thread_cache;
 // The fronts: typed objects, raw bytes, per-thread magazines.
 mod local;
 mod raw;

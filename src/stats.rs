@@ -44,6 +44,11 @@ pub struct CacheStats {
     pub page_size: usize,
     /// Objects handed out and not yet returned.
     pub objects_in_use: usize,
+    /// Free slots resting in per-thread caches (feature `std`): out of their
+    /// slabs, in no one's hands. They keep their slabs from being empty until
+    /// the thread that holds them calls `shrink()`, returns a batch, or
+    /// exits.
+    pub cached_slots: usize,
     /// Free slots across all slabs held.
     pub free_slots: usize,
     /// Slabs with every slot in use.
@@ -78,6 +83,7 @@ impl CacheStats {
             objects_per_slab: geometry.slots_per_slab,
             page_size: geometry.page_size,
             objects_in_use: in_use,
+            cached_slots: 0,
             free_slots: pages * geometry.slots_per_slab - in_use,
             full_slabs: full,
             partial_slabs: partial,
@@ -98,9 +104,19 @@ impl CacheStats {
         self
     }
 
-    /// Slots in all slabs held.
+    /// Counts `cached` of the slots in use as resting in per-thread caches
+    /// instead (never more than are in use: under concurrent use the two
+    /// counts are read a moment apart).
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn set_cached(&mut self, cached: usize) {
+        let cached = cached.min(self.objects_in_use);
+        self.objects_in_use -= cached;
+        self.cached_slots = cached;
+    }
+
+    /// Slots in all slabs held: in use, cached and free.
     pub fn total_slots(&self) -> usize {
-        self.objects_in_use + self.free_slots
+        self.objects_in_use + self.cached_slots + self.free_slots
     }
 
     /// Bytes of memory held: pages × page size.
@@ -237,6 +253,9 @@ impl<N: ArrayLength> fmt::Display for AllocatorStats<N> {
 /// let a = cache.alloc([1; 512]).unwrap();
 /// let b = cache.alloc([2; 512]).unwrap();
 /// drop(a);
+/// // Free slots resting in this thread's cache are in use as far as their
+/// // slab knows: give them back to see the slab as the program left it.
+/// cache.flush_thread_cache();
 /// let mut rows = Vec::new();
 /// cache.for_each_slab(|slab| rows.push(slab.to_string()));
 /// assert_eq!(rows, [".#....."]); // 7 slots of 512 bytes in a 4 KiB page

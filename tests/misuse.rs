@@ -148,7 +148,13 @@ fn a_handle_to_a_slot_never_handed_out_panics_on_drop() {
     let raw = SlabBox::into_raw(cache.alloc(1).unwrap());
     // SAFETY: `raw` came from `into_raw` on this cache; the one handle to it.
     let _b = unsafe { SlabBox::from_raw(&cache, raw) };
-    let next_slot = raw.map_addr(|a| a.checked_add(8).unwrap());
+    // The slab's last slot: never handed out, not even into a per-thread
+    // cache (the next slot may rest in one: see
+    // `a_slot_resting_in_the_thread_cache_freed_again_is_a_double_free`).
+    let next_slot = raw.map_addr(|a| {
+        a.checked_add(8 * (SlabCache::<u64>::SLOTS_PER_SLAB - 1))
+            .unwrap()
+    });
     // SAFETY: deliberate misuse: a handle to the next slot, never handed out.
     // `u64` has no destructor; the free is checked before any change.
     drop(unsafe { SlabBox::from_raw(&cache, next_slot) });
@@ -333,11 +339,28 @@ fn a_slot_of_another_cache_panics_in_the_drop_that_frees_it() {
 fn a_slot_never_handed_out_panics_in_the_drop_that_frees_it() {
     let cache: SlabCache<u64> = SlabCache::new();
     let raw = SlabBox::into_raw(cache.alloc(1).unwrap());
-    let next_slot = raw.map_addr(|a| a.checked_add(8).unwrap());
+    // The slab's last slot: never handed out, not even into a per-thread
+    // cache.
+    let next_slot = raw.map_addr(|a| {
+        a.checked_add(8 * (SlabCache::<u64>::SLOTS_PER_SLAB - 1))
+            .unwrap()
+    });
     // SAFETY: deliberate misuse: a handle to the next slot, never handed
     // out. `u64` has no destructor; the free is checked before any change.
     let stray = unsafe { SlabBox::from_raw(&cache, next_slot) };
-    if !panics_naming("foreign pointer", move || drop(stray)) {
+    // Without per-thread caches the drop checks the slot's slab at once.
+    // With them (`std`), the drop only checks the slot's owner and this
+    // thread's cache: the slab's own check runs when the slot goes back to
+    // it, here at `shrink`, and names the same misuse.
+    let caught = if cfg!(feature = "std") {
+        drop(stray);
+        panics_naming("foreign pointer", || {
+            cache.shrink();
+        })
+    } else {
+        panics_naming("foreign pointer", move || drop(stray))
+    };
+    if !caught {
         std::mem::forget(cache);
         panic!("a slot never handed out was not caught by the drop that freed it");
     }

@@ -16,7 +16,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::CountingPages;
+use common::{CountingPages, flush_thread_cache};
 use minimal_slab::typenum::U8192;
 use minimal_slab::{
     AllocError, CacheConfig, ChunkedGlobalPages, GlobalPages, NoPages, PageAllocError,
@@ -614,6 +614,7 @@ fn ten_thousand_objects_use_the_fewest_pages_and_free_all_but_the_reserve() {
     }
 
     drop(objects);
+    flush_thread_cache(&cache);
     let s = cache.stats();
     assert_eq!(s.objects_in_use, 0);
     assert_eq!(
@@ -659,6 +660,7 @@ fn the_reserve_is_configurable_and_dropping_the_cache_returns_its_pages() {
         let a: Vec<_> = (0..100).map(|i| cache.alloc([i; 64]).unwrap()).collect();
         assert!(pages.outstanding() > 1);
         drop(a);
+        flush_thread_cache(&cache);
         assert_eq!(
             pages.outstanding(),
             0,
@@ -670,6 +672,7 @@ fn the_reserve_is_configurable_and_dropping_the_cache_returns_its_pages() {
             SlabCache::with_config(&pages, CacheConfig::new().reserve(5));
         let a: Vec<_> = (0..500).map(|i| cache.alloc([i; 64]).unwrap()).collect();
         drop(a);
+        flush_thread_cache(&cache);
         assert_eq!(pages.outstanding(), 5, "reserve 5");
         assert_eq!(cache.stats().empty_slabs, 5);
         cache.set_config(CacheConfig::new().reserve(3));
@@ -742,6 +745,7 @@ fn shrink_keeps_the_page_of_one_live_object<P: PageAllocator>(cache: &SlabCache<
         assert_eq!((*neighbour, cache.stats().pages), ([9; 8], 1));
         drop(neighbour);
         assert_eq!(SlabBox::into_inner(survivor)[7], word(7));
+        flush_thread_cache(cache);
 
         let kept = cache.stats().pages;
         let expected = usize::from(cache.config().reserve > 0);
@@ -806,6 +810,8 @@ fn occupancy_shows_exactly_the_slots_in_use() {
         .collect();
     let mut seen = std::collections::BTreeSet::new();
     let mut slabs = 0;
+    // Slots resting in this thread's cache are used, as far as slabs know.
+    flush_thread_cache(&cache);
     cache.for_each_slab(|slab| {
         slabs += 1;
         assert_eq!(slab.slots_per_slab(), per_slab);

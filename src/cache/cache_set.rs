@@ -225,6 +225,22 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         released
     }
 
+    /// Gives back every page of every cache, slots in use or not, and lets
+    /// the page source trim: for a set going away.
+    ///
+    /// # Safety
+    ///
+    /// No one reads or writes any slot of this set again (no use after
+    /// free), and the set is dropped next.
+    pub(crate) unsafe fn give_back_every_page(&mut self) {
+        for class in self.classes.iter_mut() {
+            // SAFETY: `self.pages` is the only page source any core sees; the
+            // caller's guarantee covers every slot.
+            unsafe { class.core.get_mut().give_back_every_page(&self.pages) };
+        }
+        self.pages.trim();
+    }
+
     /// Gives back the empty slabs of cache `class` beyond its reserve.
     pub(crate) fn trim(&self, class: usize) {
         let mut core = self.classes[class].core.lock();

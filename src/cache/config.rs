@@ -16,7 +16,8 @@
 /// assert_eq!(POINTS.config().page_limit, Some(4));
 /// let p = POINTS.alloc((1.0, 2.0)).unwrap();
 /// assert_eq!(POINTS.stats().pages, 1);
-/// drop(p);
+/// drop(p); // the slot rests in this thread's cache (feature `std`)...
+/// POINTS.flush_thread_cache(); // ...until it goes back to its slab:
 /// assert_eq!(POINTS.stats().pages, 0); // reserve 0: the page went back at once
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

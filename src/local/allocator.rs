@@ -8,9 +8,9 @@ use core::ptr::NonNull;
 use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
 use typenum::U32;
 
-use super::front::MagazineFront;
 use crate::cache::class_size;
 use crate::error::AllocError;
+use crate::magazine::MagazineFront;
 use crate::page_allocator::{DefaultPages, PageAllocator};
 use crate::raw::{Blocks, Fallback, NoFallback, SizeClassLimit, SlabAllocator, resize};
 

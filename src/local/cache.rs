@@ -9,8 +9,8 @@ use core::ptr::{self, NonNull};
 use generic_array::ArrayLength;
 use typenum::U32;
 
-use super::front::MagazineFront;
 use crate::error::{AllocError, AllocFailed};
+use crate::magazine::MagazineFront;
 use crate::page_allocator::{DefaultPages, PageAllocator};
 use crate::typed::{SlabBox, SlabCache};
 

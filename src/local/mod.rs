@@ -29,14 +29,12 @@
 
 //! # The files
 //!
-//! `magazine` is the stack of slots; `front` the one magazine front, which
-//! refills and drains a magazine through the cache layer's batch API;
-//! `cache` and `allocator` the two public fronts built on it.
+//! `cache` and `allocator`, the two public fronts, both built on the one
+//! magazine front of [`crate::magazine`] (which the per-thread caches behind
+//! the default API use as well).
 
 mod allocator;
 mod cache;
-mod front;
-mod magazine;
 
 pub use allocator::LocalAllocator;
 pub use cache::{LocalBox, LocalCache};

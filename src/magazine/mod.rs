@@ -9,11 +9,14 @@ use core::ptr::NonNull;
 
 use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
 
-use super::magazine::{Magazine, check_cached, poison_cached};
+mod stack;
+
 use crate::cache::{CacheSet, SlotReach};
 use crate::checked::{CHECKED, Misuse};
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
+use stack::Magazine;
+pub(crate) use stack::{check_cached, poison_cached};
 
 /// A magazine of up to `N` free slots of one cache. Its methods take the
 /// cache (`set` and `class`) and its slot size each time, rather than
@@ -50,6 +53,14 @@ impl<N: ArrayLength> MagazineFront<N> {
     #[inline]
     pub(crate) fn cached(&self) -> usize {
         self.magazine.len()
+    }
+
+    /// The most recent slot in the magazine, unchecked (the caller checks it
+    /// with `check_cached`).
+    #[cfg(all(feature = "std", not(loom)))]
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
+        self.magazine.pop()
     }
 
     /// A slot of `size` bytes from the magazine, refilled from cache `class`

@@ -33,6 +33,8 @@
 use core::cell::Cell;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
+use core::sync::atomic::AtomicUsize;
+use core::sync::atomic::Ordering::Relaxed;
 
 use generic_array::{ArrayLength, GenericArray};
 
@@ -41,7 +43,10 @@ use crate::checked::{CHECKED, Misuse, poison};
 /// A fixed-capacity stack of slot pointers, used through `&self`.
 pub(crate) struct Magazine<N: ArrayLength> {
     slots: GenericArray<Cell<MaybeUninit<NonNull<u8>>>, N>,
-    len: Cell<usize>,
+    /// An atomic only so that `stats()` on another thread may read it (the
+    /// per-thread caches): this thread alone writes it, with plain loads and
+    /// stores, never a read-modify-write.
+    len: AtomicUsize,
 }
 
 impl<N: ArrayLength> Magazine<N> {
@@ -58,21 +63,21 @@ impl<N: ArrayLength> Magazine<N> {
         Self {
             // SAFETY: a `Cell<MaybeUninit<_>>` needs no initialisation.
             slots: unsafe { GenericArray::assume_init(GenericArray::uninit()) },
-            len: Cell::new(0),
+            len: AtomicUsize::new(0),
         }
     }
 
     /// Slots held.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len.get()
+        self.len.load(Relaxed)
     }
 
     /// The most recently pushed slot, if any.
     #[inline]
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
-        let top = self.len.get().checked_sub(1)?;
-        self.len.set(top);
+        let top = self.len.load(Relaxed).checked_sub(1)?;
+        self.len.store(top, Relaxed);
         // SAFETY: `top < len <= N`: in bounds.
         let held = unsafe { self.slots.get_unchecked(top) };
         // SAFETY: `slots[..len]` hold slots, and `top` was below `len`.
@@ -82,11 +87,11 @@ impl<N: ArrayLength> Magazine<N> {
     /// Pushes `slot`, or hands it back if the magazine is full.
     #[inline]
     pub(crate) fn push(&self, slot: NonNull<u8>) -> Result<(), NonNull<u8>> {
-        let len = self.len.get();
+        let len = self.len.load(Relaxed);
         match self.slots.get(len) {
             Some(free) => {
                 free.set(MaybeUninit::new(slot));
-                self.len.set(len + 1);
+                self.len.store(len + 1, Relaxed);
                 Ok(())
             }
             None => Err(slot),
@@ -96,7 +101,7 @@ impl<N: ArrayLength> Magazine<N> {
     /// The `count` most recently pushed slots (all of them if fewer), left
     /// in place, most recent first: the order `pop` takes them in.
     pub(crate) fn top(&self, count: usize) -> impl Iterator<Item = NonNull<u8>> + '_ {
-        let len = self.len.get();
+        let len = self.len.load(Relaxed);
         self.slots[len.saturating_sub(count)..len]
             .iter()
             .rev()
@@ -107,7 +112,7 @@ impl<N: ArrayLength> Magazine<N> {
     /// Whether `slot` is in the magazine (a linear scan: checked builds
     /// only, to catch a double free before it is cached).
     pub(crate) fn contains(&self, slot: NonNull<u8>) -> bool {
-        self.top(self.len.get()).any(|held| held == slot)
+        self.top(self.len.load(Relaxed)).any(|held| held == slot)
     }
 }
 

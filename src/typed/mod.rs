@@ -30,13 +30,14 @@ use core::ptr::NonNull;
 
 use typenum::U1;
 
-use crate::cache::{CacheConfig, CacheSet, Shape, SlotReach};
-use crate::checked::Misuse;
+use crate::cache::{CacheConfig, CacheSet, Shape};
 use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
 use crate::stats::{CacheStats, SlabOccupancy};
 use crate::sync::const_fn_unless_loom;
+#[cfg(all(feature = "std", not(loom)))]
+use crate::thread_cache::ThreadCache;
 
 mod slab_box;
 
@@ -76,6 +77,9 @@ pub use slab_box::SlabBox;
 /// ```
 pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
     set: CacheSet<P, U1>,
+    /// This cache's entries in the threads' tables.
+    #[cfg(all(feature = "std", not(loom)))]
+    thread: ThreadCache,
     /// The cache stores `T`s; `*const` keeps the auto traits off so the
     /// impls below can state the real conditions.
     _objects: PhantomData<*const T>,
@@ -152,6 +156,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         pub const fn with_config(pages: P, config: CacheConfig) -> Self {
             Self {
                 set: CacheSet::new(pages, config, Shape::One(Self::GEOMETRY)),
+                #[cfg(all(feature = "std", not(loom)))]
+                thread: ThreadCache::new(),
                 _objects: PhantomData,
             }
         }
@@ -159,24 +165,67 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 
     /// Gives back the page of every empty slab, the reserve included, and
     /// returns how many were given back; then lets the page source give back
-    /// what it keeps in reserve ([`PageAllocator::trim`]).
+    /// what it keeps in reserve ([`PageAllocator::trim`]). With `std`, the
+    /// slots the calling thread caches go back to their slabs first (other
+    /// threads' stay theirs until they call `shrink`, fill or overflow their
+    /// cache, or exit).
     pub fn shrink(&self) -> usize {
+        #[cfg(all(feature = "std", not(loom)))]
+        if !Self::IS_ZST {
+            self.thread
+                .flush_current(&self.set, 0, Self::SLOT_SIZE, false);
+        }
         self.set.shrink()
     }
 
-    /// A snapshot of the cache's counters.
-    pub fn stats(&self) -> CacheStats {
-        let stats = self.set.stats(0, core::any::type_name::<T>());
-        // A zero-sized `T` takes no slot: say so, as the consts do.
-        if Self::IS_ZST {
-            stats.without_slots()
-        } else {
-            stats
+    /// Gives the free slots that the calling thread caches for this cache
+    /// back to their slabs (feature `std`); slabs they empty beyond the
+    /// reserve give their pages back. Other threads' cached slots stay
+    /// theirs. Useful before reading exact counts (`stats`, `for_each_slab`),
+    /// or at the end of a worker thread that will not use the cache again
+    /// (a thread that exits gives its slots back anyway).
+    ///
+    /// ```
+    /// use minimal_slab::SlabCache;
+    ///
+    /// let cache: SlabCache<u64> = SlabCache::new();
+    /// drop(cache.alloc(1).unwrap());
+    /// assert!(cache.stats().cached_slots > 0); // resting in this thread's cache
+    /// cache.flush_thread_cache();
+    /// assert_eq!(cache.stats().cached_slots, 0);
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn flush_thread_cache(&self) {
+        #[cfg(not(loom))]
+        if !Self::IS_ZST {
+            self.thread
+                .flush_current(&self.set, 0, Self::SLOT_SIZE, true);
         }
     }
 
+    /// A snapshot of the cache's counters. With `std`, free slots resting
+    /// in per-thread caches are counted in
+    /// [`cached_slots`](CacheStats::cached_slots), not in `objects_in_use`;
+    /// those that exited threads gave up go back to their slabs first.
+    pub fn stats(&self) -> CacheStats {
+        #[cfg(all(feature = "std", not(loom)))]
+        if !Self::IS_ZST {
+            self.thread.take_back_orphans(&self.set, 0);
+        }
+        #[allow(unused_mut)] // only the per-thread caches change it
+        let mut stats = self.set.stats(0, core::any::type_name::<T>());
+        // A zero-sized `T` takes no slot: say so, as the consts do.
+        if Self::IS_ZST {
+            return stats.without_slots();
+        }
+        #[cfg(all(feature = "std", not(loom)))]
+        stats.set_cached(self.thread.cached(0));
+        stats
+    }
+
     /// Shows `visit` every slab of the cache: which slots are used and
-    /// which free (see [`SlabOccupancy`]). Slabs with free slots come first,
+    /// which free (see [`SlabOccupancy`]); free slots resting in per-thread
+    /// caches are used, as far as their slabs know. Slabs with free slots come first,
     /// most recently used first, then the full ones.
     ///
     /// `visit` runs with the cache locked, so it must not use this cache
@@ -187,6 +236,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     ///
     /// let cache: SlabCache<u64> = SlabCache::new();
     /// let objects: Vec<_> = (0..600).map(|i| cache.alloc(i).unwrap()).collect();
+    /// cache.flush_thread_cache(); // slots this thread caches count as used
     /// let mut used = 0;
     /// cache.for_each_slab(|slab| used += slab.in_use());
     /// assert_eq!(used, 600);
@@ -233,7 +283,11 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         if Self::IS_ZST {
             return Ok(NonNull::dangling());
         }
-        self.set.alloc(0, Misuse::report).map(NonNull::cast)
+        #[cfg(all(feature = "std", not(loom)))]
+        let slot = self.thread.take(&self.set, 0, Self::SLOT_SIZE);
+        #[cfg(not(all(feature = "std", not(loom))))]
+        let slot = self.set.alloc(0, crate::checked::Misuse::report);
+        slot.map(NonNull::cast)
     }
 
     /// Returns `slot` to the cache. The value in it must already be dropped
@@ -251,12 +305,41 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         if Self::IS_ZST {
             return;
         }
+        #[cfg(all(feature = "std", not(loom)))]
         // SAFETY: the caller's guarantees; a handle's pointer is the one its
         // slab gave it: it reaches the whole page.
         unsafe {
+            self.thread.give(&self.set, 0, Self::SLOT_SIZE, slot.cast())
+        }
+        #[cfg(not(all(feature = "std", not(loom))))]
+        // SAFETY: as above.
+        unsafe {
+            use crate::{cache::SlotReach, checked::Misuse};
             self.set
                 .free(0, slot.cast(), SlotReach::Page, Misuse::report)
         }
+    }
+}
+
+impl<T, P: PageAllocator> Drop for SlabCache<T, P> {
+    fn drop(&mut self) {
+        if Self::IS_ZST {
+            return;
+        }
+        // The slots this thread caches go back, and no thread's table will
+        // touch this cache's slots again (see `thread_cache`).
+        #[cfg(all(feature = "std", not(loom)))]
+        self.thread.retire(&self.set, 0, Self::SLOT_SIZE);
+        // Every page goes back, those with slots in use included: handles
+        // borrow the cache, so none is left, and a slot still counted in use
+        // is unreachable — leaked on purpose (`SlabBox::leak` lends it for
+        // the cache's lifetime at most, `into_raw`'s pointer is valid only
+        // while the cache lives), or resting in another thread's cache, which
+        // will never touch it (its ticket is retired). So a cache used from
+        // scoped threads, whose thread-local destructors may run after the
+        // scope ends, still gives everything back.
+        // SAFETY: as just said, no one uses any slot of this cache again.
+        unsafe { self.set.give_back_every_page() };
     }
 }
 

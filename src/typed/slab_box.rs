@@ -127,8 +127,9 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
 
     /// Gives up the handle without dropping the value or freeing the slot;
     /// [`from_raw`](Self::from_raw) takes it back. Until then the slot stays
-    /// in use, and if the cache is dropped first its slab's page is leaked,
-    /// never reused.
+    /// in use, as long as the cache lives: dropping the cache gives back
+    /// every page it holds, so the pointer dangles from then on (the value's
+    /// destructor never runs), as an arena's would.
     ///
     /// ```
     /// use minimal_slab::{SlabBox, SlabCache};

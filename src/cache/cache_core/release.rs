@@ -146,3 +146,44 @@ impl CacheCore {
         }
     }
 }
+
+impl CacheCore {
+    /// Gives back the page of every slab, whatever its slots hold, and
+    /// returns how many: for a cache going away whose slots no one can reach
+    /// any more. Each slab leaves its list before its page goes, so should
+    /// the page source panic, the slabs not yet given back stay listed and
+    /// counted (and are leaked with the core, never reused).
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; no one reads or writes any slot
+    /// of this core again (no use after free), and the core is dropped next.
+    pub(crate) unsafe fn give_back_every_page<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+    ) -> usize {
+        let mut released = 0;
+        while let Some(slab) = self.full.head().or(self.available.head()) {
+            // SAFETY: slabs on our lists are live and we hold `&mut self`.
+            let used = unsafe { slab.in_use() };
+            if self.full.head() == Some(slab) {
+                // SAFETY: the slab is the head of `full`.
+                unsafe { self.full.remove(slab) };
+            } else {
+                // SAFETY: the slab is the head of `available`.
+                unsafe { self.available.remove(slab) };
+                if used == 0 {
+                    self.empty -= 1;
+                }
+            }
+            self.in_use -= used;
+            // Whoever gets the page next may touch all of it.
+            poison::allow(slab.page(), self.geometry.page_size);
+            // SAFETY: the page came from `pages` (shared contract), is on no
+            // list now, and no one uses its slots (the caller's guarantee).
+            unsafe { pages.deallocate_page(slab.page()) };
+            released += 1;
+        }
+        released
+    }
+}

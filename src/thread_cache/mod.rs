@@ -1,0 +1,354 @@
+//! The per-thread caches behind the default API (feature `std`): what
+//! makes `cache.alloc(value)` and dropping a [`SlabBox`] take no lock.
+//!
+//! # What it owns
+//!
+//! Each thread has one [`Table`] in a `thread_local!`: [`ENTRIES`] magazine
+//! fronts (the same [`MagazineFront`] the explicit per-thread fronts use),
+//! each holding resting slots of one cache. A cache has a [`ThreadCache`],
+//! which is only a ticket of the [`registry`]: the key of its entries in every
+//! thread's table. A slot a thread caches is out of the cache's slabs (its
+//! slabs count it as in use) and in no user's hands; `stats()` counts it in
+//! `cached_slots`.
+//!
+//! # The paths
+//!
+//! - *Common*: `take` pops a slot from this thread's entry for the cache,
+//!   `give` pushes one; one thread-local access, one compare of the entry's
+//!   key, no lock and no atomic read-modify-write (the key and the
+//!   magazine's length are atomics only so that another thread's `stats()`
+//!   can read them; this thread writes them with plain stores).
+//! - *Refill and overflow*: an empty magazine takes half its depth from the
+//!   cache under the cache's lock, a full one gives half back: one lock per
+//!   16 objects. Slots that exited threads gave up (orphans) go back to the
+//!   slabs at the refill.
+//! - *An entry another cache holds*: its slots are given up to their cache
+//!   through the registry, and the entry changes hands.
+//! - *Thread exit*: the table gives every slot up through the registry.
+//! - *No place left in the registry, or the thread's storage already torn
+//!   down* (a handle dropped by another thread-local's destructor): the
+//!   locked path, correct and slower.
+//!
+//! # Dropping a cache
+//!
+//! A cache is dropped only when nothing borrows it, so no thread is inside
+//! one of its calls. Its drop puts back the slots of the dropping thread's
+//! own entry and the orphans, then retires its ticket: from then on, any
+//! thread's table forgets that cache's slots without touching them, so
+//! they can never be written after their pages are gone. Slots still
+//! resting in other threads' tables keep their slabs from being empty; as
+//! for objects leaked on purpose, those pages are never given back nor
+//! reused (see `CacheSet`'s drop), so a cache dropped while other threads
+//! still cache its slots never frees pages under them. Threads that exit
+//! before the cache is dropped (the usual case) have given their slots back
+//! by then.
+//!
+//! # Design: a small table keyed by ticket, against one thread-local per cache
+//!
+//! A `thread_local!` cannot be declared per cache at run time, so the
+//! alternatives are a per-cache table of per-thread slots (the
+//! `thread_local` crate's layout: each cache owns a table indexed by thread
+//! id, grown on demand) or a per-thread table keyed by cache (this one).
+//! The first costs a thread-id lookup and a bucket load per call and a heap
+//! allocation per thread per cache — and a heap is what the global
+//! allocator cannot call; the second costs one entry compare, and needs
+//! neither a heap nor a cap on threads. Its price is collisions between
+//! caches used at once by one thread: tickets are handed out in turn, so
+//! [`ENTRIES`] caches made one after another never collide.
+//!
+//! [`SlabBox`]: crate::SlabBox
+//! [`Table`]: table::Table
+//! [`ENTRIES`]: table::ENTRIES
+
+mod registry;
+mod table;
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use generic_array::ArrayLength;
+
+use self::registry::Ticket;
+use self::table::{Table, entry_index, key};
+use crate::cache::{CacheSet, SlotReach};
+use crate::checked::Misuse;
+use crate::error::AllocError;
+use crate::page_allocator::PageAllocator;
+
+std::thread_local! {
+    static TABLE: Table = const { Table::new() };
+}
+
+/// No ticket yet: the first slow path registers.
+const UNREGISTERED: u64 = 0;
+/// The registry was full when this cache first asked: the locked path for
+/// good. (Raw values below `registry::CAPACITY` are no tickets.)
+const LOCKED_ONLY: u64 = 1;
+
+/// A cache's claim on every thread's table: its registry ticket, taken on
+/// first use.
+pub(crate) struct ThreadCache {
+    ticket: AtomicU64,
+}
+
+impl ThreadCache {
+    /// A cache no thread has cached a slot of yet.
+    pub(crate) const fn new() -> Self {
+        Self {
+            ticket: AtomicU64::new(UNREGISTERED),
+        }
+    }
+
+    #[inline]
+    fn ticket(&self) -> Option<Ticket> {
+        Ticket::from_raw(self.ticket.load(Ordering::Relaxed))
+    }
+
+    /// The ticket, registering first if there is none yet; `None` if the
+    /// cache takes the locked path.
+    #[cold]
+    fn ticket_or_register(&self) -> Option<Ticket> {
+        match self.ticket.load(Ordering::Relaxed) {
+            UNREGISTERED => {}
+            raw => return Ticket::from_raw(raw),
+        }
+        let fresh = registry::register().map_or(LOCKED_ONLY, Ticket::raw);
+        match self.ticket.compare_exchange(
+            UNREGISTERED,
+            fresh,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Ticket::from_raw(fresh),
+            Err(theirs) => {
+                // Another thread registered first: keep its ticket.
+                if let Some(mine) = Ticket::from_raw(fresh) {
+                    let none = registry::retire(mine);
+                    debug_assert_eq!(none.len(), 0);
+                }
+                Ticket::from_raw(theirs)
+            }
+        }
+    }
+
+    /// A slot of cache `class` of `set` (slot size `size`), from this
+    /// thread's magazine when it has one.
+    #[inline]
+    pub(crate) fn take<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if let Some(ticket) = self.ticket() {
+            let (key, index) = (key(ticket, class), entry_index(ticket, class));
+            let fast = TABLE.try_with(|table| {
+                let entry = table.entry(index);
+                (entry.is(key) && entry.front.cached() > 0)
+                    .then(|| entry.front.take(set, class, size))
+            });
+            if let Ok(Some(taken)) = fast {
+                return taken;
+            }
+        }
+        self.take_slow(set, class, size)
+    }
+
+    /// `take` with an empty magazine, an entry another cache holds, or no
+    /// ticket yet.
+    #[cold]
+    #[inline(never)]
+    fn take_slow<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let Some(ticket) = self.ticket_or_register() else {
+            return set.alloc(class, Misuse::report);
+        };
+        self.adopt_orphans(set, ticket, class);
+        let (key, index) = (key(ticket, class), entry_index(ticket, class));
+        let taken = TABLE.try_with(|table| {
+            // SAFETY: `table` is this thread's, in its thread-local storage.
+            unsafe { table.list() };
+            let entry = table.entry(index);
+            if !entry.is(key) {
+                entry.claim(key, size);
+            }
+            entry.front.take(set, class, size)
+        });
+        taken.unwrap_or_else(|_| set.alloc(class, Misuse::report))
+    }
+
+    /// Returns `slot` to cache `class` of `set`, into this thread's magazine
+    /// when it has one.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a slot of `size` bytes that cache `class` of `set` handed
+    /// out, through the pointer the slab gave; it is not freed twice (no
+    /// double free), and no one uses it after this call (no use after free).
+    #[inline]
+    pub(crate) unsafe fn give<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+        slot: NonNull<u8>,
+    ) {
+        if let Some(ticket) = self.ticket() {
+            let (key, index) = (key(ticket, class), entry_index(ticket, class));
+            let done = TABLE.try_with(|table| {
+                let entry = table.entry(index);
+                let mine = entry.is(key);
+                if mine {
+                    // SAFETY: the caller's guarantees; the entry is this
+                    // cache class's.
+                    unsafe { entry.front.give(set, class, size, slot) };
+                }
+                mine
+            });
+            if let Ok(true) = done {
+                return;
+            }
+        }
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { self.give_slow(set, class, size, slot) }
+    }
+
+    /// `give` with an entry another cache holds, no ticket yet, or the
+    /// thread's storage gone.
+    ///
+    /// # Safety
+    ///
+    /// As for [`give`](Self::give).
+    #[cold]
+    #[inline(never)]
+    unsafe fn give_slow<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+        slot: NonNull<u8>,
+    ) {
+        let done = self.ticket_or_register().and_then(|ticket| {
+            let (key, index) = (key(ticket, class), entry_index(ticket, class));
+            let done = TABLE.try_with(|table| {
+                // SAFETY: `table` is this thread's, in its thread-local storage.
+                unsafe { table.list() };
+                let entry = table.entry(index);
+                if !entry.is(key) {
+                    entry.claim(key, size);
+                }
+                // SAFETY: the caller's guarantees; the entry is now this
+                // cache class's.
+                unsafe { entry.front.give(set, class, size, slot) };
+            });
+            done.ok()
+        });
+        if done.is_none() {
+            // SAFETY: the caller's guarantees, passed on.
+            unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
+        }
+    }
+
+    /// Puts back into cache `class` of `set` the slots this thread caches
+    /// for it, and the orphans; with `release`, slabs emptied beyond the
+    /// reserve give their pages back at once.
+    pub(crate) fn flush_current<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+        release: bool,
+    ) {
+        let Some(ticket) = self.ticket() else {
+            return;
+        };
+        let (key, index) = (key(ticket, class), entry_index(ticket, class));
+        // Without the thread's storage there is nothing of ours in it: its
+        // destructor gave every slot up already.
+        let _ = TABLE.try_with(|table| {
+            let entry = table.entry(index);
+            if entry.is(key) {
+                entry.front.flush(set, class, size, release);
+            }
+        });
+        self.adopt_orphans(set, ticket, class);
+    }
+
+    /// Puts the slots that threads gave up since (orphans) back into cache
+    /// `class` of `set`.
+    pub(crate) fn take_back_orphans<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+    ) {
+        if let Some(ticket) = self.ticket() {
+            self.adopt_orphans(set, ticket, class);
+        }
+    }
+
+    /// Slots of cache `class` resting in any thread's table or given up
+    /// to it as orphans.
+    pub(crate) fn cached(&self, class: usize) -> usize {
+        let Some(ticket) = self.ticket() else {
+            return 0;
+        };
+        let (key, index) = (key(ticket, class), entry_index(ticket, class));
+        Table::cached_everywhere(key, index) + registry::orphans(ticket)
+    }
+
+    /// Before the cache goes: puts back this thread's slots of its one class
+    /// and the orphans, and retires the ticket, so that no thread touches
+    /// its slots again (see the module doc).
+    pub(crate) fn retire<P: PageAllocator, C: ArrayLength>(
+        &mut self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+    ) {
+        let Some(ticket) = self.ticket() else {
+            return;
+        };
+        self.flush_current(set, class, size, false);
+        let orphans = registry::retire(ticket);
+        self.ticket.store(UNREGISTERED, Ordering::Relaxed);
+        put_back(set, class, orphans);
+    }
+
+    /// Puts the orphans given up to `ticket` back into cache `class`.
+    fn adopt_orphans<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        ticket: Ticket,
+        class: usize,
+    ) {
+        put_back(set, class, registry::adopt(ticket));
+    }
+}
+
+/// Returns every slot of `orphans` to cache `class` of `set`, a batch per
+/// lock.
+fn put_back<P: PageAllocator, C: ArrayLength>(
+    set: &CacheSet<P, C>,
+    class: usize,
+    mut orphans: registry::Orphans,
+) {
+    const BATCH: usize = 32;
+    while orphans.len() > 0 {
+        let mut batch = [NonNull::dangling(); BATCH];
+        let mut len = 0;
+        while len < BATCH
+            && let Some(slot) = orphans.pop()
+        {
+            batch[len] = slot;
+            len += 1;
+        }
+        let slots = &batch[..len];
+        // SAFETY: orphans are resting slots of this cache's class, handed
+        // out through pointers that reach their page, used by no one.
+        unsafe { set.free_batch(class, slots, Misuse::report, true) };
+    }
+}

@@ -1,0 +1,228 @@
+//! Which caches with per-thread caching are alive, and the slots that
+//! threads gave back to them from outside any borrow of the cache.
+//!
+//! # What the registry owns
+//!
+//! A fixed table of [`CAPACITY`] places. A cache takes one the first time a
+//! thread caches its slots, and receives a [`Ticket`]: the place's index
+//! and a generation that the place never repeats. The cache gives the place
+//! back when it is dropped ([`retire`]). A ticket is *live* from [`register`]
+//! to [`retire`]; after that no live cache will ever hold it again.
+//!
+//! Each place also holds the cache's *orphans*: slots that a thread's table
+//! gave up without the cache at hand — when the thread exits, or when its
+//! table needs the entry for another cache — linked through their first
+//! word. They stay counted as handed out by the cache until it adopts them
+//! ([`adopt`]) on its next refill, `shrink`, `stats` or drop.
+//!
+//! # Why a registry at all
+//!
+//! A thread's table outlives every borrow of the caches whose slots it
+//! keeps: it gives them up when the thread exits. By then the cache may have
+//! been moved (its slots are in pages, which do not move, but the cache
+//! itself may) or dropped, its pages back in their source. So the table
+//! never keeps the cache's address; it keeps the ticket, and gives slots up
+//! through the registry: under the place's lock, slots of a live ticket are
+//! linked into its orphans, slots of a retired one are forgotten without
+//! being touched. A cache retires its ticket under the same lock before its
+//! pages go back, so no slot is written after its page is gone.
+//!
+//! # Invariants
+//!
+//! - A place is live iff a cache holds its current generation's ticket.
+//! - Orphans are listed only at a live place, and only slots of that
+//!   place's cache, resting (no user holds them).
+//! - `pending` is set whenever orphans are listed (it may stay set a moment
+//!   after they are adopted, never the other way round).
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::sync::Mutex;
+
+/// How many caches may use per-thread caching at once; the others take the
+/// locked path, correct and slower.
+pub(crate) const CAPACITY: usize = 1024;
+
+/// A cache's claim on a place of the registry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Ticket(u64);
+
+impl Ticket {
+    /// The ticket whose [`raw`](Self::raw) value is `raw`, if it is one (not
+    /// 0, which stands for "none yet").
+    pub(crate) const fn from_raw(raw: u64) -> Option<Self> {
+        if raw >= CAPACITY as u64 {
+            Some(Self(raw))
+        } else {
+            None
+        }
+    }
+
+    /// The ticket as one number, never 0 (nor below [`CAPACITY`]).
+    pub(crate) const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// The index of its place.
+    pub(crate) const fn index(self) -> usize {
+        (self.0 % CAPACITY as u64) as usize
+    }
+
+    /// The generation of its place, at least 1.
+    const fn generation(self) -> u64 {
+        self.0 / CAPACITY as u64
+    }
+}
+
+/// Resting slots of one cache, linked through their first word.
+pub(crate) struct Orphans {
+    head: Option<NonNull<u8>>,
+    len: usize,
+}
+
+// SAFETY: the listed slots are resting slots of a live cache that nothing
+// else uses; whoever holds the list holds them (it moves between threads
+// under a place's lock).
+unsafe impl Send for Orphans {}
+
+impl Orphans {
+    const fn new() -> Self {
+        Self { head: None, len: 0 }
+    }
+
+    /// How many slots are listed.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Lists `slot`, writing the link into its first word.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a resting slot of the place's cache, at least a pointer
+    /// large, writable through this pointer, that nothing else uses until it
+    /// is popped.
+    unsafe fn push(&mut self, slot: NonNull<u8>) {
+        // SAFETY: per the caller, the slot is ours and large enough; slots of
+        // byte-aligned types need not be pointer-aligned, hence unaligned.
+        unsafe {
+            slot.cast::<Option<NonNull<u8>>>()
+                .write_unaligned(self.head)
+        };
+        self.head = Some(slot);
+        self.len += 1;
+    }
+
+    /// Takes a listed slot off.
+    pub(crate) fn pop(&mut self) -> Option<NonNull<u8>> {
+        let slot = self.head?;
+        // SAFETY: `push` wrote the link into the slot's first word, and
+        // nothing wrote it since (the slot rests, and is ours).
+        self.head = unsafe { slot.cast::<Option<NonNull<u8>>>().read_unaligned() };
+        self.len -= 1;
+        Some(slot)
+    }
+}
+
+/// One place: the generation it is at, whether a cache holds it, and that
+/// cache's orphans.
+struct Place {
+    state: Mutex<PlaceState>,
+    /// Orphans may be listed: lets a cache's slow path skip the lock.
+    pending: AtomicBool,
+}
+
+struct PlaceState {
+    generation: u64,
+    live: bool,
+    orphans: Orphans,
+}
+
+impl Place {
+    const fn new() -> Self {
+        Self {
+            state: Mutex::new(PlaceState {
+                generation: 0,
+                live: false,
+                orphans: Orphans::new(),
+            }),
+            pending: AtomicBool::new(false),
+        }
+    }
+}
+
+static PLACES: [Place; CAPACITY] = [const { Place::new() }; CAPACITY];
+
+/// Where the next search for a free place starts: places are handed out in
+/// turn, so that caches made one after another land in different entries of
+/// the threads' tables.
+static CURSOR: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh ticket, or `None` if all [`CAPACITY`] places are taken.
+pub(crate) fn register() -> Option<Ticket> {
+    let start = CURSOR.fetch_add(1, Ordering::Relaxed);
+    (0..CAPACITY).find_map(|step| {
+        let index = (start + step) % CAPACITY;
+        let mut state = PLACES[index].state.lock();
+        if state.live {
+            return None;
+        }
+        state.live = true;
+        state.generation += 1;
+        Some(Ticket(state.generation * CAPACITY as u64 + index as u64))
+    })
+}
+
+/// Gives `ticket`'s place back, and returns the orphans still listed there
+/// (now the caller's). From here on, slots given up for this ticket are
+/// forgotten untouched.
+pub(crate) fn retire(ticket: Ticket) -> Orphans {
+    let place = &PLACES[ticket.index()];
+    let mut state = place.state.lock();
+    debug_assert!(state.live && state.generation == ticket.generation());
+    state.live = false;
+    place.pending.store(false, Ordering::Relaxed);
+    core::mem::replace(&mut state.orphans, Orphans::new())
+}
+
+/// Gives `slots` up to `ticket`'s cache: listed as its orphans if the ticket
+/// is live, forgotten (never written) if it is retired.
+///
+/// # Safety
+///
+/// Each slot is a resting slot of the cache that holds or held `ticket`, at
+/// least a pointer large, through a pointer that may write it, and no one
+/// uses it any more.
+pub(crate) unsafe fn give_up(ticket: Ticket, slots: impl Iterator<Item = NonNull<u8>>) {
+    let place = &PLACES[ticket.index()];
+    let mut state = place.state.lock();
+    if !state.live || state.generation != ticket.generation() {
+        return; // the cache is gone, and its pages with it: touch nothing
+    }
+    for slot in slots {
+        // SAFETY: the ticket is live, so the cache and its pages are (it
+        // retires under this lock before they go); the slot is its, resting.
+        unsafe { state.orphans.push(slot) };
+    }
+    if state.orphans.len() > 0 {
+        place.pending.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Takes the orphans listed for `ticket` (the caller is its cache).
+pub(crate) fn adopt(ticket: Ticket) -> Orphans {
+    let place = &PLACES[ticket.index()];
+    if !place.pending.load(Ordering::Relaxed) {
+        return Orphans::new();
+    }
+    let mut state = place.state.lock();
+    debug_assert!(state.live && state.generation == ticket.generation());
+    place.pending.store(false, Ordering::Relaxed);
+    core::mem::replace(&mut state.orphans, Orphans::new())
+}
+
+/// How many orphans are listed for `ticket`.
+pub(crate) fn orphans(ticket: Ticket) -> usize {
+    PLACES[ticket.index()].state.lock().orphans.len()
+}

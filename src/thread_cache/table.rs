@@ -1,0 +1,223 @@
+//! Each thread's table of magazines, and the list of all tables.
+//!
+//! # What a table owns
+//!
+//! [`ENTRIES`] entries, each a magazine front holding resting slots of one
+//! cache (one size class of it), named by its key: the cache's registry
+//! ticket and the class. An entry belongs to whichever cache last used it:
+//! a cache whose entry another cache took gets it back on its next call,
+//! after the slots there were given up to their cache through the registry.
+//! A table never holds a cache's address (see `registry` for why).
+//!
+//! # Invariants
+//!
+//! - A slot in entry `e` belongs to the cache of `e`'s key, class `e`'s
+//!   class, with slot size `e.size`; an entry with no key holds no slot.
+//! - The table is on [`TABLES`] while its thread may cache slots in it, so
+//!   that `stats()` on any thread can count them; only its own thread
+//!   touches its magazines, other threads read the atomic key and length.
+//! - When the thread exits, the table gives every slot up through the
+//!   registry and leaves [`TABLES`] before its memory goes.
+
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use typenum::U32;
+
+use super::registry::{self, Ticket};
+use crate::checked::Misuse;
+use crate::magazine::{MagazineFront, check_cached};
+use crate::sync::Mutex;
+
+/// Entries per thread. A thread that uses more caches (classes) at once
+/// than this, or two whose entries coincide, still works: each call that
+/// finds its entry taken gives the other cache's slots up first.
+pub(crate) const ENTRIES: usize = 16;
+
+/// Slots per entry's magazine.
+pub(crate) type Depth = U32;
+
+/// The key of cache `ticket`'s class `class`: never 0 (0 is "no key").
+pub(crate) fn key(ticket: Ticket, class: usize) -> u64 {
+    debug_assert!(class < 8);
+    (ticket.raw() << 3) | class as u64
+}
+
+/// The entry of every table that cache `ticket`'s class `class` uses.
+pub(crate) fn entry_index(ticket: Ticket, class: usize) -> usize {
+    // Places are handed out in turn, so consecutive caches land in
+    // consecutive entries; the classes of one allocator spread by 7.
+    (ticket.index() + class * 7) % ENTRIES
+}
+
+/// One entry: a magazine of one cache's class.
+pub(crate) struct Entry {
+    /// `key(ticket, class)` of the cache the slots belong to, or 0.
+    key: AtomicU64,
+    /// The slot size of that cache, for the poison checks.
+    size: Cell<usize>,
+    pub(crate) front: MagazineFront<Depth>,
+}
+
+impl Entry {
+    const fn new() -> Self {
+        Self {
+            key: AtomicU64::new(0),
+            size: Cell::new(0),
+            front: MagazineFront::new(),
+        }
+    }
+
+    /// Whether the entry holds slots of `key`'s cache class.
+    #[inline]
+    pub(crate) fn is(&self, key: u64) -> bool {
+        self.key.load(Relaxed) == key
+    }
+
+    /// Makes the entry `key`'s (slots of `size` bytes), giving up the slots
+    /// of the cache that had it.
+    pub(crate) fn claim(&self, key: u64, size: usize) {
+        self.give_up();
+        self.size.set(size);
+        self.key.store(key, Relaxed);
+    }
+
+    /// Gives every slot up to its cache through the registry, and leaves the
+    /// entry without a key. A slot written to while it rested (checked
+    /// builds) is kept by no one, and the first is reported once the others
+    /// are given up.
+    pub(crate) fn give_up(&self) {
+        let Some(ticket) = Ticket::from_raw(self.key.load(Relaxed) >> 3) else {
+            return;
+        };
+        let size = self.size.get();
+        let mut damaged = None;
+        let slots = core::iter::from_fn(|| self.front.pop()).filter(|&slot| {
+            // SAFETY: cached in this entry with `size`, ours alone.
+            match unsafe { check_cached(slot, size) } {
+                Ok(()) => true,
+                Err(misuse) => {
+                    damaged.get_or_insert((misuse, slot));
+                    false
+                }
+            }
+        });
+        // SAFETY: the entry's invariant: resting slots of the ticket's cache,
+        // at least a pointer large (every slot is), writable through the
+        // pointers the cache handed out.
+        unsafe { registry::give_up(ticket, slots) };
+        self.key.store(0, Relaxed);
+        if let Some((misuse, slot)) = damaged {
+            Misuse::report(misuse, slot);
+        }
+    }
+
+    /// Slots resting here for `key`, read from any thread.
+    fn cached_for(&self, key: u64) -> usize {
+        if self.key.load(Relaxed) == key {
+            self.front.cached()
+        } else {
+            0
+        }
+    }
+}
+
+/// One thread's entries, and its links on [`TABLES`].
+pub(crate) struct Table {
+    entries: [Entry; ENTRIES],
+    /// Its neighbours on [`TABLES`], read and written only under its lock.
+    prev: Cell<*const Table>,
+    next: Cell<*const Table>,
+    listed: Cell<bool>,
+}
+
+/// Every table that may hold slots (see the invariants above).
+static TABLES: Mutex<TableList> = Mutex::new(TableList(ptr::null()));
+
+/// The head of the list of tables.
+struct TableList(*const Table);
+
+// SAFETY: the list is only walked under `TABLES`'s lock, and every table on
+// it stays alive until it has left the list under that lock.
+unsafe impl Send for TableList {}
+
+impl Table {
+    pub(crate) const fn new() -> Self {
+        Self {
+            entries: [const { Entry::new() }; ENTRIES],
+            prev: Cell::new(ptr::null()),
+            next: Cell::new(ptr::null()),
+            listed: Cell::new(false),
+        }
+    }
+
+    /// The entry at `index`.
+    #[inline]
+    pub(crate) fn entry(&self, index: usize) -> &Entry {
+        &self.entries[index]
+    }
+
+    /// Puts the table on [`TABLES`] if it is not yet.
+    ///
+    /// # Safety
+    ///
+    /// `self` is the calling thread's table, in its thread-local storage,
+    /// where it stays (and stays listed) until its destructor runs.
+    pub(crate) unsafe fn list(&self) {
+        if self.listed.get() {
+            return;
+        }
+        let mut head = TABLES.lock();
+        self.next.set(head.0);
+        if !head.0.is_null() {
+            // SAFETY: tables on the list are alive, and their links are ours
+            // to change while we hold the lock.
+            unsafe { (*head.0).prev.set(self) };
+        }
+        head.0 = self;
+        self.listed.set(true);
+    }
+
+    /// Slots resting for `key` in every thread's table, at `index`.
+    pub(crate) fn cached_everywhere(key: u64, index: usize) -> usize {
+        let head = TABLES.lock();
+        let mut total = 0;
+        let mut table = head.0;
+        while !table.is_null() {
+            // SAFETY: tables on the list are alive while we hold the lock; of
+            // another thread's table we read only atomics (its key and its
+            // magazine's length) and the links, which the lock guards.
+            let this = unsafe { &*table };
+            total += this.entries[index].cached_for(key);
+            table = this.next.get();
+        }
+        total
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        // Off the list first: a checked build's report below panics, which
+        // aborts the thread's exit, and must not leave a dangling table.
+        if self.listed.get() {
+            let mut head = TABLES.lock();
+            let (prev, next) = (self.prev.get(), self.next.get());
+            if prev.is_null() {
+                head.0 = next;
+            } else {
+                // SAFETY: our neighbours are on the list, alive, and their
+                // links are ours to change under the lock.
+                unsafe { (*prev).next.set(next) };
+            }
+            if !next.is_null() {
+                // SAFETY: as above.
+                unsafe { (*next).prev.set(prev) };
+            }
+            self.listed.set(false);
+        }
+        for entry in &self.entries {
+            entry.give_up();
+        }
+    }
+}
