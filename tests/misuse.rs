@@ -417,3 +417,38 @@ fn a_block_of_another_allocator_panics_in_the_deallocate_that_frees_it() {
         0
     );
 }
+
+/// A slot freed on two threads (through two handles rebuilt from one raw
+/// pointer): each free lands in its thread's cache, where no one slab check
+/// can run; the second is caught when its slot goes back to the slab, here
+/// at that thread's `shrink`, named as a double free, and nothing else is
+/// lost.
+#[test]
+#[cfg(feature = "std")]
+fn a_double_free_across_threads_is_caught_when_the_slot_goes_back() {
+    let cache: SlabCache<u64> = SlabCache::new();
+    let keep = cache.alloc(7).unwrap(); // keeps the slab in use
+    let raw = SlabBox::into_raw(cache.alloc(1).unwrap());
+    /// The pointer, sent to the threads that misuse it.
+    struct Raw(NonNull<u64>);
+    // SAFETY: only an address with provenance; the test decides who uses it.
+    unsafe impl Send for Raw {}
+    let free_and_flush = |raw: Raw| {
+        // SAFETY: `raw` came from `into_raw` on this cache: the first free
+        // is legitimate, the second is the deliberate misuse.
+        drop(unsafe { SlabBox::from_raw(&cache, raw.0) });
+        cache.shrink();
+    };
+    let (first, second) = (Raw(raw), Raw(raw));
+    let free_and_flush = &free_and_flush;
+    std::thread::scope(|s| {
+        s.spawn(move || free_and_flush(first)).join().unwrap();
+        let second = s.spawn(move || panics_naming("double free", || free_and_flush(second)));
+        assert!(
+            second.join().unwrap(),
+            "a double free across threads was not caught"
+        );
+    });
+    assert_eq!(*keep, 7);
+    assert_eq!(cache.stats().objects_in_use, 1);
+}

@@ -1,0 +1,234 @@
+//! The per-thread caches behind `SlabCache::alloc` and `SlabBox`'s drop
+//! (feature `std`): slots that rest in a thread's cache are counted apart,
+//! go back when the thread exits or calls `shrink`, and are never touched
+//! again once their cache is gone — whether it was dropped, moved, or used
+//! from more caches than a thread's table has entries for.
+
+#![cfg(feature = "std")]
+
+mod common;
+
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use common::{CountingPages, flush_thread_cache};
+use minimal_slab::{CacheStats, GlobalPages, SlabBox, SlabCache};
+
+type Pages = CountingPages<GlobalPages>;
+
+/// Counters that add up: every slot of every page held is in use, cached
+/// or free.
+fn assert_consistent(s: &CacheStats) {
+    assert_eq!(
+        s.objects_in_use + s.cached_slots + s.free_slots,
+        s.pages * s.slots_per_slab,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn freed_slots_rest_in_the_thread_cache_and_shrink_gives_them_back() {
+    let pages = Pages::new(GlobalPages::new());
+    let cache: SlabCache<[u64; 8], _> = SlabCache::new_in(&pages);
+    let boxes: Vec<_> = (0..100).map(|i| cache.alloc([i; 8]).unwrap()).collect();
+    drop(boxes);
+    let s = cache.stats();
+    assert_eq!(s.objects_in_use, 0);
+    assert!(s.cached_slots > 0, "frees rest in this thread's cache: {s:?}");
+    assert_consistent(&s);
+    let pages_before = s.pages;
+    assert_eq!(cache.shrink(), pages_before, "every page was empty or cached");
+    let s = cache.stats();
+    assert_eq!((s.pages, s.cached_slots), (0, 0));
+    assert_eq!(pages.outstanding(), 0);
+}
+
+#[test]
+fn the_same_slot_comes_back_without_touching_the_slabs() {
+    let cache: SlabCache<u64> = SlabCache::new();
+    let first = SlabBox::as_ptr(&cache.alloc(1).unwrap());
+    for i in 0..1000 {
+        let b = cache.alloc(i).unwrap();
+        assert_eq!(SlabBox::as_ptr(&b), first, "last freed, first reused");
+    }
+}
+
+#[test]
+fn a_thread_that_exits_gives_its_cached_slots_back() {
+    static CACHE: SlabCache<[u64; 4]> = SlabCache::new();
+    let worker = thread::spawn(|| {
+        let boxes: Vec<_> = (0..500).map(|i| CACHE.alloc([i; 4]).unwrap()).collect();
+        drop(boxes);
+        CACHE.stats().cached_slots
+    });
+    let cached_there = worker.join().unwrap();
+    assert!(cached_there > 0);
+    // A joined thread has run its thread-local destructors: its table gave
+    // the slots up, and `stats` took them back into the slabs.
+    let s = CACHE.stats();
+    assert_eq!((s.objects_in_use, s.cached_slots), (0, 0), "{s:?}");
+    assert_consistent(&s);
+    CACHE.shrink();
+    assert_eq!(CACHE.stats().pages, 0);
+}
+
+#[test]
+fn stats_count_the_slots_other_threads_cache() {
+    let cache: SlabCache<[u64; 4]> = SlabCache::new();
+    let (cached, done) = (Barrier::new(2), Barrier::new(2));
+    thread::scope(|s| {
+        s.spawn(|| {
+            let boxes: Vec<_> = (0..40).map(|i| cache.alloc([i; 4]).unwrap()).collect();
+            drop(boxes);
+            cached.wait();
+            done.wait(); // keep the slots cached while the main thread looks
+        });
+        cached.wait();
+        let seen = cache.stats();
+        // `shrink` here gives back this thread's slots only: the other
+        // thread's keep their slabs.
+        cache.shrink();
+        let after_shrink = cache.stats();
+        done.wait(); // before any assertion, so that a failure cannot hang
+        assert_eq!(seen.objects_in_use, 0, "{seen:?}");
+        assert!(seen.cached_slots >= 1, "{seen:?}");
+        assert_consistent(&seen);
+        assert!(after_shrink.pages >= 1, "{after_shrink:?}");
+    });
+}
+
+#[test]
+fn a_cache_dropped_while_another_thread_caches_its_slots_frees_every_page() {
+    let pages: &'static Pages = Box::leak(Box::new(Pages::new(GlobalPages::new())));
+    let cache: &'static SlabCache<[u64; 4], &'static Pages> =
+        Box::leak(Box::new(SlabCache::new_in(pages)));
+    let cache_ptr = std::ptr::from_ref(cache);
+    let (used, dropped) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let worker = {
+        let (used, dropped) = (Arc::clone(&used), Arc::clone(&dropped));
+        thread::spawn(move || {
+            let boxes: Vec<_> = (0..100).map(|i| cache.alloc([i; 4]).unwrap()).collect();
+            drop(boxes);
+            assert!(cache.stats().cached_slots > 0);
+            used.wait();
+            // The cache is dropped now; this thread's table still holds its
+            // slots, and gives them up (to no one) when the thread exits.
+            dropped.wait();
+            // A new cache whose entry may be the dropped one's.
+            let other: SlabCache<[u64; 4]> = SlabCache::new();
+            for i in 0..100 {
+                drop(other.alloc([i; 4]).unwrap());
+            }
+        })
+    };
+    used.wait();
+    // SAFETY: the worker no longer uses the cache (it waits on `dropped`,
+    // then uses another cache), and nothing else does; the box was leaked
+    // above, so this is the one owner.
+    drop(unsafe { Box::from_raw(cache_ptr.cast_mut()) });
+    assert_eq!(pages.outstanding(), 0, "the drop gave back every page");
+    dropped.wait();
+    worker.join().unwrap();
+    assert_eq!(pages.outstanding(), 0);
+}
+
+#[test]
+fn a_cache_moved_after_use_keeps_working_and_gives_everything_back() {
+    let pages = Pages::new(GlobalPages::new());
+    let cache: SlabCache<u64, &Pages> = SlabCache::new_in(&pages);
+    drop((0..50).map(|i| cache.alloc(i).unwrap()).collect::<Vec<_>>());
+    let moved = Box::new(cache);
+    let kept: Vec<_> = (0..50).map(|i| moved.alloc(i).unwrap()).collect();
+    assert!(kept.iter().enumerate().all(|(i, b)| **b == i as u64));
+    let s = moved.stats();
+    assert_eq!(s.objects_in_use, 50);
+    assert_consistent(&s);
+    drop(kept);
+    drop(moved);
+    assert_eq!(pages.outstanding(), 0);
+}
+
+#[test]
+fn more_caches_than_table_entries_in_one_thread() {
+    let pages = Pages::new(GlobalPages::new());
+    let caches: Vec<SlabCache<[u64; 2], &Pages>> =
+        (0..40).map(|_| SlabCache::new_in(&pages)).collect();
+    let mut live = Vec::new();
+    for round in 0..20_u64 {
+        for (i, cache) in caches.iter().enumerate() {
+            live.push((i, round, cache.alloc([round, i as u64]).unwrap()));
+        }
+        // Free every other one, so that entries change hands with slots in
+        // them.
+        live.retain(|(i, r, _)| (i + *r as usize) % 2 == 0);
+    }
+    for (i, round, b) in &live {
+        assert_eq!(**b, [*round, *i as u64], "object of cache {i} intact");
+    }
+    for (i, cache) in caches.iter().enumerate() {
+        let s = cache.stats();
+        let mine = live.iter().filter(|(j, ..)| *j == i).count();
+        assert_eq!(s.objects_in_use, mine, "cache {i}: {s:?}");
+        assert_consistent(&s);
+    }
+    drop(live);
+    drop(caches);
+    assert_eq!(pages.outstanding(), 0);
+}
+
+#[test]
+fn handles_sent_to_another_thread_are_freed_there() {
+    static CACHE: SlabCache<[u64; 8]> = SlabCache::new();
+    const BATCH: usize = 256;
+    let (tx, rx) = mpsc::sync_channel::<Vec<SlabBox<'static, [u64; 8]>>>(4);
+    let consumer = thread::spawn(move || {
+        let mut freed = 0;
+        for batch in rx {
+            for (i, b) in batch.into_iter().enumerate() {
+                assert_eq!(b[0], i as u64);
+                freed += 1;
+            }
+        }
+        freed
+    });
+    for _ in 0..20 {
+        let batch = (0..BATCH)
+            .map(|i| CACHE.alloc([i as u64; 8]).unwrap())
+            .collect();
+        tx.send(batch).unwrap();
+    }
+    drop(tx);
+    assert_eq!(consumer.join().unwrap(), 20 * BATCH);
+    let s = CACHE.stats();
+    assert_eq!(s.objects_in_use, 0, "{s:?}");
+    assert_consistent(&s);
+}
+
+#[test]
+fn a_handle_dropped_by_a_thread_local_destructor_is_freed() {
+    static CACHE: SlabCache<u64> = SlabCache::new();
+    struct Holder(std::cell::RefCell<Vec<SlabBox<'static, u64>>>);
+    thread_local! {
+        static HELD: Holder = const { Holder(std::cell::RefCell::new(Vec::new())) };
+    }
+    thread::spawn(|| {
+        // Registered after the table or before it: either way the handles
+        // are freed, into the table or, once it is gone, through the lock.
+        HELD.with(|h| h.0.borrow_mut().extend((0..10).map(|i| CACHE.alloc(i).unwrap())));
+        drop(CACHE.alloc(99).unwrap());
+    })
+    .join()
+    .unwrap();
+    let s = CACHE.stats();
+    assert_eq!((s.objects_in_use, s.cached_slots), (0, 0), "{s:?}");
+}
+
+#[test]
+fn zero_sized_values_take_no_slot_and_no_entry() {
+    let cache: SlabCache<()> = SlabCache::new();
+    let boxes: Vec<_> = (0..100).map(|_| cache.alloc(()).unwrap()).collect();
+    drop(boxes);
+    let s = cache.stats();
+    assert_eq!((s.pages, s.cached_slots), (0, 0));
+}
