@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{CountingPages, flush_thread_cache};
+use common::CountingPages;
 use minimal_slab::{CacheStats, GlobalPages, SlabBox, SlabCache};
 
 type Pages = CountingPages<GlobalPages>;
@@ -35,10 +35,17 @@ fn freed_slots_rest_in_the_thread_cache_and_shrink_gives_them_back() {
     drop(boxes);
     let s = cache.stats();
     assert_eq!(s.objects_in_use, 0);
-    assert!(s.cached_slots > 0, "frees rest in this thread's cache: {s:?}");
+    assert!(
+        s.cached_slots > 0,
+        "frees rest in this thread's cache: {s:?}"
+    );
     assert_consistent(&s);
     let pages_before = s.pages;
-    assert_eq!(cache.shrink(), pages_before, "every page was empty or cached");
+    assert_eq!(
+        cache.shrink(),
+        pages_before,
+        "every page was empty or cached"
+    );
     let s = cache.stats();
     assert_eq!((s.pages, s.cached_slots), (0, 0));
     assert_eq!(pages.outstanding(), 0);
@@ -100,22 +107,33 @@ fn stats_count_the_slots_other_threads_cache() {
 
 #[test]
 fn a_cache_dropped_while_another_thread_caches_its_slots_frees_every_page() {
+    type Cache = SlabCache<[u64; 4], &'static Pages>;
+    /// The cache's address, for the worker: a reference would live as long
+    /// as the worker's closure, past the cache's drop.
+    struct Shared(*const Cache);
+    // SAFETY: the cache is `Sync`; the test orders every use of the pointer
+    // before the cache's drop.
+    unsafe impl Send for Shared {}
+
     let pages: &'static Pages = Box::leak(Box::new(Pages::new(GlobalPages::new())));
-    let cache: &'static SlabCache<[u64; 4], &'static Pages> =
-        Box::leak(Box::new(SlabCache::new_in(pages)));
-    let cache_ptr = std::ptr::from_ref(cache);
+    let cache = Box::into_raw(Box::new(Cache::new_in(pages)));
     let (used, dropped) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
     let worker = {
         let (used, dropped) = (Arc::clone(&used), Arc::clone(&dropped));
+        let shared = Shared(cache);
         thread::spawn(move || {
-            let boxes: Vec<_> = (0..100).map(|i| cache.alloc([i; 4]).unwrap()).collect();
-            drop(boxes);
-            assert!(cache.stats().cached_slots > 0);
+            {
+                // SAFETY: the main thread drops the cache only after `used`.
+                let cache = unsafe { &*shared.0 };
+                let boxes: Vec<_> = (0..100).map(|i| cache.alloc([i; 4]).unwrap()).collect();
+                drop(boxes);
+                assert!(cache.stats().cached_slots > 0);
+            }
             used.wait();
             // The cache is dropped now; this thread's table still holds its
             // slots, and gives them up (to no one) when the thread exits.
             dropped.wait();
-            // A new cache whose entry may be the dropped one's.
+            // A new cache, whose entry may be the dropped one's.
             let other: SlabCache<[u64; 4]> = SlabCache::new();
             for i in 0..100 {
                 drop(other.alloc([i; 4]).unwrap());
@@ -123,10 +141,8 @@ fn a_cache_dropped_while_another_thread_caches_its_slots_frees_every_page() {
         })
     };
     used.wait();
-    // SAFETY: the worker no longer uses the cache (it waits on `dropped`,
-    // then uses another cache), and nothing else does; the box was leaked
-    // above, so this is the one owner.
-    drop(unsafe { Box::from_raw(cache_ptr.cast_mut()) });
+    // SAFETY: from `Box::into_raw` above; the worker no longer uses it.
+    drop(unsafe { Box::from_raw(cache) });
     assert_eq!(pages.outstanding(), 0, "the drop gave back every page");
     dropped.wait();
     worker.join().unwrap();
@@ -161,7 +177,7 @@ fn more_caches_than_table_entries_in_one_thread() {
         }
         // Free every other one, so that entries change hands with slots in
         // them.
-        live.retain(|(i, r, _)| (i + *r as usize) % 2 == 0);
+        live.retain(|(i, r, _)| (i + *r as usize).is_multiple_of(2));
     }
     for (i, round, b) in &live {
         assert_eq!(**b, [*round, *i as u64], "object of cache {i} intact");
@@ -215,7 +231,10 @@ fn a_handle_dropped_by_a_thread_local_destructor_is_freed() {
     thread::spawn(|| {
         // Registered after the table or before it: either way the handles
         // are freed, into the table or, once it is gone, through the lock.
-        HELD.with(|h| h.0.borrow_mut().extend((0..10).map(|i| CACHE.alloc(i).unwrap())));
+        HELD.with(|h| {
+            h.0.borrow_mut()
+                .extend((0..10).map(|i| CACHE.alloc(i).unwrap()))
+        });
         drop(CACHE.alloc(99).unwrap());
     })
     .join()

@@ -208,6 +208,27 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         unsafe { slab.check_owner(ptr, geometry, self.owner.get()) }
     }
 
+    /// What is wrong with freeing `slot` to cache `class`, as its slab sees
+    /// it under the lock (checked builds; `None` otherwise): for naming a
+    /// misuse that a lock-free check found only a symptom of — a slot whose
+    /// poison changed in a per-thread cache is a double free if its slab
+    /// holds it as free (its free-list link is the change).
+    ///
+    /// # Safety
+    ///
+    /// As for `Slab::check_free`: `slot` points into readable memory.
+    pub(crate) unsafe fn diagnose(&self, class: usize, slot: NonNull<u8>) -> Option<Misuse> {
+        if !crate::checked::CHECKED {
+            return None;
+        }
+        let geometry = self.geometry(class);
+        let _exclusive = self.classes[class].core.lock();
+        let slab = Slab::containing(slot, geometry.page_size);
+        // SAFETY: the caller's guarantees; the lock gives the exclusive
+        // access `check_free` needs.
+        unsafe { slab.check_free(slot, geometry, self.owner.get()) }.err()
+    }
+
     /// Gives back the page of every empty slab of every cache, the reserves
     /// included, and returns how many; then lets the page source give back
     /// what it keeps ([`PageAllocator::trim`]).

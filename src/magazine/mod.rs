@@ -63,6 +63,30 @@ impl<N: ArrayLength> MagazineFront<N> {
         self.magazine.pop()
     }
 
+    /// Empties the magazine without reading its slots: for slots of a cache
+    /// that is gone.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn forget_all(&self) {
+        self.magazine.clear();
+    }
+
+    /// Keeps `slot` without any check or call-out, or hands it back if the
+    /// magazine is full.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a slot of `size` bytes of this front's cache, just handed out
+    /// by it, used by no one.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) unsafe fn stash(&self, slot: NonNull<u8>, size: usize) -> Result<(), NonNull<u8>> {
+        if self.magazine.len() == N::USIZE {
+            return Err(slot);
+        }
+        // SAFETY: the caller's guarantees.
+        unsafe { poison_cached(slot, size) };
+        self.magazine.push(slot)
+    }
+
     /// A slot of `size` bytes from the magazine, refilled from cache `class`
     /// of `set` when empty.
     #[inline]
@@ -79,7 +103,8 @@ impl<N: ArrayLength> MagazineFront<N> {
         // slot size, and is ours alone.
         match unsafe { check_cached(slot, size) } {
             Ok(()) => Ok(slot),
-            Err(misuse) => misuse.report(slot),
+            // SAFETY: the slot was in the magazine: readable memory.
+            Err(misuse) => unsafe { named(set, class, misuse, slot) }.report(slot),
         }
     }
 
@@ -235,7 +260,26 @@ impl<N: ArrayLength> MagazineFront<N> {
         // its page, and no one uses it.
         unsafe { set.free_batch(class, &batch[..len], Misuse::report, release) };
         if let Some((misuse, slot)) = damaged {
-            misuse.report(slot);
+            // SAFETY: the slot was in the magazine: readable memory.
+            unsafe { named(set, class, misuse, slot) }.report(slot);
         }
     }
+}
+
+/// The misuse to report for `slot`, whose check in a magazine found
+/// `symptom`: a changed poison is a write after free — unless the slab
+/// holds the slot as free, when the change is its free-list link, and the
+/// slot was freed twice (once into this magazine, once elsewhere).
+///
+/// # Safety
+///
+/// `slot` points into readable memory.
+unsafe fn named<P: PageAllocator, C: ArrayLength>(
+    set: &CacheSet<P, C>,
+    class: usize,
+    symptom: Misuse,
+    slot: NonNull<u8>,
+) -> Misuse {
+    // SAFETY: the caller's guarantee.
+    unsafe { set.diagnose(class, slot) }.unwrap_or(symptom)
 }

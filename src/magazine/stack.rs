@@ -74,6 +74,12 @@ impl<N: ArrayLength> Magazine<N> {
     }
 
     /// The most recently pushed slot, if any.
+    /// Forgets every slot, without reading any.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn clear(&self) {
+        self.len.store(0, Relaxed);
+    }
+
     #[inline]
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
         let top = self.len.load(Relaxed).checked_sub(1)?;

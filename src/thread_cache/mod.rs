@@ -32,16 +32,15 @@
 //! # Dropping a cache
 //!
 //! A cache is dropped only when nothing borrows it, so no thread is inside
-//! one of its calls. Its drop puts back the slots of the dropping thread's
-//! own entry and the orphans, then retires its ticket: from then on, any
-//! thread's table forgets that cache's slots without touching them, so
-//! they can never be written after their pages are gone. Slots still
-//! resting in other threads' tables keep their slabs from being empty; as
-//! for objects leaked on purpose, those pages are never given back nor
-//! reused (see `CacheSet`'s drop), so a cache dropped while other threads
-//! still cache its slots never frees pages under them. Threads that exit
-//! before the cache is dropped (the usual case) have given their slots back
-//! by then.
+//! one of its calls. Its drop retires its ticket first — from then on every
+//! thread's table forgets that cache's slots — then puts back the dropping
+//! thread's own entry and the orphans; the typed cache then gives back
+//! every page, the slabs of slots other threads still cache included (see
+//! `SlabCache`'s drop): those threads never touch them. Giving slots up
+//! never reads or writes them at all (the registry lists them by address),
+//! so a cache leaked with `mem::forget`, whose ticket stays live while its
+//! page source may be gone, is no danger either; only the live cache reads
+//! its orphans, when it takes them back.
 //!
 //! # Design: a small table keyed by ticket, against one thread-local per cache
 //!
@@ -63,6 +62,7 @@
 mod registry;
 mod table;
 
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -73,11 +73,15 @@ use self::table::{Table, entry_index, key};
 use crate::cache::{CacheSet, SlotReach};
 use crate::checked::Misuse;
 use crate::error::AllocError;
+use crate::magazine::check_cached;
 use crate::page_allocator::PageAllocator;
 
 std::thread_local! {
     static TABLE: Table = const { Table::new() };
 }
+
+/// Slots a refill takes from the cache under one lock: half a magazine.
+const REFILL: usize = 16;
 
 /// No ticket yet: the first slow path registers.
 const UNREGISTERED: u64 = 0;
@@ -167,18 +171,51 @@ impl ThreadCache {
         let Some(ticket) = self.ticket_or_register() else {
             return set.alloc(class, Misuse::report);
         };
-        self.adopt_orphans(set, ticket, class);
+        self.adopt_orphans(set, ticket, class, size);
         let (key, index) = (key(ticket, class), entry_index(ticket, class));
-        let taken = TABLE.try_with(|table| {
+        // A slot left in our entry (one a page source's call freed into it
+        // since the fast path looked) is taken first.
+        let cached = TABLE.try_with(|table| {
+            let entry = table.entry(index);
+            (entry.is(key) && entry.front.cached() > 0).then(|| entry.front.take(set, class, size))
+        });
+        match cached {
+            Ok(Some(taken)) => return taken,
+            Ok(None) => {}
+            Err(_) => return set.alloc(class, Misuse::report),
+        }
+        // The batch is taken before the entry is looked at again: the page
+        // source may run meanwhile, and use other caches — even one whose
+        // entry is ours, which then changes hands.
+        let mut batch = [const { MaybeUninit::uninit() }; REFILL];
+        let taken = set.alloc_batch(class, &mut batch, Misuse::report)?;
+        // SAFETY: `alloc_batch` filled `batch[..taken]`, `taken >= 1`.
+        let mut slots = batch[..taken].iter().map(|s| unsafe { s.assume_init() });
+        let first = slots.next().unwrap_or_else(|| unreachable!());
+        let rest = TABLE.try_with(|table| {
             // SAFETY: `table` is this thread's, in its thread-local storage.
             unsafe { table.list() };
             let entry = table.entry(index);
             if !entry.is(key) {
-                entry.claim(key, size);
+                entry.claim(key);
             }
-            entry.front.take(set, class, size)
+            // The lowest slots are used first: pushed last, popped first.
+            for slot in slots.by_ref().rev() {
+                // SAFETY: just handed out by the cache, used by no one.
+                if let Err(slot) = unsafe { entry.front.stash(slot, size) } {
+                    // SAFETY: just handed out by cache `class`, through the
+                    // pointer the slab gave; no one uses it.
+                    unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
+                }
+            }
         });
-        taken.unwrap_or_else(|_| set.alloc(class, Misuse::report))
+        if rest.is_err() {
+            for slot in slots {
+                // SAFETY: as above.
+                unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
+            }
+        }
+        Ok(first)
     }
 
     /// Returns `slot` to cache `class` of `set`, into this thread's magazine
@@ -239,7 +276,7 @@ impl ThreadCache {
                 unsafe { table.list() };
                 let entry = table.entry(index);
                 if !entry.is(key) {
-                    entry.claim(key, size);
+                    entry.claim(key);
                 }
                 // SAFETY: the caller's guarantees; the entry is now this
                 // cache class's.
@@ -275,7 +312,7 @@ impl ThreadCache {
                 entry.front.flush(set, class, size, release);
             }
         });
-        self.adopt_orphans(set, ticket, class);
+        self.adopt_orphans(set, ticket, class, size);
     }
 
     /// Puts the slots that threads gave up since (orphans) back into cache
@@ -284,9 +321,10 @@ impl ThreadCache {
         &self,
         set: &CacheSet<P, C>,
         class: usize,
+        size: usize,
     ) {
         if let Some(ticket) = self.ticket() {
-            self.adopt_orphans(set, ticket, class);
+            self.adopt_orphans(set, ticket, class, size);
         }
     }
 
@@ -312,10 +350,18 @@ impl ThreadCache {
         let Some(ticket) = self.ticket() else {
             return;
         };
-        self.flush_current(set, class, size, false);
+        // Retired first: should the page source panic below, no thread may
+        // still give slots up to a cache on its way out.
         let orphans = registry::retire(ticket);
         self.ticket.store(UNREGISTERED, Ordering::Relaxed);
-        put_back(set, class, orphans);
+        let (key, index) = (key(ticket, class), entry_index(ticket, class));
+        let _ = TABLE.try_with(|table| {
+            let entry = table.entry(index);
+            if entry.is(key) {
+                entry.front.flush(set, class, size, false);
+            }
+        });
+        put_back(set, class, size, orphans);
     }
 
     /// Puts the orphans given up to `ticket` back into cache `class`.
@@ -324,31 +370,49 @@ impl ThreadCache {
         set: &CacheSet<P, C>,
         ticket: Ticket,
         class: usize,
+        size: usize,
     ) {
-        put_back(set, class, registry::adopt(ticket));
+        put_back(set, class, size, registry::adopt(ticket));
     }
 }
 
-/// Returns every slot of `orphans` to cache `class` of `set`, a batch per
-/// lock.
+/// Returns every slot of `orphans` to cache `class` of `set` (slot size
+/// `size`), a batch per lock. Each is checked first, as a slot leaving a
+/// magazine is: one written to while it rested (checked builds) is kept by
+/// no one, and the first is reported once the others are back.
 fn put_back<P: PageAllocator, C: ArrayLength>(
     set: &CacheSet<P, C>,
     class: usize,
+    size: usize,
     mut orphans: registry::Orphans,
 ) {
     const BATCH: usize = 32;
+    let mut damaged = None;
     while orphans.len() > 0 {
         let mut batch = [NonNull::dangling(); BATCH];
         let mut len = 0;
         while len < BATCH
             && let Some(slot) = orphans.pop()
         {
-            batch[len] = slot;
-            len += 1;
+            // SAFETY: an orphan is a resting slot of this cache, which is
+            // alive (the caller is it), so its page is: cached with `size`.
+            match unsafe { check_cached(slot, size) } {
+                Ok(()) => {
+                    batch[len] = slot;
+                    len += 1;
+                }
+                Err(misuse) => {
+                    damaged.get_or_insert((misuse, slot));
+                }
+            }
         }
-        let slots = &batch[..len];
         // SAFETY: orphans are resting slots of this cache's class, handed
         // out through pointers that reach their page, used by no one.
-        unsafe { set.free_batch(class, slots, Misuse::report, true) };
+        unsafe { set.free_batch(class, &batch[..len], Misuse::report, true) };
+    }
+    if let Some((misuse, slot)) = damaged {
+        // SAFETY: the slot is in one of this cache's pages.
+        let misuse = unsafe { set.diagnose(class, slot) }.unwrap_or(misuse);
+        misuse.report(slot);
     }
 }

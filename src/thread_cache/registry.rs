@@ -11,9 +11,10 @@
 //!
 //! Each place also holds the cache's *orphans*: slots that a thread's table
 //! gave up without the cache at hand — when the thread exits, or when its
-//! table needs the entry for another cache — linked through their first
-//! word. They stay counted as handed out by the cache until it adopts them
-//! ([`adopt`]) on its next refill, `shrink`, `stats` or drop.
+//! table needs the entry for another cache — kept by address in a `Vec`,
+//! never read nor written. They stay counted as handed out by the cache
+//! until it adopts them ([`adopt`]) on its next refill, `shrink`, `stats` or
+//! drop, and checks them then, its pages alive.
 //!
 //! # Why a registry at all
 //!
@@ -23,9 +24,10 @@
 //! itself may) or dropped, its pages back in their source. So the table
 //! never keeps the cache's address; it keeps the ticket, and gives slots up
 //! through the registry: under the place's lock, slots of a live ticket are
-//! linked into its orphans, slots of a retired one are forgotten without
-//! being touched. A cache retires its ticket under the same lock before its
-//! pages go back, so no slot is written after its page is gone.
+//! listed as its orphans, slots of a retired one are forgotten. Neither
+//! touches the slots: a ticket stays live for ever if its cache is leaked
+//! (`mem::forget` is safe), while the cache's page source — borrowed, say —
+//! may be gone; only the live cache reads its orphans, when it adopts them.
 //!
 //! # Invariants
 //!
@@ -37,6 +39,7 @@
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::vec::Vec;
 
 use crate::sync::Mutex;
 
@@ -75,53 +78,37 @@ impl Ticket {
     }
 }
 
-/// Resting slots of one cache, linked through their first word.
-pub(crate) struct Orphans {
-    head: Option<NonNull<u8>>,
-    len: usize,
-}
+/// Resting slots of one cache, by address: never written into, so that a
+/// thread may give slots up to a cache whose pages it cannot vouch for (a
+/// cache forgotten with `mem::forget` keeps its ticket live for ever, while
+/// its page source may be gone).
+pub(crate) struct Orphans(Vec<NonNull<u8>>);
 
-// SAFETY: the listed slots are resting slots of a live cache that nothing
-// else uses; whoever holds the list holds them (it moves between threads
-// under a place's lock).
+// SAFETY: the listed slots are resting slots of one cache that nothing else
+// uses; whoever holds the list holds them (it moves between threads under a
+// place's lock), and the list itself never reads or writes them.
 unsafe impl Send for Orphans {}
 
 impl Orphans {
     const fn new() -> Self {
-        Self { head: None, len: 0 }
+        Self(Vec::new())
     }
 
     /// How many slots are listed.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
-    /// Lists `slot`, writing the link into its first word.
-    ///
-    /// # Safety
-    ///
-    /// `slot` is a resting slot of the place's cache, at least a pointer
-    /// large, writable through this pointer, that nothing else uses until it
-    /// is popped.
-    unsafe fn push(&mut self, slot: NonNull<u8>) {
-        // SAFETY: per the caller, the slot is ours and large enough; slots of
-        // byte-aligned types need not be pointer-aligned, hence unaligned.
-        unsafe {
-            slot.cast::<Option<NonNull<u8>>>()
-                .write_unaligned(self.head)
-        };
-        self.head = Some(slot);
-        self.len += 1;
+    /// Lists `slot` (a resting slot of the place's cache, that nothing else
+    /// uses until it is popped). Allocates from the global heap now and
+    /// then; never touches the slot.
+    pub(crate) fn push(&mut self, slot: NonNull<u8>) {
+        self.0.push(slot);
     }
 
     /// Takes a listed slot off.
     pub(crate) fn pop(&mut self) -> Option<NonNull<u8>> {
-        let slot = self.head?;
-        // SAFETY: `push` wrote the link into the slot's first word, and
-        // nothing wrote it since (the slot rests, and is ours).
-        self.head = unsafe { slot.cast::<Option<NonNull<u8>>>().read_unaligned() };
-        self.len -= 1;
-        Some(slot)
+        self.0.pop()
     }
 }
 
@@ -186,28 +173,21 @@ pub(crate) fn retire(ticket: Ticket) -> Orphans {
     core::mem::replace(&mut state.orphans, Orphans::new())
 }
 
-/// Gives `slots` up to `ticket`'s cache: listed as its orphans if the ticket
-/// is live, forgotten (never written) if it is retired.
-///
-/// # Safety
-///
-/// Each slot is a resting slot of the cache that holds or held `ticket`, at
-/// least a pointer large, through a pointer that may write it, and no one
-/// uses it any more.
-pub(crate) unsafe fn give_up(ticket: Ticket, slots: impl Iterator<Item = NonNull<u8>>) {
+/// Runs `give` with `ticket`'s orphan list, under its place's lock, if the
+/// ticket is live; returns whether it ran. A retired ticket's cache is gone
+/// and its pages with it: the caller must then forget its slots without
+/// touching them.
+pub(crate) fn give_up(ticket: Ticket, give: impl FnOnce(&mut Orphans)) -> bool {
     let place = &PLACES[ticket.index()];
     let mut state = place.state.lock();
     if !state.live || state.generation != ticket.generation() {
-        return; // the cache is gone, and its pages with it: touch nothing
+        return false;
     }
-    for slot in slots {
-        // SAFETY: the ticket is live, so the cache and its pages are (it
-        // retires under this lock before they go); the slot is its, resting.
-        unsafe { state.orphans.push(slot) };
-    }
+    give(&mut state.orphans);
     if state.orphans.len() > 0 {
         place.pending.store(true, Ordering::Relaxed);
     }
+    true
 }
 
 /// Takes the orphans listed for `ticket` (the caller is its cache).

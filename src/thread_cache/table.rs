@@ -12,12 +12,13 @@
 //! # Invariants
 //!
 //! - A slot in entry `e` belongs to the cache of `e`'s key, class `e`'s
-//!   class, with slot size `e.size`; an entry with no key holds no slot.
+//!   class; an entry with no key holds no slot.
 //! - The table is on [`TABLES`] while its thread may cache slots in it, so
 //!   that `stats()` on any thread can count them; only its own thread
 //!   touches its magazines, other threads read the atomic key and length.
 //! - When the thread exits, the table gives every slot up through the
-//!   registry and leaves [`TABLES`] before its memory goes.
+//!   registry and leaves [`TABLES`] before its memory goes. Giving up never
+//!   reads nor writes a slot.
 
 use core::cell::Cell;
 use core::ptr;
@@ -26,8 +27,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use typenum::U32;
 
 use super::registry::{self, Ticket};
-use crate::checked::Misuse;
-use crate::magazine::{MagazineFront, check_cached};
+use crate::magazine::MagazineFront;
 use crate::sync::Mutex;
 
 /// Entries per thread. A thread that uses more caches (classes) at once
@@ -55,8 +55,6 @@ pub(crate) fn entry_index(ticket: Ticket, class: usize) -> usize {
 pub(crate) struct Entry {
     /// `key(ticket, class)` of the cache the slots belong to, or 0.
     key: AtomicU64,
-    /// The slot size of that cache, for the poison checks.
-    size: Cell<usize>,
     pub(crate) front: MagazineFront<Depth>,
 }
 
@@ -64,7 +62,6 @@ impl Entry {
     const fn new() -> Self {
         Self {
             key: AtomicU64::new(0),
-            size: Cell::new(0),
             front: MagazineFront::new(),
         }
     }
@@ -75,42 +72,28 @@ impl Entry {
         self.key.load(Relaxed) == key
     }
 
-    /// Makes the entry `key`'s (slots of `size` bytes), giving up the slots
-    /// of the cache that had it.
-    pub(crate) fn claim(&self, key: u64, size: usize) {
+    /// Makes the entry `key`'s, giving up the slots of the cache that had it.
+    pub(crate) fn claim(&self, key: u64) {
         self.give_up();
-        self.size.set(size);
         self.key.store(key, Relaxed);
     }
 
     /// Gives every slot up to its cache through the registry, and leaves the
-    /// entry without a key. A slot written to while it rested (checked
-    /// builds) is kept by no one, and the first is reported once the others
-    /// are given up.
+    /// entry empty and without a key. No slot is read or written: its cache
+    /// may be gone, or leaked with its page source gone (see `registry`);
+    /// the cache checks its orphans when it takes them back.
     pub(crate) fn give_up(&self) {
         let Some(ticket) = Ticket::from_raw(self.key.load(Relaxed) >> 3) else {
             return;
         };
-        let size = self.size.get();
-        let mut damaged = None;
-        let slots = core::iter::from_fn(|| self.front.pop()).filter(|&slot| {
-            // SAFETY: cached in this entry with `size`, ours alone.
-            match unsafe { check_cached(slot, size) } {
-                Ok(()) => true,
-                Err(misuse) => {
-                    damaged.get_or_insert((misuse, slot));
-                    false
-                }
+        registry::give_up(ticket, |orphans| {
+            while let Some(slot) = self.front.pop() {
+                orphans.push(slot);
             }
         });
-        // SAFETY: the entry's invariant: resting slots of the ticket's cache,
-        // at least a pointer large (every slot is), writable through the
-        // pointers the cache handed out.
-        unsafe { registry::give_up(ticket, slots) };
+        // Whatever is left belongs to a cache that is gone.
+        self.front.forget_all();
         self.key.store(0, Relaxed);
-        if let Some((misuse, slot)) = damaged {
-            Misuse::report(misuse, slot);
-        }
     }
 
     /// Slots resting here for `key`, read from any thread.

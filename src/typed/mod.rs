@@ -210,7 +210,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     pub fn stats(&self) -> CacheStats {
         #[cfg(all(feature = "std", not(loom)))]
         if !Self::IS_ZST {
-            self.thread.take_back_orphans(&self.set, 0);
+            self.thread.take_back_orphans(&self.set, 0, Self::SLOT_SIZE);
         }
         #[allow(unused_mut)] // only the per-thread caches change it
         let mut stats = self.set.stats(0, core::any::type_name::<T>());
