@@ -122,6 +122,7 @@ fn a_cache_dropped_while_another_thread_caches_its_slots_frees_every_page() {
         let (used, dropped) = (Arc::clone(&used), Arc::clone(&dropped));
         let shared = Shared(cache);
         thread::spawn(move || {
+            let shared = shared; // the whole wrapper, not its field
             {
                 // SAFETY: the main thread drops the cache only after `used`.
                 let cache = unsafe { &*shared.0 };
