@@ -129,6 +129,48 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
         }
     }
 
+    /// Allocates from this front's magazine, as [`alloc`](Self::alloc)
+    /// does, but returns an ordinary [`SlabBox`], which borrows the shared
+    /// cache rather than this front: it may live in the same struct as the
+    /// front, leave a `thread_local!`'s `with`, or travel to another thread.
+    /// Dropping it frees through the shared cache (with `std`, into the
+    /// dropping thread's cache); [`recycle`](Self::recycle) brings its slot
+    /// back to this front instead.
+    ///
+    /// ```
+    /// use minimal_slab::{LocalCache, SlabBox, SlabCache};
+    ///
+    /// static PARTICLES: SlabCache<[f32; 4]> = SlabCache::new();
+    ///
+    /// // A front beside its live objects, in one struct.
+    /// struct World {
+    ///     front: LocalCache<'static, [f32; 4]>,
+    ///     live: Vec<SlabBox<'static, [f32; 4]>>,
+    /// }
+    ///
+    /// let mut world = World { front: PARTICLES.local(), live: Vec::new() };
+    /// for i in 0..100 {
+    ///     let p = world.front.alloc_shared([i as f32; 4]).unwrap();
+    ///     world.live.push(p);
+    /// }
+    /// while let Some(p) = world.live.pop() {
+    ///     world.front.recycle(p); // back into this front's magazine
+    /// }
+    /// ```
+    pub fn alloc_shared(&self, value: T) -> Result<SlabBox<'c, T, P>, AllocFailed<T>> {
+        match self.take() {
+            Ok(slot) => {
+                // SAFETY: the slot is ours, sized and aligned for `T`.
+                unsafe { slot.write(value) };
+                // SAFETY: the shared cache handed the slot out (through this
+                // front's magazine), with the pointer its slab gave; it now
+                // holds a `T`, and this is its one handle.
+                Ok(unsafe { SlabBox::from_raw(self.cache, slot) })
+            }
+            Err(error) => Err(AllocFailed::new(value, error)),
+        }
+    }
+
     /// Drops the value of `handle` and keeps its slot in this front's
     /// magazine: how objects allocated on one thread come home to another
     /// thread's front. A handle of another cache is simply dropped (its slot
