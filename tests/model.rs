@@ -621,14 +621,18 @@ impl<F: Fallback> RawModel<'_, '_, F> {
     fn shrink(&mut self) {
         let before = self.heap.stats();
         let empty: usize = before.classes().iter().map(|c| c.empty_slabs).sum();
-        assert_eq!(
-            self.heap.shrink_to_fit(),
-            empty,
-            "shrink gives back every empty slab"
-        );
+        let released = self.heap.shrink_to_fit();
         let after = self.heap.stats();
-        assert_eq!(after.pages(), before.pages() - empty);
-        assert!(after.classes().iter().all(|c| c.empty_slabs == 0));
+        // This thread's cached blocks go back first (`std`): the slabs they
+        // empty go too.
+        assert!(released >= empty, "shrink gives back every empty slab");
+        assert_eq!(after.pages(), before.pages() - released);
+        assert!(
+            after
+                .classes()
+                .iter()
+                .all(|c| (c.empty_slabs, c.cached_slots) == (0, 0))
+        );
     }
 
     fn check(&self, pages: &Pages) {

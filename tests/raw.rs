@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
 use std::ptr::NonNull;
 
-use common::{CountingPages, fill, verify};
+use common::{CountingPages, fill, flush_allocator_thread_cache, verify};
 use minimal_slab::typenum::{U512, U1024, U4096, U16384};
 use minimal_slab::{
     AllocError, CacheConfig, ChunkedGlobalPages, GlobalPages, NoFallback, PageAllocator,
@@ -503,6 +503,7 @@ fn shrink_gives_back_every_empty_page() {
         // SAFETY: allocated with `l`, not used again.
         unsafe { heap.deallocate(p, l) };
     }
+    flush_allocator_thread_cache(&heap);
     let s = heap.stats();
     assert_eq!(s.objects_in_use(), 0);
     assert!(
@@ -560,6 +561,7 @@ fn shrink_keeps_the_page_of_one_live_block<P: PageAllocator>(
         unsafe { heap.deallocate(neighbour, l) };
         // SAFETY: allocated with `l`, not used again.
         unsafe { heap.deallocate(survivor, l) };
+        flush_allocator_thread_cache(heap);
 
         let kept = heap.stats().pages();
         assert_eq!(
@@ -654,6 +656,8 @@ fn occupancy_lists_each_class_and_its_used_slots() {
     let big = heap.allocate(large).unwrap();
     // SAFETY: allocated above with `small`, freed once.
     unsafe { heap.deallocate(blocks[1], small) };
+    // Blocks resting in this thread's cache are used, as far as slabs know.
+    flush_allocator_thread_cache(&heap);
     let mut rows = Vec::new();
     heap.for_each_slab(|class, slab| rows.push((class, slab.in_use(), slab.to_string())));
     assert_eq!(rows.len(), 2);

@@ -479,7 +479,21 @@ fn a_shared_allocator_under_stress() {
     let heap = Heap::new_in(GlobalPages::new(), System);
     stress("raw allocator", &RawPool(&heap), ops_per_thread());
 
-    let stats = heap.stats();
+    // The workers were scoped threads: their thread-local caches give their
+    // blocks back when the threads' destructors run, which may be a moment
+    // after the scope has ended; `stats` takes back what they gave.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stats = loop {
+        let stats = heap.stats();
+        if stats.classes().iter().all(|c| c.cached_slots == 0) {
+            break stats;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exited threads gave their cached blocks back: {stats}"
+        );
+        std::thread::yield_now();
+    };
     assert_eq!(stats.objects_in_use(), 0, "{stats}");
     assert_eq!((stats.fallback_allocations, stats.fallback_bytes), (0, 0));
     for class in stats.classes() {

@@ -259,7 +259,16 @@ fn a_shared_allocator_keeps_every_threads_blocks_intact() {
         }
     });
 
-    let stats = heap.stats();
+    // As for `settled`: the workers' caches come back as they exit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stats = loop {
+        let stats = heap.stats();
+        if stats.classes().iter().all(|c| c.cached_slots == 0) {
+            break stats;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stats}");
+        thread::yield_now();
+    };
     assert_eq!(stats.objects_in_use(), 0);
     assert_eq!((stats.fallback_allocations, stats.fallback_bytes), (0, 0));
     for c in stats.classes() {

@@ -17,6 +17,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             heap: self,
             reach: SlotReach::Object(layout.size()),
             report: abort_on_misuse,
+            per_thread: false,
         }
     }
 

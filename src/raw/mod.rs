@@ -26,6 +26,8 @@ use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::SlabGeometry;
 use crate::stats::{AllocatorStats, SlabOccupancy};
 use crate::sync::{AtomicUsize, Ordering, const_fn_unless_loom};
+#[cfg(all(feature = "std", not(loom)))]
+use crate::thread_cache::ThreadCache;
 
 mod fallback;
 mod global_alloc;
@@ -125,6 +127,9 @@ use size_class::{CLASS_NAMES, class_of};
 pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: SizeClassLimit = U256>
 {
     set: CacheSet<P, M::Classes>,
+    /// This allocator's entries in the threads' tables (its size classes).
+    #[cfg(all(feature = "std", not(loom)))]
+    thread: ThreadCache,
     fallback: F,
     fallback_allocations: AtomicUsize,
     fallback_bytes: AtomicUsize,
@@ -206,6 +211,8 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             let () = Self::CLASSES_FIT;
             Self {
                 set: CacheSet::new(pages, config, Shape::PowersOfTwo),
+                #[cfg(all(feature = "std", not(loom)))]
+                thread: ThreadCache::new(),
                 fallback,
                 fallback_allocations: AtomicUsize::new(0),
                 fallback_bytes: AtomicUsize::new(0),
@@ -256,6 +263,10 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// free somewhere else in the program).
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        #[cfg(all(feature = "std", not(loom)))]
+        if let Some(class) = Self::class_index(layout) {
+            return self.thread.take(&self.set, class, class_size(class));
+        }
         self.allocate_with(layout, Misuse::report)
     }
 
@@ -301,6 +312,13 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// inspect.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        #[cfg(all(feature = "std", not(loom)))]
+        if let Some(class) = Self::class_index(layout) {
+            // SAFETY: the caller's guarantees: a block of this class, through
+            // a pointer that reaches its page, freed once.
+            unsafe { self.thread.give(&self.set, class, class_size(class), ptr) };
+            return;
+        }
         // SAFETY: the caller's guarantees, a pointer reaching the page among
         // them.
         unsafe { self.deallocate_with(ptr, layout, SlotReach::Page, Misuse::report) }
@@ -357,6 +375,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             heap: self,
             reach: SlotReach::Page,
             report: Misuse::report,
+            per_thread: true,
         };
         // SAFETY: the caller's guarantees, a pointer reaching the page among
         // them.
@@ -380,7 +399,25 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// assert_eq!(heap.stats().pages(), 0);
     /// ```
     pub fn shrink_to_fit(&self) -> usize {
+        #[cfg(all(feature = "std", not(loom)))]
+        for class in 0..<M::Classes as typenum::Unsigned>::USIZE {
+            self.thread
+                .flush_current(&self.set, class, class_size(class), false);
+        }
         self.set.shrink()
+    }
+
+    /// Gives the free blocks that the calling thread caches for this
+    /// allocator back to their slabs (feature `std`); slabs they empty
+    /// beyond the reserve give their pages back. See
+    /// [`SlabCache::flush_thread_cache`](crate::SlabCache::flush_thread_cache).
+    #[cfg(feature = "std")]
+    pub fn flush_thread_cache(&self) {
+        #[cfg(not(loom))]
+        for class in 0..<M::Classes as typenum::Unsigned>::USIZE {
+            self.thread
+                .flush_current(&self.set, class, class_size(class), true);
+        }
     }
 
     /// [`shrink_to_fit`](Self::shrink_to_fit), under its former name, which
@@ -395,15 +432,26 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
 
     /// A snapshot of every class's counters, and of the fallback's.
     pub fn stats(&self) -> AllocatorStats<M::Classes> {
+        #[cfg(all(feature = "std", not(loom)))]
+        self.thread.take_back_orphans(&self.set);
+        let class_stats = |i| {
+            #[allow(unused_mut)] // only the per-thread caches change it
+            let mut stats = self.set.stats(i, CLASS_NAMES[i]);
+            #[cfg(all(feature = "std", not(loom)))]
+            stats.set_cached(self.thread.cached(i));
+            stats
+        };
         AllocatorStats {
-            classes: GenericArray::generate(|i| self.set.stats(i, CLASS_NAMES[i])),
+            classes: GenericArray::generate(class_stats),
             fallback_allocations: self.fallback_allocations.load(Ordering::Relaxed),
             fallback_bytes: self.fallback_bytes.load(Ordering::Relaxed),
         }
     }
 
     /// Shows `visit` every slab of every size class, with the class's slot
-    /// size: which slots are used and which free (see [`SlabOccupancy`]).
+    /// size: which slots are used and which free (see [`SlabOccupancy`]);
+    /// free blocks resting in per-thread caches are used, as far as their
+    /// slabs know.
     ///
     /// Each class is locked while its slabs are visited, so `visit` must not
     /// allocate from this allocator — mind that printing may, if this is the
@@ -416,6 +464,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// let heap = SlabAllocator::new();
     /// let layout = Layout::new::<[u8; 100]>();
     /// let p = heap.allocate(layout).unwrap();
+    /// heap.flush_thread_cache(); // blocks this thread caches count as used
     /// let mut seen = Vec::new();
     /// heap.for_each_slab(|class, slab| seen.push((class, slab.in_use())));
     /// assert_eq!(seen, [(128, 1)]);
@@ -480,5 +529,16 @@ impl<P: PageAllocator + fmt::Debug, F: fmt::Debug, M: SizeClassLimit> fmt::Debug
             .field("pages", self.set.pages())
             .field("fallback", &self.fallback)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+impl<P: PageAllocator, F, M: SizeClassLimit> Drop for SlabAllocator<P, F, M> {
+    fn drop(&mut self) {
+        // The blocks this thread caches go back, and no thread's table will
+        // touch this allocator's blocks again (see `thread_cache`). Then, as
+        // without `std`, the set gives back its empty slabs; a block other
+        // threads still cache keeps its slab's page, never reused.
+        self.thread.retire(&self.set);
     }
 }

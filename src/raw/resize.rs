@@ -92,16 +92,28 @@ pub(crate) struct Entry<'a, P: PageAllocator, F, M: SizeClassLimit> {
     pub(crate) heap: &'a SlabAllocator<P, F, M>,
     pub(crate) reach: SlotReach,
     pub(crate) report: Report,
+    /// Whether the entry point goes through the per-thread caches (the
+    /// inherent methods do; `GlobalAlloc` keeps to the locked path).
+    pub(crate) per_thread: bool,
 }
 
 impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F, M> {
     const LARGEST_CLASS: usize = M::USIZE;
 
     fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if self.per_thread {
+            return self.heap.allocate(layout);
+        }
         self.heap.allocate_with(layout, self.report)
     }
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if self.per_thread {
+            // SAFETY: the caller's guarantees; a per-thread entry point's
+            // pointers reach their page (`SlabAllocator::deallocate`'s terms).
+            unsafe { self.heap.deallocate(ptr, layout) };
+            return;
+        }
         // SAFETY: the caller's guarantees; `reach` is true of the entry
         // point's pointers.
         unsafe {

@@ -171,7 +171,7 @@ impl ThreadCache {
         let Some(ticket) = self.ticket_or_register() else {
             return set.alloc(class, Misuse::report);
         };
-        self.adopt_orphans(set, ticket, class, size);
+        self.adopt_orphans(set, ticket);
         let (key, index) = (key(ticket, class), entry_index(ticket, class));
         // A slot left in our entry (one a page source's call freed into it
         // since the fast path looked) is taken first.
@@ -303,28 +303,15 @@ impl ThreadCache {
         let Some(ticket) = self.ticket() else {
             return;
         };
-        let (key, index) = (key(ticket, class), entry_index(ticket, class));
-        // Without the thread's storage there is nothing of ours in it: its
-        // destructor gave every slot up already.
-        let _ = TABLE.try_with(|table| {
-            let entry = table.entry(index);
-            if entry.is(key) {
-                entry.front.flush(set, class, size, release);
-            }
-        });
-        self.adopt_orphans(set, ticket, class, size);
+        flush_entry(set, ticket, class, size, release);
+        self.adopt_orphans(set, ticket);
     }
 
-    /// Puts the slots that threads gave up since (orphans) back into cache
-    /// `class` of `set`.
-    pub(crate) fn take_back_orphans<P: PageAllocator, C: ArrayLength>(
-        &self,
-        set: &CacheSet<P, C>,
-        class: usize,
-        size: usize,
-    ) {
+    /// Puts the slots that threads gave up since (orphans) back into their
+    /// caches of `set`.
+    pub(crate) fn take_back_orphans<P: PageAllocator, C: ArrayLength>(&self, set: &CacheSet<P, C>) {
         if let Some(ticket) = self.ticket() {
-            self.adopt_orphans(set, ticket, class, size);
+            self.adopt_orphans(set, ticket);
         }
     }
 
@@ -335,18 +322,13 @@ impl ThreadCache {
             return 0;
         };
         let (key, index) = (key(ticket, class), entry_index(ticket, class));
-        Table::cached_everywhere(key, index) + registry::orphans(ticket)
+        Table::cached_everywhere(key, index) + registry::orphans(ticket, class)
     }
 
-    /// Before the cache goes: puts back this thread's slots of its one class
-    /// and the orphans, and retires the ticket, so that no thread touches
-    /// its slots again (see the module doc).
-    pub(crate) fn retire<P: PageAllocator, C: ArrayLength>(
-        &mut self,
-        set: &CacheSet<P, C>,
-        class: usize,
-        size: usize,
-    ) {
+    /// Before the set goes: retires the ticket, so that no thread touches
+    /// its slots again (see the module doc), then puts back this thread's
+    /// slots of every cache of the set, and the orphans.
+    pub(crate) fn retire<P: PageAllocator, C: ArrayLength>(&mut self, set: &CacheSet<P, C>) {
         let Some(ticket) = self.ticket() else {
             return;
         };
@@ -354,55 +336,71 @@ impl ThreadCache {
         // still give slots up to a cache on its way out.
         let orphans = registry::retire(ticket);
         self.ticket.store(UNREGISTERED, Ordering::Relaxed);
-        let (key, index) = (key(ticket, class), entry_index(ticket, class));
-        let _ = TABLE.try_with(|table| {
-            let entry = table.entry(index);
-            if entry.is(key) {
-                entry.front.flush(set, class, size, false);
-            }
-        });
-        put_back(set, class, size, orphans);
+        for class in 0..C::USIZE {
+            let size = set.geometry(class).slot_size;
+            flush_entry(set, ticket, class, size, false);
+        }
+        put_back(set, orphans);
     }
 
-    /// Puts the orphans given up to `ticket` back into cache `class`.
+    /// Puts the orphans given up to `ticket` back into their caches.
     fn adopt_orphans<P: PageAllocator, C: ArrayLength>(
         &self,
         set: &CacheSet<P, C>,
         ticket: Ticket,
-        class: usize,
-        size: usize,
     ) {
-        put_back(set, class, size, registry::adopt(ticket));
+        put_back(set, registry::adopt(ticket));
     }
 }
 
-/// Returns every slot of `orphans` to cache `class` of `set` (slot size
-/// `size`), a batch per lock. Each is checked first, as a slot leaving a
-/// magazine is: one written to while it rested (checked builds) is kept by
-/// no one, and the first is reported once the others are back.
-fn put_back<P: PageAllocator, C: ArrayLength>(
+/// Puts this thread's slots of `ticket`'s cache `class` back into it.
+fn flush_entry<P: PageAllocator, C: ArrayLength>(
     set: &CacheSet<P, C>,
+    ticket: Ticket,
     class: usize,
     size: usize,
+    release: bool,
+) {
+    let (key, index) = (key(ticket, class), entry_index(ticket, class));
+    // Without the thread's storage there is nothing of ours in it: its
+    // destructor gave every slot up already.
+    let _ = TABLE.try_with(|table| {
+        let entry = table.entry(index);
+        if entry.is(key) {
+            entry.front.flush(set, class, size, release);
+        }
+    });
+}
+
+/// Returns every slot of `orphans` to its cache of `set`, a batch per lock.
+/// Each is checked first, as a slot leaving a magazine is: one written to
+/// while it rested (checked builds) is kept by no one, and the first is
+/// reported once the others are back.
+fn put_back<P: PageAllocator, C: ArrayLength>(
+    set: &CacheSet<P, C>,
     mut orphans: registry::Orphans,
 ) {
     const BATCH: usize = 32;
     let mut damaged = None;
-    while orphans.len() > 0 {
+    let mut next = orphans.pop();
+    while let Some((_, class)) = next {
+        let size = set.geometry(class).slot_size;
         let mut batch = [NonNull::dangling(); BATCH];
         let mut len = 0;
+        // A batch of one class: an entry's orphans are listed together.
         while len < BATCH
-            && let Some(slot) = orphans.pop()
+            && let Some((slot, _)) = next.filter(|&(_, c)| c == class)
         {
-            // SAFETY: an orphan is a resting slot of this cache, which is
-            // alive (the caller is it), so its page is: cached with `size`.
+            next = orphans.pop();
+            // SAFETY: an orphan is a resting slot of this set's cache
+            // `class`, which is alive (the caller is it), so its page is.
             match unsafe { check_cached(slot, size) } {
                 Ok(()) => {
                     batch[len] = slot;
                     len += 1;
                 }
                 Err(misuse) => {
-                    damaged.get_or_insert((misuse, slot));
+                    damaged.get_or_insert((misuse, slot, class));
                 }
             }
         }
@@ -410,8 +408,8 @@ fn put_back<P: PageAllocator, C: ArrayLength>(
         // out through pointers that reach their page, used by no one.
         unsafe { set.free_batch(class, &batch[..len], Misuse::report, true) };
     }
-    if let Some((misuse, slot)) = damaged {
-        // SAFETY: the slot is in one of this cache's pages.
+    if let Some((misuse, slot, class)) = damaged {
+        // SAFETY: the slot is in one of this set's pages.
         let misuse = unsafe { set.diagnose(class, slot) }.unwrap_or(misuse);
         misuse.report(slot);
     }

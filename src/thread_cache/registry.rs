@@ -82,7 +82,7 @@ impl Ticket {
 /// thread may give slots up to a cache whose pages it cannot vouch for (a
 /// cache forgotten with `mem::forget` keeps its ticket live for ever, while
 /// its page source may be gone).
-pub(crate) struct Orphans(Vec<NonNull<u8>>);
+pub(crate) struct Orphans(Vec<(NonNull<u8>, usize)>);
 
 // SAFETY: the listed slots are resting slots of one cache that nothing else
 // uses; whoever holds the list holds them (it moves between threads under a
@@ -99,15 +99,20 @@ impl Orphans {
         self.0.len()
     }
 
-    /// Lists `slot` (a resting slot of the place's cache, that nothing else
-    /// uses until it is popped). Allocates from the global heap now and
-    /// then; never touches the slot.
-    pub(crate) fn push(&mut self, slot: NonNull<u8>) {
-        self.0.push(slot);
+    /// How many slots of size class `class` are listed.
+    fn len_of(&self, class: usize) -> usize {
+        self.0.iter().filter(|&&(_, c)| c == class).count()
     }
 
-    /// Takes a listed slot off.
-    pub(crate) fn pop(&mut self) -> Option<NonNull<u8>> {
+    /// Lists `slot` of size class `class` (a resting slot of the place's
+    /// cache, that nothing else uses until it is popped). Allocates from the
+    /// global heap now and then; never touches the slot.
+    pub(crate) fn push(&mut self, slot: NonNull<u8>, class: usize) {
+        self.0.push((slot, class));
+    }
+
+    /// Takes a listed slot off, with its class.
+    pub(crate) fn pop(&mut self) -> Option<(NonNull<u8>, usize)> {
         self.0.pop()
     }
 }
@@ -202,7 +207,7 @@ pub(crate) fn adopt(ticket: Ticket) -> Orphans {
     core::mem::replace(&mut state.orphans, Orphans::new())
 }
 
-/// How many orphans are listed for `ticket`.
-pub(crate) fn orphans(ticket: Ticket) -> usize {
-    PLACES[ticket.index()].state.lock().orphans.len()
+/// How many orphans of size class `class` are listed for `ticket`.
+pub(crate) fn orphans(ticket: Ticket, class: usize) -> usize {
+    PLACES[ticket.index()].state.lock().orphans.len_of(class)
 }

@@ -40,9 +40,15 @@ pub(crate) type Depth = U32;
 
 /// The key of cache `ticket`'s class `class`: never 0 (0 is "no key").
 pub(crate) fn key(ticket: Ticket, class: usize) -> u64 {
-    debug_assert!(class < 8);
-    (ticket.raw() << 3) | class as u64
+    debug_assert!(
+        class < 1 << CLASS_BITS,
+        "size classes stop below 2^64 bytes"
+    );
+    (ticket.raw() << CLASS_BITS) | class as u64
 }
+
+/// The low bits of a key that hold the class.
+const CLASS_BITS: u32 = 6;
 
 /// The entry of every table that cache `ticket`'s class `class` uses.
 pub(crate) fn entry_index(ticket: Ticket, class: usize) -> usize {
@@ -83,12 +89,14 @@ impl Entry {
     /// may be gone, or leaked with its page source gone (see `registry`);
     /// the cache checks its orphans when it takes them back.
     pub(crate) fn give_up(&self) {
-        let Some(ticket) = Ticket::from_raw(self.key.load(Relaxed) >> 3) else {
+        let key = self.key.load(Relaxed);
+        let Some(ticket) = Ticket::from_raw(key >> CLASS_BITS) else {
             return;
         };
+        let class = (key & ((1 << CLASS_BITS) - 1)) as usize;
         registry::give_up(ticket, |orphans| {
             while let Some(slot) = self.front.pop() {
-                orphans.push(slot);
+                orphans.push(slot, class);
             }
         });
         // Whatever is left belongs to a cache that is gone.

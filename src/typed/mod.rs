@@ -210,7 +210,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     pub fn stats(&self) -> CacheStats {
         #[cfg(all(feature = "std", not(loom)))]
         if !Self::IS_ZST {
-            self.thread.take_back_orphans(&self.set, 0, Self::SLOT_SIZE);
+            self.thread.take_back_orphans(&self.set);
         }
         #[allow(unused_mut)] // only the per-thread caches change it
         let mut stats = self.set.stats(0, core::any::type_name::<T>());
@@ -329,7 +329,7 @@ impl<T, P: PageAllocator> Drop for SlabCache<T, P> {
         // The slots this thread caches go back, and no thread's table will
         // touch this cache's slots again (see `thread_cache`).
         #[cfg(all(feature = "std", not(loom)))]
-        self.thread.retire(&self.set, 0, Self::SLOT_SIZE);
+        self.thread.retire(&self.set);
         // Every page goes back, those with slots in use included: handles
         // borrow the cache, so none is left, and a slot still counted in use
         // is unreachable — leaked on purpose (`SlabBox::leak` lends it for

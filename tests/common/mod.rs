@@ -225,3 +225,17 @@ pub fn flush_thread_cache<T, P: PageAllocator>(cache: &minimal_slab::SlabCache<T
     #[cfg(not(feature = "std"))]
     let _ = cache;
 }
+
+/// [`flush_thread_cache`] for a size-class allocator.
+pub fn flush_allocator_thread_cache<
+    P: PageAllocator,
+    F: minimal_slab::Fallback,
+    M: minimal_slab::SizeClassLimit,
+>(
+    heap: &minimal_slab::SlabAllocator<P, F, M>,
+) {
+    #[cfg(feature = "std")]
+    heap.flush_thread_cache();
+    #[cfg(not(feature = "std"))]
+    let _ = heap;
+}
