@@ -77,6 +77,7 @@ use crate::magazine::check_cached;
 use crate::page_allocator::PageAllocator;
 
 std::thread_local! {
+    /// No destructor (see `table`): an exit guard empties it.
     static TABLE: Table = const { Table::new() };
 }
 
@@ -112,17 +113,17 @@ impl ThreadCache {
     /// cache takes the locked path.
     #[cold]
     fn ticket_or_register(&self) -> Option<Ticket> {
-        match self.ticket.load(Ordering::Relaxed) {
+        match self.ticket.load(Ordering::Acquire) {
             UNREGISTERED => {}
             raw => return Ticket::from_raw(raw),
         }
         let fresh = registry::register().map_or(LOCKED_ONLY, Ticket::raw);
-        match self.ticket.compare_exchange(
-            UNREGISTERED,
-            fresh,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
+        // Acquire/Release: a ticket read here was registered (its place made
+        // live under the place's lock) before it was published.
+        match self
+            .ticket
+            .compare_exchange(UNREGISTERED, fresh, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => Ticket::from_raw(fresh),
             Err(theirs) => {
                 // Another thread registered first: keep its ticket.
@@ -194,7 +195,9 @@ impl ThreadCache {
         let first = slots.next().unwrap_or_else(|| unreachable!());
         let rest = TABLE.try_with(|table| {
             // SAFETY: `table` is this thread's, in its thread-local storage.
-            unsafe { table.list() };
+            if !unsafe { table.list() } {
+                return Err(());
+            }
             let entry = table.entry(index);
             if !entry.is(key) {
                 entry.claim(key);
@@ -208,8 +211,9 @@ impl ThreadCache {
                     unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
                 }
             }
+            Ok(())
         });
-        if rest.is_err() {
+        if !matches!(rest, Ok(Ok(()))) {
             for slot in slots {
                 // SAFETY: as above.
                 unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
@@ -273,7 +277,9 @@ impl ThreadCache {
             let (key, index) = (key(ticket, class), entry_index(ticket, class));
             let done = TABLE.try_with(|table| {
                 // SAFETY: `table` is this thread's, in its thread-local storage.
-                unsafe { table.list() };
+                if !unsafe { table.list() } {
+                    return false;
+                }
                 let entry = table.entry(index);
                 if !entry.is(key) {
                     entry.claim(key);
@@ -281,8 +287,9 @@ impl ThreadCache {
                 // SAFETY: the caller's guarantees; the entry is now this
                 // cache class's.
                 unsafe { entry.front.give(set, class, size, slot) };
+                true
             });
-            done.ok()
+            done.ok().filter(|&done| done)
         });
         if done.is_none() {
             // SAFETY: the caller's guarantees, passed on.

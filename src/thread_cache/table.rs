@@ -16,9 +16,12 @@
 //! - The table is on [`TABLES`] while its thread may cache slots in it, so
 //!   that `stats()` on any thread can count them; only its own thread
 //!   touches its magazines, other threads read the atomic key and length.
-//! - When the thread exits, the table gives every slot up through the
-//!   registry and leaves [`TABLES`] before its memory goes. Giving up never
-//!   reads nor writes a slot.
+//! - When the thread exits, a guard's destructor takes the table off
+//!   [`TABLES`] and gives every slot up through the registry; from then on
+//!   the table caches nothing (calls take the locked path). Giving up never
+//!   reads nor writes a slot. The table itself has no destructor: one would
+//!   take `&mut` to it while other threads may still read it through the
+//!   list.
 
 use core::cell::Cell;
 use core::ptr;
@@ -121,6 +124,9 @@ pub(crate) struct Table {
     prev: Cell<*const Table>,
     next: Cell<*const Table>,
     listed: Cell<bool>,
+    /// The thread is exiting and the table gave its slots up: it caches
+    /// nothing more (later calls take the locked path).
+    gone: Cell<bool>,
 }
 
 /// Every table that may hold slots (see the invariants above).
@@ -140,6 +146,7 @@ impl Table {
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
             listed: Cell::new(false),
+            gone: Cell::new(false),
         }
     }
 
@@ -149,15 +156,24 @@ impl Table {
         &self.entries[index]
     }
 
-    /// Puts the table on [`TABLES`] if it is not yet.
+    /// Readies the table to cache slots: puts it on [`TABLES`] and arms
+    /// the thread's exit guard, if not yet. `false` if the thread is exiting
+    /// (the table gave its slots up, or the guard can no longer be armed):
+    /// the caller takes the locked path.
     ///
     /// # Safety
     ///
-    /// `self` is the calling thread's table, in its thread-local storage,
-    /// where it stays (and stays listed) until its destructor runs.
-    pub(crate) unsafe fn list(&self) {
+    /// `self` is the calling thread's table, in its thread-local storage
+    /// (which has no destructor: it lasts as long as the thread).
+    pub(crate) unsafe fn list(&self) -> bool {
         if self.listed.get() {
-            return;
+            return true;
+        }
+        // Armed before the table is listed: the guard's destructor is what
+        // takes it off the list.
+        if self.gone.get() || EXIT_GUARD.try_with(|_| ()).is_err() {
+            self.gone.set(true);
+            return false;
         }
         let mut head = TABLES.lock();
         self.next.set(head.0);
@@ -168,6 +184,35 @@ impl Table {
         }
         head.0 = self;
         self.listed.set(true);
+        true
+    }
+
+    /// At thread exit: takes the table off [`TABLES`], gives every slot up
+    /// through the registry, and caches nothing more. Through `&self`: other
+    /// threads may read the table (under the list's lock) until it is off
+    /// the list, so no `&mut` to it may exist — which is why the table has
+    /// no destructor, and a guard calls this.
+    fn leave(&self) {
+        if self.listed.get() {
+            let mut head = TABLES.lock();
+            let (prev, next) = (self.prev.get(), self.next.get());
+            if prev.is_null() {
+                head.0 = next;
+            } else {
+                // SAFETY: our neighbours are on the list, alive, and their
+                // links are ours to change under the lock.
+                unsafe { (*prev).next.set(next) };
+            }
+            if !next.is_null() {
+                // SAFETY: as above.
+                unsafe { (*next).prev.set(prev) };
+            }
+            self.listed.set(false);
+        }
+        self.gone.set(true);
+        for entry in &self.entries {
+            entry.give_up();
+        }
     }
 
     /// Slots resting for `key` in every thread's table, at `index`.
@@ -187,28 +232,17 @@ impl Table {
     }
 }
 
-impl Drop for Table {
+/// Runs [`Table::leave`] on the thread's table when the thread exits.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
     fn drop(&mut self) {
-        // Off the list first: a checked build's report below panics, which
-        // aborts the thread's exit, and must not leave a dangling table.
-        if self.listed.get() {
-            let mut head = TABLES.lock();
-            let (prev, next) = (self.prev.get(), self.next.get());
-            if prev.is_null() {
-                head.0 = next;
-            } else {
-                // SAFETY: our neighbours are on the list, alive, and their
-                // links are ours to change under the lock.
-                unsafe { (*prev).next.set(next) };
-            }
-            if !next.is_null() {
-                // SAFETY: as above.
-                unsafe { (*next).prev.set(prev) };
-            }
-            self.listed.set(false);
-        }
-        for entry in &self.entries {
-            entry.give_up();
-        }
+        // The table has no destructor, so it is still there.
+        let _ = super::TABLE.try_with(Table::leave);
     }
+}
+
+std::thread_local! {
+    /// Armed by `Table::list`; zero-sized, so its storage costs nothing.
+    static EXIT_GUARD: ExitGuard = const { ExitGuard };
 }

@@ -172,7 +172,8 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
         let this = ManuallyDrop::new(this);
         // SAFETY: the value is live and, the handle being gone, nothing else
         // refers to it; the slot is never freed while the cache is borrowed
-        // for `'a`, and is never reused after (the cache leaks its page).
+        // for `'a` (the cache's drop, which gives its page back, comes after
+        // `'a` ends).
         unsafe { &mut *this.ptr.as_ptr() }
     }
 
