@@ -169,6 +169,8 @@ fn main() {
     print!("{}", ENTITIES.stats());
 
     drop(world);
+    // The last despawns rest in this thread's cache until they go back.
+    ENTITIES.flush_thread_cache();
     let kept = ENTITIES.stats().pages;
     let released = ENTITIES.shrink();
     println!(
