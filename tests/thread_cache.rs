@@ -115,7 +115,9 @@ fn a_cache_dropped_while_another_thread_caches_its_slots_frees_every_page() {
     // before the cache's drop.
     unsafe impl Send for Shared {}
 
-    let pages: &'static Pages = Box::leak(Box::new(Pages::new(GlobalPages::new())));
+    let pages_box = Box::into_raw(Box::new(Pages::new(GlobalPages::new())));
+    // SAFETY: from `Box::into_raw`; freed at the end, once nothing uses it.
+    let pages: &'static Pages = unsafe { &*pages_box };
     let cache = Box::into_raw(Box::new(Cache::new_in(pages)));
     let (used, dropped) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
     let worker = {
@@ -148,6 +150,8 @@ fn a_cache_dropped_while_another_thread_caches_its_slots_frees_every_page() {
     dropped.wait();
     worker.join().unwrap();
     assert_eq!(pages.outstanding(), 0);
+    // SAFETY: from `Box::into_raw` above; the cache that used it is gone.
+    drop(unsafe { Box::from_raw(pages_box) });
 }
 
 #[test]

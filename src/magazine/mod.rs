@@ -63,6 +63,27 @@ impl<N: ArrayLength> MagazineFront<N> {
         self.magazine.pop()
     }
 
+    /// A slot of `size` bytes of cache `class` of `set` from the magazine, if
+    /// it holds one; never calls the cache (a misuse found in the slot is
+    /// reported, naming it with the cache's help).
+    #[cfg(all(feature = "std", not(loom)))]
+    #[inline]
+    pub(crate) fn take_cached<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+    ) -> Option<NonNull<u8>> {
+        let slot = self.magazine.pop()?;
+        // SAFETY: every slot in the magazine was cached with the cache's
+        // slot size, and is ours alone.
+        match unsafe { check_cached(slot, size) } {
+            Ok(()) => Some(slot),
+            // SAFETY: the slot was in the magazine: readable memory.
+            Err(misuse) => unsafe { named(set, class, misuse, slot) }.report(slot),
+        }
+    }
+
     /// Empties the magazine without reading its slots: for slots of a cache
     /// that is gone.
     #[cfg(all(feature = "std", not(loom)))]

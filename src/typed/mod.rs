@@ -385,6 +385,7 @@ impl<'a, T, P: PageAllocator> SlotGuard<'a, T, P> {
 }
 
 impl<T, P: PageAllocator> Drop for SlotGuard<'_, T, P> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: the contract of `SlotGuard::new`.
         unsafe { self.cache.free_slot(self.slot) }

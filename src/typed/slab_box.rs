@@ -28,6 +28,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// name.push_str("-allocated");
     /// assert_eq!(*name, "slab-allocated");
     /// ```
+    #[inline]
     pub fn alloc(&self, value: T) -> Result<SlabBox<'_, T, P>, AllocFailed<T>> {
         match self.allocate_slot() {
             Ok(slot) => {
@@ -52,6 +53,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// let buf = buffers.alloc_with(|| [0xAB; 2048]).unwrap();
     /// assert!(buf.iter().all(|&b| b == 0xAB));
     /// ```
+    #[inline]
     pub fn alloc_with(&self, make: impl FnOnce() -> T) -> Result<SlabBox<'_, T, P>, AllocError> {
         let slot = self.allocate_slot()?;
         // SAFETY: the slot is fresh from this cache; if `make` panics, it
@@ -215,6 +217,7 @@ impl<T, P: PageAllocator> SlabBox<'static, T, P> {
 }
 
 impl<T, P: PageAllocator> Drop for SlabBox<'_, T, P> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: the handle owns the slot and is going away; the value is
         // dropped just below, before the guard returns the slot — also if
