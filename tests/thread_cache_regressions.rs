@@ -338,8 +338,8 @@ unsafe impl PageAllocator for Owned {
     type PageSize = U4096;
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
-        // SAFETY: non-zero size.
-        let page = NonNull::new(unsafe { System.alloc(Keeper::LAYOUT) })
+        // SAFETY: non-zero size. Zeroed: the test compares whole pages.
+        let page = NonNull::new(unsafe { System.alloc_zeroed(Keeper::LAYOUT) })
             .ok_or(PageAllocError::OutOfMemory)?;
         self.0
             .pages
