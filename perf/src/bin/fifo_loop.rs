@@ -133,6 +133,11 @@ fn main() {
         ("freelist", base.ns, base),
         ("slabcache (default)", 0.0, slab_cache(CacheConfig::new())),
         (
+            "slabcache-eager",
+            0.0,
+            slab_cache(CacheConfig::new().eager()),
+        ),
+        (
             "slabcache-keep",
             0.0,
             slab_cache(CacheConfig::new().reserve(usize::MAX)),
