@@ -12,7 +12,7 @@
 //! - a `hashbrown` map puts its table where its size says: a map of three
 //!   entries in a class, a map of fifty at the fallback;
 //! - `stats()` shows every live block; after the collections are dropped no
-//!   object is in use, the emptied slabs are kept as a reserve, and
+//!   object is in use, the emptied slabs are kept for the next burst, and
 //!   `shrink_to_fit()` gives their pages back.
 //!
 //! Run it with:
@@ -132,15 +132,15 @@ fn main() {
     );
     assert_eq!(samples[19], 19 * 19, "the contents came along");
 
-    // 5. Drop everything: no object is in use, but the emptied slabs stay as
-    //    each class's reserve until `shrink_to_fit`.
+    // 5. Drop everything: no object is in use, but the emptied slabs stay,
+    //    for the next burst, until `shrink_to_fit`.
     drop((by_remainder, small, samples));
     let after = heap.stats();
     println!("\n== after drop ==");
     print!("{after}");
     assert_eq!((after.objects_in_use(), after.fallback_allocations), (0, 0));
     println!(
-        "  0 objects in use; {} empty page(s) kept as reserve",
+        "  0 objects in use; {} empty page(s) kept for the next burst",
         after.pages()
     );
 

@@ -174,8 +174,8 @@ fn main() {
     let kept = ENTITIES.stats().pages;
     let released = ENTITIES.shrink();
     println!(
-        "\nAll despawned: {kept} pages still held, the reserve of empty slabs (the others went \
-         back as they emptied); shrink() gave back {released}."
+        "\nAll despawned: {kept} pages still held, empty, for the next burst (the reserve and \
+         the recent peak's pages); shrink() gave back {released}."
     );
     assert_eq!(ENTITIES.stats().pages, 0);
 }

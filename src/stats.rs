@@ -55,7 +55,8 @@ pub struct CacheStats {
     pub full_slabs: usize,
     /// Slabs with some slots in use.
     pub partial_slabs: usize,
-    /// Slabs with no slot in use, kept as a reserve.
+    /// Slabs with no slot in use, kept as the reserve or for the recent
+    /// peak ([`CacheConfig::decay`](field@crate::CacheConfig::decay)).
     pub empty_slabs: usize,
     /// Pages held (one per slab).
     pub pages: usize,

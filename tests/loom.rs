@@ -229,9 +229,9 @@ fn typed_threads_racing_alloc_and_free() {
         "typed: 3 threads alloc/free",
         Search::Preemptions(3),
         || {
-            // No reserve: every slab that empties gives its page back at once,
+            // No reserve, eager: every slab that empties gives its page back at once,
             // racing the other threads' growth.
-            let cache = new_cache(CacheConfig::new().reserve(0));
+            let cache = new_cache(CacheConfig::new().reserve(0).eager());
             let workers: Vec<_> = (1..=2)
                 .map(|owner| {
                     let cache = cache.clone();
@@ -251,7 +251,7 @@ fn typed_threads_racing_alloc_and_free() {
 #[test]
 fn typed_object_freed_on_another_thread() {
     explore("typed: free on another thread", Search::Exhaustive, || {
-        let cache = new_cache(CacheConfig::new().reserve(0));
+        let cache = new_cache(CacheConfig::new().reserve(0).eager());
         let sent = InFlight(SlabBox::into_raw(alloc_claimed(&cache, 0, 0)));
         let receiver = {
             let cache = cache.clone();
@@ -368,7 +368,7 @@ fn raw_threads_racing_allocate_and_deallocate() {
         "raw: 3 threads allocate/deallocate",
         Search::Preemptions(3),
         || {
-            let heap = new_heap(CacheConfig::new().reserve(0));
+            let heap = new_heap(CacheConfig::new().reserve(0).eager());
             let workers: Vec<_> = (1..=2)
                 .map(|owner| {
                     let heap = heap.clone();
@@ -391,7 +391,7 @@ fn raw_threads_racing_allocate_and_deallocate() {
 #[test]
 fn raw_block_freed_on_another_thread() {
     explore("raw: free on another thread", Search::Exhaustive, || {
-        let heap = new_heap(CacheConfig::new().reserve(0));
+        let heap = new_heap(CacheConfig::new().reserve(0).eager());
         let sent = InFlight(allocate_filled(&heap, LARGE, 7));
         let receiver = {
             let heap = heap.clone();

@@ -11,12 +11,20 @@
 //! must hand its value back. At the end everything is freed and shrunk, and
 //! no page may remain.
 //!
+//! Each case draws the caches' give-back policy too: eager (`decay` 0: no
+//! empty slab beyond the reserve, ever), or the hysteresis over short
+//! windows (so that sequences this long see windows end) or the default
+//! ones (empty slabs beyond the reserve only while the cache holds no more
+//! pages than it had in use at once since its last `shrink` or change of
+//! configuration).
+//!
 //! Operations are a `Vec` of an enum, so a failing case shrinks to the
 //! shortest sequence (and the smallest indices) that still fails.
 
 mod common;
 
 use std::alloc::{Layout, System};
+use std::cell::Cell;
 use std::fmt::Debug;
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
@@ -74,13 +82,77 @@ impl<T> Drop for UnlessPanicking<T> {
     }
 }
 
-/// An optional page cap (mostly small, sometimes none) and a reserve.
-fn limit_and_reserve() -> impl Strategy<Value = (Option<usize>, usize)> {
-    (prop::option::weighted(0.8, 0..=4_usize), 0..=2_usize)
+/// How a case configures its caches.
+#[derive(Clone, Copy, Debug)]
+struct Policy {
+    limit: Option<usize>,
+    reserve: usize,
+    decay: usize,
+}
+
+impl Policy {
+    fn config(&self) -> CacheConfig {
+        let config = CacheConfig::new().reserve(self.reserve).decay(self.decay);
+        match self.limit {
+            Some(limit) => config.page_limit(limit),
+            None => config,
+        }
+    }
+
+    fn eager(&self) -> bool {
+        self.decay == 0
+    }
+}
+
+/// An optional page cap (mostly small, sometimes none), a reserve, and
+/// eager give-back or the hysteresis over short or default windows.
+fn policy() -> impl Strategy<Value = Policy> {
+    let decay = prop_oneof![Just(0), 1..=40_usize, Just(CacheConfig::DEFAULT_DECAY)];
+    (prop::option::weighted(0.8, 0..=4_usize), 0..=2_usize, decay).prop_map(
+        |(limit, reserve, decay)| Policy {
+            limit,
+            reserve,
+            decay,
+        },
+    )
+}
+
+/// The most slabs a cache has had in use at once since its last `shrink`
+/// or change of configuration, as its counters showed them.
+#[derive(Default)]
+struct BusyPeak(Cell<usize>);
+
+impl BusyPeak {
+    fn busy(s: &CacheStats) -> usize {
+        s.full_slabs + s.partial_slabs
+    }
+
+    fn see(&self, s: &CacheStats) -> usize {
+        self.0.set(self.0.get().max(Self::busy(s)));
+        self.0.get()
+    }
+
+    /// After `shrink` or `set_config`: the peak restarts.
+    fn restart(&self, s: &CacheStats) {
+        self.0.set(Self::busy(s));
+    }
+}
+
+/// How many pages an operation may give back, with `before` the counters
+/// before it: its own page when eager, the empty slabs kept for the peak
+/// too when a window of the hysteresis ends.
+fn may_give_back(before: &CacheStats, policy: Policy, own: usize) -> usize {
+    if policy.eager() {
+        own
+    } else {
+        own + before.empty_slabs
+    }
 }
 
 /// What every cache's counters must satisfy whatever happened before.
-fn check_counters(s: &CacheStats, in_use: usize, limit: Option<usize>, reserve: usize) {
+/// Each operation allocates at most one slot of a cache, so `peak`, seeing
+/// the counters after each, sees the true peak.
+fn check_counters(s: &CacheStats, in_use: usize, policy: Policy, peak: &BusyPeak) {
     assert_eq!(s.objects_in_use, in_use, "objects in use: {s:?}");
     // Slots out of their slabs: objects, and free slots resting in this
     // thread's cache (`std`).
@@ -98,11 +170,19 @@ fn check_counters(s: &CacheStats, in_use: usize, limit: Option<usize>, reserve: 
         used <= full + s.partial_slabs * (s.slots_per_slab - 1),
         "lists disagree with counts: {s:?}"
     );
-    assert!(
-        s.empty_slabs <= reserve,
-        "more empty slabs than the reserve: {s:?}"
-    );
-    if let Some(limit) = limit {
+    let peak = peak.see(s);
+    if policy.eager() {
+        assert!(
+            s.empty_slabs <= policy.reserve,
+            "eager: more empty slabs than the reserve: {s:?}"
+        );
+    } else {
+        assert!(
+            s.empty_slabs <= policy.reserve || s.pages <= peak,
+            "empty slabs beyond the reserve and beyond the peak of {peak}: {s:?}"
+        );
+    }
+    if let Some(limit) = policy.limit {
         assert!(s.pages <= limit, "pages beyond the limit: {s:?}");
     }
 }
@@ -179,8 +259,8 @@ fn typed_op() -> impl Strategy<Value = TypedOp> {
 struct Lane<'c, T> {
     cache: &'c Cache<'c, T>,
     live: Vec<(u64, Handle<'c, T>)>,
-    limit: Option<usize>,
-    reserve: usize,
+    policy: Policy,
+    peak: BusyPeak,
 }
 
 /// The operations, type-erased so that one sequence drives all the lanes.
@@ -196,14 +276,6 @@ trait TypedLane {
 }
 
 impl<T: Payload> Lane<'_, T> {
-    fn config(&self) -> CacheConfig {
-        let config = CacheConfig::new().reserve(self.reserve);
-        match self.limit {
-            Some(limit) => config.page_limit(limit),
-            None => config,
-        }
-    }
-
     fn addr(handle: &Handle<'_, T>) -> usize {
         SlabBox::as_ptr(handle).addr()
     }
@@ -213,7 +285,7 @@ impl<T: Payload> TypedLane for Lane<'_, T> {
     fn alloc(&mut self, id: u64, ranges: &mut Ranges) {
         let before = self.cache.stats();
         let per_slab = Cache::<T>::SLOTS_PER_SLAB;
-        let expected = expected_failure(self.live.len(), per_slab, self.limit);
+        let expected = expected_failure(self.live.len(), per_slab, self.policy.limit);
         match self.cache.alloc(T::for_id(id)) {
             Ok(handle) => {
                 assert_eq!(expected, None, "allocation {id} succeeded");
@@ -221,13 +293,23 @@ impl<T: Payload> TypedLane for Lane<'_, T> {
                 assert_eq!(addr % align_of::<T>(), 0, "object {id} misaligned");
                 ranges.insert(addr, size_of::<T>(), id);
                 assert_eq!(*handle, T::for_id(id));
+                let after = self.cache.stats();
                 // Free slots rest in the slabs or in this thread's cache.
-                let grew = usize::from(before.free_slots + before.cached_slots == 0);
-                assert_eq!(
-                    self.cache.stats().pages,
-                    before.pages + grew,
-                    "a page is taken only when no slot is free"
-                );
+                if before.free_slots + before.cached_slots == 0 {
+                    assert_eq!(
+                        after.pages,
+                        before.pages + 1,
+                        "a page is taken when no slot is free"
+                    );
+                } else {
+                    // Without a page taken; the allocation that ends a
+                    // window gives back the empty slabs beyond the peak.
+                    let gone = before.pages - after.pages;
+                    assert!(
+                        gone <= may_give_back(&before, self.policy, 0),
+                        "an allocation gave back {gone} pages: {before:?} -> {after:?}"
+                    );
+                }
                 self.live.push((id, handle));
             }
             Err(failed) => {
@@ -261,17 +343,18 @@ impl<T: Payload> TypedLane for Lane<'_, T> {
             assert_eq!(SlabBox::into_inner(handle), T::for_id(id));
         }
         let after = self.cache.stats();
-        // One page at most, or, when the free overflows this thread's cache
-        // (`std`), the pages that the batch it gives back empties beyond the
-        // reserve.
-        let most = if cfg!(feature = "std") {
+        // Its own page when eager, or, when the free overflows this thread's
+        // cache (`std`), the pages that the batch it gives back empties.
+        let own = if cfg!(feature = "std") {
             before.pages
         } else {
             1
         };
+        let gone = before.pages - after.pages;
         assert!(
-            after.pages <= before.pages && before.pages - after.pages <= most,
-            "a free gives back at most its own page: {before:?} -> {after:?}"
+            gone <= may_give_back(&before, self.policy, own),
+            "a free gives back at most its own page, and those kept for a \
+             past peak: {before:?} -> {after:?}"
         );
     }
 
@@ -301,14 +384,16 @@ impl<T: Payload> TypedLane for Lane<'_, T> {
         );
         assert_eq!(released, before.pages - after.pages);
         assert!(released >= before.empty_slabs, "{before:?} -> {after:?}");
+        self.peak.restart(&after);
     }
 
     fn set_reserve(&mut self, slabs: usize) {
         let before = self.cache.stats();
-        self.reserve = slabs;
-        self.cache.set_config(self.config());
+        self.policy.reserve = slabs;
+        self.cache.set_config(self.policy.config());
         let kept = before.empty_slabs.min(slabs);
         let after = self.cache.stats();
+        self.peak.restart(&after);
         assert_eq!(
             after.empty_slabs, kept,
             "a lower reserve gives back the rest"
@@ -326,7 +411,7 @@ impl<T: Payload> TypedLane for Lane<'_, T> {
         }
         let s = self.cache.stats();
         assert_eq!(s.slots_per_slab, Cache::<T>::SLOTS_PER_SLAB);
-        check_counters(&s, self.live.len(), self.limit, self.reserve);
+        check_counters(&s, self.live.len(), self.policy, &self.peak);
         s.pages
     }
 }
@@ -340,21 +425,18 @@ impl<T> Drop for Lane<'_, T> {
     }
 }
 
-fn new_lane<'c, T: Payload>(
-    cache: &'c Cache<'c, T>,
-    (limit, reserve): (Option<usize>, usize),
-) -> Lane<'c, T> {
+fn new_lane<'c, T: Payload>(cache: &'c Cache<'c, T>, policy: Policy) -> Lane<'c, T> {
     let lane = Lane {
         cache,
         live: Vec::new(),
-        limit,
-        reserve,
+        policy,
+        peak: BusyPeak::default(),
     };
-    cache.set_config(lane.config());
+    cache.set_config(policy.config());
     lane
 }
 
-fn run_typed(settings: [(Option<usize>, usize); LANES], ops: &[TypedOp]) {
+fn run_typed(settings: [Policy; LANES], ops: &[TypedOp]) {
     let pages = Pages::new(GlobalPages::with_page_size());
     let small: UnlessPanicking<Cache<Words<2>>> = UnlessPanicking(Some(SlabCache::new_in(&pages)));
     let aligned: UnlessPanicking<Cache<Aligned>> = UnlessPanicking(Some(SlabCache::new_in(&pages)));
@@ -408,7 +490,7 @@ proptest! {
 
     #[test]
     fn typed_caches_agree_with_the_model(
-        settings in prop::array::uniform3(limit_and_reserve()),
+        settings in prop::array::uniform3(policy()),
         ops in prop::collection::vec(typed_op(), 0..MAX_OPS),
     ) {
         run_typed(settings, &ops);
@@ -460,8 +542,9 @@ struct Block {
 struct RawModel<'h, 'p, F: Fallback> {
     heap: &'h Heap<'p, F>,
     has_fallback: bool,
-    limit: Option<usize>,
-    reserve: usize,
+    policy: Policy,
+    /// One per size class.
+    peaks: Vec<BusyPeak>,
     live: Vec<Block>,
     ranges: Ranges,
     next_id: u64,
@@ -490,7 +573,7 @@ impl<F: Fallback> RawModel<'_, '_, F> {
         match Self::class_of(layout) {
             Some(class) => {
                 let per_slab = self.heap.stats().classes()[class].slots_per_slab;
-                expected_failure(self.in_class(class), per_slab, self.limit)
+                expected_failure(self.in_class(class), per_slab, self.policy.limit)
             }
             None if self.has_fallback => None,
             None => Some(AllocError::UnsupportedLayout {
@@ -633,6 +716,9 @@ impl<F: Fallback> RawModel<'_, '_, F> {
                 .iter()
                 .all(|c| (c.empty_slabs, c.cached_slots) == (0, 0))
         );
+        for (peak, class) in self.peaks.iter().zip(after.classes()) {
+            peak.restart(class);
+        }
     }
 
     fn check(&self, pages: &Pages) {
@@ -643,7 +729,7 @@ impl<F: Fallback> RawModel<'_, '_, F> {
         let stats = self.heap.stats();
         for (class, s) in stats.classes().iter().enumerate() {
             assert_eq!(s.slot_size, 8 << class);
-            check_counters(s, self.in_class(class), self.limit, self.reserve);
+            check_counters(s, self.in_class(class), self.policy, &self.peaks[class]);
         }
         let in_fallback: Vec<_> = self
             .live
@@ -663,24 +749,19 @@ impl<F: Fallback> RawModel<'_, '_, F> {
     }
 }
 
-fn run_raw<F: Fallback>(
-    fallback: F,
-    has_fallback: bool,
-    (limit, reserve): (Option<usize>, usize),
-    ops: &[RawOp],
-) {
+fn run_raw<F: Fallback>(fallback: F, has_fallback: bool, policy: Policy, ops: &[RawOp]) {
     let pages = Pages::new(GlobalPages::with_page_size());
-    let mut config = CacheConfig::new().reserve(reserve);
-    if let Some(limit) = limit {
-        config = config.page_limit(limit);
-    }
-    let heap: UnlessPanicking<Heap<F>> =
-        UnlessPanicking(Some(SlabAllocator::with_config(&pages, fallback, config)));
+    let heap: UnlessPanicking<Heap<F>> = UnlessPanicking(Some(SlabAllocator::with_config(
+        &pages,
+        fallback,
+        policy.config(),
+    )));
+    let classes = heap.stats().classes().len();
     let mut model = RawModel {
         heap: &heap,
         has_fallback,
-        limit,
-        reserve,
+        policy,
+        peaks: (0..classes).map(|_| BusyPeak::default()).collect(),
         live: Vec::new(),
         ranges: Ranges::default(),
         next_id: 0,
@@ -716,7 +797,7 @@ proptest! {
 
     #[test]
     fn raw_allocator_without_fallback_agrees_with_the_model(
-        settings in limit_and_reserve(),
+        settings in policy(),
         ops in prop::collection::vec(raw_op(), 0..MAX_OPS),
     ) {
         run_raw(NoFallback, false, settings, &ops);
@@ -724,7 +805,7 @@ proptest! {
 
     #[test]
     fn raw_allocator_with_system_fallback_agrees_with_the_model(
-        settings in limit_and_reserve(),
+        settings in policy(),
         ops in prop::collection::vec(raw_op(), 0..MAX_OPS),
     ) {
         run_raw(System, true, settings, &ops);

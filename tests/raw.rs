@@ -506,12 +506,8 @@ fn shrink_gives_back_every_empty_page() {
     flush_allocator_thread_cache(&heap);
     let s = heap.stats();
     assert_eq!(s.objects_in_use(), 0);
-    assert!(
-        s.classes()
-            .iter()
-            .all(|c| c.pages <= 2 && c.pages == c.empty_slabs)
-    );
-    assert!(s.pages() < held, "pages beyond the reserve went back");
+    assert!(s.classes().iter().all(|c| c.pages == c.empty_slabs));
+    assert_eq!(s.pages(), held, "every page kept for the recent peak");
     assert_eq!(heap.shrink_to_fit(), s.pages());
     assert_eq!(heap.stats().pages(), 0);
 }
@@ -520,10 +516,11 @@ fn shrink_gives_back_every_empty_page() {
 /// a fresh page (one block allocated) and in a full page emptied but for
 /// one: the page stays, and the block keeps its contents and stays usable.
 /// Once it is freed, the page goes back (at once when the allocator's
-/// `reserve` is 0, else at the next `shrink`).
+/// `reserve` is 0 and it gives pages back eagerly, else at the next
+/// `shrink`).
 fn shrink_keeps_the_page_of_one_live_block<P: PageAllocator>(
     heap: &SlabAllocator<P>,
-    reserve: usize,
+    config: CacheConfig,
 ) {
     let l = layout(64, 8);
     let per_slab = heap.stats().classes()[index_of(64)].slots_per_slab;
@@ -566,8 +563,8 @@ fn shrink_keeps_the_page_of_one_live_block<P: PageAllocator>(
         let kept = heap.stats().pages();
         assert_eq!(
             kept,
-            usize::from(reserve > 0),
-            "the empty page, kept only for a reserve"
+            usize::from(config.reserve > 0 || config.decay > 0),
+            "the empty page, kept only for a reserve or the recent peak"
         );
         assert_eq!(heap.shrink_to_fit(), kept);
         let s = heap.stats();
@@ -581,20 +578,21 @@ fn shrink_keeps_the_page_of_one_live_block<P: PageAllocator>(
 
 #[test]
 fn shrink_keeps_a_page_with_one_live_block_and_the_block_intact() {
-    let default_reserve = CacheConfig::new().reserve;
-    shrink_keeps_the_page_of_one_live_block(&SlabAllocator::new(), default_reserve);
-    let no_reserve = SlabAllocator::with_config(
-        ChunkedGlobalPages::global(),
-        NoFallback,
-        CacheConfig::new().reserve(0),
-    );
-    shrink_keeps_the_page_of_one_live_block(&no_reserve, 0);
+    shrink_keeps_the_page_of_one_live_block(&SlabAllocator::new(), CacheConfig::new());
+    let eager = CacheConfig::new().reserve(0).eager();
+    let no_reserve = SlabAllocator::with_config(ChunkedGlobalPages::global(), NoFallback, eager);
+    shrink_keeps_the_page_of_one_live_block(&no_reserve, eager);
     // Straight from the global allocator, with the page source counting.
-    for reserve in [0, default_reserve] {
+    let default_reserve = CacheConfig::new().reserve;
+    for config in [
+        eager,
+        CacheConfig::new().reserve(0),
+        CacheConfig::new().reserve(default_reserve),
+    ] {
+        let reserve = config.reserve;
         let pages = CountingPages::new(GlobalPages::new());
-        let heap =
-            SlabAllocator::with_config(&pages, NoFallback, CacheConfig::new().reserve(reserve));
-        shrink_keeps_the_page_of_one_live_block(&heap, reserve);
+        let heap = SlabAllocator::with_config(&pages, NoFallback, config);
+        shrink_keeps_the_page_of_one_live_block(&heap, config);
         assert_eq!(pages.outstanding(), 0, "reserve {reserve}");
         assert_eq!(
             pages.handed_out(),

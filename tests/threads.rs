@@ -109,7 +109,10 @@ fn a_shared_cache_never_hands_a_slot_to_two_threads() {
     let stats = settled(&cache);
     assert_eq!(stats.objects_in_use, 0);
     assert_eq!(stats.free_slots, stats.pages * stats.slots_per_slab);
-    assert!(stats.pages <= 2, "only the reserve is kept: {stats:?}");
+    assert_eq!(
+        stats.empty_slabs, stats.pages,
+        "every page kept (the reserve, the recent peak) is empty: {stats:?}"
+    );
     cache.shrink();
     assert_eq!(cache.stats().pages, 0);
 }
@@ -180,8 +183,9 @@ fn handles_can_be_dropped_on_another_thread() {
 
     let stats = settled(&cache);
     assert_eq!(stats.objects_in_use, 0);
-    assert!(stats.empty_slabs <= 2);
     assert_eq!(stats.pages, stats.empty_slabs);
+    assert_eq!(cache.shrink(), stats.pages);
+    assert_eq!(cache.stats().pages, 0);
 }
 
 /// A raw block in flight between threads.
@@ -273,7 +277,10 @@ fn a_shared_allocator_keeps_every_threads_blocks_intact() {
     assert_eq!((stats.fallback_allocations, stats.fallback_bytes), (0, 0));
     for c in stats.classes() {
         assert_eq!(c.free_slots, c.pages * c.slots_per_slab);
-        assert!(c.pages <= 2, "only the reserve is kept: {c:?}");
+        assert_eq!(
+            c.empty_slabs, c.pages,
+            "every page kept (the reserve, the recent peak) is empty: {c:?}"
+        );
     }
     heap.shrink_to_fit();
     assert_eq!(heap.stats().pages(), 0);

@@ -578,7 +578,7 @@ fn slot_sizes_and_slots_per_slab() {
 struct Line([u8; 64]);
 
 #[test]
-fn ten_thousand_objects_use_the_fewest_pages_and_free_all_but_the_reserve() {
+fn ten_thousand_objects_use_the_fewest_pages_and_keep_them_for_the_next_burst() {
     // Miri counts a thousand: the same geometry, at a pace it can follow.
     const N: usize = if cfg!(miri) { 1_000 } else { 10_000 };
     let pages = CountingPages::new(GlobalPages::new());
@@ -619,13 +619,25 @@ fn ten_thousand_objects_use_the_fewest_pages_and_free_all_but_the_reserve() {
     assert_eq!(s.objects_in_use, 0);
     assert_eq!(
         (s.pages, s.empty_slabs),
-        (2, 2),
-        "the reserve of two empty slabs"
+        (expected_pages, expected_pages),
+        "every page kept, empty, for the recent peak"
     );
-    assert_eq!(pages.outstanding(), 2, "every other page went back");
-    assert_eq!(pages.given_back(), expected_pages - 2);
+    assert_eq!(pages.outstanding(), expected_pages);
+    assert_eq!(pages.given_back(), 0);
 
-    assert_eq!(cache.shrink(), 2, "shrink gives back the reserve");
+    // The next burst takes no page from the page source.
+    let objects: Vec<_> = (0..N as u32)
+        .map(|i| cache.alloc(Line([i as u8; 64])).unwrap())
+        .collect();
+    drop(objects);
+    assert_eq!(pages.handed_out(), expected_pages);
+    assert_eq!(pages.given_back(), 0);
+
+    assert_eq!(
+        cache.shrink(),
+        expected_pages,
+        "shrink gives back every page"
+    );
     assert_eq!(cache.stats().pages, 0);
     assert_eq!(pages.outstanding(), 0);
     assert_eq!(cache.shrink(), 0);
@@ -655,7 +667,7 @@ fn the_reserve_is_configurable_and_dropping_the_cache_returns_its_pages() {
     let pages = CountingPages::new(GlobalPages::new());
     {
         let cache: SlabCache<[u64; 64], _> =
-            SlabCache::with_config(&pages, CacheConfig::new().reserve(0));
+            SlabCache::with_config(&pages, CacheConfig::new().reserve(0).eager());
         assert_eq!(cache.config().reserve, 0);
         let a: Vec<_> = (0..100).map(|i| cache.alloc([i; 64]).unwrap()).collect();
         assert!(pages.outstanding() > 1);
@@ -664,18 +676,18 @@ fn the_reserve_is_configurable_and_dropping_the_cache_returns_its_pages() {
         assert_eq!(
             pages.outstanding(),
             0,
-            "reserve 0: empty pages go back at once"
+            "eager, reserve 0: empty pages go back at once"
         );
     }
     {
         let cache: SlabCache<[u64; 64], _> =
-            SlabCache::with_config(&pages, CacheConfig::new().reserve(5));
+            SlabCache::with_config(&pages, CacheConfig::new().reserve(5).eager());
         let a: Vec<_> = (0..500).map(|i| cache.alloc([i; 64]).unwrap()).collect();
         drop(a);
         flush_thread_cache(&cache);
         assert_eq!(pages.outstanding(), 5, "reserve 5");
         assert_eq!(cache.stats().empty_slabs, 5);
-        cache.set_config(CacheConfig::new().reserve(3));
+        cache.set_config(CacheConfig::new().reserve(3).eager());
         assert_eq!(
             pages.outstanding(),
             3,
@@ -713,8 +725,8 @@ fn word(i: usize) -> u64 {
 /// `shrink` while exactly one object is live on the cache's one page, in a
 /// fresh page (one object allocated) and in a full page emptied but for one:
 /// the page stays, and the object stays intact and usable. Once it is
-/// dropped, the page goes back (at once with a reserve of 0, else at the
-/// next `shrink`).
+/// dropped, the page goes back (at once with a reserve of 0 and eager
+/// give-back, else at the next `shrink`).
 fn shrink_keeps_the_page_of_one_live_object<P: PageAllocator>(cache: &SlabCache<[u64; 8], P>) {
     let per_slab = SlabCache::<[u64; 8], P>::SLOTS_PER_SLAB;
     for allocated in [1, per_slab] {
@@ -748,8 +760,12 @@ fn shrink_keeps_the_page_of_one_live_object<P: PageAllocator>(cache: &SlabCache<
         flush_thread_cache(cache);
 
         let kept = cache.stats().pages;
-        let expected = usize::from(cache.config().reserve > 0);
-        assert_eq!(kept, expected, "the empty page, kept only for a reserve");
+        let config = cache.config();
+        let expected = usize::from(config.reserve > 0 || config.decay > 0);
+        assert_eq!(
+            kept, expected,
+            "the empty page, kept only for a reserve or the recent peak"
+        );
         assert_eq!(cache.shrink(), kept);
         let s = cache.stats();
         assert_eq!((s.pages, s.objects_in_use), (0, 0), "the page went back");
@@ -761,12 +777,17 @@ fn shrink_keeps_a_page_with_one_live_object_and_the_object_intact() {
     shrink_keeps_the_page_of_one_live_object(&SlabCache::new());
     shrink_keeps_the_page_of_one_live_object(&SlabCache::with_config(
         ChunkedGlobalPages::global(),
-        CacheConfig::new().reserve(0),
+        CacheConfig::new().reserve(0).eager(),
     ));
     // Straight from the global allocator, with the page source counting.
-    for reserve in [0, CacheConfig::new().reserve] {
+    for config in [
+        CacheConfig::new().reserve(0).eager(),
+        CacheConfig::new().reserve(0),
+        CacheConfig::new(),
+    ] {
+        let reserve = config.reserve;
         let pages = CountingPages::new(GlobalPages::new());
-        let cache = SlabCache::with_config(&pages, CacheConfig::new().reserve(reserve));
+        let cache = SlabCache::with_config(&pages, config);
         shrink_keeps_the_page_of_one_live_object(&cache);
         assert_eq!(pages.outstanding(), 0, "reserve {reserve}");
         assert_eq!(

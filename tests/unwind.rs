@@ -733,7 +733,7 @@ fn release_panics<R: Rig>(
 fn typed_refill_panics_while_the_hook_uses_the_same_front() {
     static PAGES: Flaky = Flaky::new();
     static CACHE: SlabCache<Block, &Flaky> =
-        SlabCache::with_config(&PAGES, CacheConfig::new().reserve(0));
+        SlabCache::with_config(&PAGES, CacheConfig::new().reserve(0).eager());
     thread_local! {
         static FRONT: Typed<'static> = Typed(CACHE.local());
     }
@@ -747,7 +747,7 @@ fn typed_refill_panics_while_the_hook_uses_the_same_front() {
 fn typed_drain_panics_while_the_hook_uses_the_same_front() {
     static PAGES: Flaky = Flaky::new();
     static CACHE: SlabCache<Block, &Flaky> =
-        SlabCache::with_config(&PAGES, CacheConfig::new().reserve(0));
+        SlabCache::with_config(&PAGES, CacheConfig::new().reserve(0).eager());
     thread_local! {
         static FRONT: Typed<'static> = Typed(CACHE.local());
     }
@@ -765,7 +765,7 @@ fn typed_drain_panics_while_the_hook_uses_the_same_front() {
 fn raw_refill_panics_while_the_hook_uses_the_same_front() {
     static PAGES: Flaky = Flaky::new();
     static HEAP: RawHeap<'static> =
-        SlabAllocator::with_size_classes(&PAGES, NoFallback, CacheConfig::new().reserve(0));
+        SlabAllocator::with_size_classes(&PAGES, NoFallback, CacheConfig::new().reserve(0).eager());
     thread_local! {
         static FRONT: Raw<'static> = Raw(HEAP.local());
     }
@@ -779,7 +779,7 @@ fn raw_refill_panics_while_the_hook_uses_the_same_front() {
 fn raw_drain_panics_while_the_hook_uses_the_same_front() {
     static PAGES: Flaky = Flaky::new();
     static HEAP: RawHeap<'static> =
-        SlabAllocator::with_size_classes(&PAGES, NoFallback, CacheConfig::new().reserve(0));
+        SlabAllocator::with_size_classes(&PAGES, NoFallback, CacheConfig::new().reserve(0).eager());
     thread_local! {
         static FRONT: Raw<'static> = Raw(HEAP.local());
     }
@@ -935,7 +935,7 @@ fn raw_drop_whose_page_source_panics_unwinds_once() {
 fn typed_free_into_a_full_magazine_whose_drain_panics_loses_no_slot() {
     let _hook = quiet_hook();
     let pages = Flaky::new();
-    let cache = SlabCache::with_config(&pages, CacheConfig::new().reserve(0));
+    let cache = SlabCache::with_config(&pages, CacheConfig::new().reserve(0).eager());
     drain_panics(&Typed(cache.local()));
 }
 
@@ -944,7 +944,7 @@ fn raw_free_into_a_full_magazine_whose_drain_panics_loses_no_slot() {
     let _hook = quiet_hook();
     let pages = Flaky::new();
     let heap: RawHeap<'_> =
-        SlabAllocator::with_size_classes(&pages, NoFallback, CacheConfig::new().reserve(0));
+        SlabAllocator::with_size_classes(&pages, NoFallback, CacheConfig::new().reserve(0).eager());
     drain_panics(&Raw(heap.local()));
 }
 
@@ -955,7 +955,7 @@ fn raw_free_into_a_full_magazine_whose_drain_panics_loses_no_slot() {
 fn typed_flush_whose_first_page_return_panics_accounts_for_every_slot() {
     let _hook = quiet_hook();
     let pages = Flaky::new();
-    let cache = SlabCache::with_config(&pages, CacheConfig::new().reserve(0));
+    let cache = SlabCache::with_config(&pages, CacheConfig::new().reserve(0).eager());
     flush_panics(&Typed(cache.local()));
 }
 
@@ -964,7 +964,7 @@ fn raw_flush_whose_first_page_return_panics_accounts_for_every_slot() {
     let _hook = quiet_hook();
     let pages = Flaky::new();
     let heap: RawHeap<'_> =
-        SlabAllocator::with_size_classes(&pages, NoFallback, CacheConfig::new().reserve(0));
+        SlabAllocator::with_size_classes(&pages, NoFallback, CacheConfig::new().reserve(0).eager());
     flush_panics(&Raw(heap.local()));
 }
 
@@ -976,7 +976,7 @@ fn a_single_free_whose_page_return_panics_keeps_the_counts() {
     let _hook = quiet_hook();
     let pages = Flaky::new();
     let cache: SlabCache<Block, &Flaky> =
-        SlabCache::with_config(&pages, CacheConfig::new().reserve(0));
+        SlabCache::with_config(&pages, CacheConfig::new().reserve(0).eager());
     let per = SlabCache::<Block, &Flaky>::SLOTS_PER_SLAB;
     let mut boxes: Vec<_> = (0..2 * per)
         .map(|_| cache.alloc([1; 1024]).unwrap())
@@ -1014,7 +1014,11 @@ fn a_single_free_whose_page_return_panics_keeps_the_counts() {
     drop(boxes);
     flush_thread_cache(&cache);
     assert_eq!(cache.stats().objects_in_use, 0);
-    assert_eq!(pages.outstanding(), 0, "reserve 0: the page went back");
+    assert_eq!(
+        pages.outstanding(),
+        0,
+        "eager, reserve 0: the page went back"
+    );
     assert_eq!(pages.foreign(), 0);
 }
 
@@ -1025,9 +1029,10 @@ fn a_single_free_whose_page_return_panics_keeps_the_counts() {
 fn a_raw_front_dropped_while_a_page_return_panics_gives_back_every_class() {
     let _hook = quiet_hook();
     let pages = Flaky::new();
-    // Classes up to 1 KiB; no reserve, so every emptied slab goes back.
+    // Classes up to 1 KiB; no reserve and eager, so every emptied slab goes
+    // back.
     let heap: RawHeap<'_> =
-        SlabAllocator::with_size_classes(&pages, NoFallback, CacheConfig::new().reserve(0));
+        SlabAllocator::with_size_classes(&pages, NoFallback, CacheConfig::new().reserve(0).eager());
     let small = Layout::new::<[u8; 64]>();
     let front = heap.local();
     for layout in [small, LAYOUT] {

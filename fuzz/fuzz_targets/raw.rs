@@ -8,10 +8,10 @@ use std::ptr::NonNull;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use minimal_slab::{AllocError, CacheConfig, Fallback, NoFallback, SlabAllocator};
+use minimal_slab::{AllocError, Fallback, NoFallback, SlabAllocator};
 use minimal_slab_fuzz::{
-    FULL_CHECK_EVERY, Ranges, Region, TinyRegion, check_counters, expected_failure, fill,
-    page_limit, verify,
+    BusyPeak, FULL_CHECK_EVERY, Policy, Ranges, Region, TinyRegion, check_counters,
+    expected_failure, fill, page_limit, verify,
 };
 
 #[derive(Arbitrary, Debug)]
@@ -45,7 +45,9 @@ struct Model<'h, 'r, F: Fallback> {
     region: &'r Region,
     with_fallback: bool,
     limit: Option<usize>,
-    reserve: usize,
+    policy: Policy,
+    /// Per size class.
+    peaks: [BusyPeak; 6],
     live: Vec<Block>,
     /// Live blocks per size class, and the fallback's live blocks and
     /// bytes: kept as blocks come and go, so that checking the counters
@@ -193,6 +195,9 @@ impl<F: Fallback> Model<'_, '_, F> {
             .map(|c| c.empty_slabs)
             .sum();
         assert_eq!(self.heap.shrink_to_fit(), empty);
+        for (peak, class) in self.peaks.iter().zip(self.heap.stats().classes()) {
+            peak.restart(class);
+        }
     }
 
     /// Checks the counters against the model's tallies, and with `values`
@@ -218,8 +223,8 @@ impl<F: Fallback> Model<'_, '_, F> {
             assert_eq!((fallback.count(), bytes), self.fallback, "fallback tally");
         }
         let stats = self.heap.stats();
-        for (s, &in_use) in stats.classes().iter().zip(&self.in_class) {
-            check_counters(s, in_use, self.limit, self.reserve);
+        for ((s, &in_use), peak) in stats.classes().iter().zip(&self.in_class).zip(&self.peaks) {
+            check_counters(s, in_use, self.limit, self.policy, peak);
         }
         assert_eq!(stats.fallback_allocations, self.fallback.0);
         assert_eq!(stats.fallback_bytes, self.fallback.1);
@@ -233,16 +238,15 @@ impl<F: Fallback> Model<'_, '_, F> {
 
 fn run<F: Fallback>(input: &Input, fallback: F, region: &Region) {
     let limit = page_limit(input.limit);
-    let reserve = usize::from(input.reserve % 3);
-    let config = CacheConfig::new().reserve(reserve);
-    let config = limit.map_or(config, |limit| config.page_limit(limit));
-    let heap: Heap<F> = SlabAllocator::with_config(region, fallback, config);
+    let policy = Policy::from_byte(input.reserve);
+    let heap: Heap<F> = SlabAllocator::with_config(region, fallback, policy.config(limit));
     let mut model = Model {
         heap: &heap,
         region,
         with_fallback: input.with_fallback,
         limit,
-        reserve,
+        policy,
+        peaks: Default::default(),
         live: Vec::new(),
         in_class: [0; 6],
         fallback: (0, 0),

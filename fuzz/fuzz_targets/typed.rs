@@ -1,13 +1,15 @@
 //! Two typed caches sharing a tiny region, driven by a fuzzed sequence of
-//! allocations, frees, rewrites, shrinks and reserve changes.
+//! allocations, frees, rewrites, shrinks and changes of reserve and
+//! give-back policy (eager, or with hysteresis: see `Policy`).
 
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use minimal_slab::{CacheConfig, SlabBox, SlabCache};
+use minimal_slab::{SlabBox, SlabCache};
 use minimal_slab_fuzz::{
-    FULL_CHECK_EVERY, Ranges, Region, TinyRegion, check_counters, expected_failure, page_limit,
+    BusyPeak, FULL_CHECK_EVERY, Policy, Ranges, Region, TinyRegion, check_counters,
+    expected_failure, page_limit,
 };
 
 #[derive(Arbitrary, Debug)]
@@ -45,7 +47,8 @@ struct Lane<'c, T> {
     cache: &'c Cache<'c, T>,
     live: Vec<(u64, SlabBox<'c, T, &'c Region>)>,
     limit: Option<usize>,
-    reserve: usize,
+    policy: Policy,
+    peak: BusyPeak,
 }
 
 impl<'c, T: Payload> Lane<'c, T> {
@@ -54,19 +57,18 @@ impl<'c, T: Payload> Lane<'c, T> {
             cache,
             live: Vec::new(),
             limit: page_limit(limit),
-            reserve: 0,
+            policy: Policy::from_byte(0),
+            peak: BusyPeak::default(),
         };
         lane.set_reserve(reserve);
         lane
     }
 
-    fn set_reserve(&mut self, slabs: u8) {
-        self.reserve = usize::from(slabs % 4);
-        let config = CacheConfig::new().reserve(self.reserve);
-        self.cache.set_config(match self.limit {
-            Some(limit) => config.page_limit(limit),
-            None => config,
-        });
+    /// The reserve and the give-back policy, from one byte.
+    fn set_reserve(&mut self, byte: u8) {
+        self.policy = Policy::from_byte(byte);
+        self.cache.set_config(self.policy.config(self.limit));
+        self.peak.restart(&self.cache.stats());
     }
 
     fn alloc(&mut self, id: u64, ranges: &mut Ranges, region: &Region) {
@@ -111,7 +113,9 @@ impl<'c, T: Payload> Lane<'c, T> {
     fn shrink(&mut self) {
         let empty = self.cache.stats().empty_slabs;
         assert_eq!(self.cache.shrink(), empty);
-        assert_eq!(self.cache.stats().empty_slabs, 0);
+        let after = self.cache.stats();
+        assert_eq!(after.empty_slabs, 0);
+        self.peak.restart(&after);
     }
 
     /// Checks the counters, and with `values` every live value; returns
@@ -123,7 +127,7 @@ impl<'c, T: Payload> Lane<'c, T> {
             }
         }
         let stats = self.cache.stats();
-        check_counters(&stats, self.live.len(), self.limit, self.reserve);
+        check_counters(&stats, self.live.len(), self.limit, self.policy, &self.peak);
         stats.pages
     }
 }

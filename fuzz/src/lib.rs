@@ -3,13 +3,14 @@
 //! page source runs dry as well as the page caps.
 
 use std::alloc::{Layout, alloc, dealloc};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::slice;
 
 use minimal_slab::typenum::U1024;
-use minimal_slab::{AllocError, CacheStats, PageAllocError, RegionPages};
+use minimal_slab::{AllocError, CacheConfig, CacheStats, PageAllocError, RegionPages};
 
 /// Small pages, so that a few objects fill one.
 pub const PAGE: usize = 1024;
@@ -145,8 +146,76 @@ pub unsafe fn verify(ptr: NonNull<u8>, len: usize, id: u64) {
     }
 }
 
+/// How a cache gives pages back: its reserve, and its hysteresis (`decay`
+/// 0: eager).
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub reserve: usize,
+    pub decay: usize,
+}
+
+impl Policy {
+    /// A policy from a fuzz byte: the reserve (0 to 3) in its two low bits;
+    /// above them eager give-back, the hysteresis over short windows (1 to
+    /// 40 operations, so that short inputs see windows end), or the
+    /// default. Bytes below 4 are eager, as every byte was before the
+    /// hysteresis.
+    pub fn from_byte(byte: u8) -> Self {
+        let decay = match (byte / 4) % 3 {
+            0 => 0,
+            1 => usize::from(byte / 12) % 40 + 1,
+            _ => CacheConfig::DEFAULT_DECAY,
+        };
+        Self {
+            reserve: usize::from(byte % 4),
+            decay,
+        }
+    }
+
+    /// The configuration, with the page cap `limit` if any.
+    pub fn config(&self, limit: Option<usize>) -> CacheConfig {
+        let config = CacheConfig::new().reserve(self.reserve).decay(self.decay);
+        limit.map_or(config, |limit| config.page_limit(limit))
+    }
+}
+
+/// The most slabs a cache has had in use at once since its last `shrink`
+/// or change of configuration, as its counters showed them after each
+/// operation (each allocates at most one slot of a cache, so none is
+/// missed).
+#[derive(Default)]
+pub struct BusyPeak(Cell<usize>);
+
+impl BusyPeak {
+    fn busy(s: &CacheStats) -> usize {
+        s.full_slabs + s.partial_slabs
+    }
+
+    /// Notes `s`, and returns the peak.
+    pub fn see(&self, s: &CacheStats) -> usize {
+        self.0.set(self.0.get().max(Self::busy(s)));
+        self.0.get()
+    }
+
+    /// After `shrink` or a change of configuration: the cache's peak
+    /// restarts from the slabs in use.
+    pub fn restart(&self, s: &CacheStats) {
+        self.0.set(Self::busy(s));
+    }
+}
+
 /// What a cache's counters must satisfy, whatever happened before.
-pub fn check_counters(s: &CacheStats, in_use: usize, limit: Option<usize>, reserve: usize) {
+///
+/// Empty slabs beyond the reserve: never when eager; with the hysteresis,
+/// only while the cache holds no more pages than it had in use at its peak
+/// since its last `shrink` or change of configuration.
+pub fn check_counters(
+    s: &CacheStats,
+    in_use: usize,
+    limit: Option<usize>,
+    policy: Policy,
+    peak: &BusyPeak,
+) {
     assert_eq!(s.objects_in_use, in_use, "{s:?}");
     // Slots out of their slabs: objects, and free slots resting in this
     // thread's cache (`std`).
@@ -166,10 +235,18 @@ pub fn check_counters(s: &CacheStats, in_use: usize, limit: Option<usize>, reser
         in_use <= full + s.partial_slabs * (s.slots_per_slab - 1),
         "lists disagree with counts: {s:?}"
     );
-    assert!(
-        s.empty_slabs <= reserve,
-        "more empty slabs than the reserve: {s:?}"
-    );
+    let peak = peak.see(s);
+    if policy.decay == 0 {
+        assert!(
+            s.empty_slabs <= policy.reserve,
+            "eager: more empty slabs than the reserve: {s:?}"
+        );
+    } else {
+        assert!(
+            s.empty_slabs <= policy.reserve || s.pages <= peak,
+            "empty slabs beyond the reserve and beyond the peak of {peak}: {s:?}"
+        );
+    }
     assert!(
         limit.is_none_or(|limit| s.pages <= limit),
         "pages beyond the limit: {s:?}"

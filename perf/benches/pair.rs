@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
-use minimal_slab_perf::contenders::names::SLAB_CACHE_KEEP;
+use minimal_slab_perf::contenders::names::{SLAB_CACHE_EAGER, SLAB_CACHE_KEEP};
 use minimal_slab_perf::workloads::{key_sum, pair};
 use minimal_slab_perf::{Pool, PoolVisitor, SizeVisitor, Value, for_each_pool, for_each_size};
 
@@ -31,8 +31,8 @@ struct Pools<'g, 'c>(&'g mut BenchmarkGroup<'c, WallTime>);
 
 impl<T: Value> PoolVisitor<T> for Pools<'_, '_> {
     fn wants(&mut self, name: &'static str) -> bool {
-        // Keeping pages changes nothing when one slot is reused.
-        name != SLAB_CACHE_KEEP
+        // Keeping pages, or not, changes nothing when one slot is reused.
+        name != SLAB_CACHE_KEEP && name != SLAB_CACHE_EAGER
     }
 
     fn visit<P: Pool<T>>(&mut self, name: &'static str, pool: &mut P) {

@@ -34,8 +34,13 @@ pub mod names {
     /// The free list behind a spin lock.
     pub const SPIN_FREE_LIST: &str = "spin-freelist";
     /// `minimal_slab::SlabCache<T>`, default configuration (4 KiB pages
-    /// cut from 256 KiB chunks of the global allocator).
+    /// cut from 256 KiB chunks of the global allocator; empty pages kept
+    /// for the recent peak).
     pub const SLAB_CACHE: &str = "slabcache";
+    /// `minimal_slab::SlabCache<T>` giving every page beyond the reserve
+    /// back at once (`CacheConfig::new().eager()`): the policy before the
+    /// hysteresis.
+    pub const SLAB_CACHE_EAGER: &str = "slabcache-eager";
     /// `minimal_slab::SlabCache<T>` taking each page from the global
     /// allocator on its own (`GlobalPages`): what chunks save.
     pub const SLAB_CACHE_PAGEWISE: &str = "slabcache-pagewise";
@@ -702,6 +707,11 @@ pub fn for_each_pool<T: Value>(visitor: &mut impl PoolVisitor<T>) {
     if visitor.wants(SLAB_CACHE) {
         let cache = SlabCache::<T>::new();
         visitor.visit(SLAB_CACHE, &mut CacheRef(&cache));
+    }
+    if visitor.wants(SLAB_CACHE_EAGER) {
+        let eager = CacheConfig::new().eager();
+        let cache = SlabCache::<T>::with_config(ChunkedGlobalPages::global(), eager);
+        visitor.visit(SLAB_CACHE_EAGER, &mut CacheRef(&cache));
     }
     if visitor.wants(SLAB_CACHE_KEEP) {
         let keep_pages = CacheConfig::new().reserve(usize::MAX);

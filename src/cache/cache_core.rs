@@ -1,5 +1,7 @@
 //! All the slabs of one slot size, and the policy that grows and shrinks
 //! them: the cache core, not synchronised (see `cache_set` for the lock).
+//! When pages go back, and the hysteresis that keeps a burst's pages for
+//! the next burst, are in `release`.
 
 use core::fmt;
 use core::mem::MaybeUninit;
@@ -14,6 +16,8 @@ use crate::slab::{Slab, SlabGeometry};
 use crate::stats::{CacheStats, SlabOccupancy};
 
 mod release;
+
+use release::Decay;
 
 /// `ptr` rebuilt from its address with the provenance its slab page exposed
 /// when it became a slab (cores built with `expose_pages`): it reaches the
@@ -63,9 +67,18 @@ pub(crate) struct CacheCore {
     available: List<Slab>,
     /// Slabs with every slot in use.
     full: List<Slab>,
+    /// Empty slabs kept beyond the reserve for the recent peak (see
+    /// `release`): taken again before any new page.
+    retained: List<Slab>,
     /// How many slabs on `available` have no slot in use.
     empty: usize,
-    in_use: usize,
+    /// Slots ever handed out, and ever taken back (both wrapping): their
+    /// difference is the slots in use, and `freed` is the decay's clock.
+    allocated: usize,
+    freed: usize,
+    /// The recent peak of slabs in use, and the clock of frees that makes
+    /// it decay.
+    decay: Decay,
     config: CacheConfig,
     /// Whether page provenance is exposed, for frees with
     /// [`SlotReach::Object`].
@@ -89,8 +102,11 @@ impl CacheCore {
             geometry,
             available: List::new(),
             full: List::new(),
+            retained: List::new(),
             empty: 0,
-            in_use: 0,
+            allocated: 0,
+            freed: 0,
+            decay: Decay::new(&config),
             config,
             expose_pages,
         }
@@ -107,7 +123,18 @@ impl CacheCore {
 
     /// Pages held, one per slab.
     pub(crate) fn pages_held(&self) -> usize {
-        self.available.len() + self.full.len()
+        self.available.len() + self.full.len() + self.retained.len()
+    }
+
+    /// Slots in use.
+    fn in_use(&self) -> usize {
+        self.allocated.wrapping_sub(self.freed)
+    }
+
+    /// Slabs with at least one slot in use.
+    #[inline]
+    fn busy(&self) -> usize {
+        self.full.len() + self.available.len() - self.empty
     }
 
     /// Hands out one slot of `geometry.slot_size` bytes, aligned to the
@@ -125,7 +152,7 @@ impl CacheCore {
         let slab = match self.available.head() {
             Some(slab) => slab,
             // SAFETY: forwarded from the caller.
-            None => unsafe { self.grow(pages, owner) }.map_err(AllocFault::Refused)?,
+            None => unsafe { self.refill(pages, owner) }.map_err(AllocFault::Refused)?,
         };
         // SAFETY: `slab` is on `available`, live, and ours.
         unsafe { self.take_from(slab) }
@@ -152,9 +179,14 @@ impl CacheCore {
         while taken < out.len() {
             let slab = match self.available.head() {
                 Some(slab) => slab,
+                // Like a new page, a retained slab is taken only while the
+                // batch holds nothing: a batch that took kept slabs it does
+                // not need would put them in use, into the peak that keeps
+                // them (a magazine's refill, slab after slab of one-slot
+                // slabs, kept the burst's pages for ever).
                 None if taken > 0 => break,
                 // SAFETY: forwarded from the caller.
-                None => unsafe { self.grow(pages, owner) }.map_err(AllocFault::Refused)?,
+                None => unsafe { self.refill(pages, owner) }.map_err(AllocFault::Refused)?,
             };
             // SAFETY: `slab` is on `available`, live, and ours.
             match unsafe { self.take_from(slab) } {
@@ -195,12 +227,12 @@ impl CacheCore {
             // SAFETY: now on no list.
             unsafe { self.full.push_front(slab) };
         }
-        self.in_use += 1;
+        self.allocated = self.allocated.wrapping_add(1);
         Ok(slot)
     }
 
-    /// Returns `slot` to its slab; a slab emptied beyond the reserve gives
-    /// its page back.
+    /// Returns `slot` to its slab; a slab emptied beyond the reserve and
+    /// beyond the recent peak gives its page back.
     ///
     /// Checked builds first verify that `slot` is a handed-out slot of this
     /// cache and return the misuse otherwise, changing nothing.
@@ -221,11 +253,42 @@ impl CacheCore {
         reach: SlotReach,
     ) -> Result<(), Misuse> {
         // SAFETY: forwarded from the caller.
-        if let Some(emptied) = unsafe { self.put_back(owner, slot, reach) }? {
-            // SAFETY: `put_back` no longer holds or counts the slab.
-            unsafe { self.give_back(pages, emptied) };
+        let emptied = unsafe { self.put_back(owner, slot, reach) }?;
+        // The window that may end here finds the free's bookkeeping done.
+        let window_ends = self.decay.ends_at(self.freed);
+        if emptied.is_some() || window_ends {
+            // One call off the fast path for both, so that nothing the fast
+            // path holds must survive a call.
+            // SAFETY: forwarded from the caller; `put_back` no longer holds
+            // or counts `emptied`.
+            unsafe { self.after_free(pages, emptied, window_ends) };
         }
         Ok(())
+    }
+
+    /// The rare end of a free: gives `emptied`'s page back, then, if
+    /// `window_ends`, ends the decay's window.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; `emptied` is on no list, has
+    /// no slot in use, is counted nowhere, and is never used again.
+    #[cold]
+    #[inline(never)]
+    unsafe fn after_free<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        emptied: Option<Slab>,
+        window_ends: bool,
+    ) {
+        if let Some(slab) = emptied {
+            // SAFETY: the caller's guarantees.
+            unsafe { self.give_back(pages, slab) };
+        }
+        if window_ends {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.end_window(pages) };
+        }
     }
 
     /// Returns every slot of `slots` to its slab: the batch API a magazine
@@ -233,8 +296,10 @@ impl CacheCore {
     /// before any page goes back, so a page source that panics loses none
     /// of them. A misused slot (checked builds) is left alone, the others
     /// freed; the first misuse is returned. Without `release`, slabs
-    /// emptied beyond the reserve stay listed as empty (for a caller that
-    /// frees into several caches before it lets any page go).
+    /// emptied beyond the reserve and the recent peak stay listed as empty
+    /// (for a caller that frees into several caches before it lets any page
+    /// go), and a window of the decay that ends meanwhile ends at the next
+    /// free that may give pages back.
     ///
     /// # Safety
     ///
@@ -273,16 +338,23 @@ impl CacheCore {
         if release {
             // SAFETY: the chained slabs are held and counted by no list.
             unsafe { self.give_back_all(pages, emptied) };
+            if self.decay.ends_at(self.freed) {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.end_window(pages) };
+            }
         } else {
             // SAFETY: as above.
             unsafe { self.relist(emptied) };
+            // A window that ended here ends at the next free that may give
+            // pages back (`Decay::ends_at`).
         }
         first_misuse.map_or(Ok(()), Err)
     }
 
     /// The bookkeeping of a free: `slot` back on its slab's free list, the
-    /// slab moved between lists; a slab emptied beyond the reserve is taken
-    /// off its list, no longer counted, and returned for the caller to give
+    /// slab moved between lists; a slab emptied beyond the reserve is kept
+    /// on `retained` if the recent peak allows it, and otherwise taken off
+    /// its list, no longer counted, and returned for the caller to give
     /// back (after all other bookkeeping, so that a panicking page source
     /// leaves the counts right).
     ///
@@ -314,7 +386,7 @@ impl CacheCore {
         let was_full = unsafe { slab.in_use() } == geometry.slots_per_slab;
         // SAFETY: as above; `slot` is handed out and no longer used.
         unsafe { slab.push_slot(slot, &geometry, guarded) };
-        self.in_use -= 1;
+        self.freed = self.freed.wrapping_add(1);
 
         // SAFETY: as above.
         let now_empty = unsafe { slab.in_use() } == 0;
@@ -326,6 +398,11 @@ impl CacheCore {
             };
             // SAFETY: the slab was on `full` iff it was full.
             unsafe { list.remove(slab) };
+            if self.decay.keeps(self.pages_held()) {
+                // SAFETY: on no list now.
+                unsafe { self.retained.push_front(slab) };
+                return Ok(None);
+            }
             return Ok(Some(slab));
         }
         if was_full {
@@ -341,10 +418,11 @@ impl CacheCore {
     }
 
     /// Shows `visit` each slab's slots, used or free: the slabs with free
-    /// slots first (most recently used first), then the full ones.
+    /// slots first (most recently used first), then the empty ones kept for
+    /// the recent peak, then the full ones.
     pub(crate) fn for_each_slab(&mut self, mut visit: impl FnMut(SlabOccupancy<'_>)) {
         let geometry = self.geometry;
-        for list in [&self.available, &self.full] {
+        for list in [&self.available, &self.retained, &self.full] {
             let mut cursor = list.head();
             while let Some(slab) = cursor {
                 // SAFETY: slabs on our lists are live, and `&mut self` is
@@ -369,13 +447,44 @@ impl CacheCore {
         CacheStats::of_slabs(
             name,
             &self.geometry,
-            self.in_use,
+            self.in_use(),
             [
                 self.full.len(),
                 self.available.len() - self.empty,
-                self.empty,
+                self.empty + self.retained.len(),
             ],
         )
+    }
+
+    /// A slab for `available` when it has none: a retained one, or else a
+    /// fresh one on a new page ([`grow`](Self::grow)).
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[cold]
+    unsafe fn refill<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+    ) -> Result<Slab, AllocError> {
+        let slab = match self.retained.head() {
+            Some(slab) => {
+                // SAFETY: the slab is on `retained`; exclusive access via
+                // `&mut self`.
+                unsafe { self.retained.remove(slab) };
+                // SAFETY: on no list now.
+                unsafe { self.available.push_front(slab) };
+                self.empty += 1;
+                slab
+            }
+            // SAFETY: forwarded from the caller.
+            None => unsafe { self.grow(pages, owner) }?,
+        };
+        // The slab is about to be in use too: the peak is noted here, off
+        // the fast path (see `release`).
+        self.decay.note_busy(self.busy() + 1);
+        Ok(slab)
     }
 
     /// A fresh slab on a new page, put on `available`, or the reason there
@@ -423,10 +532,12 @@ impl fmt::Debug for CacheCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheCore")
             .field("geometry", &self.geometry)
-            .field("in_use", &self.in_use)
+            .field("in_use", &self.in_use())
             .field("full", &self.full.len())
             .field("available", &self.available.len())
             .field("empty", &self.empty)
+            .field("retained", &self.retained.len())
+            .field("decay", &self.decay)
             .field("config", &self.config)
             .finish()
     }

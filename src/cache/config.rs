@@ -5,20 +5,63 @@
 /// Built with `const` setters, so a configured cache can still be a
 /// `static`; read through its public fields.
 ///
+/// # Giving pages back
+///
+/// A cache gives the page of an emptied slab back to its page source — not
+/// at once, but with hysteresis counted in frees (there is no clock in
+/// `no_std`):
+///
+/// - [`reserve`](field@Self::reserve) empty slabs are always kept;
+/// - more empty slabs are kept while the cache holds no more pages than it
+///   had in use at its peak over a recent window of frees (its
+///   [`decay`](field@Self::decay)), so a loop that fills the cache and
+///   empties it again keeps its pages from round to round instead of
+///   handing them to the page source (and the page source to the operating
+///   system) every time;
+/// - once the peak is out of the window — the workload has shrunk for good
+///   — the pages beyond it go back, at most two windows of frees after the
+///   last time they were needed (a cache that neither frees nor calls
+///   `shrink` keeps them);
+/// - [`shrink`](crate::SlabCache::shrink) gives back every empty slab, the
+///   reserve and the recent peak's included, at once.
+///
+/// [`eager`](Self::eager) turns the hysteresis off: every slab emptied
+/// beyond the reserve gives its page back at once, for firmware that
+/// shares a small region of pages between caches.
+///
 /// ```
 /// use minimal_slab::{CacheConfig, ChunkedGlobalPages, SlabCache};
 ///
-/// // At most 4 pages, and no empty slab kept around.
+/// // At most 4 pages, no empty slab kept around, pages given back at once.
 /// static POINTS: SlabCache<(f32, f32)> = SlabCache::with_config(
 ///     ChunkedGlobalPages::global(),
-///     CacheConfig::new().page_limit(4).reserve(0),
+///     CacheConfig::new().page_limit(4).reserve(0).eager(),
 /// );
 /// assert_eq!(POINTS.config().page_limit, Some(4));
 /// let p = POINTS.alloc((1.0, 2.0)).unwrap();
 /// assert_eq!(POINTS.stats().pages, 1);
 /// drop(p); // the slot rests in this thread's cache (feature `std`)...
 /// POINTS.flush_thread_cache(); // ...until it goes back to its slab:
-/// assert_eq!(POINTS.stats().pages, 0); // reserve 0: the page went back at once
+/// assert_eq!(POINTS.stats().pages, 0); // eager, reserve 0: the page went back at once
+/// ```
+///
+/// With the default configuration, a burst keeps its pages for the next
+/// one, and `shrink` gives them all back:
+///
+/// ```
+/// use minimal_slab::SlabCache;
+///
+/// let cache: SlabCache<[u8; 64]> = SlabCache::new();
+/// for _round in 0..3 {
+///     let burst: Vec<_> = (0..10_000).map(|_| cache.alloc([0; 64]).unwrap()).collect();
+///     drop(burst);
+///     cache.flush_thread_cache(); // this thread's cached slots, back to their slabs
+///     // 159 pages were in use at the peak: all kept, empty, for the next round.
+///     assert_eq!(cache.stats().pages, 159);
+///     assert_eq!(cache.stats().empty_slabs, 159);
+/// }
+/// cache.shrink();
+/// assert_eq!(cache.stats().pages, 0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -27,9 +70,21 @@ pub struct CacheConfig {
     /// would need one more fails with
     /// [`AllocError::PageLimit`](crate::AllocError::PageLimit).
     pub page_limit: Option<usize>,
-    /// How many empty slabs the cache keeps instead of giving their pages
-    /// back.
+    /// How many empty slabs the cache always keeps instead of giving their
+    /// pages back.
     pub reserve: usize,
+    /// The hysteresis of giving pages back, counted in frees (a batch
+    /// counts as its length): empty slabs beyond the reserve are kept while
+    /// the cache holds no more pages than it had in use at once in the
+    /// current or the previous window of frees. A window lasts `decay`
+    /// frees, or as many as the peak's pages have slots if that is more —
+    /// enough for a loop to empty its peak, whatever its size. So pages no
+    /// longer needed go back at most two windows of frees after the last
+    /// time they were. Allocations are not counted: they take kept pages
+    /// back into use. `0` turns the hysteresis off
+    /// ([`eager`](Self::eager)). The name and the idea are jemalloc's
+    /// `dirty_decay_ms`, counted in frees instead of milliseconds.
+    pub decay: usize,
 }
 
 impl CacheConfig {
@@ -37,12 +92,19 @@ impl CacheConfig {
     /// back: enough to absorb alloc/free ping-pong at a slab boundary.
     pub const DEFAULT_RESERVE: usize = 2;
 
-    /// No page limit, and a reserve of
-    /// [`DEFAULT_RESERVE`](Self::DEFAULT_RESERVE) empty slabs.
+    /// The shortest window of frees over which a cache remembers its peak
+    /// by default: 16 384 (see [`decay`](field@Self::decay)).
+    pub const DEFAULT_DECAY: usize = 1 << 14;
+
+    /// No page limit, a reserve of
+    /// [`DEFAULT_RESERVE`](Self::DEFAULT_RESERVE) empty slabs, and the
+    /// pages of the recent peak kept over windows of at least
+    /// [`DEFAULT_DECAY`](Self::DEFAULT_DECAY) frees.
     pub const fn new() -> Self {
         Self {
             page_limit: None,
             reserve: Self::DEFAULT_RESERVE,
+            decay: Self::DEFAULT_DECAY,
         }
     }
 
@@ -60,10 +122,48 @@ impl CacheConfig {
         self
     }
 
-    /// How many empty slabs to keep instead of giving their pages back.
+    /// How many empty slabs to keep always instead of giving their pages
+    /// back.
     pub const fn reserve(mut self, slabs: usize) -> Self {
         self.reserve = slabs;
         self
+    }
+
+    /// Keeps the pages of the recent peak over windows of at least `frees`
+    /// frees; `0` is [`eager`](Self::eager). See the
+    /// [`decay`](field@Self::decay) field.
+    ///
+    /// ```
+    /// use minimal_slab::{CacheConfig, SlabCache};
+    ///
+    /// let cache: SlabCache<u64> = SlabCache::new();
+    /// cache.set_config(CacheConfig::new().reserve(0).decay(1_000));
+    /// let burst: Vec<_> = (0..5_000).map(|i| cache.alloc(i).unwrap()).collect();
+    /// let peak = cache.stats().pages;
+    /// drop(burst);
+    /// cache.flush_thread_cache(); // this thread's cached slots, to their slabs
+    /// assert_eq!(cache.stats().pages, peak); // kept for the next burst
+    /// // The workload shrinks for good: a hundred objects at a time. A
+    /// // window is 1 000 frees, or the peak's slots (5 000 and some) if
+    /// // more: within two, the peak has decayed and its pages have gone
+    /// // back. (The frees that count are those that reach the cache: a
+    /// // thread's cache absorbs up to 32 before it gives half back.)
+    /// for _ in 0..300 {
+    ///     let some: Vec<_> = (0..100).map(|i| cache.alloc(i).unwrap()).collect();
+    ///     drop(some);
+    /// }
+    /// assert!(cache.stats().pages <= 2);
+    /// ```
+    pub const fn decay(mut self, frees: usize) -> Self {
+        self.decay = frees;
+        self
+    }
+
+    /// Gives the page of every slab emptied beyond the reserve back at
+    /// once, with no hysteresis: the behaviour of earlier versions, for
+    /// memory that other caches are waiting for. Same as `decay(0)`.
+    pub const fn eager(self) -> Self {
+        self.decay(0)
     }
 
     /// The page cap, if any.

@@ -19,12 +19,16 @@
 //!   once; nothing ever walks a list to find room.
 //! - Lists are intrusive and doubly linked through the slab headers
 //!   (`intrusive::List`): O(1) insert and remove, no memory of their own.
-//! - `empty` counts the slabs with no slot in use (all on `available`), and
+//! - `empty` counts the slabs on `available` with no slot in use, and
 //!   `empty <= config.reserve` after every free and every change of the
 //!   configuration. The reserve (two slabs by default, as in the original
 //!   design) absorbs alloc/free ping-pong at a slab boundary without a page
-//!   allocator round trip; the free that empties a slab beyond it gives the
-//!   page straight back. `shrink` gives back the reserve too.
+//!   allocator round trip. A slab emptied beyond it goes to a third list,
+//!   `retained`, while the cache holds fewer pages than it had in use at
+//!   its recent peak, and otherwise gives its page straight back (always,
+//!   with `CacheConfig::eager`); see `cache_core::release` for that
+//!   hysteresis and its bounds. `shrink` gives back the reserve and the
+//!   retained slabs too.
 //! - `pages_held() <= config.page_limit` whenever the cap was set before the
 //!   pages were taken: growth stops at the cap with an error.
 //! - `in_use` is the sum of the slabs' `in_use`.

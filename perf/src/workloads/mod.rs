@@ -283,6 +283,6 @@ mod tests {
             visited: Vec::new(),
         };
         for_each_pool(&mut check);
-        assert_eq!(check.visited.len(), 15);
+        assert_eq!(check.visited.len(), 16);
     }
 }

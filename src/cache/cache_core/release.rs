@@ -1,17 +1,251 @@
-//! How a cache gives pages back: the reserve policy on `shrink` and
-//! configuration changes, and the one path every page takes back to its
-//! source — after the bookkeeping, with the slabs not yet given back
-//! relisted should the page source panic.
+//! How a cache gives pages back: the hysteresis that keeps a burst's pages
+//! for the next burst, the reserve policy on `shrink` and configuration
+//! changes, and the one path every page takes back to its source — after
+//! the bookkeeping, with the slabs not yet given back relisted should the
+//! page source panic.
+//!
+//! # What it owns
+//!
+//! The core's `retained` list and its [`Decay`]: the empty slabs a cache
+//! keeps beyond its reserve, and the recent peak that entitles it to them.
+//!
+//! - `reserve` empty slabs stay on `available` (as before): they absorb
+//!   alloc/free ping-pong at a slab boundary with no list operation.
+//! - A slab emptied beyond the reserve goes to `retained` if the cache then
+//!   holds fewer pages than its *budget*, the most slabs in use at once
+//!   (`busy`) in the current or the previous window; else its page goes
+//!   back at once. An allocation takes a retained slab when `available` is
+//!   empty, before it asks the page source for a page.
+//! - The peak is noted when a slab is taken for `available` (a retained
+//!   one or a new page), not on every allocation: slabs that come into use
+//!   from the reserve alone go unnoticed, so the budget errs low, by the
+//!   reserve at most — pages the reserve keeps anyway.
+//! - Windows are counted in frees (a batch counts as its length): `no_std`
+//!   has no clock. The clock is the core's count of frees, `freed`, which
+//!   replaced its count of slots in use (that is `allocated - freed`). A
+//!   window lasts `config.decay` frees, or as many as the budget's pages
+//!   have slots if that is more. When one ends, the peak of the window
+//!   just ended becomes the previous one, the peak restarts from the slabs
+//!   in use now, and retained slabs beyond the new budget go back. A free
+//!   that may not give pages back (a front's flush, which lets no page go
+//!   until every class has its slots back) leaves an ended window to the
+//!   next free that may.
+//!
+//! # Invariants
+//!
+//! - Every slab on `retained` is empty and on no other list, and counts
+//!   among the empty slabs of `stats()`; `empty` still counts only the
+//!   empty slabs on `available`, and `empty <= reserve` as before.
+//! - If `retained` is not empty, `pages_held() <= budget`: true when a slab
+//!   is retained, restored when a window ends by giving back the surplus,
+//!   and a budget only grows within a window. A budget being a number of
+//!   slabs that were in use at once, a cache never holds more pages than
+//!   it had in use at once within the last two windows, or than its slabs
+//!   in use plus its reserve.
+//! - At a window's end the budget becomes the most slabs in use at once
+//!   during the window just ended, or now: a page not needed during a
+//!   whole window goes back at its end. So a page goes back at most two
+//!   windows of frees after the last free that needed it, two windows of
+//!   at most `max(decay, peak × slots_per_slab)` frees. A loop that fills
+//!   the cache and empties it again frees at most its peak's slots from
+//!   one peak to the next: no window passes without a peak, so it keeps
+//!   its pages, however large it is.
+//! - With `decay == 0` (`CacheConfig::eager`) nothing is ever retained:
+//!   the behaviour of earlier versions, a page back the moment its slab
+//!   empties beyond the reserve.
+//! - `shrink` gives back every empty slab, retained or reserve, and
+//!   restarts the peak from the slabs in use; so does a change of
+//!   configuration, down to the new reserve.
+//!
+//! Cost: allocation's fast path is unchanged (the peak is noted on the
+//! cold path that takes a slab for `available`). A free compares its count
+//! with the window's end — a load, a subtraction and a branch, no store
+//! beyond the count it kept before — and one call off its fast path
+//! serves both the page it gives back and the window's end; the free that
+//! empties a slab beyond the reserve also compares the pages held with the
+//! budget. A window's end gives back the surplus in one go, O(1) a page
+//! (each retained by one free of the window); nothing walks a list outside
+//! `shrink` and `set_config`.
+//!
+//! # Why this design
+//!
+//! Measured with `cargo run -p minimal_slab_perf --release --bin
+//! fifo_loop` (10 000 objects of 64 bytes allocated, then freed oldest
+//! first, round after round). Giving pages back eagerly (the design
+//! before) cost a chunk of the default page source a round, handed back to
+//! the global allocator and taken again: about 1 ns of a 22–25 ns pair
+//! (5 %) while glibc's dynamic `mmap` threshold keeps freed chunks in its
+//! heap, but 66 page faults a round and a quarter of the time (28 ns a
+//! pair against 21) where each chunk is mapped and unmapped (a fixed
+//! threshold, `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072`; other
+//! allocators). Keeping the pages takes both to zero. The alternatives:
+//!
+//! - *A bigger reserve* is a fixed number of pages: too small for a large
+//!   burst, a waste for a small cache, and never decays.
+//! - *Time* (jemalloc's `dirty_decay_ms`, mimalloc's purge delay) needs a
+//!   clock; operations are the clock a `no_std` cache has.
+//! - *Counting allocations too* (every operation): pages sit idle only
+//!   across frees — a phase of allocations takes retained slabs back into
+//!   use — so frees suffice, and allocation's fast path keeps no counter.
+//! - *A countdown of its own* costs a store a free, and noting the peak on
+//!   every allocation from an empty slab a few loads on alloc/free
+//!   ping-pong: 0.5–1 ns of a 17–40 ns operation in `churn_loop` (100 000
+//!   live objects, random frees), above its run-to-run noise. With the
+//!   count of frees as the clock and the peak noted on the cold path,
+//!   `pair` and `churn` run as before, within that noise.
+//! - *A peak of pages held* sustains itself: the kept pages keep the peak
+//!   up. Slabs in use measure demand, and fall when the workload does.
+//! - *A fixed window* gives pages back every round once a round outgrows
+//!   it (10 000 frees for this loop); a window stretched to the peak's
+//!   slots keeps a loop of any size.
+//! - *Retained slabs left on `available`* would have to be searched for
+//!   when the peak decays (a walk), and allocations would spread over them
+//!   instead of filling partial slabs; on a list of their own they go back
+//!   in O(1) each, and are taken only once the partial slabs are full.
+//! - *Hysteresis in `ChunkedPages` too*: with the caches keeping their
+//!   pages, the chunk source sees no traffic in such a loop (0 chunks a
+//!   round, measured), and pages a cache does give back have outlived two
+//!   windows, so a second layer would only hold memory the workload gave
+//!   up. It keeps its one spare chunk.
 
 use super::{CacheConfig, CacheCore};
 use crate::checked::poison;
-use crate::intrusive::Linked;
+use crate::intrusive::{Linked, List};
 use crate::page_allocator::PageAllocator;
 use crate::slab::Slab;
 
+/// The recent peak of slabs in use, and the window of frees over which it
+/// decays. The clock is the core's count of frees (`freed`, wrapping), so
+/// that a free stores nothing more: it compares the count with
+/// `window_end`.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::cache) struct Decay {
+    /// The value of the core's `freed` at which the current window ends.
+    /// Windows are shorter than `isize::MAX` frees, so the count has
+    /// reached the end iff their wrapping difference is not negative: a
+    /// window whose end was passed without being ended (frees that could
+    /// not give pages back, a page source that panicked) ends at the next
+    /// free that can.
+    window_end: usize,
+    /// Most slabs in use at once in the current window.
+    peak: usize,
+    /// Most slabs in use at once in the previous window.
+    previous: usize,
+    /// The shortest window, in frees (`config.decay`); 0: no hysteresis.
+    shortest: usize,
+}
+
+impl Decay {
+    /// No peak yet, windows of at least `config.decay` frees, the clock at 0.
+    pub(in crate::cache) const fn new(config: &CacheConfig) -> Self {
+        let mut decay = Self {
+            window_end: 0,
+            peak: 0,
+            previous: 0,
+            shortest: config.decay,
+        };
+        decay.window_end = decay.window(0, 0);
+        decay
+    }
+
+    /// The length of a window for `budget` slabs of `slots_per_slab`: the
+    /// longest there is without hysteresis (a window that ends then changes
+    /// nothing).
+    const fn window(&self, budget: usize, slots_per_slab: usize) -> usize {
+        const LONGEST: usize = isize::MAX as usize;
+        if self.shortest == 0 {
+            return LONGEST;
+        }
+        let stretched = budget.saturating_mul(slots_per_slab);
+        let window = if stretched > self.shortest {
+            stretched
+        } else {
+            self.shortest
+        };
+        if window < LONGEST { window } else { LONGEST }
+    }
+
+    /// The most pages the cache may hold while it keeps empty slabs
+    /// beyond its reserve.
+    #[inline]
+    pub(in crate::cache) fn budget(&self) -> usize {
+        self.peak.max(self.previous)
+    }
+
+    /// Notes that `busy` slabs are in use now, or are about to be.
+    #[inline]
+    pub(in crate::cache) fn note_busy(&mut self, busy: usize) {
+        if busy > self.peak {
+            self.peak = busy;
+        }
+    }
+
+    /// Whether a slab emptied beyond the reserve is kept, the cache holding
+    /// `pages_held` pages besides it.
+    #[inline]
+    pub(in crate::cache) fn keeps(&self, pages_held: usize) -> bool {
+        self.shortest != 0 && pages_held < self.budget()
+    }
+
+    /// Whether the count of frees, now `freed`, has reached the window's
+    /// end (the caller then calls `end_window`, which starts the next).
+    #[inline(always)]
+    pub(in crate::cache) fn ends_at(&self, freed: usize) -> bool {
+        freed.wrapping_sub(self.window_end).cast_signed() >= 0
+    }
+
+    /// Starts the next window with `busy` slabs in use and the count at
+    /// `freed`, and returns the new budget.
+    fn next_window(&mut self, busy: usize, slots_per_slab: usize, freed: usize) -> usize {
+        self.previous = self.peak;
+        self.peak = busy;
+        let budget = self.budget();
+        self.window_end = freed.wrapping_add(self.window(budget, slots_per_slab));
+        budget
+    }
+
+    /// Forgets the peaks (after `shrink` or a change of configuration):
+    /// the budget restarts from the `busy` slabs in use, and a window
+    /// from the count `freed`.
+    fn restart(&mut self, busy: usize, slots_per_slab: usize, freed: usize, config: &CacheConfig) {
+        self.shortest = config.decay;
+        self.peak = busy;
+        self.previous = busy;
+        self.window_end = freed.wrapping_add(self.window(busy, slots_per_slab));
+    }
+}
+
 impl CacheCore {
-    /// Applies `config`; a lower reserve gives back the empty slabs beyond it
-    /// at once.
+    /// Ends the current window of the decay, and gives back the retained
+    /// slabs beyond the new budget.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[cold]
+    #[inline(never)]
+    pub(super) unsafe fn end_window<P: PageAllocator + ?Sized>(&mut self, pages: &P) {
+        let budget = self
+            .decay
+            .next_window(self.busy(), self.geometry.slots_per_slab, self.freed);
+        let mut chain = None;
+        while self.pages_held() > budget {
+            // SAFETY: `retained` is ours, its slabs live; `&mut self`.
+            let Some(slab) = (unsafe { take_head(&mut self.retained) }) else {
+                break;
+            };
+            // SAFETY: the slab is on no list now: its links chain the slabs
+            // to go.
+            unsafe { slab.set_links(None, chain) };
+            chain = Some(slab);
+        }
+        // SAFETY: the chained slabs are held and counted by no list.
+        unsafe { self.give_back_all(pages, chain) };
+    }
+
+    /// Applies `config`: every empty slab beyond the new reserve goes back
+    /// at once, retained ones first (retained slabs within it join the
+    /// reserve), and the peak restarts from the slabs in use.
     ///
     /// # Safety
     ///
@@ -22,24 +256,68 @@ impl CacheCore {
         config: CacheConfig,
     ) {
         self.config = config;
-        // SAFETY: forwarded from the caller.
-        unsafe { self.release_empty(pages, config.reserve) };
+        let mut chain = None;
+        while self.empty + self.retained.len() > config.reserve {
+            // SAFETY: `retained` is ours, its slabs live; `&mut self`.
+            let Some(slab) = (unsafe { take_head(&mut self.retained) }) else {
+                break;
+            };
+            // SAFETY: on no list now: its links chain the slabs to go.
+            unsafe { slab.set_links(None, chain) };
+            chain = Some(slab);
+        }
+        // SAFETY: `retained` is ours, its slabs live; `&mut self`.
+        while let Some(slab) = unsafe { take_head(&mut self.retained) } {
+            // SAFETY: on no list now.
+            unsafe { self.available.push_front(slab) };
+            self.empty += 1;
+        }
+        // SAFETY: the chain holds slabs on no list, counted nowhere.
+        let (chain, _) = unsafe { self.collect_empty(config.reserve, chain) };
+        self.decay.restart(
+            self.busy(),
+            self.geometry.slots_per_slab,
+            self.freed,
+            &config,
+        );
+        // SAFETY: the chained slabs are held and counted by no list.
+        unsafe { self.give_back_all(pages, chain) };
     }
 
-    /// Gives every empty slab's page back, the reserve included, and returns
+    /// Gives every empty slab's page back, the reserve and the retained
+    /// slabs included, restarts the peak from the slabs in use, and returns
     /// how many.
     ///
     /// # Safety
     ///
     /// The shared contract on [`CacheCore`].
     pub(crate) unsafe fn shrink<P: PageAllocator + ?Sized>(&mut self, pages: &P) -> usize {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.release_empty(pages, 0) }
+        let mut chain = None;
+        let mut released = 0;
+        // SAFETY: `retained` is ours, its slabs live; `&mut self`.
+        while let Some(slab) = unsafe { take_head(&mut self.retained) } {
+            // SAFETY: on no list now: its links chain the slabs to go.
+            unsafe { slab.set_links(None, chain) };
+            chain = Some(slab);
+            released += 1;
+        }
+        // SAFETY: the chain holds slabs on no list, counted nowhere.
+        let (chain, found) = unsafe { self.collect_empty(0, chain) };
+        self.decay.restart(
+            self.busy(),
+            self.geometry.slots_per_slab,
+            self.freed,
+            &self.config,
+        );
+        // SAFETY: the chained slabs are held and counted by no list.
+        unsafe { self.give_back_all(pages, chain) };
+        released + found
     }
 
-    /// Gives back empty slabs until at most `keep` remain, and returns how
-    /// many went back. Walks `available`: for `shrink` and configuration
-    /// changes, never for an allocation or a free. All the slabs are taken
+    /// Gives back empty slabs of `available` until at most `keep` remain
+    /// there, and returns how many went back; retained slabs stay. Walks
+    /// `available`: for `shrink`, configuration changes and a front's
+    /// flush, never for an allocation or a free. All the slabs are taken
     /// off the lists and counted out first, then their pages go back.
     ///
     /// # Safety
@@ -50,8 +328,24 @@ impl CacheCore {
         pages: &P,
         keep: usize,
     ) -> usize {
+        // SAFETY: an empty chain.
+        let (chain, released) = unsafe { self.collect_empty(keep, None) };
+        // SAFETY: the chained slabs are held and counted by no list.
+        unsafe { self.give_back_all(pages, chain) };
+        released
+    }
+
+    /// Takes empty slabs off `available` until at most `keep` remain there,
+    /// adds them to `chain` (linked through `next`), and returns it with
+    /// how many were added.
+    ///
+    /// # Safety
+    ///
+    /// The slabs on `chain` are live, empty, on no list and counted
+    /// nowhere.
+    unsafe fn collect_empty(&mut self, keep: usize, chain: Option<Slab>) -> (Option<Slab>, usize) {
+        let mut chain = chain;
         let mut released = 0;
-        let mut chain = None;
         let mut cursor = self.available.head();
         while self.empty > keep {
             let Some(slab) = cursor else {
@@ -71,9 +365,7 @@ impl CacheCore {
                 released += 1;
             }
         }
-        // SAFETY: the chained slabs are held and counted by no list.
-        unsafe { self.give_back_all(pages, chain) };
-        released
+        (chain, released)
     }
 
     /// Gives the page of each slab on `chain` (linked through `next`) back.
@@ -163,20 +455,25 @@ impl CacheCore {
         pages: &P,
     ) -> usize {
         let mut released = 0;
-        while let Some(slab) = self.full.head().or(self.available.head()) {
-            // SAFETY: slabs on our lists are live and we hold `&mut self`.
+        loop {
+            // SAFETY: our lists, under `&mut self`.
+            let slab = unsafe { take_head(&mut self.full) }
+                .map(|slab| (slab, false))
+                // SAFETY: as above.
+                .or_else(|| unsafe { take_head(&mut self.retained) }.map(|slab| (slab, false)))
+                // SAFETY: as above.
+                .or_else(|| unsafe { take_head(&mut self.available) }.map(|slab| (slab, true)));
+            let Some((slab, was_available)) = slab else {
+                break;
+            };
+            // SAFETY: a live slab of ours, off its list now.
             let used = unsafe { slab.in_use() };
-            if self.full.head() == Some(slab) {
-                // SAFETY: the slab is the head of `full`.
-                unsafe { self.full.remove(slab) };
-            } else {
-                // SAFETY: the slab is the head of `available`.
-                unsafe { self.available.remove(slab) };
-                if used == 0 {
-                    self.empty -= 1;
-                }
+            if was_available && used == 0 {
+                self.empty -= 1;
             }
-            self.in_use -= used;
+            // Its slots count as taken back: the counts stay true of the
+            // slabs still listed, should the page source panic.
+            self.freed = self.freed.wrapping_add(used);
             // Whoever gets the page next may touch all of it.
             poison::allow(slab.page(), self.geometry.page_size);
             // SAFETY: the page came from `pages` (shared contract), is on no
@@ -185,5 +482,69 @@ impl CacheCore {
             released += 1;
         }
         released
+    }
+}
+
+/// Takes the first slab off `list`, if any.
+///
+/// # Safety
+///
+/// As for `List::remove`: the slabs on `list` are live, and the caller has
+/// exclusive access to them (a core's list, through `&mut` to the core).
+unsafe fn take_head(list: &mut List<Slab>) -> Option<Slab> {
+    let slab = list.head()?;
+    // SAFETY: the slab is on `list`; the caller's guarantees.
+    unsafe { list.remove(slab) };
+    Some(slab)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decay;
+    use crate::cache::CacheConfig;
+
+    #[test]
+    fn a_window_ends_when_the_count_reaches_or_passes_its_end_across_a_wrap() {
+        let mut decay = Decay::new(&CacheConfig::new().decay(5));
+        assert!(!decay.ends_at(4));
+        assert!(decay.ends_at(5));
+        assert!(
+            decay.ends_at(7),
+            "passed (a flush, a panic): ends at the next free"
+        );
+        // A window that starts four frees before the count wraps.
+        let start = usize::MAX - 3;
+        decay.restart(0, 1, start, &CacheConfig::new().decay(5));
+        assert!(!decay.ends_at(start));
+        assert!(!decay.ends_at(usize::MAX));
+        assert!(!decay.ends_at(0));
+        assert!(decay.ends_at(1));
+        assert!(decay.ends_at(3));
+    }
+
+    #[test]
+    fn a_window_stretches_to_the_slots_of_the_budget() {
+        let mut decay = Decay::new(&CacheConfig::new().decay(100));
+        decay.note_busy(10);
+        assert_eq!(decay.next_window(4, 63, 0), 10, "the peak of the window");
+        assert!(!decay.ends_at(629));
+        assert!(decay.ends_at(630), "10 pages of 63 slots");
+        // The peak of the window just ended was the 4 slabs in use when it
+        // began: the 10 are forgotten, two windows after they were in use.
+        assert_eq!(decay.next_window(4, 63, 630), 4);
+        assert!(!decay.ends_at(630 + 251));
+        assert!(decay.ends_at(630 + 252), "4 pages of 63 slots");
+        assert_eq!(decay.next_window(1, 63, 882), 4, "the previous window's");
+        assert!(decay.ends_at(882 + 252));
+        assert_eq!(decay.next_window(1, 63, 1_134), 1);
+        assert!(decay.ends_at(1_134 + 100), "`decay` at least");
+    }
+
+    #[test]
+    fn eager_keeps_nothing_and_its_windows_never_end_in_practice() {
+        let mut decay = Decay::new(&CacheConfig::new().eager());
+        decay.note_busy(1_000);
+        assert!(!decay.keeps(0));
+        assert!(!decay.ends_at(1 << 40));
     }
 }
