@@ -127,6 +127,9 @@
 //!
 //! # Features
 //!
+//! - `std` (default, implies `alloc`): per-thread caches behind
+//!   [`SlabCache::alloc`], [`SlabBox`]'s drop and [`SlabAllocator`]'s own
+//!   methods — no lock on the common path (see `SlabCache::flush_thread_cache`).
 //! - `alloc` (default): [`ChunkedGlobalPages`] and [`GlobalPages`], pages from
 //!   the global allocator.
 //!   Without it the crate needs no allocator at all.
