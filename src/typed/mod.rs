@@ -57,9 +57,24 @@ pub use slab_box::SlabBox;
 /// assert_eq!(p.vel, [1.0; 3]);
 /// assert_eq!(SlabCache::<Particle>::SLOT_SIZE, 24);
 /// assert_eq!(PARTICLES.stats().objects_in_use, 1);
-/// drop(p); // the slot goes back to the free list
+/// drop(p); // the slot goes back: to this thread's cache (`std`), else the slab
 /// assert_eq!(PARTICLES.stats().objects_in_use, 0);
 /// ```
+///
+/// # Threads
+///
+/// With the `std` feature (on by default) each thread that uses a cache
+/// keeps a few of its free slots (up to 32) in a thread-local table: `alloc`
+/// and a handle's drop take no lock and no atomic read-modify-write unless
+/// that thread's magazine is empty or full, when half of it comes from or
+/// goes back to the slabs under the cache's lock. Handles may be stored
+/// anywhere and dropped on any thread. Slots resting in threads' caches are
+/// counted in [`CacheStats::cached_slots`]; they go back when their thread
+/// exits, when it calls [`shrink`](Self::shrink) or
+/// [`flush_thread_cache`](Self::flush_thread_cache), or as its magazine
+/// fills. Dropping the cache gives back every page, even while other threads
+/// still cache its slots (they never touch them again). Without `std`, use
+/// an explicit front per thread or core: [`local`](Self::local).
 ///
 /// A type too large for a page is rejected when the program is compiled:
 ///
