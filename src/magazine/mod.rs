@@ -91,21 +91,34 @@ impl<N: ArrayLength> MagazineFront<N> {
         self.magazine.clear();
     }
 
-    /// Keeps `slot` without any check or call-out, or hands it back if the
-    /// magazine is full.
+    /// Keeps `slots`, just taken from cache `class` of `set` (slot size
+    /// `size`), the first of them to be used first; those that do not fit
+    /// go back to the cache. (Full only if something used this front while
+    /// the cache ran: a page source may not, but it costs nothing to cope.)
     ///
     /// # Safety
     ///
-    /// `slot` is a slot of `size` bytes of this front's cache, just handed out
-    /// by it, used by no one.
-    #[cfg(all(feature = "std", not(loom)))]
-    pub(crate) unsafe fn stash(&self, slot: NonNull<u8>, size: usize) -> Result<(), NonNull<u8>> {
-        if self.magazine.len() == N::USIZE {
-            return Err(slot);
+    /// Each slot was just handed out by cache `class` of `set`, through the
+    /// pointer its slab gave, and no one uses it.
+    pub(crate) unsafe fn keep_batch<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+        slots: &[NonNull<u8>],
+    ) {
+        // Pushed last, popped first.
+        for &slot in slots.iter().rev() {
+            if self.magazine.len() == N::USIZE {
+                // SAFETY: the caller's guarantees.
+                unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
+                continue;
+            }
+            // SAFETY: the caller's guarantees: ours alone.
+            unsafe { poison_cached(slot, size) };
+            let kept = self.magazine.push(slot);
+            debug_assert!(kept.is_ok(), "room was checked");
         }
-        // SAFETY: the caller's guarantees.
-        unsafe { poison_cached(slot, size) };
-        self.magazine.push(slot)
     }
 
     /// A slot of `size` bytes from the magazine, refilled from cache `class`
@@ -143,25 +156,18 @@ impl<N: ArrayLength> MagazineFront<N> {
         let room = N::USIZE - self.magazine.len();
         let want = Magazine::<N>::BATCH.min(room).max(1);
         let taken = set.alloc_batch(class, &mut batch[..want], Misuse::report)?;
-        // SAFETY: `alloc_batch` filled `batch[..taken]`, `taken >= 1`.
-        let slots = batch[..taken]
-            .iter()
-            .map(|slot| unsafe { slot.assume_init() });
-        let mut slots = slots.rev();
-        let first = slots.next_back();
-        // The lowest slots are used first: pushed last, popped first.
-        for slot in slots {
-            // SAFETY: just handed out by the cache, to no one else.
-            unsafe { poison_cached(slot, size) };
-            if let Err(slot) = self.magazine.push(slot) {
-                // Full only if something used this front while the cache
-                // ran (a page source may not, but it costs nothing to cope).
-                // SAFETY: just handed out by cache `class`, used by no one,
-                // through the pointer the slab gave.
-                unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
-            }
+        let mut slots = GenericArray::<NonNull<u8>, N>::generate(|_| NonNull::dangling());
+        for (slot, taken) in slots.iter_mut().zip(&batch[..taken]) {
+            // SAFETY: `alloc_batch` filled `batch[..taken]`.
+            *slot = unsafe { taken.assume_init() };
         }
-        Ok(first.unwrap_or_else(|| unreachable!()))
+        let (first, rest) = slots[..taken]
+            .split_first()
+            .unwrap_or_else(|| unreachable!());
+        // SAFETY: just handed out by cache `class`, through the pointers its
+        // slabs gave, to no one else.
+        unsafe { self.keep_batch(set, class, size, rest) };
+        Ok(*first)
     }
 
     /// Keeps `slot` in the magazine; gives back half of a full magazine

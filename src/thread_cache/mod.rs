@@ -203,32 +203,31 @@ impl ThreadCache {
         // entry is ours, which then changes hands.
         let mut batch = [const { MaybeUninit::uninit() }; REFILL];
         let taken = set.alloc_batch(class, &mut batch, Misuse::report)?;
-        // SAFETY: `alloc_batch` filled `batch[..taken]`, `taken >= 1`.
-        let mut slots = batch[..taken].iter().map(|s| unsafe { s.assume_init() });
-        let first = slots.next().unwrap_or_else(|| unreachable!());
-        let rest = TABLE.try_with(|table| {
+        let mut slots = [NonNull::dangling(); REFILL];
+        for (slot, taken) in slots.iter_mut().zip(&batch[..taken]) {
+            // SAFETY: `alloc_batch` filled `batch[..taken]`.
+            *slot = unsafe { taken.assume_init() };
+        }
+        let (&first, rest) = slots[..taken]
+            .split_first()
+            .unwrap_or_else(|| unreachable!());
+        let kept = TABLE.try_with(|table| {
             // SAFETY: `table` is this thread's, in its thread-local storage.
             if !unsafe { table.list() } {
-                return Err(());
+                return false;
             }
             let entry = table.entry(index);
             if !entry.is(key) {
                 entry.claim(key);
             }
-            // The lowest slots are used first: pushed last, popped first.
-            for slot in slots.by_ref().rev() {
-                // SAFETY: just handed out by the cache, used by no one.
-                if let Err(slot) = unsafe { entry.front.stash(slot, size) } {
-                    // SAFETY: just handed out by cache `class`, through the
-                    // pointer the slab gave; no one uses it.
-                    unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
-                }
-            }
-            Ok(())
+            // SAFETY: just handed out by the cache, through the pointers its
+            // slabs gave, used by no one.
+            unsafe { entry.front.keep_batch(set, class, size, rest) };
+            true
         });
-        if !matches!(rest, Ok(Ok(()))) {
-            for slot in slots {
-                // SAFETY: as above.
+        if kept != Ok(true) {
+            for &slot in rest {
+                // SAFETY: as above; going back instead.
                 unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
             }
         }
