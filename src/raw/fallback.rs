@@ -3,8 +3,11 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
+use super::{SizeClassLimit, SlabAllocator};
 use crate::checked::Misuse;
 use crate::error::AllocError;
+use crate::page_allocator::PageAllocator;
+use crate::sync::Ordering;
 
 /// Where a [`SlabAllocator`](crate::SlabAllocator) sends requests that no size class can serve.
 ///
@@ -152,4 +155,35 @@ pub(crate) fn dangling(layout: Layout) -> NonNull<u8> {
 /// `GlobalAlloc` entry points report a misuse.
 pub(crate) fn abort_on_misuse(misuse: Misuse, ptr: NonNull<u8>) -> ! {
     report_in_allocator(misuse, ptr)
+}
+
+impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
+    /// Counts a block of the fallback's in (`allocated`) or out.
+    pub(super) fn count_fallback(&self, bytes: usize, allocated: bool) {
+        if allocated {
+            self.fallback_allocations.fetch_add(1, Ordering::Relaxed);
+            self.fallback_bytes.fetch_add(bytes, Ordering::Relaxed);
+        } else {
+            self.fallback_allocations.fetch_sub(1, Ordering::Relaxed);
+            self.fallback_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Resizes a block of the fallback's, counting it.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Fallback::reallocate`].
+    pub(crate) unsafe fn fallback_reallocate(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller's guarantees.
+        let new = unsafe { self.fallback.reallocate(ptr, layout, new_size) }?;
+        self.count_fallback(layout.size(), false);
+        self.count_fallback(new_size, true);
+        Ok(new)
+    }
 }

@@ -13,10 +13,8 @@
 //! the misuse report, `shrink`, `stats` and `Drop` live there.
 
 use core::alloc::Layout;
-use core::fmt;
 use core::ptr::NonNull;
 
-use generic_array::{GenericArray, sequence::GenericSequence};
 use typenum::U256;
 
 use crate::cache::{self, CacheConfig, CacheSet, Shape, SlotReach, class_size};
@@ -24,13 +22,13 @@ use crate::checked::{Misuse, Report};
 use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::SlabGeometry;
-use crate::stats::{AllocatorStats, SlabOccupancy};
-use crate::sync::{AtomicUsize, Ordering, const_fn_unless_loom};
+use crate::sync::{AtomicUsize, const_fn_unless_loom};
 #[cfg(all(feature = "std", not(loom)))]
 use crate::thread_cache::ThreadCache;
 
 mod fallback;
 mod global_alloc;
+mod inspect;
 mod resize;
 mod size_class;
 #[cfg(all(test, feature = "alloc"))]
@@ -42,7 +40,7 @@ pub use fallback::{Fallback, NoFallback};
 pub(crate) use fallback::{abort_on_misuse, dangling};
 pub(crate) use resize::{Blocks, Entry, resize};
 pub use size_class::SizeClassLimit;
-use size_class::{CLASS_NAMES, class_of};
+use size_class::class_of;
 
 /// A size-class allocator for raw `Layout` requests up to `M` bytes (256 by
 /// default), with pages from `P` and larger requests sent to `F`.
@@ -430,52 +428,6 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         self.shrink_to_fit()
     }
 
-    /// A snapshot of every class's counters, and of the fallback's.
-    pub fn stats(&self) -> AllocatorStats<M::Classes> {
-        #[cfg(all(feature = "std", not(loom)))]
-        self.thread.take_back_orphans(&self.set);
-        let class_stats = |i| {
-            #[allow(unused_mut)] // only the per-thread caches change it
-            let mut stats = self.set.stats(i, CLASS_NAMES[i]);
-            #[cfg(all(feature = "std", not(loom)))]
-            stats.set_cached(self.thread.cached(i));
-            stats
-        };
-        AllocatorStats {
-            classes: GenericArray::generate(class_stats),
-            fallback_allocations: self.fallback_allocations.load(Ordering::Relaxed),
-            fallback_bytes: self.fallback_bytes.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Shows `visit` every slab of every size class, with the class's slot
-    /// size: which slots are used and which free (see [`SlabOccupancy`]);
-    /// free blocks resting in per-thread caches are used, as far as their
-    /// slabs know.
-    ///
-    /// Each class is locked while its slabs are visited, so `visit` must not
-    /// allocate from this allocator — mind that printing may, if this is the
-    /// global allocator.
-    ///
-    /// ```
-    /// use core::alloc::Layout;
-    /// use minimal_slab::SlabAllocator;
-    ///
-    /// let heap = SlabAllocator::new();
-    /// let layout = Layout::new::<[u8; 100]>();
-    /// let p = heap.allocate(layout).unwrap();
-    /// heap.flush_thread_cache(); // blocks this thread caches count as used
-    /// let mut seen = Vec::new();
-    /// heap.for_each_slab(|class, slab| seen.push((class, slab.in_use())));
-    /// assert_eq!(seen, [(128, 1)]);
-    /// // SAFETY: allocated just above with `layout`.
-    /// unsafe { heap.deallocate(p, layout) };
-    /// ```
-    pub fn for_each_slab(&self, mut visit: impl FnMut(usize, SlabOccupancy<'_>)) {
-        self.set
-            .for_each_slab(|class, slab| visit(class_size(class), slab));
-    }
-
     /// The page source the size classes take their pages from.
     pub fn page_allocator(&self) -> &P {
         self.set.pages()
@@ -489,46 +441,6 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// The size classes, for the per-thread front.
     pub(crate) fn set(&self) -> &CacheSet<P, M::Classes> {
         &self.set
-    }
-
-    fn count_fallback(&self, bytes: usize, allocated: bool) {
-        if allocated {
-            self.fallback_allocations.fetch_add(1, Ordering::Relaxed);
-            self.fallback_bytes.fetch_add(bytes, Ordering::Relaxed);
-        } else {
-            self.fallback_allocations.fetch_sub(1, Ordering::Relaxed);
-            self.fallback_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        }
-    }
-
-    /// Resizes a block of the fallback's, counting it.
-    ///
-    /// # Safety
-    ///
-    /// As for [`Fallback::reallocate`].
-    pub(crate) unsafe fn fallback_reallocate(
-        &self,
-        ptr: NonNull<u8>,
-        layout: Layout,
-        new_size: usize,
-    ) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: the caller's guarantees.
-        let new = unsafe { self.fallback.reallocate(ptr, layout, new_size) }?;
-        self.count_fallback(layout.size(), false);
-        self.count_fallback(new_size, true);
-        Ok(new)
-    }
-}
-
-impl<P: PageAllocator + fmt::Debug, F: fmt::Debug, M: SizeClassLimit> fmt::Debug
-    for SlabAllocator<P, F, M>
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SlabAllocator")
-            .field("largest_class", &M::USIZE)
-            .field("pages", self.set.pages())
-            .field("fallback", &self.fallback)
-            .finish_non_exhaustive()
     }
 }
 

@@ -172,10 +172,8 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
     /// ```
     pub fn leak(this: Self) -> &'a mut T {
         let this = ManuallyDrop::new(this);
-        // SAFETY: the value is live and, the handle being gone, nothing else
-        // refers to it; the slot is never freed while the cache is borrowed
-        // for `'a` (the cache's drop, which gives its page back, comes after
-        // `'a` ends).
+        // SAFETY: a live value no one else refers to (the handle is gone);
+        // its slot is never freed while the cache is borrowed for `'a`.
         unsafe { &mut *this.ptr.as_ptr() }
     }
 

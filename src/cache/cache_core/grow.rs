@@ -1,0 +1,81 @@
+//! Where a cache's slabs come from when `available` has none: a retained
+//! slab, or a new page from the page source.
+
+use super::CacheCore;
+use crate::checked::OwnerTag;
+use crate::error::AllocError;
+use crate::page_allocator::{PageAllocator, page_size_of};
+use crate::slab::Slab;
+
+impl CacheCore {
+    /// A slab for `available` when it has none: a retained one, or else a
+    /// fresh one on a new page ([`grow`](Self::grow)).
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[cold]
+    pub(super) unsafe fn refill<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+    ) -> Result<Slab, AllocError> {
+        let slab = match self.retained.head() {
+            Some(slab) => {
+                // SAFETY: the slab is on `retained`; exclusive access via
+                // `&mut self`.
+                unsafe { self.retained.remove(slab) };
+                // SAFETY: on no list now.
+                unsafe { self.available.push_front(slab) };
+                self.empty += 1;
+                slab
+            }
+            // SAFETY: forwarded from the caller.
+            None => unsafe { self.grow(pages, owner) }?,
+        };
+        // The slab is about to be in use too: the peak is noted here, off
+        // the fast path (see `release`).
+        self.decay.note_busy(self.busy() + 1);
+        Ok(slab)
+    }
+
+    /// A fresh slab on a new page, put on `available`, or the reason there
+    /// is none. Nothing changes before the page source has answered.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[cold]
+    unsafe fn grow<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+    ) -> Result<Slab, AllocError> {
+        debug_assert_eq!(page_size_of::<P>(), self.geometry.page_size);
+        if let Some(limit) = self.config.page_limit
+            && self.pages_held() >= limit
+        {
+            return Err(AllocError::PageLimit { limit });
+        }
+        let page = pages.allocate_page()?;
+        let page_size = self.geometry.page_size;
+        if page.as_ptr().addr() & (page_size - 1) != 0 {
+            // SAFETY: the page came from `pages` a moment ago and is unused.
+            unsafe { pages.deallocate_page(page) };
+            return Err(AllocError::MisalignedPage {
+                addr: page.as_ptr().addr(),
+                page_size,
+            });
+        }
+        if self.expose_pages {
+            let _ = page.as_ptr().expose_provenance();
+        }
+        // SAFETY: the page source's contract: `page_size` bytes, ours until
+        // given back; aligned, as just checked.
+        let slab = unsafe { Slab::init(page, &self.geometry, owner.get()) };
+        // SAFETY: the slab is live, on no list, and ours.
+        unsafe { self.available.push_front(slab) };
+        self.empty += 1;
+        Ok(slab)
+    }
+}
