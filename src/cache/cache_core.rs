@@ -4,7 +4,6 @@
 //! the next burst, are in `release`.
 
 use core::fmt;
-use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use super::CacheConfig;
@@ -175,7 +174,7 @@ impl CacheCore {
         &mut self,
         pages: &P,
         owner: &OwnerTag,
-        out: &mut [MaybeUninit<NonNull<u8>>],
+        out: &mut [NonNull<u8>],
     ) -> Result<usize, AllocFault> {
         let mut taken = 0;
         while taken < out.len() {
@@ -192,7 +191,7 @@ impl CacheCore {
             };
             // SAFETY: `slab` is on `available`, live, and ours.
             match unsafe { self.take_from(slab) } {
-                Ok(slot) => out[taken] = MaybeUninit::new(slot),
+                Ok(slot) => out[taken] = slot,
                 // Slots already taken stay with the caller, who reports the
                 // misuse: return them first.
                 Err(fault) if taken == 0 => return Err(fault),

@@ -129,7 +129,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     pub(crate) fn alloc_batch(
         &self,
         class: usize,
-        out: &mut [MaybeUninit<NonNull<u8>>],
+        out: &mut [NonNull<u8>],
         report: Report,
     ) -> Result<usize, AllocError> {
         let outcome = {

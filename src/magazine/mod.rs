@@ -152,16 +152,11 @@ impl<N: ArrayLength> MagazineFront<N> {
         class: usize,
         size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
-        let mut batch = GenericArray::<NonNull<u8>, N>::uninit();
+        let mut batch = GenericArray::<NonNull<u8>, N>::generate(|_| NonNull::dangling());
         let room = N::USIZE - self.magazine.len();
         let want = Magazine::<N>::BATCH.min(room).max(1);
         let taken = set.alloc_batch(class, &mut batch[..want], Misuse::report)?;
-        let mut slots = GenericArray::<NonNull<u8>, N>::generate(|_| NonNull::dangling());
-        for (slot, taken) in slots.iter_mut().zip(&batch[..taken]) {
-            // SAFETY: `alloc_batch` filled `batch[..taken]`.
-            *slot = unsafe { taken.assume_init() };
-        }
-        let (first, rest) = slots[..taken]
+        let (first, rest) = batch[..taken]
             .split_first()
             .unwrap_or_else(|| unreachable!());
         // SAFETY: just handed out by cache `class`, through the pointers its

@@ -64,14 +64,13 @@
 mod registry;
 mod table;
 
-use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use generic_array::ArrayLength;
 
 use self::registry::Ticket;
-use self::table::{Table, entry_index, key};
+use self::table::{Entry, Table, entry_index, key};
 use crate::cache::{CacheSet, SlotReach};
 use crate::checked::Misuse;
 use crate::error::AllocError;
@@ -84,7 +83,7 @@ std::thread_local! {
 }
 
 /// Slots a refill takes from the cache under one lock: half a magazine.
-const REFILL: usize = 16;
+const REFILL: usize = <table::Depth as typenum::Unsigned>::USIZE / 2;
 
 /// No ticket yet: the first slow path registers.
 const UNREGISTERED: u64 = 0;
@@ -201,31 +200,17 @@ impl ThreadCache {
         // The batch is taken before the entry is looked at again: the page
         // source may run meanwhile, and use other caches — even one whose
         // entry is ours, which then changes hands.
-        let mut batch = [const { MaybeUninit::uninit() }; REFILL];
+        let mut batch = [NonNull::dangling(); REFILL];
         let taken = set.alloc_batch(class, &mut batch, Misuse::report)?;
-        let mut slots = [NonNull::dangling(); REFILL];
-        for (slot, taken) in slots.iter_mut().zip(&batch[..taken]) {
-            // SAFETY: `alloc_batch` filled `batch[..taken]`.
-            *slot = unsafe { taken.assume_init() };
-        }
-        let (&first, rest) = slots[..taken]
+        let (&first, rest) = batch[..taken]
             .split_first()
             .unwrap_or_else(|| unreachable!());
-        let kept = TABLE.try_with(|table| {
-            // SAFETY: `table` is this thread's, in its thread-local storage.
-            if !unsafe { table.list() } {
-                return false;
-            }
-            let entry = table.entry(index);
-            if !entry.is(key) {
-                entry.claim(key);
-            }
+        let kept = with_claimed_entry(key, index, |entry| {
             // SAFETY: just handed out by the cache, through the pointers its
             // slabs gave, used by no one.
             unsafe { entry.front.keep_batch(set, class, size, rest) };
-            true
         });
-        if kept != Ok(true) {
+        if !kept {
             for &slot in rest {
                 // SAFETY: as above; going back instead.
                 unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
@@ -285,25 +270,15 @@ impl ThreadCache {
         size: usize,
         slot: NonNull<u8>,
     ) {
-        let done = self.ticket_or_register().and_then(|ticket| {
+        let done = self.ticket_or_register().is_some_and(|ticket| {
             let (key, index) = (key(ticket, class), entry_index(ticket, class));
-            let done = TABLE.try_with(|table| {
-                // SAFETY: `table` is this thread's, in its thread-local storage.
-                if !unsafe { table.list() } {
-                    return false;
-                }
-                let entry = table.entry(index);
-                if !entry.is(key) {
-                    entry.claim(key);
-                }
-                // SAFETY: the caller's guarantees; the entry is now this
-                // cache class's.
+            with_claimed_entry(key, index, |entry| {
+                // SAFETY: the caller's guarantees; the entry is this cache
+                // class's.
                 unsafe { entry.front.give(set, class, size, slot) };
-                true
-            });
-            done.ok().filter(|&done| done)
+            })
         });
-        if done.is_none() {
+        if !done {
             // SAFETY: the caller's guarantees, passed on.
             unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
         }
@@ -370,6 +345,26 @@ impl ThreadCache {
     ) {
         put_back(set, registry::adopt(ticket));
     }
+}
+
+/// Runs `use_entry` on this thread's entry for `key` (at `index`), claimed
+/// from whichever cache held it; `false`, without running it, if the
+/// thread's table caches nothing any more (the thread is exiting).
+fn with_claimed_entry(key: u64, index: usize, use_entry: impl FnOnce(&Entry)) -> bool {
+    TABLE
+        .try_with(|table| {
+            // SAFETY: `table` is this thread's, in its thread-local storage.
+            if !unsafe { table.list() } {
+                return false;
+            }
+            let entry = table.entry(index);
+            if !entry.is(key) {
+                entry.claim(key);
+            }
+            use_entry(entry);
+            true
+        })
+        .unwrap_or(false)
 }
 
 /// Puts this thread's slots of `ticket`'s cache `class` back into it.
