@@ -187,6 +187,9 @@ impl<F: Fallback> Model<'_, '_, F> {
     }
 
     fn shrink(&self) {
+        // `shrink_to_fit` first hands this thread's cached blocks back, which
+        // can empty more slabs: flush them so the count below is the one it sees.
+        self.heap.flush_thread_cache();
         let empty: usize = self
             .heap
             .stats()

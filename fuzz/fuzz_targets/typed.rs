@@ -111,6 +111,9 @@ impl<'c, T: Payload> Lane<'c, T> {
     }
 
     fn shrink(&mut self) {
+        // `shrink` first hands this thread's cached slots back, which can
+        // empty more slabs: flush them so the count below is the one it sees.
+        self.cache.flush_thread_cache();
         let empty = self.cache.stats().empty_slabs;
         assert_eq!(self.cache.shrink(), empty);
         let after = self.cache.stats();
