@@ -100,6 +100,26 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         }
     }
 
+    /// Records that the front owning cache `class` now lives at `home`, in
+    /// the core and in every slab header (see `Slab::home`).
+    #[cold]
+    pub(crate) fn rehome(&self, class: usize, home: *mut ()) {
+        self.classes[class].core.lock().rehome(home);
+    }
+
+    /// The home recorded in the header of the slab holding `slot` (see
+    /// [`rehome`](Self::rehome)).
+    ///
+    /// # Safety
+    ///
+    /// `slot` points into a live slab of a set with page source `P` (a slot
+    /// handed out and not freed since, say).
+    #[inline]
+    pub(crate) unsafe fn home_of(slot: NonNull<u8>) -> *mut () {
+        // SAFETY: the caller's guarantee: the slab is live.
+        unsafe { Slab::containing(slot, page_size_of::<P>()).home() }
+    }
+
     /// The page source.
     pub(crate) fn pages(&self) -> &P {
         &self.pages

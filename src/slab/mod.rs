@@ -56,6 +56,7 @@
 
 use core::mem::size_of;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::checked::{CHECKED, poison};
 use crate::intrusive::{FreeStack, Linked, Run};
@@ -81,6 +82,12 @@ pub(crate) struct SlabHeader {
     /// apart a slab of this cache from another cache's and from memory that
     /// is no slab at all.
     owner: u32,
+    /// Where the front that owns the cache lives, for a handle that carries
+    /// only its object's address (`SlabBox`): set when the slab is made and
+    /// rewritten, under the cache lock, only when that front has moved —
+    /// which needs it unborrowed, so no handle reads it meanwhile. Null for
+    /// fronts that are always given (`SlabAllocator`).
+    home: AtomicPtr<()>,
 }
 
 /// The part of the header that changes, only under the cache lock.
@@ -106,13 +113,19 @@ struct SlabState {
 pub(crate) struct Slab(NonNull<SlabHeader>);
 
 impl Slab {
-    /// Lays out an empty slab in `page`, owned by the cache tagged `owner`.
+    /// Lays out an empty slab in `page`, owned by the cache tagged `owner`,
+    /// whose front lives at `home`.
     ///
     /// # Safety
     ///
     /// `page` is `geo.page_size` bytes, aligned to `geo.page_size`, valid for
     /// writes, and not used by anything else until it is given back.
-    pub(crate) unsafe fn init(page: NonNull<u8>, geo: &SlabGeometry, owner: u32) -> Slab {
+    pub(crate) unsafe fn init(
+        page: NonNull<u8>,
+        geo: &SlabGeometry,
+        owner: u32,
+        home: *mut (),
+    ) -> Slab {
         let header = page.cast::<SlabHeader>();
         let slots = Slab(header).run(geo).base;
         // SAFETY: the page is ours, aligned to at least 256 bytes, and larger
@@ -126,6 +139,7 @@ impl Slab {
                 },
                 slot_size: geo.slot_size as u32,
                 owner,
+                home: AtomicPtr::new(home),
             })
         };
         if CHECKED {
@@ -192,6 +206,29 @@ impl Slab {
             size: geo.slot_size,
             count: geo.slots_per_slab,
         }
+    }
+
+    /// Where the slab's front lives (see `SlabHeader::home`).
+    ///
+    /// # Safety
+    ///
+    /// The slab is live (its page not given back); no lock is needed.
+    #[inline]
+    pub(crate) unsafe fn home(self) -> *mut () {
+        // SAFETY: a live slab's header is initialised; the field is atomic,
+        // so reading it beside a writer would be no race either.
+        unsafe { (*self.0.as_ptr()).home.load(Ordering::Relaxed) }
+    }
+
+    /// Records where the slab's front now lives.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    #[inline]
+    pub(crate) unsafe fn set_home(self, home: *mut ()) {
+        // SAFETY: a live slab's header is initialised.
+        unsafe { (*self.0.as_ptr()).home.store(home, Ordering::Relaxed) }
     }
 
     /// Exclusive access to the changing part of the header. The fixed part

@@ -27,6 +27,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use typenum::U1;
 
@@ -95,6 +96,9 @@ pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
     /// This cache's entries in the threads' tables.
     #[cfg(all(feature = "std", not(loom)))]
     thread: ThreadCache,
+    /// The address every slab header records as this cache's (see
+    /// [`settle`](Self::settle)); null until the first handle is made.
+    home: AtomicPtr<()>,
     /// The cache stores `T`s; `*const` keeps the auto traits off so the
     /// impls below can state the real conditions.
     _objects: PhantomData<*const T>,
@@ -173,6 +177,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
                 set: CacheSet::new(pages, config, Shape::One(Self::GEOMETRY)),
                 #[cfg(all(feature = "std", not(loom)))]
                 thread: ThreadCache::new(),
+                home: AtomicPtr::new(core::ptr::null_mut()),
                 _objects: PhantomData,
             }
         }
@@ -289,6 +294,47 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// The set of one cache core behind this cache, for the local front.
     pub(crate) fn set(&self) -> &CacheSet<P, U1> {
         &self.set
+    }
+
+    /// Makes sure every slab header names this cache's current address, so
+    /// that a handle, which holds only its object's address, finds its cache
+    /// there (see [`SlabBox`]). Run before any handle is made: a cache can
+    /// have moved since it last made one (it is then unborrowed), and its
+    /// headers, and the slots threads cache for it, would name the old
+    /// place. One load and a compare when nothing moved.
+    #[inline]
+    pub(crate) fn settle(&self) {
+        let here = core::ptr::from_ref(self).cast::<()>().cast_mut();
+        // Acquire: pairs with the store below, so a thread that sees the
+        // new address also sees the headers it was written into.
+        if self.home.load(Ordering::Acquire) != here {
+            self.move_home(here);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn move_home(&self, here: *mut ()) {
+        self.set.rehome(0, here);
+        self.home.store(here, Ordering::Release);
+    }
+
+    /// The cache that the slot `slot` of some `SlabCache<T, P>` belongs to,
+    /// read from its slab's header.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a slot (not a zero-sized value's pointer) that a cache of
+    /// this type handed out to a handle it made, not freed since; the
+    /// reference is used only while that cache is borrowed.
+    #[inline]
+    pub(crate) unsafe fn of_slot<'a>(slot: NonNull<T>) -> &'a Self {
+        // SAFETY: the slot is live, so its slab is; the handle was made after
+        // `settle`, and the cache has not moved since (it is borrowed).
+        let home = unsafe { CacheSet::<P, U1>::home_of(slot.cast()) };
+        // SAFETY: `home` is the cache's address, with the provenance of the
+        // shared reference `settle` was called through.
+        unsafe { &*home.cast::<Self>() }
     }
 
     /// A slot for one `T`, uninitialised. Zero-sized `T`s get a dangling,
