@@ -1,6 +1,11 @@
 //! Notices an AddressSanitizer build and tells the crate, which then marks
 //! free slots for the sanitizer (see `src/poison.rs`). Stable Rust has no
 //! `cfg` for sanitizers, so the flags are read here.
+//!
+//! Also tells the crate whether the compiler's standard library lets a
+//! global allocator use thread-local storage with a destructor (Rust 1.92
+//! and later, rust-lang/rust#144465): only then does `SlabAllocator` as
+//! `#[global_allocator]` keep per-thread caches (see `src/raw/global_alloc.rs`).
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(minimal_slab_asan)");
@@ -13,5 +18,27 @@ fn main() {
         .any(|(_, list)| list.split(',').any(|name| name == "address"));
     if asan {
         println!("cargo::rustc-cfg=minimal_slab_asan");
+    }
+
+    println!("cargo::rustc-check-cfg=cfg(minimal_slab_global_tls)");
+    if rustc_minor().is_some_and(|minor| minor >= 92) {
+        println!("cargo::rustc-cfg=minimal_slab_global_tls");
+    }
+}
+
+/// The minor version of the compiler building the crate (`rustc 1.95.0
+/// (...)` gives 95), if it can be read.
+fn rustc_minor() -> Option<u32> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let version = text.split_whitespace().nth(1)?;
+    let mut parts = version.split('.');
+    match (parts.next()?, parts.next()?) {
+        ("1", minor) => minor.parse().ok(),
+        _ => None,
     }
 }

@@ -91,11 +91,111 @@ fn threads_share_it() {
     assert_eq!(totals[0], totals[1]);
 }
 
+fn cached<N: minimal_slab::generic_array::ArrayLength>(
+    stats: &minimal_slab::AllocatorStats<N>,
+) -> usize {
+    stats.classes().iter().map(|c| c.cached_slots).sum()
+}
+
+/// Threads that free blocks keep them in their per-thread caches (where the
+/// compiler lets a global allocator have them); when they exit, the blocks
+/// go back, and every count balances.
+fn threads_exit_holding_cached_blocks() {
+    let before = HEAP.stats().objects_in_use();
+    // Spawned and joined, not scoped: `join` waits until the thread has
+    // run its thread-local destructors (a scope may end before they run).
+    let threads: Vec<_> = (0..4_usize)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let blocks: Vec<Vec<u8>> = (0..SCALE / 10)
+                    .map(|i| vec![t as u8; 1 + (i * 7) % 250])
+                    .collect();
+                assert!(blocks.iter().all(|b| b.iter().all(|&x| x == t as u8)));
+                drop(blocks);
+                // Some rest in this thread's cache now; exiting gives them up.
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let after = HEAP.stats();
+    assert_eq!(
+        after.objects_in_use(),
+        before,
+        "every block came back: {after}"
+    );
+}
+
+struct AllocatesWhenDropped(Vec<u64>);
+
+impl Drop for AllocatesWhenDropped {
+    fn drop(&mut self) {
+        // Runs while the thread tears its storage down, before or after the
+        // allocator's own exit guard: both must work.
+        let copy: Vec<u64> = self.0.iter().map(|x| x + 1).collect();
+        let text = format!("{copy:?}");
+        assert!(text.len() > 2);
+    }
+}
+
+std::thread_local! {
+    static TORN_DOWN_LATE: std::cell::RefCell<Option<AllocatesWhenDropped>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Thread-local destructors allocate and free while the thread exits.
+fn thread_local_destructors_allocate() {
+    let before = HEAP.stats().objects_in_use();
+    let threads: Vec<_> = (0..4_u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                if t % 2 == 0 {
+                    // Registered before the allocator's guard...
+                    TORN_DOWN_LATE
+                        .with(|slot| *slot.borrow_mut() = Some(AllocatesWhenDropped(vec![t; 40])));
+                }
+                let warm: Vec<Box<u64>> = (0..100).map(Box::new).collect();
+                drop(warm);
+                if t % 2 == 1 {
+                    // ...or after it.
+                    TORN_DOWN_LATE
+                        .with(|slot| *slot.borrow_mut() = Some(AllocatesWhenDropped(vec![t; 40])));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let after = HEAP.stats();
+    assert_eq!(
+        after.objects_in_use(),
+        before,
+        "every block came back: {after}"
+    );
+}
+
+/// The calling thread's cache, counted apart, goes back on `shrink_to_fit`.
+fn the_calling_threads_cache_is_counted_and_flushed() {
+    let blocks: Vec<Box<[u64; 4]>> = (0..200).map(|i| Box::new([i; 4])).collect();
+    drop(blocks);
+    let resting = cached(&HEAP.stats());
+    if SlabAllocator::<GlobalAllocPages<System>, System>::GLOBAL_ALLOC_PER_THREAD {
+        assert!(resting > 0, "freed blocks rest in this thread's cache");
+    } else {
+        assert_eq!(resting, 0, "the locked path caches nothing");
+        println!("(this compiler's global allocator takes the locked path)");
+    }
+    HEAP.flush_thread_cache();
+    assert_eq!(cached(&HEAP.stats()), 0, "flushed");
+}
+
 fn main() {
     // Warm up what std allocates once and keeps (the stdout buffer, the
     // main thread's bookkeeping, a first spawned thread's), so that the
     // counters below see the tests alone.
-    println!("running 4 tests on SlabAllocator as the global allocator");
+    println!("running 7 tests on SlabAllocator as the global allocator");
     std::thread::spawn(|| ()).join().unwrap();
     let start = HEAP.stats();
     let mut passed = 0;
@@ -107,6 +207,18 @@ fn main() {
         ),
         ("collections_work", collections_work),
         ("threads_share_it", threads_share_it),
+        (
+            "threads_exit_holding_cached_blocks",
+            threads_exit_holding_cached_blocks,
+        ),
+        (
+            "thread_local_destructors_allocate",
+            thread_local_destructors_allocate,
+        ),
+        (
+            "the_calling_threads_cache_is_counted_and_flushed",
+            the_calling_threads_cache_is_counted_and_flushed,
+        ),
     ] {
         test();
         println!("test {name} ... ok");

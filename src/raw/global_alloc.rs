@@ -1,15 +1,44 @@
 //! `SlabAllocator` as a `GlobalAlloc`, and the entry points for pointers
 //! whose borrow covers the object alone (see the module docs, Provenance).
+//!
+//! # Per-thread caches in the global allocator
+//!
+//! With `std`, `GlobalAlloc` takes the per-thread caches as the inherent
+//! methods do, under three rules that keep the allocator from calling
+//! itself and from using thread-local storage the standard library has
+//! torn down:
+//!
+//! - nothing in the per-thread caches allocates through the global heap:
+//!   the registry's orphan lists take their memory from `System`;
+//! - the one thread-local with a destructor (the table's exit guard) is
+//!   armed once per thread, and a call that arrives while it is being armed
+//!   (the standard library may allocate to register it) takes the locked
+//!   path; so does every call once the thread's exit guard has run;
+//! - every thread-local access is `try_with`, and a refusal means the
+//!   locked path.
+//!
+//! A destructor registered from inside the global allocator is supported
+//! by the standard library from Rust 1.92 (rust-lang/rust#144465); built by
+//! an older compiler, `GlobalAlloc` keeps to the locked path (`build.rs`
+//! tells which), correct and slower.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
 use super::{Entry, Fallback, SizeClassLimit, SlabAllocator, abort_on_misuse, resize};
 use crate::cache::SlotReach;
+#[cfg(all(feature = "std", not(loom), minimal_slab_global_tls))]
+use crate::cache::class_size;
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
 
 impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
+    /// Whether this build's `GlobalAlloc` methods cache blocks per thread
+    /// (feature `std`, and a compiler whose standard library lets a global
+    /// allocator use thread-local storage with a destructor: Rust 1.92 or
+    /// later). When `false`, they take each size class's lock on every call.
+    pub const GLOBAL_ALLOC_PER_THREAD: bool = GLOBAL_PER_THREAD;
+
     /// The entry point for pointers whose borrow may cover the object alone
     /// (a `Box`'s), as the `GlobalAlloc` methods take them; a misuse aborts.
     fn narrowed(&self, layout: Layout) -> Entry<'_, P, F, M> {
@@ -17,8 +46,18 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             heap: self,
             reach: SlotReach::Object(layout.size()),
             report: abort_on_misuse,
-            per_thread: false,
+            per_thread: GLOBAL_PER_THREAD,
         }
+    }
+
+    /// `GlobalAlloc::alloc` (see the module doc for the per-thread path).
+    #[inline]
+    fn global_allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        #[cfg(all(feature = "std", not(loom), minimal_slab_global_tls))]
+        if let Some(class) = Self::class_index(layout) {
+            return self.thread.take(&self.set, class, class_size(class));
+        }
+        self.allocate_with(layout, abort_on_misuse)
     }
 
     /// [`deallocate`](Self::deallocate) for a pointer whose borrow may cover
@@ -31,6 +70,17 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// reference or a `Box` to the object.
     #[inline]
     pub(crate) unsafe fn deallocate_narrowed(&self, ptr: NonNull<u8>, layout: Layout) {
+        #[cfg(all(feature = "std", not(loom), minimal_slab_global_tls))]
+        if let Some(class) = Self::class_index(layout) {
+            // The slot rests in a magazine, which writes its link and (in
+            // checked builds) poison across the whole slot: a pointer to
+            // the page, rebuilt from the provenance it exposed, reaches it.
+            let slot = crate::cache::with_exposed_page_provenance(ptr);
+            // SAFETY: the caller's guarantees: a block of this class, freed
+            // once, through a pointer that now reaches its page.
+            unsafe { self.thread.give(&self.set, class, class_size(class), slot) };
+            return;
+        }
         let reach = SlotReach::Object(layout.size());
         // SAFETY: the caller's guarantees; `reach` says what `ptr` covers.
         unsafe { self.deallocate_with(ptr, layout, reach, abort_on_misuse) }
@@ -54,6 +104,9 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         unsafe { resize(&self.narrowed(layout), ptr, layout, new_size) }
     }
 }
+
+/// Whether `GlobalAlloc` goes through the per-thread caches.
+const GLOBAL_PER_THREAD: bool = cfg!(all(feature = "std", not(loom), minimal_slab_global_tls));
 
 /// Runs `body`, and aborts the process should it unwind: a `GlobalAlloc`
 /// must not unwind, and a page source (user code) may panic. An `extern
@@ -79,7 +132,7 @@ where
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         abort_on_unwind(|| {
-            self.allocate_with(layout, abort_on_misuse)
+            self.global_allocate(layout)
                 .map_or(ptr::null_mut(), NonNull::as_ptr)
         })
     }

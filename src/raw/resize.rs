@@ -93,7 +93,8 @@ pub(crate) struct Entry<'a, P: PageAllocator, F, M: SizeClassLimit> {
     pub(crate) reach: SlotReach,
     pub(crate) report: Report,
     /// Whether the entry point goes through the per-thread caches (the
-    /// inherent methods do; `GlobalAlloc` keeps to the locked path).
+    /// inherent methods do; `GlobalAlloc` does where the compiler allows,
+    /// see `global_alloc`).
     pub(crate) per_thread: bool,
 }
 
@@ -109,8 +110,10 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         if self.per_thread {
-            // SAFETY: the caller's guarantees; a per-thread entry point's
-            // pointers reach their page (`SlabAllocator::deallocate`'s terms).
+            // A narrowed pointer is swapped for one reaching the page
+            // (`in_place`), as `SlabAllocator::deallocate` needs.
+            let ptr = self.in_place(ptr);
+            // SAFETY: the caller's guarantees; the pointer reaches its page.
             unsafe { self.heap.deallocate(ptr, layout) };
             return;
         }

@@ -61,6 +61,7 @@
 //! [`Table`]: table::Table
 //! [`ENTRIES`]: table::ENTRIES
 
+mod orphans;
 mod registry;
 mod table;
 
@@ -196,6 +197,11 @@ impl ThreadCache {
             Ok(Some(slot)) => return Ok(slot),
             Ok(None) => {}
             Err(_) => return set.alloc(class, Misuse::report),
+        }
+        // A table that will not cache (its thread exiting, or a nested call
+        // while the exit guard is armed) would only give a batch back.
+        if !TABLE.try_with(Table::can_cache).unwrap_or(false) {
+            return set.alloc(class, Misuse::report);
         }
         // The batch is taken before the entry is looked at again: the page
         // source may run meanwhile, and use other caches — even one whose

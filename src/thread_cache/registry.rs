@@ -11,8 +11,8 @@
 //!
 //! Each place also holds the cache's *orphans*: slots that a thread's table
 //! gave up without the cache at hand — when the thread exits, or when its
-//! table needs the entry for another cache — kept by address in a `Vec`,
-//! never read nor written. They stay counted as handed out by the cache
+//! table needs the entry for another cache — kept by address (in memory
+//! from the system allocator: see `orphans`), never read nor written. They stay counted as handed out by the cache
 //! until it adopts them ([`adopt`]) on its next refill, `shrink`, `stats` or
 //! drop, and checks them then, its pages alive.
 //!
@@ -37,10 +37,9 @@
 //! - `pending` is set whenever orphans are listed (it may stay set a moment
 //!   after they are adopted, never the other way round).
 
-use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::vec::Vec;
 
+pub(crate) use super::orphans::Orphans;
 use crate::sync::Mutex;
 
 /// How many caches may use per-thread caching at once; the others take the
@@ -75,45 +74,6 @@ impl Ticket {
     /// The generation of its place, at least 1.
     const fn generation(self) -> u64 {
         self.0 / CAPACITY as u64
-    }
-}
-
-/// Resting slots of one cache, by address: never written into, so that a
-/// thread may give slots up to a cache whose pages it cannot vouch for (a
-/// cache forgotten with `mem::forget` keeps its ticket live for ever, while
-/// its page source may be gone).
-pub(crate) struct Orphans(Vec<(NonNull<u8>, usize)>);
-
-// SAFETY: the listed slots are resting slots of one cache that nothing else
-// uses; whoever holds the list holds them (it moves between threads under a
-// place's lock), and the list itself never reads or writes them.
-unsafe impl Send for Orphans {}
-
-impl Orphans {
-    const fn new() -> Self {
-        Self(Vec::new())
-    }
-
-    /// How many slots are listed.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// How many slots of size class `class` are listed.
-    fn len_of(&self, class: usize) -> usize {
-        self.0.iter().filter(|&&(_, c)| c == class).count()
-    }
-
-    /// Lists `slot` of size class `class` (a resting slot of the place's
-    /// cache, that nothing else uses until it is popped). Allocates from the
-    /// global heap now and then; never touches the slot.
-    pub(crate) fn push(&mut self, slot: NonNull<u8>, class: usize) {
-        self.0.push((slot, class));
-    }
-
-    /// Takes a listed slot off, with its class.
-    pub(crate) fn pop(&mut self) -> Option<(NonNull<u8>, usize)> {
-        self.0.pop()
     }
 }
 

@@ -127,6 +127,11 @@ pub(crate) struct Table {
     /// The thread is exiting and the table gave its slots up: it caches
     /// nothing more (later calls take the locked path).
     gone: Cell<bool>,
+    /// The exit guard is being armed. Arming registers a destructor with
+    /// the standard library, which may allocate — through this crate, if a
+    /// `SlabAllocator` is the global allocator: such a nested call must
+    /// neither arm the guard again nor cache, so it takes the locked path.
+    arming: Cell<bool>,
 }
 
 /// Every table that may hold slots (see the invariants above).
@@ -147,7 +152,14 @@ impl Table {
             next: Cell::new(ptr::null()),
             listed: Cell::new(false),
             gone: Cell::new(false),
+            arming: Cell::new(false),
         }
+    }
+
+    /// Whether the table may cache slots now: not while the thread exits,
+    /// nor while its exit guard is being armed (see `arming`).
+    pub(crate) fn can_cache(&self) -> bool {
+        !self.gone.get() && !self.arming.get()
     }
 
     /// The entry at `index`.
@@ -169,9 +181,15 @@ impl Table {
         if self.listed.get() {
             return true;
         }
+        if self.gone.get() || self.arming.get() {
+            return false;
+        }
         // Armed before the table is listed: the guard's destructor is what
         // takes it off the list.
-        if self.gone.get() || EXIT_GUARD.try_with(|_| ()).is_err() {
+        self.arming.set(true);
+        let armed = EXIT_GUARD.try_with(|_| ()).is_ok();
+        self.arming.set(false);
+        if !armed {
             self.gone.set(true);
             return false;
         }
