@@ -22,16 +22,18 @@ struct Reading {
 struct Memory([MaybeUninit<u8>; 2 * 4096]);
 
 static mut MEMORY: Memory = Memory([MaybeUninit::uninit(); 2 * 4096]);
-static PAGES: RegionPages = RegionPages::empty();
+/// Where `MEMORY` is: taking the address of a `static mut` is safe.
+const MEMORY_BYTES: *mut Memory = &raw mut MEMORY;
+static PAGES: RegionPages = RegionPages::new(
+    // SAFETY: the pointer is to a static, so valid and aligned, and nothing
+    // else names `MEMORY`: this is the one reference to it, given up to the
+    // region.
+    unsafe { &mut (*MEMORY_BYTES).0 },
+);
 static READINGS: SlabCache<Reading, &RegionPages> = SlabCache::new_in(&PAGES);
 
 #[entry]
 fn main() -> ! {
-    let raw = &raw mut MEMORY;
-    // SAFETY: `main` runs once and nothing else names `MEMORY`, so this is
-    // the only reference to it, handed to the region for good.
-    let memory = unsafe { &mut *raw };
-    PAGES.add_memory(&mut memory.0);
     for sensor in 0..3 {
         let first = READINGS.alloc(Reading {
             sensor,

@@ -65,7 +65,14 @@ impl Message {
 struct Memory([MaybeUninit<u8>; 8 * 1024]);
 
 static mut MEMORY: Memory = Memory([MaybeUninit::uninit(); 8 * 1024]);
-static PAGES: RegionPages<U1024> = RegionPages::with_page_size();
+/// Where `MEMORY` is: taking the address of a `static mut` is safe.
+const MEMORY_BYTES: *mut Memory = &raw mut MEMORY;
+static PAGES: RegionPages<U1024> = RegionPages::with_memory(
+    // SAFETY: the pointer is to a static, so valid and aligned, and nothing
+    // else names `MEMORY`: this is the one reference to it, given up to the
+    // region.
+    unsafe { &mut (*MEMORY_BYTES).0 },
+);
 static MESSAGES: SlabCache<Message, &RegionPages<U1024>> = SlabCache::new_in(&PAGES);
 
 /// Timer interrupts taken.
@@ -96,12 +103,6 @@ fn SysTick() {
 
 #[entry]
 fn main() -> ! {
-    let raw = &raw mut MEMORY;
-    // SAFETY: `main` runs once and nothing else names `MEMORY`, so this is
-    // the only reference to it, handed to the region for good.
-    let memory = unsafe { &mut *raw };
-    PAGES.add_memory(&mut memory.0);
-
     let mut core = cortex_m::Peripherals::take().expect("taken once, here");
     core.SYST.set_clock_source(SystClkSource::Core);
     core.SYST.set_reload(RELOAD);
@@ -146,7 +147,7 @@ fn main() -> ! {
         handled
     );
     hprintln!(
-        "cache: {} objects in use, {} pages ({} B, {} objects each), {} of {} pages free in the region",
+        "cache: {} objects in use, {} pages held ({} B, {} objects each), {} of {} pages free in the region",
         stats.objects_in_use,
         stats.pages,
         stats.page_size,
