@@ -87,6 +87,13 @@
 //! and a write into a freed slot, each with a panic naming it and the
 //! address.
 //!
+//! **Interrupts.** With the `critical-section` feature every lock is a
+//! critical section of the [`critical-section`](https://docs.rs/critical-section)
+//! implementation the program links, so firmware may allocate and free from
+//! interrupt handlers; the default spin locks must not be taken there. The
+//! feature also builds for cores without compare-and-swap (Cortex-M0/M0+,
+//! RV32IMC). The README's "Interrupts" section lists what may run where.
+//!
 //! The examples in `examples/` are the tutorials: `quickstart`, `raw_bytes`,
 //! `global_allocator`, `static_region`, `collections_in_slab`,
 //! `entity_pool`, `kernel_heap` and `occupancy`.

@@ -64,7 +64,8 @@ pub(crate) enum SlotReach {
 /// different allocator would receive pages it never handed out.
 pub(crate) struct CacheCore {
     geometry: SlabGeometry,
-    /// Slabs with at least one free slot, empty ones included.
+    /// Slabs with at least one free slot, empty ones included: a slab is on
+    /// `available` iff it has a free slot and is not on `retained`.
     available: List<Slab>,
     /// Slabs with every slot in use.
     full: List<Slab>,
@@ -219,9 +220,13 @@ impl CacheCore {
         // SAFETY: as above.
         let was_empty = unsafe { slab.in_use() } == 0;
         // SAFETY: as above.
-        let Some(slot) = (unsafe { slab.pop_slot(&self.geometry) }) else {
-            unreachable!()
-        };
+        let slot = unsafe { slab.pop_slot(&self.geometry) };
+        debug_assert!(slot.is_some(), "a slab on `available` has a free slot");
+        // SAFETY: a slab is on `available` only while it has a free slot
+        // (the list's invariant, kept here and in `put_back`), so `pop_slot`
+        // found one. (An `unreachable!` would link its message and the panic
+        // machinery into every release build, for a path that cannot run.)
+        let slot = unsafe { slot.unwrap_unchecked() };
         if was_empty {
             self.empty -= 1;
         }

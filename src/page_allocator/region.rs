@@ -4,11 +4,17 @@
 //! never-used part, and pages that come back are handed out again first.
 //!
 //! Invariant: a page of the region is available iff it is on the stack.
+//!
+//! Memory given to the `const` constructors waits in `pending` until the
+//! first call that takes the lock: a `const fn` cannot see an address, so
+//! it cannot align the first page. Every method locks through
+//! [`RegionPages::state`], which adds the pending memory first.
 
 use core::fmt;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
-use core::ptr::NonNull;
+use core::ops::DerefMut;
+use core::ptr::{self, NonNull};
 
 use typenum::U4096;
 
@@ -52,10 +58,14 @@ struct RegionState {
     run: Run,
     /// Pages ever added to the region.
     total: usize,
+    /// Memory given to a `const` constructor and not added yet (empty once
+    /// added): a `&'static mut` given up to the region.
+    pending: *mut [MaybeUninit<u8>],
 }
 
 // SAFETY: the state's pointers point into memory the region owns exclusively
-// (the caller gave it up in `add_memory`/`add_region`); moving the state to
+// (the caller gave it up in `add_memory`/`add_region`, or to a `const`
+// constructor for `pending`); moving the state to
 // another thread moves that ownership with it.
 unsafe impl Send for RegionState {}
 
@@ -69,13 +79,30 @@ impl RegionPages {
         }
     }
 
-    /// A region of 4 KiB pages made of `memory`. Whole pages aligned to the
-    /// page size are used; the bytes before the first and after the last are
-    /// not.
-    pub fn new(memory: &'static mut [MaybeUninit<u8>]) -> Self {
-        let region = Self::empty();
-        region.add_memory(memory);
-        region
+    const_fn_unless_loom! {
+        /// A region of 4 KiB pages made of `memory`. Whole pages aligned to
+        /// the page size are used; the bytes before the first and after the
+        /// last are not. `const`, so a `static` region needs no start-up code:
+        ///
+        /// ```
+        /// use core::mem::MaybeUninit;
+        /// use minimal_slab::{RegionPages, SlabCache};
+        ///
+        /// static mut MEMORY: [MaybeUninit<u8>; 3 * 4096] = [MaybeUninit::uninit(); 3 * 4096];
+        /// // Taking the address of a `static mut` is safe.
+        /// const BYTES: *mut [MaybeUninit<u8>; 3 * 4096] = &raw mut MEMORY;
+        /// // SAFETY: nothing else names `MEMORY`: this is the one reference
+        /// // to it, given up to the region.
+        /// static PAGES: RegionPages = RegionPages::new(unsafe { &mut *BYTES });
+        /// static CACHE: SlabCache<u64, &RegionPages> = SlabCache::new_in(&PAGES);
+        ///
+        /// let answer = CACHE.alloc(42).unwrap();
+        /// assert_eq!(*answer, 42);
+        /// assert!(PAGES.capacity() >= 2); // one page may go to alignment
+        /// ```
+        pub const fn new(memory: &'static mut [MaybeUninit<u8>]) -> Self {
+            Self::with_memory(memory)
+        }
     }
 }
 
@@ -84,6 +111,26 @@ impl<S: PageSize> RegionPages<S> {
         /// An empty region of pages of `S` bytes, the size named by the type:
         /// `RegionPages::<U16384>::with_page_size()`.
         pub const fn with_page_size() -> Self {
+            Self::holding(None)
+        }
+    }
+
+    const_fn_unless_loom! {
+        /// A region of pages of `S` bytes made of `memory`, in a `const`:
+        /// `RegionPages::<U1024>::with_memory(memory)`. As
+        /// [`new`](RegionPages::new), for any page size.
+        pub const fn with_memory(memory: &'static mut [MaybeUninit<u8>]) -> Self {
+            Self::holding(Some(memory))
+        }
+    }
+
+    const_fn_unless_loom! {
+        /// A region that adds `memory` at its first use.
+        const fn holding(memory: Option<&'static mut [MaybeUninit<u8>]>) -> Self {
+            let pending = match memory {
+                Some(memory) => memory as *mut [MaybeUninit<u8>],
+                None => ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0),
+            };
             Self {
                 state: Mutex::new(RegionState {
                     free: FreeStack::new(),
@@ -93,6 +140,7 @@ impl<S: PageSize> RegionPages<S> {
                         count: 0,
                     },
                     total: 0,
+                    pending,
                 }),
                 _size: PhantomData,
             }
@@ -120,15 +168,65 @@ impl<S: PageSize> RegionPages<S> {
     /// - nothing else reads or writes that memory in the meantime, and it does
     ///   not overlap memory already added (no page handed out twice).
     pub unsafe fn add_region(&self, start: NonNull<u8>, len: usize) -> usize {
-        let offset = start.as_ptr().align_offset(S::USIZE);
+        let mut state = self.state();
+        // SAFETY: the caller's guarantees.
+        unsafe { state.add(start, len, S::USIZE) }
+    }
+
+    /// The state, locked, with any pending memory added.
+    fn state(&self) -> impl DerefMut<Target = RegionState> + '_ {
+        let mut state = self.state.lock();
+        state.add_pending(S::USIZE);
+        state
+    }
+
+    /// Pages ever added to the region.
+    pub fn capacity(&self) -> usize {
+        self.state().total
+    }
+
+    /// Pages not handed out right now.
+    pub fn available(&self) -> usize {
+        let state = self.state();
+        state.total - state.free.out()
+    }
+}
+
+impl RegionState {
+    /// Adds the pending memory, if any, as pages of `page_size` bytes.
+    fn add_pending(&mut self, page_size: usize) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let memory = core::mem::replace(
+            &mut self.pending,
+            ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0),
+        );
+        let len = memory.len();
+        let start = NonNull::new(memory.cast::<u8>());
+        if let Some(start) = start {
+            // SAFETY: a non-empty `pending` was a `&'static mut` given up to
+            // the region (`holding`), and is added once: it is empty now.
+            unsafe { self.add(start, len, page_size) };
+        }
+    }
+
+    /// Adds `[start, start + len)` as pages of `page_size` bytes; returns how
+    /// many.
+    ///
+    /// # Safety
+    ///
+    /// As for [`RegionPages::add_region`], with `page_size` the region's.
+    unsafe fn add(&mut self, start: NonNull<u8>, len: usize, page_size: usize) -> usize {
+        let offset = start.as_ptr().align_offset(page_size);
         if offset >= len {
             return 0;
         }
-        let mut state = self.state.lock();
+        let state = self;
         // The free stack counts in 32 bits: a region holds at most
         // `u32::MAX` pages (16 TiB of 4 KiB pages); memory beyond is unused.
         let room = MAX_PAGES - state.total;
-        let pages = ((len - offset) / S::USIZE).min(room);
+        let pages = ((len - offset) / page_size).min(room);
         if pages == 0 {
             return 0;
         }
@@ -141,22 +239,11 @@ impl<S: PageSize> RegionPages<S> {
         // to `S` and `pages` whole pages follow it inside the memory.
         state.run = Run {
             base: first,
-            size: S::USIZE,
+            size: page_size,
             count: pages,
         };
         state.total += pages;
         pages
-    }
-
-    /// Pages ever added to the region.
-    pub fn capacity(&self) -> usize {
-        self.state.lock().total
-    }
-
-    /// Pages not handed out right now.
-    pub fn available(&self) -> usize {
-        let state = self.state.lock();
-        state.total - state.free.out()
     }
 }
 
@@ -171,9 +258,11 @@ impl<S: PageSize> fmt::Debug for RegionPages<S> {
         let mut out = f.debug_struct("RegionPages");
         out.field("page_size", &S::USIZE);
         match self.state.try_lock() {
-            Some(state) => out
-                .field("capacity", &state.total)
-                .field("available", &(state.total - state.free.out())),
+            Some(mut state) => {
+                state.add_pending(S::USIZE);
+                out.field("capacity", &state.total)
+                    .field("available", &(state.total - state.free.out()))
+            }
             None => out.field("state", &"<locked>"),
         };
         out.finish()
@@ -188,7 +277,7 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
     type PageSize = S;
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
-        let mut state = self.state.lock();
+        let mut state = self.state();
         let run = state.run;
         // SAFETY: the lock gives us the stack and the region's free pages;
         // `run` is the stack's run.
@@ -287,6 +376,30 @@ mod tests {
             handed_out += 1;
         }
         assert_eq!(handed_out, first + second);
+    }
+
+    #[test]
+    fn a_const_region_adds_its_memory_at_first_use() {
+        use typenum::U1024;
+        static mut MEMORY: [MaybeUninit<u8>; 3 * 1024] = [MaybeUninit::uninit(); 3 * 1024];
+        const BYTES: *mut [MaybeUninit<u8>; 3 * 1024] = &raw mut MEMORY;
+        static REGION: RegionPages<U1024> =
+            // SAFETY: nothing else names `MEMORY`: this is the one reference to it.
+            RegionPages::with_memory(unsafe { &mut *BYTES });
+        let total = REGION.capacity();
+        assert!(
+            total == 2 || total == 3,
+            "whole aligned pages only: {total}"
+        );
+        let start = (&raw const MEMORY).addr();
+        for _ in 0..total {
+            let page = REGION.allocate_page().unwrap().as_ptr().addr();
+            assert_eq!(page % 1024, 0);
+            assert!((start..start + 3 * 1024).contains(&page));
+            assert!(page + 1024 <= start + 3 * 1024);
+        }
+        assert_eq!(REGION.allocate_page(), Err(PageAllocError::RegionExhausted));
+        assert_eq!(REGION.capacity(), total, "the memory was added once");
     }
 
     #[test]

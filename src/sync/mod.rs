@@ -3,12 +3,45 @@
 //! Every lock the crate takes is a [`Mutex`] from this module, and every
 //! shared counter an atomic re-exported here. Keeping them behind one façade
 //! means a model checker (or a different lock) can be swapped in by editing
-//! this file alone, and `spin`'s types never appear in the public API.
+//! this module alone, and no lock type ever appears in the public API.
 //!
-//! Why a spin lock: the crate is `no_std` and may run where there is no
-//! operating system to park a thread (kernels, firmware, an allocator that the
-//! OS's own primitives would recurse into). Critical sections are a handful of
-//! pointer moves, so spinning is also the cheapest choice when uncontended.
+//! # Two locks to choose from
+//!
+//! - **`spin`** (the default): a spin lock. The crate is `no_std` and may run
+//!   where there is no operating system to park a thread (kernels, firmware,
+//!   an allocator that the OS's own primitives would recurse into). Critical
+//!   sections are a handful of pointer moves, so spinning is also the
+//!   cheapest choice when uncontended. A spin lock cannot be shared with an
+//!   interrupt handler on the same core: the handler would spin on a lock
+//!   that the code it interrupted holds, and never return.
+//! - **`critical-section`** (the feature of that name): every lock is a
+//!   critical section from the [`critical-section`] crate, the one the
+//!   embedded ecosystem shares, so the crate follows whatever implementation
+//!   the program links (interrupts masked on a single-core MCU, a hardware
+//!   spin lock across cores, a global mutex on a host). Interrupts cannot
+//!   fire while a cache is locked, so an interrupt handler can allocate and
+//!   free; the cost is that interrupts wait for the few pointer moves a
+//!   lock guards (and, when a cache grows, for its page source).
+//!   Atomic counters come from [`portable-atomic`], whose own
+//!   `critical-section` feature makes read-modify-write operations work on
+//!   cores without compare-and-swap (Cortex-M0/M0+, RV32IMC).
+//!
+//! [`critical-section`]: https://docs.rs/critical-section
+//! [`portable-atomic`]: https://docs.rs/portable-atomic
+//!
+//! ## What may run in an interrupt handler
+//!
+//! | operation | `spin` | `critical-section` |
+//! |---|---|---|
+//! | `SlabCache` / `SlabAllocator` / `LocalCache` calls: alloc, free, drop of a `SlabBox`, stats, shrink | no: hangs if the interrupted code holds the same lock | yes |
+//! | a page source's `allocate_page` / `deallocate_page` (`RegionPages`, `NoPages`) | no | yes |
+//! | `ChunkedPages` | no | yes, except that a request that finds its source empty while the interrupted code is still asking the source for a chunk waits for that request, that is for ever |
+//! | `GlobalPages` (and `std`'s per-thread caches) | no: the global allocator and thread-local storage are not interrupt-safe, whatever the lock | no |
+//!
+//! Under either lock, a page source must not call back into the caches it
+//! serves while they hold their lock: `spin` spins for ever; the critical
+//! section finds the cache locked by its own caller, and waits for ever too
+//! (it panics instead in checked builds, so that a test sees it).
 //!
 //! # Under loom
 //!
@@ -30,17 +63,31 @@
 //!
 //! loom's constructors are not `const`, so the crate's constructors that
 //! build a lock or an atomic are declared through [`const_fn_unless_loom!`]:
-//! `const fn` in every normal build, plain `fn` under loom.
+//! `const fn` in every normal build, plain `fn` under loom. loom takes
+//! precedence over the `critical-section` feature.
 
-#[cfg(not(loom))]
+#[cfg(all(not(loom), feature = "critical-section"))]
+mod critical;
+#[cfg(all(not(loom), feature = "critical-section"))]
+pub(crate) use critical::Mutex;
+
+#[cfg(all(not(loom), not(feature = "critical-section")))]
 pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+#[cfg(all(not(loom), feature = "critical-section"))]
+pub(crate) use portable_atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// An atomic for `static` counters, which need a `const` constructor. It
 /// stays `core`'s under loom: such a counter must only hand out distinct
 /// numbers, guarding nothing, so there is nothing in it to model.
+#[cfg(not(feature = "critical-section"))]
 pub(crate) use core::sync::atomic::AtomicU32 as StaticAtomicU32;
+/// An atomic for `static` counters, which need a `const` constructor. It
+/// stays a plain atomic under loom: such a counter must only hand out
+/// distinct numbers, guarding nothing, so there is nothing in it to model.
+#[cfg(feature = "critical-section")]
+pub(crate) use portable_atomic::AtomicU32 as StaticAtomicU32;
 
 /// Declares a function `const` except under loom, whose locks and atomics
 /// cannot be built in a `const` context. Write the function as usual,
@@ -70,14 +117,14 @@ pub(crate) fn spin_wait() {
 }
 
 /// A mutual-exclusion lock with a `const` constructor, so caches can be `static`.
-#[cfg(not(loom))]
+#[cfg(all(not(loom), not(feature = "critical-section")))]
 pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);
 
 /// The guard returned by [`Mutex::lock`]; the lock is released when it drops.
-#[cfg(not(loom))]
+#[cfg(all(not(loom), not(feature = "critical-section")))]
 pub(crate) type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
 
-#[cfg(not(loom))]
+#[cfg(all(not(loom), not(feature = "critical-section")))]
 impl<T> Mutex<T> {
     /// Wraps `value` in an unlocked mutex.
     pub(crate) const fn new(value: T) -> Self {

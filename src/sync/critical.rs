@@ -1,0 +1,142 @@
+//! The lock of the `critical-section` feature: a critical section around a
+//! flag.
+//!
+//! Taking the lock enters a critical section ([`critical_section::acquire`])
+//! and marks the mutex held; dropping the guard clears the mark and leaves the
+//! section. The critical section alone gives mutual exclusion between
+//! execution contexts (interrupts masked, or the implementation's own lock
+//! across cores); the mark catches the one case it does not: the context that
+//! holds the lock asking for it again (a page source or a panic hook calling
+//! back into its cache), which would otherwise hand out a second `&mut` to the
+//! same data.
+//!
+//! Critical sections must be left in the reverse order they were entered,
+//! and on the thread that entered them. The guard is `!Send`, and the crate
+//! keeps every guard in a local variable whose scope nests inside the scope
+//! of any guard taken before it (a guard dropped early is dropped before the
+//! next lock is taken), so guards always drop last-in, first-out;
+//! `tests/critical_section.rs` checks the order on every acquisition.
+
+use core::cell::{Cell, UnsafeCell};
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+
+/// A mutual-exclusion lock with a `const` constructor whose holder runs in a
+/// critical section.
+///
+/// Invariant: `held` is true exactly while a [`MutexGuard`] of this mutex
+/// exists, and a guard exists only inside the critical section it entered.
+pub(crate) struct Mutex<T> {
+    held: Cell<bool>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: `held` and `data` are only touched inside a critical section (by
+// `try_lock` and by a guard, which lives inside the section it entered), and
+// critical sections exclude each other across every execution context; the
+// `T` is reached only through a guard, and `held` allows one guard at a
+// time, so one context at a time uses the `T`. Sharing the mutex lends the
+// `T` to other contexts, hence `T: Send`.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+
+/// Access to a [`Mutex`]'s data; leaves the critical section when dropped.
+pub(crate) struct MutexGuard<'a, T> {
+    mutex: &'a Mutex<T>,
+    restore: critical_section::RestoreState,
+    /// A critical section is left on the thread that entered it.
+    _same_thread: PhantomData<*mut ()>,
+}
+
+impl<T> Mutex<T> {
+    /// Wraps `value` in an unlocked mutex.
+    pub(crate) const fn new(value: T) -> Self {
+        Self {
+            held: Cell::new(false),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// Enters a critical section and takes the lock.
+    ///
+    /// Inside the section, only the context holding the lock can find it
+    /// held, by asking for it again; that is a deadlock under any lock, and
+    /// waits for ever here as a spin lock would (checked builds panic, so
+    /// that a test sees it).
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        match self.try_lock() {
+            Some(guard) => guard,
+            None => reentered(),
+        }
+    }
+
+    /// Takes the lock unless the current context already holds it; `Debug`
+    /// uses this so that printing never deadlocks.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        // SAFETY: the section is left exactly once, on this thread: just below
+        // if the lock is held, otherwise by the guard's `drop` (the guard is
+        // `!Send`). Nesting is last-in, first-out: see the module docs.
+        let restore = unsafe { critical_section::acquire() };
+        if self.held.get() {
+            // SAFETY: pairs with the `acquire` just above; nothing was entered
+            // since.
+            unsafe { critical_section::release(restore) };
+            return None;
+        }
+        self.held.set(true);
+        Some(MutexGuard {
+            mutex: self,
+            restore,
+            _same_thread: PhantomData,
+        })
+    }
+
+    /// Exclusive access without locking, for `Drop` and `&mut self` methods.
+    #[inline]
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+}
+
+/// A lock asked for again by the context holding it.
+#[cold]
+#[inline(never)]
+fn reentered() -> ! {
+    if crate::checked::CHECKED {
+        panic!("minimal_slab: a lock was asked for by the code holding it");
+    }
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: this guard is the only one of its mutex (`held`), and the
+        // borrow ends with `&self`, before the guard drops.
+        unsafe { &*self.mutex.data.get() }
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`, and `&mut self` makes this borrow the only one.
+        unsafe { &mut *self.mutex.data.get() }
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.mutex.held.set(false);
+        // SAFETY: `restore` came from the `acquire` in `try_lock` that made
+        // this guard, on this thread (the guard is `!Send`); guards drop
+        // last-in, first-out (module docs).
+        unsafe { critical_section::release(self.restore) };
+    }
+}
