@@ -105,6 +105,10 @@ use size_class::class_of;
 /// assert!(HEAP.stats().objects_in_use() > 0);
 /// ```
 ///
+/// A block is valid until it is freed or the allocator is dropped: dropping
+/// a `SlabAllocator` gives every page back to its source, blocks still
+/// allocated included (as the `Allocator` trait allows).
+///
 /// # Example
 ///
 /// ```
@@ -444,13 +448,20 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     }
 }
 
-#[cfg(all(feature = "std", not(loom)))]
 impl<P: PageAllocator, F, M: SizeClassLimit> Drop for SlabAllocator<P, F, M> {
     fn drop(&mut self) {
         // The blocks this thread caches go back, and no thread's table will
-        // touch this allocator's blocks again (see `thread_cache`). Then, as
-        // without `std`, the set gives back its empty slabs; a block other
-        // threads still cache keeps its slab's page, never reused.
+        // touch this allocator's blocks again (see `thread_cache`).
+        #[cfg(all(feature = "std", not(loom)))]
         self.thread.retire(&self.set);
+        // Every page goes back, those with blocks still allocated included:
+        // a block is valid until it is freed or its allocator is dropped
+        // (the `Allocator` contract; a `static` global allocator is never
+        // dropped), and a block resting in another thread's cache is never
+        // touched again (the ticket is retired). Memory a misuse cost
+        // (a slot written after it was freed, kept by no one) comes back too.
+        // SAFETY: as just said, no one uses any block of this allocator's
+        // slabs again.
+        unsafe { self.set.give_back_every_page() };
     }
 }

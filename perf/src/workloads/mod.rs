@@ -4,6 +4,7 @@
 //! freed; the benchmarks compare it with the sum they expect, so a loop the
 //! optimiser emptied, or a pool that lost or mixed up values, fails loudly.
 
+pub mod global;
 pub mod raw;
 pub mod threads;
 
