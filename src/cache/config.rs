@@ -45,6 +45,56 @@
 /// assert_eq!(POINTS.stats().pages, 0); // eager, reserve 0: the page went back at once
 /// ```
 ///
+/// # On a microcontroller
+///
+/// With a few KiB of RAM, every page counts: the default keeps
+/// [`DEFAULT_RESERVE`](Self::DEFAULT_RESERVE) empty slabs and the recent
+/// peak's pages, out of reach of the other caches sharing the region. For
+/// a `static` cache on a small region, state all three knobs:
+///
+/// - `reserve(0)`: no empty slab kept, or `reserve(1)` if the cache
+///   crosses a slab boundary back and forth often (each emptied slab
+///   would otherwise go back and come again at once);
+/// - `eager()`: no hysteresis, an emptied slab's page goes back at once;
+/// - `page_limit(n)`: a cap, so that one cache cannot take the pages the
+///   others need; its allocations fail with
+///   [`AllocError::PageLimit`](crate::AllocError::PageLimit) past it.
+///
+/// Pair it with small pages (`RegionPages<U1024>` or `<U2048>`): a cache
+/// takes a whole page before its first object. `cargo run --example
+/// page_overhead` prints what a page of each size costs per slot size.
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use minimal_slab::typenum::U1024;
+/// use minimal_slab::{AllocError, CacheConfig, RegionPages, SlabCache};
+///
+/// /// A reading: 32 bytes, 30 to a 1 KiB slab.
+/// struct Reading([u32; 8]);
+///
+/// static mut MEMORY: [MaybeUninit<u8>; 4 * 1024] = [MaybeUninit::uninit(); 4 * 1024];
+/// // Taking the address of a `static mut` is safe.
+/// const BYTES: *mut [MaybeUninit<u8>; 4 * 1024] = &raw mut MEMORY;
+/// // SAFETY: nothing else names `MEMORY`: this is the one reference to it,
+/// // given up to the region.
+/// static PAGES: RegionPages<U1024> = RegionPages::with_memory(unsafe { &mut *BYTES });
+/// // At most 2 of the region's pages, none kept once empty.
+/// static READINGS: SlabCache<Reading, &RegionPages<U1024>> = SlabCache::with_config(
+///     &PAGES,
+///     CacheConfig::new().reserve(0).eager().page_limit(2),
+/// );
+///
+/// let first = READINGS.alloc(Reading([7; 8])).ok().unwrap();
+/// assert_eq!(READINGS.stats().pages, 1);
+/// let more: Vec<_> = (0..59).map(|i| READINGS.alloc(Reading([i; 8])).ok().unwrap()).collect();
+/// assert_eq!(READINGS.stats().pages, 2); // 60 readings fill the cap
+/// let refused = READINGS.alloc(Reading([0; 8])).err().unwrap();
+/// assert_eq!(refused.error(), AllocError::PageLimit { limit: 2 });
+/// drop((first, more));
+/// READINGS.flush_thread_cache(); // feature `std`: this thread's cached slots
+/// assert_eq!(READINGS.stats().pages, 0); // both pages back in the region
+/// ```
+///
 /// With the default configuration, a burst keeps its pages for the next
 /// one, and `shrink` gives them all back:
 ///

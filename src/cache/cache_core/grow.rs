@@ -63,7 +63,7 @@ impl CacheCore {
         let page_size = self.geometry.page_size;
         if page.as_ptr().addr() & (page_size - 1) != 0 {
             // SAFETY: the page came from `pages` a moment ago and is unused.
-            unsafe { pages.deallocate_page(page) };
+            unsafe { self.give_back_page(pages, page) };
             return Err(AllocError::MisalignedPage {
                 addr: page.as_ptr().addr(),
                 page_size,

@@ -109,6 +109,8 @@
 //!   windows, so a second layer would only hold memory the workload gave
 //!   up. It keeps its one spare chunk.
 
+use core::ptr::NonNull;
+
 use super::{CacheConfig, CacheCore};
 use crate::checked::poison;
 use crate::intrusive::{Linked, List};
@@ -315,11 +317,29 @@ impl CacheCore {
     /// The shared contract on [`CacheCore`]; `slab` is on no list, has no
     /// slot in use, is counted nowhere, and is never used again.
     pub(super) unsafe fn give_back<P: PageAllocator + ?Sized>(&self, pages: &P, slab: Slab) {
-        // Whoever gets the page next may touch all of it.
-        poison::allow(slab.page(), self.geometry.page_size);
         // SAFETY: the caller's guarantees: the page came from `pages` and no
         // one uses it any more.
-        unsafe { pages.deallocate_page(slab.page()) };
+        unsafe { self.give_back_page(pages, slab.page()) };
+    }
+
+    /// Gives `page` back to `pages`: a slab's page, or one that never
+    /// became a slab (`grow` rejecting a misaligned page). One function for
+    /// both, so that a firmware links the page source's `deallocate_page`
+    /// once.
+    ///
+    /// # Safety
+    ///
+    /// `page` came from `pages` and no one uses it any more.
+    #[inline(never)]
+    pub(super) unsafe fn give_back_page<P: PageAllocator + ?Sized>(
+        &self,
+        pages: &P,
+        page: NonNull<u8>,
+    ) {
+        // Whoever gets the page next may touch all of it.
+        poison::allow(page, self.geometry.page_size);
+        // SAFETY: the caller's guarantees.
+        unsafe { pages.deallocate_page(page) };
     }
 
     /// Puts each slab of `chain` (linked through `next`) back on
