@@ -85,9 +85,6 @@ pub(crate) struct CacheCore {
     /// Whether page provenance is exposed, for frees with
     /// [`SlotReach::Object`].
     expose_pages: bool,
-    /// Where the front owning this core lives, written into every slab's
-    /// header (see `grow`); null until the front says.
-    home: *mut (),
 }
 
 // SAFETY: the core's pointers lead only into pages it owns exclusively; moving
@@ -114,7 +111,6 @@ impl CacheCore {
             decay: Decay::new(&config),
             config,
             expose_pages,
-            home: core::ptr::null_mut(),
         }
     }
 

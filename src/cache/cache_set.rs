@@ -100,15 +100,8 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         }
     }
 
-    /// Records that the front owning cache `class` now lives at `home`, in
-    /// the core and in every slab header (see `Slab::home`).
-    #[cold]
-    pub(crate) fn rehome(&self, class: usize, home: *mut ()) {
-        self.classes[class].core.lock().rehome(home);
-    }
-
     /// The home recorded in the header of the slab holding `slot` (see
-    /// [`rehome`](Self::rehome)).
+    /// `Slab::home`).
     ///
     /// # Safety
     ///
@@ -118,6 +111,18 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     pub(crate) unsafe fn home_of(slot: NonNull<u8>) -> *mut () {
         // SAFETY: the caller's guarantee: the slab is live.
         unsafe { Slab::containing(slot, page_size_of::<P>()).home() }
+    }
+
+    /// Records `home` in the header of the slab holding `slot`. Any thread,
+    /// no lock: the field is atomic.
+    ///
+    /// # Safety
+    ///
+    /// As for [`home_of`](Self::home_of).
+    #[inline]
+    pub(crate) unsafe fn set_home_of(slot: NonNull<u8>, home: *mut ()) {
+        // SAFETY: the caller's guarantee: the slab is live.
+        unsafe { Slab::containing(slot, page_size_of::<P>()).set_home(home) }
     }
 
     /// The page source.

@@ -83,10 +83,11 @@ pub(crate) struct SlabHeader {
     /// is no slab at all.
     owner: u32,
     /// Where the front that owns the cache lives, for a handle that carries
-    /// only its object's address (`SlabBox`): set when the slab is made and
-    /// rewritten, under the cache lock, only when that front has moved —
-    /// which needs it unborrowed, so no handle reads it meanwhile. Null for
-    /// fronts that are always given (`SlabAllocator`).
+    /// only its object's address (`SlabBox`): the front writes it, with the
+    /// provenance of the borrow it was called through, each time it makes a
+    /// handle to a slot of this slab, so that the pointer a handle reads
+    /// back is one whose borrow is still live (see `typed::slab_box`). Null
+    /// until then, and for fronts that are always given (`SlabAllocator`).
     home: AtomicPtr<()>,
 }
 
@@ -113,19 +114,13 @@ struct SlabState {
 pub(crate) struct Slab(NonNull<SlabHeader>);
 
 impl Slab {
-    /// Lays out an empty slab in `page`, owned by the cache tagged `owner`,
-    /// whose front lives at `home`.
+    /// Lays out an empty slab in `page`, owned by the cache tagged `owner`.
     ///
     /// # Safety
     ///
     /// `page` is `geo.page_size` bytes, aligned to `geo.page_size`, valid for
     /// writes, and not used by anything else until it is given back.
-    pub(crate) unsafe fn init(
-        page: NonNull<u8>,
-        geo: &SlabGeometry,
-        owner: u32,
-        home: *mut (),
-    ) -> Slab {
+    pub(crate) unsafe fn init(page: NonNull<u8>, geo: &SlabGeometry, owner: u32) -> Slab {
         let header = page.cast::<SlabHeader>();
         let slots = Slab(header).run(geo).base;
         // SAFETY: the page is ours, aligned to at least 256 bytes, and larger
@@ -139,7 +134,7 @@ impl Slab {
                 },
                 slot_size: geo.slot_size as u32,
                 owner,
-                home: AtomicPtr::new(home),
+                home: AtomicPtr::new(core::ptr::null_mut()),
             })
         };
         if CHECKED {
@@ -220,14 +215,15 @@ impl Slab {
         unsafe { (*self.0.as_ptr()).home.load(Ordering::Relaxed) }
     }
 
-    /// Records where the slab's front now lives.
+    /// Records where the slab's front lives.
     ///
     /// # Safety
     ///
-    /// The shared contract on [`Slab`].
+    /// The slab is live (its page not given back); no lock is needed.
     #[inline]
     pub(crate) unsafe fn set_home(self, home: *mut ()) {
-        // SAFETY: a live slab's header is initialised.
+        // SAFETY: a live slab's header is initialised; the field is atomic,
+        // so threads writing it at once do not race.
         unsafe { (*self.0.as_ptr()).home.store(home, Ordering::Relaxed) }
     }
 

@@ -22,7 +22,7 @@ impl Live {
         let pages = GlobalPages::new();
         let page = pages.allocate_page().unwrap();
         // SAFETY: a fresh 4 KiB page, aligned to its size, used by no one else.
-        let slab = unsafe { Slab::init(page, &geo, OWNER, core::ptr::null_mut()) };
+        let slab = unsafe { Slab::init(page, &geo, OWNER) };
         Self { slab, geo, pages }
     }
 

@@ -27,7 +27,6 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, Ordering};
 
 use typenum::U1;
 
@@ -96,9 +95,7 @@ pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
     /// This cache's entries in the threads' tables.
     #[cfg(all(feature = "std", not(loom)))]
     thread: ThreadCache,
-    /// The address every slab header records as this cache's (see
-    /// [`settle`](Self::settle)); null until the first handle is made.
-    home: AtomicPtr<()>,
+
     /// The cache stores `T`s; `*const` keeps the auto traits off so the
     /// impls below can state the real conditions.
     _objects: PhantomData<*const T>,
@@ -177,7 +174,6 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
                 set: CacheSet::new(pages, config, Shape::One(Self::GEOMETRY)),
                 #[cfg(all(feature = "std", not(loom)))]
                 thread: ThreadCache::new(),
-                home: AtomicPtr::new(core::ptr::null_mut()),
                 _objects: PhantomData,
             }
         }
@@ -296,27 +292,28 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         &self.set
     }
 
-    /// Makes sure every slab header names this cache's current address, so
-    /// that a handle, which holds only its object's address, finds its cache
-    /// there (see [`SlabBox`]). Run before any handle is made: a cache can
-    /// have moved since it last made one (it is then unborrowed), and its
-    /// headers, and the slots threads cache for it, would name the old
-    /// place. One load and a compare when nothing moved.
+    /// Records this cache, with the provenance of the borrow `self` was
+    /// reached through, in the header of the slab holding `slot`, so that
+    /// a handle to `slot` finds it there (see [`SlabBox`]).
+    ///
+    /// Written on every handle made, not once: a cache may be borrowed
+    /// mutably (moved, swapped, or used through `&mut` to a struct holding
+    /// it) between two handles, even at one address, and that ends every
+    /// earlier shared borrow; a pointer kept from one of those would lead
+    /// to the cache with a borrow no longer valid. A handle holds its
+    /// borrow for as long as it lives, so the pointer written for it stays
+    /// good; a later handle of the same slab writes the same address with
+    /// another live borrow's provenance. One store, to the slab's header,
+    /// which the handle's drop reads anyway.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a slot this cache handed out, not freed since.
     #[inline]
-    pub(crate) fn settle(&self) {
+    pub(crate) unsafe fn mark_home(&self, slot: NonNull<T>) {
         let here = core::ptr::from_ref(self).cast::<()>().cast_mut();
-        // Acquire: pairs with the store below, so a thread that sees the
-        // new address also sees the headers it was written into.
-        if self.home.load(Ordering::Acquire) != here {
-            self.move_home(here);
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn move_home(&self, here: *mut ()) {
-        self.set.rehome(0, here);
-        self.home.store(here, Ordering::Release);
+        // SAFETY: the caller's guarantee: the slot's slab is live.
+        unsafe { CacheSet::<P, U1>::set_home_of(slot.cast(), here) };
     }
 
     /// The cache that the slot `slot` of some `SlabCache<T, P>` belongs to,
@@ -329,11 +326,13 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// reference is used only while that cache is borrowed.
     #[inline]
     pub(crate) unsafe fn of_slot<'a>(slot: NonNull<T>) -> &'a Self {
-        // SAFETY: the slot is live, so its slab is; the handle was made after
-        // `settle`, and the cache has not moved since (it is borrowed).
+        // SAFETY: the slot is live, so its slab is.
         let home = unsafe { CacheSet::<P, U1>::home_of(slot.cast()) };
-        // SAFETY: `home` is the cache's address, with the provenance of the
-        // shared reference `settle` was called through.
+        // SAFETY: the handle's cache wrote its address there (`mark_home`)
+        // with the provenance of a borrow that is still live: the last
+        // handle made to a slot of this slab holds it, or one made later
+        // still, and while any handle lives the cache is not borrowed
+        // mutably. The cache has not moved since: it is borrowed.
         unsafe { &*home.cast::<Self>() }
     }
 

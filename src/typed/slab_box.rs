@@ -101,7 +101,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 ///
 /// A handle is one pointer, as `Box` is (and `Option<SlabBox>` too): it
 /// finds its cache in its slab's header, where the cache writes its own
-/// address before it makes a handle (the address of a page-aligned slab is
+/// address as it makes the handle (the address of a page-aligned slab is
 /// the object's, low bits cleared).
 ///
 /// ```
@@ -125,8 +125,8 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
     ///
     /// - `ptr` was returned by `into_raw` on a handle of this same `cache`
     ///   (a slot of another cache, or any other pointer into a slab page, is
-    ///   a foreign pointer: checked builds panic on it when the handle is
-    ///   dropped, other builds corrupt the cache);
+    ///   a foreign pointer: checked builds panic on it here, other builds
+    ///   corrupt the cache);
     /// - it is the pointer itself, not one rebuilt from a reference to the
     ///   value (its provenance must be the one the cache handed out, which
     ///   reaches beyond the object to the slab's header and the page source's
@@ -165,7 +165,8 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
                 NonNull::dangling()
             }
         } else {
-            cache.settle();
+            // SAFETY: the caller's guarantee: a slot of this cache, in use.
+            unsafe { cache.mark_home(slot) };
             slot
         };
         Self {
@@ -236,9 +237,10 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
     #[inline]
     pub fn cache(this: &Self) -> &'a SlabCache<T, P> {
         if SlabCache::<T, P>::IS_ZST {
+            // Evaluated for every `T` this is used with, whatever the branch.
             const {
                 assert!(
-                    align_of::<T>() <= align_of::<SlabCache<T, P>>(),
+                    !SlabCache::<T, P>::IS_ZST || align_of::<T>() <= align_of::<SlabCache<T, P>>(),
                     "SlabBox::cache: a zero-sized T this aligned cannot lead back to its cache"
                 );
             }

@@ -1,7 +1,5 @@
 //! Where a cache's slabs come from when `available` has none: a retained
-//! slab, or a new page from the page source; and the address of the front
-//! that every slab header records (its *home*), which a one-word handle
-//! follows back to its cache.
+//! slab, or a new page from the page source.
 
 use super::CacheCore;
 use crate::checked::OwnerTag;
@@ -74,29 +72,10 @@ impl CacheCore {
         }
         // SAFETY: the page source's contract: `page_size` bytes, ours until
         // given back; aligned, as just checked.
-        let slab = unsafe { Slab::init(page, &self.geometry, owner.get(), self.home) };
+        let slab = unsafe { Slab::init(page, &self.geometry, owner.get()) };
         // SAFETY: the slab is live, on no list, and ours.
         unsafe { self.available.push_front(slab) };
         self.empty += 1;
         Ok(slab)
-    }
-
-    /// Records that the front owning this core now lives at `home`: new
-    /// slabs will say so, and every slab held says so from now on (those
-    /// on every list: a slab with slots resting in threads' caches looks
-    /// full). O(slabs); a front moves only while no handle borrows it, so
-    /// this is rare.
-    pub(crate) fn rehome(&mut self, home: *mut ()) {
-        self.home = home;
-        for list in [&self.available, &self.retained, &self.full] {
-            let mut cursor = list.head();
-            while let Some(slab) = cursor {
-                // SAFETY: slabs on our lists are live, and `&mut self` is
-                // exclusive access to them.
-                cursor = unsafe { list.next_of(slab) };
-                // SAFETY: as above.
-                unsafe { slab.set_home(home) };
-            }
-        }
     }
 }
