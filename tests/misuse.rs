@@ -298,17 +298,11 @@ fn a_second_handle_to_a_slot_panics_in_the_drop_that_frees_it_twice() {
     let raw = SlabBox::into_raw(cache.alloc(7).unwrap());
     // SAFETY: `raw` came from `into_raw` on this cache; the one handle.
     drop(unsafe { SlabBox::from_raw(&cache, raw) });
-    // Where the second free is seen depends on where the first one left the
-    // slot: back in its slab (no per-thread caches), and `from_raw` sees it
-    // free; or resting in this thread's cache (`std`), which the slab counts
-    // as in use, and the drop finds it there.
-    let caught = panics_naming("double free", || {
-        // SAFETY: deliberate misuse: a second handle to the freed slot.
-        // `u64` has no destructor; its drop frees the slot again, which
-        // checked builds reject before changing anything.
-        drop(unsafe { SlabBox::from_raw(&cache, raw) });
-    });
-    if !caught {
+    // SAFETY: deliberate misuse: a second handle to the freed slot. `u64`
+    // has no destructor; its drop frees the slot again, which checked builds
+    // reject before changing anything.
+    let second = unsafe { SlabBox::from_raw(&cache, raw) };
+    if !panics_naming("double free", move || drop(second)) {
         std::mem::forget(keep);
         std::mem::forget(cache);
         panic!("a double free through a SlabBox was not caught by its drop");
@@ -320,29 +314,24 @@ fn a_second_handle_to_a_slot_panics_in_the_drop_that_frees_it_twice() {
 }
 
 #[test]
-fn a_slot_of_another_cache_panics_in_from_raw() {
+fn a_slot_of_another_cache_panics_in_the_drop_that_frees_it() {
     let home: SlabCache<u64> = SlabCache::new();
     let elsewhere: SlabCache<u64> = SlabCache::new();
     let (a, c) = (home.alloc(1).unwrap(), elsewhere.alloc(3).unwrap());
     let raw = SlabBox::into_raw(home.alloc(2).unwrap());
-    // A handle holds only its object's address, and finds its cache in the
-    // slab's header: the check that the slot is the given cache's is made
-    // when the handle is rebuilt, which is where the mistake is.
-    let caught = panics_naming("foreign pointer", || {
-        // SAFETY: deliberate misuse: a slot of `home` handed to `elsewhere`;
-        // checked builds reject it before a handle exists.
-        let stray = unsafe { SlabBox::from_raw(&elsewhere, raw) };
-        std::mem::forget(stray);
-    });
-    if !caught {
+    // SAFETY: deliberate misuse: a slot of `home` handed to `elsewhere`;
+    // `u64` has no destructor, and checked builds reject the free before
+    // changing anything.
+    let stray = unsafe { SlabBox::from_raw(&elsewhere, raw) };
+    if !panics_naming("foreign pointer", move || drop(stray)) {
         std::mem::forget((a, c));
         std::mem::forget((home, elsewhere));
-        panic!("a slot of another cache was not caught by from_raw");
+        panic!("a slot of another cache was not caught by the drop that freed it");
     }
     assert_eq!(elsewhere.stats().objects_in_use, 1, "nothing was freed");
     assert_eq!(home.stats().objects_in_use, 2);
-    // SAFETY: `raw` came from `into_raw` on `home`, and the rejected call
-    // made no handle: this is the one handle that frees it.
+    // SAFETY: `raw` came from `into_raw` on `home`, and the rejected handle
+    // did not free it: this is the one handle that does.
     let back = unsafe { SlabBox::from_raw(&home, raw) };
     assert_eq!(SlabBox::into_inner(back), 2);
     drop((a, c));
@@ -353,7 +342,7 @@ fn a_slot_of_another_cache_panics_in_from_raw() {
 }
 
 #[test]
-fn a_slot_never_handed_out_panics_in_from_raw() {
+fn a_slot_never_handed_out_panics_in_the_drop_that_frees_it() {
     let cache: SlabCache<u64> = SlabCache::new();
     let raw = SlabBox::into_raw(cache.alloc(1).unwrap());
     // The slab's last slot: never handed out, not even into a per-thread
@@ -362,15 +351,24 @@ fn a_slot_never_handed_out_panics_in_from_raw() {
         a.checked_add(8 * (SlabCache::<u64>::SLOTS_PER_SLAB - 1))
             .unwrap()
     });
-    let caught = panics_naming("foreign pointer", || {
-        // SAFETY: deliberate misuse: a handle to the next slot, never
-        // handed out; checked builds reject it before a handle exists.
-        let stray = unsafe { SlabBox::from_raw(&cache, next_slot) };
-        std::mem::forget(stray);
-    });
+    // SAFETY: deliberate misuse: a handle to the next slot, never handed
+    // out. `u64` has no destructor; the free is checked before any change.
+    let stray = unsafe { SlabBox::from_raw(&cache, next_slot) };
+    // Without per-thread caches the drop checks the slot's slab at once.
+    // With them (`std`), the drop only checks the slot's owner and this
+    // thread's cache: the slab's own check runs when the slot goes back to
+    // it, here at `shrink`, and names the same misuse.
+    let caught = if cfg!(feature = "std") {
+        drop(stray);
+        panics_naming("foreign pointer", || {
+            cache.shrink();
+        })
+    } else {
+        panics_naming("foreign pointer", move || drop(stray))
+    };
     if !caught {
         std::mem::forget(cache);
-        panic!("a slot never handed out was not caught by from_raw");
+        panic!("a slot never handed out was not caught by the drop that freed it");
     }
     assert_eq!(cache.stats().objects_in_use, 1, "nothing was freed");
     // SAFETY: `raw` came from `into_raw` on this cache; the one handle.

@@ -100,31 +100,6 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         }
     }
 
-    /// The home recorded in the header of the slab holding `slot` (see
-    /// `Slab::home`).
-    ///
-    /// # Safety
-    ///
-    /// `slot` points into a live slab of a set with page source `P` (a slot
-    /// handed out and not freed since, say).
-    #[inline]
-    pub(crate) unsafe fn home_of(slot: NonNull<u8>) -> *mut () {
-        // SAFETY: the caller's guarantee: the slab is live.
-        unsafe { Slab::containing(slot, page_size_of::<P>()).home() }
-    }
-
-    /// Records `home` in the header of the slab holding `slot`. Any thread,
-    /// no lock: the field is atomic.
-    ///
-    /// # Safety
-    ///
-    /// As for [`home_of`](Self::home_of).
-    #[inline]
-    pub(crate) unsafe fn set_home_of(slot: NonNull<u8>, home: *mut ()) {
-        // SAFETY: the caller's guarantee: the slab is live.
-        unsafe { Slab::containing(slot, page_size_of::<P>()).set_home(home) }
-    }
-
     /// The page source.
     pub(crate) fn pages(&self) -> &P {
         &self.pages

@@ -56,7 +56,6 @@
 
 use core::mem::size_of;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::checked::{CHECKED, poison};
 use crate::intrusive::{FreeStack, Linked, Run};
@@ -82,13 +81,6 @@ pub(crate) struct SlabHeader {
     /// apart a slab of this cache from another cache's and from memory that
     /// is no slab at all.
     owner: u32,
-    /// Where the front that owns the cache lives, for a handle that carries
-    /// only its object's address (`SlabBox`): the front writes it, with the
-    /// provenance of the borrow it was called through, each time it makes a
-    /// handle to a slot of this slab, so that the pointer a handle reads
-    /// back is one whose borrow is still live (see `typed::slab_box`). Null
-    /// until then, and for fronts that are always given (`SlabAllocator`).
-    home: AtomicPtr<()>,
 }
 
 /// The part of the header that changes, only under the cache lock.
@@ -134,7 +126,6 @@ impl Slab {
                 },
                 slot_size: geo.slot_size as u32,
                 owner,
-                home: AtomicPtr::new(core::ptr::null_mut()),
             })
         };
         if CHECKED {
@@ -201,30 +192,6 @@ impl Slab {
             size: geo.slot_size,
             count: geo.slots_per_slab,
         }
-    }
-
-    /// Where the slab's front lives (see `SlabHeader::home`).
-    ///
-    /// # Safety
-    ///
-    /// The slab is live (its page not given back); no lock is needed.
-    #[inline]
-    pub(crate) unsafe fn home(self) -> *mut () {
-        // SAFETY: a live slab's header is initialised; the field is atomic,
-        // so reading it beside a writer would be no race either.
-        unsafe { (*self.0.as_ptr()).home.load(Ordering::Relaxed) }
-    }
-
-    /// Records where the slab's front lives.
-    ///
-    /// # Safety
-    ///
-    /// The slab is live (its page not given back); no lock is needed.
-    #[inline]
-    pub(crate) unsafe fn set_home(self, home: *mut ()) {
-        // SAFETY: a live slab's header is initialised; the field is atomic,
-        // so threads writing it at once do not race.
-        unsafe { (*self.0.as_ptr()).home.store(home, Ordering::Relaxed) }
     }
 
     /// Exclusive access to the changing part of the header. The fixed part

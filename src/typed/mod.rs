@@ -95,7 +95,6 @@ pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
     /// This cache's entries in the threads' tables.
     #[cfg(all(feature = "std", not(loom)))]
     thread: ThreadCache,
-
     /// The cache stores `T`s; `*const` keeps the auto traits off so the
     /// impls below can state the real conditions.
     _objects: PhantomData<*const T>,
@@ -290,50 +289,6 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// The set of one cache core behind this cache, for the local front.
     pub(crate) fn set(&self) -> &CacheSet<P, U1> {
         &self.set
-    }
-
-    /// Records this cache, with the provenance of the borrow `self` was
-    /// reached through, in the header of the slab holding `slot`, so that
-    /// a handle to `slot` finds it there (see [`SlabBox`]).
-    ///
-    /// Written on every handle made, not once: a cache may be borrowed
-    /// mutably (moved, swapped, or used through `&mut` to a struct holding
-    /// it) between two handles, even at one address, and that ends every
-    /// earlier shared borrow; a pointer kept from one of those would lead
-    /// to the cache with a borrow no longer valid. A handle holds its
-    /// borrow for as long as it lives, so the pointer written for it stays
-    /// good; a later handle of the same slab writes the same address with
-    /// another live borrow's provenance. One store, to the slab's header,
-    /// which the handle's drop reads anyway.
-    ///
-    /// # Safety
-    ///
-    /// `slot` is a slot this cache handed out, not freed since.
-    #[inline]
-    pub(crate) unsafe fn mark_home(&self, slot: NonNull<T>) {
-        let here = core::ptr::from_ref(self).cast::<()>().cast_mut();
-        // SAFETY: the caller's guarantee: the slot's slab is live.
-        unsafe { CacheSet::<P, U1>::set_home_of(slot.cast(), here) };
-    }
-
-    /// The cache that the slot `slot` of some `SlabCache<T, P>` belongs to,
-    /// read from its slab's header.
-    ///
-    /// # Safety
-    ///
-    /// `slot` is a slot (not a zero-sized value's pointer) that a cache of
-    /// this type handed out to a handle it made, not freed since; the
-    /// reference is used only while that cache is borrowed.
-    #[inline]
-    pub(crate) unsafe fn of_slot<'a>(slot: NonNull<T>) -> &'a Self {
-        // SAFETY: the slot is live, so its slab is.
-        let home = unsafe { CacheSet::<P, U1>::home_of(slot.cast()) };
-        // SAFETY: the handle's cache wrote its address there (`mark_home`)
-        // with the provenance of a borrow that is still live: the last
-        // handle made to a slot of this slab holds it, or one made later
-        // still, and while any handle lives the cache is not borrowed
-        // mutably. The cache has not moved since: it is borrowed.
-        unsafe { &*home.cast::<Self>() }
     }
 
     /// A slot for one `T`, uninitialised. Zero-sized `T`s get a dangling,

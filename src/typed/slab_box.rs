@@ -7,13 +7,12 @@ use core::cmp::Ordering;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
-use core::mem::{ManuallyDrop, align_of};
+use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 use core::pin::Pin;
 use core::ptr::NonNull;
 
 use super::{SlabCache, SlotGuard};
-use crate::checked::CHECKED;
 use crate::error::{AllocError, AllocFailed};
 use crate::page_allocator::{DefaultPages, PageAllocator};
 
@@ -36,7 +35,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
                 // SAFETY: the slot is fresh, sized and aligned for `T`.
                 unsafe { slot.write(value) };
                 // SAFETY: the slot came from this cache and now holds a `T`.
-                Ok(unsafe { SlabBox::from_slot(self, slot) })
+                Ok(unsafe { SlabBox::from_raw(self, slot) })
             }
             Err(error) => Err(AllocFailed::new(value, error)),
         }
@@ -65,7 +64,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         // SAFETY: the slot is fresh, sized and aligned for `T`.
         unsafe { slot.write(value) };
         // SAFETY: the slot came from this cache and now holds a `T`.
-        Ok(unsafe { SlabBox::from_slot(self, slot) })
+        Ok(unsafe { SlabBox::from_raw(self, slot) })
     }
 
     /// Like [`alloc`](Self::alloc), pinned: the value never moves again.
@@ -98,24 +97,11 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 /// assert_eq!(plain, [1, 2, 3]);
 /// assert_eq!(cache.stats().objects_in_use, 0);
 /// ```
-///
-/// A handle is one pointer, as `Box` is (and `Option<SlabBox>` too): it
-/// finds its cache in its slab's header, where the cache writes its own
-/// address as it makes the handle (the address of a page-aligned slab is
-/// the object's, low bits cleared).
-///
-/// ```
-/// use minimal_slab::{SlabBox, SlabCache};
-/// assert_eq!(size_of::<SlabBox<'_, [u8; 64]>>(), size_of::<Box<[u8; 64]>>());
-/// assert_eq!(size_of::<Option<SlabBox<'_, u32>>>(), size_of::<usize>());
-/// ```
 pub struct SlabBox<'a, T, P: PageAllocator = DefaultPages> {
-    /// The object; for a zero-sized `T`, the cache's address when it is
-    /// aligned for `T`, else dangling.
     ptr: NonNull<T>,
-    /// The handle owns a `T` (for drop check and variance) and borrows the
-    /// cache, which must not move or go while the handle lives.
-    _owns: PhantomData<(T, &'a SlabCache<T, P>)>,
+    cache: &'a SlabCache<T, P>,
+    /// The handle owns a `T` (for drop check and variance).
+    _owns: PhantomData<T>,
 }
 
 impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
@@ -125,52 +111,18 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
     ///
     /// - `ptr` was returned by `into_raw` on a handle of this same `cache`
     ///   (a slot of another cache, or any other pointer into a slab page, is
-    ///   a foreign pointer: checked builds panic on it here, other builds
-    ///   corrupt the cache);
+    ///   a foreign pointer: checked builds panic on it when the handle is
+    ///   dropped, other builds corrupt the cache);
     /// - it is the pointer itself, not one rebuilt from a reference to the
     ///   value (its provenance must be the one the cache handed out, which
     ///   reaches beyond the object to the slab's header and the page source's
     ///   bookkeeping);
     /// - no other handle to that slot exists (two would free it twice: a
     ///   double free, and a use after free through the survivor).
-    ///
-    /// Checked builds verify that the slot is one of `cache`'s, in use,
-    /// and panic naming the misuse when it is not.
-    #[track_caller]
     pub unsafe fn from_raw(cache: &'a SlabCache<T, P>, ptr: NonNull<T>) -> Self {
-        if CHECKED && !SlabCache::<T, P>::IS_ZST {
-            // SAFETY: the caller's first guarantee, which this checks as far
-            // as a slab header can tell.
-            if let Some(misuse) = unsafe { cache.set().diagnose(0, ptr.cast()) } {
-                misuse.report(ptr.cast());
-            }
-        }
-        // SAFETY: the caller's guarantees.
-        unsafe { Self::from_slot(cache, ptr) }
-    }
-
-    /// A handle for a slot the cache handed out (or, for a zero-sized `T`,
-    /// any pointer).
-    ///
-    /// # Safety
-    ///
-    /// `slot` came from `cache`, holds a `T`, and no other handle owns it.
-    #[inline]
-    pub(crate) unsafe fn from_slot(cache: &'a SlabCache<T, P>, slot: NonNull<T>) -> Self {
-        let ptr = if SlabCache::<T, P>::IS_ZST {
-            // No slot, so no header: the pointer itself leads to the cache.
-            if align_of::<T>() <= align_of::<SlabCache<T, P>>() {
-                NonNull::from(cache).cast()
-            } else {
-                NonNull::dangling()
-            }
-        } else {
-            // SAFETY: the caller's guarantee: a slot of this cache, in use.
-            unsafe { cache.mark_home(slot) };
-            slot
-        };
         Self {
             ptr,
+            cache,
             _owns: PhantomData,
         }
     }
@@ -200,14 +152,9 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
         // SAFETY: the handle owns a live `T`; it is moved out exactly once
         // and the handle's `Drop` will not run.
         let value = unsafe { this.ptr.read() };
-        if !SlabCache::<T, P>::IS_ZST {
-            // SAFETY: the handle owned a live slot of a cache borrowed for
-            // `'a`.
-            let cache = unsafe { SlabCache::<T, P>::of_slot(this.ptr) };
-            // SAFETY: the slot came from that cache, its value was just moved
-            // out, and the handle is gone.
-            unsafe { cache.free_slot(this.ptr) };
-        }
+        // SAFETY: the slot came from this cache, its value was just moved
+        // out, and the handle is gone.
+        unsafe { this.cache.free_slot(this.ptr) };
         value
     }
 
@@ -230,28 +177,9 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
         unsafe { &mut *this.ptr.as_ptr() }
     }
 
-    /// The cache this value lives in, read from its slab's header.
-    ///
-    /// For a zero-sized `T` aligned to more than a `SlabCache` (which takes
-    /// no slot and has no header), this does not compile.
-    #[inline]
+    /// The cache this value lives in.
     pub fn cache(this: &Self) -> &'a SlabCache<T, P> {
-        if SlabCache::<T, P>::IS_ZST {
-            // Evaluated for every `T` this is used with, whatever the branch.
-            const {
-                assert!(
-                    !SlabCache::<T, P>::IS_ZST || align_of::<T>() <= align_of::<SlabCache<T, P>>(),
-                    "SlabBox::cache: a zero-sized T this aligned cannot lead back to its cache"
-                );
-            }
-            // SAFETY: a zero-sized value's handle holds its cache's address
-            // (`from_slot`, alignment permitting, as just asserted); the
-            // cache is borrowed for `'a`.
-            return unsafe { this.ptr.cast::<SlabCache<T, P>>().as_ref() };
-        }
-        // SAFETY: the handle owns a live slot of a cache that made it and
-        // is borrowed for `'a`.
-        unsafe { SlabCache::of_slot(this.ptr) }
+        this.cache
     }
 
     /// The address of the value.
@@ -289,18 +217,10 @@ impl<T, P: PageAllocator> SlabBox<'static, T, P> {
 impl<T, P: PageAllocator> Drop for SlabBox<'_, T, P> {
     #[inline]
     fn drop(&mut self) {
-        if SlabCache::<T, P>::IS_ZST {
-            // No slot to return (and maybe no way to the cache).
-            // SAFETY: the handle owns a `T`, dropped exactly once here.
-            unsafe { self.ptr.drop_in_place() };
-            return;
-        }
-        // SAFETY: the handle owns a live slot of a cache borrowed for `'_`.
-        let cache = unsafe { SlabCache::<T, P>::of_slot(self.ptr) };
         // SAFETY: the handle owns the slot and is going away; the value is
         // dropped just below, before the guard returns the slot — also if
         // `T::drop` panics and unwinds.
-        let _return_slot = unsafe { SlotGuard::new(cache, self.ptr) };
+        let _return_slot = unsafe { SlotGuard::new(self.cache, self.ptr) };
         // SAFETY: the handle owns a live `T`, dropped exactly once here.
         unsafe { self.ptr.drop_in_place() };
     }

@@ -1,11 +1,11 @@
-//! The one-word `SlabBox` against what safe code can do to its cache: a
-//! handle finds its cache through the `home` pointer in its slab's header,
-//! and these tests move caches (and move them *back*) between uses, make
-//! handles through local fronts, round-trip raw pointers, panic, use
-//! threads and zero-sized types.
+//! Handles against what safe code can do to their cache between uses:
+//! caches moved (and moved *back*), swapped, borrowed mutably at the same
+//! address, handles made by local fronts, raw round trips, panics, threads
+//! and zero-sized types.
 //!
-//! Tests named `fixed_*` reproduce problems an earlier design had (see each
-//! one's comment); under Miri they are the ones that matter.
+//! Tests named `fixed_*` reproduce problems of a one-pointer handle design
+//! that kept the cache's address in each slab's header (see each one's
+//! comment); under Miri they are the ones that matter.
 
 mod common;
 
@@ -486,23 +486,24 @@ fn zero_sized_values_of_every_alignment() {
 }
 
 // ---------------------------------------------------------------------------
-// Checked builds: `from_raw` diagnoses against the given cache.
+// Checked builds: a handle rebuilt on another cache is caught.
 // ---------------------------------------------------------------------------
 
 #[cfg(any(debug_assertions, feature = "checked"))]
 #[test]
-fn checked_from_raw_rejects_another_caches_slot_even_after_moves() {
+fn checked_builds_catch_another_caches_slot_even_after_moves() {
     let a: SlabCache<u64> = SlabCache::new();
     let b: SlabCache<u64> = SlabCache::new();
     let ra = SlabBox::into_raw(a.alloc(1).unwrap());
     let (a, b) = (Box::new(a), Box::new(b));
     let r = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: deliberately broken (another cache's slot): checked builds
-        // promise to panic before making the handle.
-        mem::forget(unsafe { SlabBox::from_raw(&*b, ra) });
+        // panic when the handle frees it, before changing anything.
+        drop(unsafe { SlabBox::from_raw(&*b, ra) });
     }));
     assert!(r.is_err(), "a slot of another cache is diagnosed");
-    // SAFETY: `ra` came from `into_raw` on `a`; the one handle.
+    // SAFETY: `ra` came from `into_raw` on `a`, and the rejected handle did
+    // not free it: this is the one handle that does.
     let h = unsafe { SlabBox::from_raw(&*a, ra) };
     assert!(ptr::eq(SlabBox::cache(&h), &*a));
 }
