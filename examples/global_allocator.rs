@@ -3,8 +3,10 @@
 //! What this teaches:
 //!
 //! - installing a `SlabAllocator` as the program's global allocator, with its
-//!   pages taken from `std::alloc::System` through `GlobalAllocPages` (taking
-//!   them from the global allocator, i.e. from itself, would recurse);
+//!   pages cut from 256 KiB chunks (`ChunkedPages`) taken from
+//!   `std::alloc::System` through `GlobalAllocPages` (taking them from the
+//!   global allocator, i.e. from itself, would recurse; a `System`
+//!   allocation per 4 KiB page would cost about twice the memory);
 //! - `System` as the fallback too: requests larger than 256 bytes (a growing
 //!   `Vec`'s buffer, say) go straight to it;
 //! - ordinary code — `Vec`, `String`, `BTreeMap`, threads — needs no change;
@@ -19,14 +21,18 @@
 use std::alloc::System;
 use std::collections::BTreeMap;
 
-use minimal_slab::{GlobalAllocPages, SlabAllocator};
+use minimal_slab::typenum::U262144;
+use minimal_slab::{ChunkedPages, GlobalAllocPages, SlabAllocator};
 
 /// Every `Box`, `Vec`, `String`, … of this program comes from here: size
-/// classes of 8 to 256 bytes on 4 KiB pages from `System`, and `System` for
-/// anything larger.
+/// classes of 8 to 256 bytes on 4 KiB pages cut from 256 KiB chunks of
+/// `System`, and `System` for anything larger.
 #[global_allocator]
-static HEAP: SlabAllocator<GlobalAllocPages<System>, System> =
-    SlabAllocator::new_in(GlobalAllocPages::new(System), System);
+static HEAP: SlabAllocator<ChunkedPages<GlobalAllocPages<System, U262144>>, System> =
+    SlabAllocator::new_in(
+        ChunkedPages::new(GlobalAllocPages::with_page_size(System)),
+        System,
+    );
 
 const WORDS: [&str; 12] = [
     "slab", "page", "slot", "cache", "free", "list", "object", "size", "class", "header",
