@@ -21,6 +21,23 @@
 //! by the standard library from Rust 1.92 (rust-lang/rust#144465); built by
 //! an older compiler, `GlobalAlloc` keeps to the locked path (`build.rs`
 //! tells which), correct and slower.
+//!
+//! **Off by default for now**: built with `MINIMAL_SLAB_GLOBAL_TLS=1` in
+//! the environment (and Rust 1.92+) the path above is compiled in, and
+//! three faults of it are known and open:
+//!
+//! - a POSIX thread-specific-data destructor runs after the thread-local
+//!   destructors (glibc), so a block it frees arms an exit guard that never
+//!   runs: the table stays listed after its thread is gone (`stats()` can
+//!   then loop on a reused table, and its slots leak);
+//! - `dealloc` rebuilds the page pointer before the magazine writes its
+//!   link and (checked builds) poison over the whole slot, while the
+//!   caller's `Box` may still be protected (a `Box` argument dropped in its
+//!   callee): Stacked and Tree Borrows reject the write;
+//! - a `realloc` from the fallback into a size class swaps the fallback's
+//!   pointer for one with exposed page provenance it never had.
+//!
+//! Until they are fixed `GlobalAlloc` takes each class's lock.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -34,9 +51,11 @@ use crate::page_allocator::PageAllocator;
 
 impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// Whether this build's `GlobalAlloc` methods cache blocks per thread
-    /// (feature `std`, and a compiler whose standard library lets a global
-    /// allocator use thread-local storage with a destructor: Rust 1.92 or
-    /// later). When `false`, they take each size class's lock on every call.
+    /// (feature `std`, a compiler whose standard library lets a global
+    /// allocator use thread-local storage with a destructor — Rust 1.92 or
+    /// later — and, while that path has known faults, the build asking for
+    /// it with `MINIMAL_SLAB_GLOBAL_TLS=1`). When `false`, they take each
+    /// size class's lock on every call.
     pub const GLOBAL_ALLOC_PER_THREAD: bool = GLOBAL_PER_THREAD;
 
     /// The entry point for pointers whose borrow may cover the object alone
