@@ -97,24 +97,14 @@ fn cached<N: minimal_slab::generic_array::ArrayLength>(
     stats.classes().iter().map(|c| c.cached_slots).sum()
 }
 
-/// Threads that free blocks keep them in their per-thread caches (where the
-/// compiler lets a global allocator have them); when they exit, the blocks
-/// go back, and every count balances.
-fn threads_exit_holding_cached_blocks() {
+/// Runs `work(t)` on four threads, `t` in `0..4`, waits until they have
+/// exited, and checks that every block they allocated came back.
+fn on_four_threads_every_block_comes_back(work: fn(usize)) {
     let before = HEAP.stats().objects_in_use();
     // Spawned and joined, not scoped: `join` waits until the thread has
     // run its thread-local destructors (a scope may end before they run).
-    let threads: Vec<_> = (0..4_usize)
-        .map(|t| {
-            std::thread::spawn(move || {
-                let blocks: Vec<Vec<u8>> = (0..SCALE / 10)
-                    .map(|i| vec![t as u8; 1 + (i * 7) % 250])
-                    .collect();
-                assert!(blocks.iter().all(|b| b.iter().all(|&x| x == t as u8)));
-                drop(blocks);
-                // Some rest in this thread's cache now; exiting gives them up.
-            })
-        })
+    let threads: Vec<_> = (0..4)
+        .map(|t| std::thread::spawn(move || work(t)))
         .collect();
     for thread in threads {
         thread.join().unwrap();
@@ -125,6 +115,20 @@ fn threads_exit_holding_cached_blocks() {
         before,
         "every block came back: {after}"
     );
+}
+
+/// Threads that free blocks keep them in their per-thread caches (where the
+/// global allocator has them); when they exit, the blocks go back, and every
+/// count balances.
+fn threads_exit_holding_cached_blocks() {
+    on_four_threads_every_block_comes_back(|t| {
+        let blocks: Vec<Vec<u8>> = (0..SCALE / 10)
+            .map(|i| vec![t as u8; 1 + (i * 7) % 250])
+            .collect();
+        assert!(blocks.iter().all(|b| b.iter().all(|&x| x == t as u8)));
+        drop(blocks);
+        // Some may rest in this thread's cache now; exiting gives them up.
+    });
 }
 
 struct AllocatesWhenDropped(Vec<u64>);
@@ -146,34 +150,21 @@ std::thread_local! {
 
 /// Thread-local destructors allocate and free while the thread exits.
 fn thread_local_destructors_allocate() {
-    let before = HEAP.stats().objects_in_use();
-    let threads: Vec<_> = (0..4_u64)
-        .map(|t| {
-            std::thread::spawn(move || {
-                if t % 2 == 0 {
-                    // Registered before the allocator's guard...
-                    TORN_DOWN_LATE
-                        .with(|slot| *slot.borrow_mut() = Some(AllocatesWhenDropped(vec![t; 40])));
-                }
-                let warm: Vec<Box<u64>> = (0..100).map(Box::new).collect();
-                drop(warm);
-                if t % 2 == 1 {
-                    // ...or after it.
-                    TORN_DOWN_LATE
-                        .with(|slot| *slot.borrow_mut() = Some(AllocatesWhenDropped(vec![t; 40])));
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    let after = HEAP.stats();
-    assert_eq!(
-        after.objects_in_use(),
-        before,
-        "every block came back: {after}"
-    );
+    on_four_threads_every_block_comes_back(|t| {
+        let late = || {
+            TORN_DOWN_LATE.with(|slot| {
+                *slot.borrow_mut() = Some(AllocatesWhenDropped(vec![t as u64; 40]));
+            });
+        };
+        if t % 2 == 0 {
+            late(); // registered before the allocator's guard...
+        }
+        let warm: Vec<Box<u64>> = (0..100).map(Box::new).collect();
+        drop(warm);
+        if t % 2 == 1 {
+            late(); // ...or after it
+        }
+    });
 }
 
 /// The calling thread's cache, counted apart, goes back on `shrink_to_fit`.
