@@ -236,14 +236,17 @@ fn leaked_values_of_a_cache_that_then_moves() {
 
 #[test]
 fn pinned_handles_of_a_leaked_cache() {
-    let cache: &'static SlabCache<[u8; 40]> = Box::leak(Box::new(SlabCache::new()));
+    let raw = Box::into_raw(Box::new(SlabCache::<[u8; 40]>::new()));
+    // SAFETY: a live, boxed cache, taken back below only once nothing
+    // borrows it.
+    let cache: &'static SlabCache<[u8; 40]> = unsafe { &*raw };
     let p = SlabBox::into_pin(cache.alloc([3; 40]).unwrap());
     assert_eq!(p[0], 3);
     drop(p);
     assert_eq!(cache.stats().objects_in_use, 0);
-    // SAFETY: `cache` came from `Box::leak` above, and the one handle to
-    // it, pinned, is dropped: nothing uses the cache after this.
-    drop(unsafe { Box::from_raw(ptr::from_ref(cache).cast_mut()) });
+    // SAFETY: `raw` came from `Box::into_raw` above, and the one handle to
+    // the cache, pinned, is dropped: nothing uses the cache after this.
+    drop(unsafe { Box::from_raw(raw) });
 }
 
 // ---------------------------------------------------------------------------
