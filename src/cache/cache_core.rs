@@ -218,10 +218,10 @@ impl CacheCore {
         // SAFETY: as above.
         let slot = unsafe { slab.pop_slot(&self.geometry) };
         debug_assert!(slot.is_some(), "a slab on `available` has a free slot");
+        // Not `unreachable!`: that would link its message and the panic
+        // machinery into every release build, for a path that cannot run.
         // SAFETY: a slab is on `available` only while it has a free slot
-        // (the list's invariant, kept here and in `put_back`), so `pop_slot`
-        // found one. (An `unreachable!` would link its message and the panic
-        // machinery into every release build, for a path that cannot run.)
+        // (kept here and in `put_back`), so `pop_slot` found one.
         let slot = unsafe { slot.unwrap_unchecked() };
         if was_empty {
             self.empty -= 1;
