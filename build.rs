@@ -2,12 +2,15 @@
 //! free slots for the sanitizer (see `src/poison.rs`). Stable Rust has no
 //! `cfg` for sanitizers, so the flags are read here.
 //!
-//! Also tells the crate whether the compiler's standard library lets a
-//! global allocator use thread-local storage with a destructor (Rust 1.92
-//! and later, rust-lang/rust#144465): only then, and only when asked
-//! (`MINIMAL_SLAB_GLOBAL_TLS=1`, while its known faults are open), does
-//! `SlabAllocator` as `#[global_allocator]` keep per-thread caches (see
-//! `src/raw/global_alloc.rs`).
+//! Also tells the crate whether `SlabAllocator` as `#[global_allocator]`
+//! may keep per-thread caches: its exit guard must not need a thread-local
+//! destructor registered from inside the global allocator, which the
+//! standard library allows from Rust 1.92 (rust-lang/rust#144465). On Linux
+//! the guard is a POSIX thread-specific-data key, so any compiler will do;
+//! elsewhere it is a `thread_local!` destructor, so the compiler must be
+//! 1.92 or later, or `GlobalAlloc` keeps to the locked path (see
+//! `src/raw/global_alloc.rs`). `MINIMAL_SLAB_GLOBAL_TLS=0` in the
+//! environment keeps it to the locked path anyway.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(minimal_slab_asan)");
@@ -23,12 +26,10 @@ fn main() {
     }
 
     println!("cargo::rustc-check-cfg=cfg(minimal_slab_global_tls)");
-    // Off until the known faults of that path are fixed (see
-    // `src/raw/global_alloc.rs`); `MINIMAL_SLAB_GLOBAL_TLS=1` turns it on
-    // for work on them.
     println!("cargo::rerun-if-env-changed=MINIMAL_SLAB_GLOBAL_TLS");
-    let wanted = std::env::var_os("MINIMAL_SLAB_GLOBAL_TLS").is_some_and(|v| v == "1");
-    if wanted && rustc_minor().is_some_and(|minor| minor >= 92) {
+    let refused = std::env::var_os("MINIMAL_SLAB_GLOBAL_TLS").is_some_and(|v| v == "0");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
+    if !refused && (linux || rustc_minor().is_some_and(|minor| minor >= 92)) {
         println!("cargo::rustc-cfg=minimal_slab_global_tls");
     }
 }

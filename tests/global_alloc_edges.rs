@@ -8,10 +8,11 @@
 //! test while the counters are read. `cargo test --test global_alloc_edges
 //! -- NAME` runs the scenarios whose name contains `NAME`.
 //!
-//! Scenarios named `fault_*` reproduce the open faults of the per-thread
-//! path of `GlobalAlloc` (see `src/raw/global_alloc.rs`): they pass on the
-//! default locked path, and fail (or, for Miri, report undefined behaviour)
-//! when the crate is built with `MINIMAL_SLAB_GLOBAL_TLS=1`.
+//! Three scenarios are regression tests of faults the per-thread path of
+//! `GlobalAlloc` once had (see `src/raw/global_alloc.rs`): a `Box` freed
+//! while protected, a fallback block shrunk into a class, and a table first
+//! used from a POSIX thread-specific-data destructor. They pass on the
+//! locked path too (`MINIMAL_SLAB_GLOBAL_TLS=0`).
 
 use std::alloc::{Layout, System};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,17 +74,16 @@ fn consume(b: Box<[u64; 4]>) -> u64 {
     sum
 }
 
-/// Checked builds (every debug build): `GlobalAlloc::dealloc` now rebuilds
-/// the pointer with the page's exposed provenance (`deallocate_narrowed`)
-/// and `MagazineFront::give` poisons the whole slot through it. That write
-/// is foreign to the `Box` still protected by the caller's frame: undefined
-/// behaviour under Stacked Borrows ("would remove [Unique] which is weakly
-/// protected") and Tree Borrows ("write access through <wildcard> is
-/// forbidden"). The locked path wrote only through the caller's pointer,
-/// within the object (`SlotReach::Object`). Miri reports it; natively it
-/// passes. `tests/as_global_allocator.rs` hits it at its first
-/// `thread::spawn`, so CI's Miri step for that test fails.
-fn fault_box_freed_while_protected_is_poisoned_through_wildcard() {
+/// Checked builds (every debug build) poison a freed slot. Were the poison
+/// written through a pointer rebuilt with the page's exposed provenance,
+/// the write would be foreign to the `Box` still protected by the caller's
+/// frame: undefined behaviour under Stacked Borrows ("would remove [Unique]
+/// which is weakly protected") and Tree Borrows ("write access through
+/// <wildcard> is forbidden"). The object's bytes must go through the
+/// caller's own pointer (`SlotReach::Object`), in the per-thread path as in
+/// the locked one. Miri tells; natively it passes either way. std's
+/// `thread::spawn` frees such a `Box` too.
+fn box_freed_while_protected_is_written_through_its_own_pointer() {
     assert_eq!(consume(Box::new([1, 2, 3, 4])), 10);
 }
 
@@ -92,14 +92,13 @@ fn fault_box_freed_while_protected_is_poisoned_through_wildcard() {
 // ---------------------------------------------------------------------------
 
 /// A block of the fallback (beyond 256 bytes) shrunk into a size class:
-/// `resize` allocates a slot, copies, and frees the old block through
-/// `Entry::deallocate`, which — now that the `GlobalAlloc` entry is
-/// `per_thread` — swaps *any* pointer for one rebuilt with exposed
-/// provenance (`in_place`), the fallback's too. `System`'s block never
-/// exposed its provenance, so `System.dealloc` gets a pointer with no valid
-/// provenance: undefined behaviour that Miri (permissive provenance) reports.
-/// Natively this passes.
-fn fault_realloc_fallback_into_class_frees_with_unexposed_provenance() {
+/// `resize` allocates a slot, copies, and frees the old block. Only a slot
+/// may have its pointer swapped for one rebuilt with the page's exposed
+/// provenance; `System`'s block never exposed its provenance, so such a
+/// pointer handed to `System.dealloc` would have none that is valid:
+/// undefined behaviour that Miri (permissive provenance) reports. Natively
+/// it passes either way.
+fn realloc_fallback_into_class_frees_the_fallback_pointer() {
     let mut v: Vec<u8> = Vec::with_capacity(1000); // the fallback (System)
     v.extend_from_slice(&[7; 10]);
     v.shrink_to_fit(); // realloc 1000 -> 10: into the 16-byte class
@@ -137,7 +136,7 @@ fn realloc_within_and_across_classes() {
         assert_eq!(v[15], 1);
         assert_eq!(v[16], 2);
         assert_eq!(v[356 - 1], 3);
-        drop(v); // a fallback block (the fallback into a class is a fault_*)
+        drop(v); // a fallback block (see realloc_fallback_into_class_*)
         let mut v = vec![round as u8; 30]; // the 32-byte class
         v.shrink_to_fit();
         let b = v.into_boxed_slice();
@@ -318,16 +317,15 @@ mod pthread {
 /// A POSIX thread-specific-data destructor that allocates, on a thread that
 /// had not used the allocator's per-thread cache before: glibc runs these
 /// (`__nptl_deallocate_tsd`) *after* the thread-local destructors
-/// (`__call_tls_dtors`). The allocation arms the exit guard then — std
-/// registers it with `__cxa_thread_atexit_impl`, whose list glibc never
-/// runs again for this thread — and lists the thread's table on `TABLES`.
-/// The guard never runs: the table stays on the list after its thread is
-/// gone (its slots counted as cached for ever, its storage freed or reused),
-/// and the next thread whose static TLS lands at the same address links a
-/// table to itself: `Table::cached_everywhere` then loops for ever under
-/// the `TABLES` lock.
+/// (`__call_tls_dtors`). An exit guard that were a Rust thread-local
+/// destructor, armed then, would never run: the table would stay on
+/// `TABLES` after its thread is gone (its slots counted as cached for
+/// ever), and the next thread whose static TLS lands at the same address
+/// would link a table to itself, so that `stats()` loops for ever under the
+/// `TABLES` lock. On Linux the guard is a thread-specific-data key, which
+/// glibc runs in a further round.
 #[cfg(all(target_os = "linux", target_env = "gnu", not(miri)))]
-fn fault_pthread_key_destructor_lists_table_of_exiting_thread() {
+fn pthread_key_destructor_does_not_leave_a_table_listed() {
     use std::ffi::c_void;
 
     unsafe extern "C" fn allocates(_: *mut c_void) {
@@ -438,8 +436,8 @@ fn main() {
     #[allow(unused_mut)] // pushed to on glibc only
     let mut tests: Vec<(&str, fn())> = vec![
         (
-            "fault_box_freed_while_protected_is_poisoned_through_wildcard",
-            fault_box_freed_while_protected_is_poisoned_through_wildcard,
+            "box_freed_while_protected_is_written_through_its_own_pointer",
+            box_freed_while_protected_is_written_through_its_own_pointer,
         ),
         (
             "realloc_within_and_across_classes",
@@ -455,14 +453,14 @@ fn main() {
             double_free_through_global_alloc_aborts,
         ),
         (
-            "fault_realloc_fallback_into_class_frees_with_unexposed_provenance",
-            fault_realloc_fallback_into_class_frees_with_unexposed_provenance,
+            "realloc_fallback_into_class_frees_the_fallback_pointer",
+            realloc_fallback_into_class_frees_the_fallback_pointer,
         ),
     ];
     #[cfg(all(target_os = "linux", target_env = "gnu", not(miri)))]
     tests.push((
-        "fault_pthread_key_destructor_lists_table_of_exiting_thread",
-        fault_pthread_key_destructor_lists_table_of_exiting_thread,
+        "pthread_key_destructor_does_not_leave_a_table_listed",
+        pthread_key_destructor_does_not_leave_a_table_listed,
     ));
     let mut passed = 0;
     for (name, test) in tests {

@@ -8,7 +8,7 @@ use core::ptr::NonNull;
 use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
 use typenum::U32;
 
-use crate::cache::class_size;
+use crate::cache::{SlotReach, class_size};
 use crate::error::AllocError;
 use crate::magazine::MagazineFront;
 use crate::page_allocator::{DefaultPages, PageAllocator};
@@ -100,7 +100,15 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
         };
         // SAFETY: the caller's guarantees; checked builds verify the owner
         // and size class at once.
-        unsafe { self.fronts[class].give(self.heap.set(), class, class_size(class), ptr) };
+        unsafe {
+            self.fronts[class].give(
+                self.heap.set(),
+                class,
+                class_size(class),
+                ptr,
+                SlotReach::Page,
+            )
+        };
     }
 
     /// Resizes memory from [`allocate`](Self::allocate), keeping the first

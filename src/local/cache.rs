@@ -9,6 +9,7 @@ use core::ptr::{self, NonNull};
 use generic_array::ArrayLength;
 use typenum::U32;
 
+use crate::cache::SlotReach;
 use crate::error::{AllocError, AllocFailed};
 use crate::magazine::MagazineFront;
 use crate::page_allocator::{DefaultPages, PageAllocator};
@@ -229,7 +230,10 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
             return;
         }
         // SAFETY: the caller's guarantees.
-        unsafe { self.front.give(self.cache.set(), 0, size, slot.cast()) }
+        unsafe {
+            self.front
+                .give(self.cache.set(), 0, size, slot.cast(), SlotReach::Page)
+        }
     }
 }
 

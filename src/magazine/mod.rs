@@ -11,11 +11,12 @@ use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
 
 mod stack;
 
-use crate::cache::{CacheSet, SlotReach};
+use crate::cache::{CacheSet, SlotReach, with_exposed_page_provenance};
 use crate::checked::{CHECKED, Misuse};
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
 use stack::Magazine;
+use stack::poison_freed;
 pub(crate) use stack::{check_cached, poison_cached};
 
 /// A magazine of up to `N` free slots of one cache. Its methods take the
@@ -170,12 +171,20 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// pointer that is no slot) and a second free of a slot still in this
     /// magazine.
     ///
+    /// `reach` says what `slot` may access: with [`SlotReach::Object`] (a
+    /// `Box` freed through `GlobalAlloc`, its borrow still guarding the
+    /// object) the object's bytes are written through `slot` and the rest
+    /// of the slot through the page's exposed provenance, which is also the
+    /// pointer the magazine keeps.
+    ///
     /// # Safety
     ///
     /// `slot` is a slot of `size` bytes that cache `class` of `set` handed
     /// out, through the pointer the slab gave (or one derived from it by
-    /// pointer arithmetic); it is not freed twice (no double free), and no
-    /// one uses it after this call (no use after free).
+    /// pointer arithmetic; with `SlotReach::Object`, one whose borrow covers
+    /// the object alone, in a cache that exposes its pages); it is not freed
+    /// twice (no double free), and no one uses it after this call (no use
+    /// after free).
     #[inline]
     pub(crate) unsafe fn give<P: PageAllocator, C: ArrayLength>(
         &self,
@@ -183,7 +192,12 @@ impl<N: ArrayLength> MagazineFront<N> {
         class: usize,
         size: usize,
         slot: NonNull<u8>,
+        reach: SlotReach,
     ) {
+        let (object, slot) = match reach {
+            SlotReach::Page => (slot, slot),
+            SlotReach::Object(_) => (slot, with_exposed_page_provenance(slot)),
+        };
         if CHECKED {
             // Only header fields fixed when the slab was made are read: no
             // lock needed. Checked before the poison is written through it.
@@ -196,8 +210,9 @@ impl<N: ArrayLength> MagazineFront<N> {
                 Misuse::DoubleFree.report(slot);
             }
         }
-        // SAFETY: the slot is ours and no one uses it any more.
-        unsafe { poison_cached(slot, size) };
+        // SAFETY: the slot is ours and no one uses it any more; `object`
+        // is entitled to the bytes `reach` says, `slot` to all of them.
+        unsafe { poison_freed(object, slot, size, reach) };
         if let Err(slot) = self.magazine.push(slot) {
             // SAFETY: the caller's guarantees, passed on.
             unsafe { self.drain_then_push(set, class, size, slot) };

@@ -38,6 +38,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use generic_array::{ArrayLength, GenericArray};
 
+use crate::cache::SlotReach;
 use crate::checked::{CHECKED, Misuse, poison};
 
 /// A fixed-capacity stack of slot pointers, used through `&self`.
@@ -135,6 +136,38 @@ pub(crate) unsafe fn poison_cached(slot: NonNull<u8>, size: usize) {
         unsafe { poison::fill(slot.as_ptr(), size) };
     }
     poison::forbid(slot, size);
+}
+
+/// [`poison_cached`] for a slot being freed, written through the pointer
+/// entitled to each byte: with [`SlotReach::Object`]`(n)` the first `n`
+/// bytes through `object` (a `Box` being freed still guards them), the
+/// rest through `paged`, the same address with the page's provenance.
+///
+/// # Safety
+///
+/// As for [`poison_cached`], with `object` and `paged` the same address and
+/// each entitled to the bytes written through it.
+#[inline]
+pub(crate) unsafe fn poison_freed(
+    object: NonNull<u8>,
+    paged: NonNull<u8>,
+    size: usize,
+    reach: SlotReach,
+) {
+    match reach {
+        // SAFETY: the caller's guarantees.
+        SlotReach::Page => unsafe { poison_cached(paged, size) },
+        SlotReach::Object(guarded) => {
+            if CHECKED {
+                let near = guarded.min(size);
+                // SAFETY: the object's bytes, through the object's pointer.
+                unsafe { poison::fill(object.as_ptr(), near) };
+                // SAFETY: the rest of the slot, through the page's pointer.
+                unsafe { poison::fill(paged.as_ptr().wrapping_add(near), size - near) };
+            }
+            poison::forbid(paged, size);
+        }
+    }
 }
 
 /// Takes a slot out of a magazine for use: checked builds verify that no

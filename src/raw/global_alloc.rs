@@ -4,40 +4,34 @@
 //! # Per-thread caches in the global allocator
 //!
 //! With `std`, `GlobalAlloc` takes the per-thread caches as the inherent
-//! methods do, under three rules that keep the allocator from calling
-//! itself and from using thread-local storage the standard library has
-//! torn down:
+//! methods do, under these rules, which keep the allocator from calling
+//! itself, from using thread-local storage the standard library has torn
+//! down, and from writing where a caller's borrow forbids it:
 //!
 //! - nothing in the per-thread caches allocates through the global heap:
 //!   the registry's orphan lists take their memory from `System`;
-//! - the one thread-local with a destructor (the table's exit guard) is
-//!   armed once per thread, and a call that arrives while it is being armed
-//!   (the standard library may allocate to register it) takes the locked
-//!   path; so does every call once the thread's exit guard has run;
+//! - the table's exit guard is armed once per thread, and a call that
+//!   arrives while it is being armed (the standard library may allocate to
+//!   register a destructor) takes the locked path; so does every call once
+//!   the thread's exit guard has run;
 //! - every thread-local access is `try_with`, and a refusal means the
-//!   locked path.
+//!   locked path;
+//! - a `Box` being freed may still guard its object (a `Box` argument
+//!   dropped in its callee is protected until the callee returns): the
+//!   magazine writes the object's bytes only through the pointer `dealloc`
+//!   was given, and the rest of the slot through the page's exposed
+//!   provenance (`SlotReach::Object`), as the locked path does;
+//! - a block of the fallback keeps its own pointer everywhere (only slots
+//!   have page provenance to swap in).
 //!
-//! A destructor registered from inside the global allocator is supported
-//! by the standard library from Rust 1.92 (rust-lang/rust#144465); built by
-//! an older compiler, `GlobalAlloc` keeps to the locked path (`build.rs`
-//! tells which), correct and slower.
-//!
-//! **Off by default for now**: built with `MINIMAL_SLAB_GLOBAL_TLS=1` in
-//! the environment (and Rust 1.92+) the path above is compiled in, and
-//! three faults of it are known and open:
-//!
-//! - a POSIX thread-specific-data destructor runs after the thread-local
-//!   destructors (glibc), so a block it frees arms an exit guard that never
-//!   runs: the table stays listed after its thread is gone (`stats()` can
-//!   then loop on a reused table, and its slots leak);
-//! - `dealloc` rebuilds the page pointer before the magazine writes its
-//!   link and (checked builds) poison over the whole slot, while the
-//!   caller's `Box` may still be protected (a `Box` argument dropped in its
-//!   callee): Stacked and Tree Borrows reject the write;
-//! - a `realloc` from the fallback into a size class swaps the fallback's
-//!   pointer for one with exposed page provenance it never had.
-//!
-//! Until they are fixed `GlobalAlloc` takes each class's lock.
+//! The exit guard is a POSIX thread-specific-data key on Linux, which runs
+//! even for a thread that first allocates from another such key's
+//! destructor (see `thread_cache`'s `exit_guard`); elsewhere it is a
+//! `thread_local!` destructor, which a global allocator may register only
+//! from Rust 1.92 (rust-lang/rust#144465): built by an older compiler for
+//! another system, `GlobalAlloc` keeps to the locked path (`build.rs`
+//! tells which), correct and slower. `MINIMAL_SLAB_GLOBAL_TLS=0` in the
+//! build's environment asks for the locked path everywhere.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -51,11 +45,10 @@ use crate::page_allocator::PageAllocator;
 
 impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// Whether this build's `GlobalAlloc` methods cache blocks per thread
-    /// (feature `std`, a compiler whose standard library lets a global
-    /// allocator use thread-local storage with a destructor — Rust 1.92 or
-    /// later — and, while that path has known faults, the build asking for
-    /// it with `MINIMAL_SLAB_GLOBAL_TLS=1`). When `false`, they take each
-    /// size class's lock on every call.
+    /// (feature `std`; on Linux, or built by Rust 1.92 or later, whose
+    /// standard library lets a global allocator register a thread-local
+    /// destructor; and not built with `MINIMAL_SLAB_GLOBAL_TLS=0`). When
+    /// `false`, they take each size class's lock on every call.
     pub const GLOBAL_ALLOC_PER_THREAD: bool = GLOBAL_PER_THREAD;
 
     /// The entry point for pointers whose borrow may cover the object alone
@@ -89,19 +82,18 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// reference or a `Box` to the object.
     #[inline]
     pub(crate) unsafe fn deallocate_narrowed(&self, ptr: NonNull<u8>, layout: Layout) {
-        #[cfg(all(feature = "std", not(loom), minimal_slab_global_tls))]
-        if let Some(class) = Self::class_index(layout) {
-            // The slot rests in a magazine, which writes its link and (in
-            // checked builds) poison across the whole slot: a pointer to
-            // the page, rebuilt from the provenance it exposed, reaches it.
-            let slot = crate::cache::with_exposed_page_provenance(ptr);
-            // SAFETY: the caller's guarantees: a block of this class, freed
-            // once, through a pointer that now reaches its page.
-            unsafe { self.thread.give(&self.set, class, class_size(class), slot) };
+        // With the per-thread path, the magazine writes (in checked builds,
+        // its poison) the object's bytes through `ptr` — a `Box` being
+        // freed may still guard them — and the rest of the slot through the
+        // page's exposed provenance, which is the pointer it keeps.
+        let reach = SlotReach::Object(layout.size());
+        if GLOBAL_PER_THREAD {
+            // SAFETY: the caller's guarantees; `reach` says what `ptr`
+            // covers, and class cores expose their pages.
+            unsafe { self.deallocate_per_thread(ptr, layout, reach, abort_on_misuse) };
             return;
         }
-        let reach = SlotReach::Object(layout.size());
-        // SAFETY: the caller's guarantees; `reach` says what `ptr` covers.
+        // SAFETY: as above.
         unsafe { self.deallocate_with(ptr, layout, reach, abort_on_misuse) }
     }
 

@@ -314,16 +314,39 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// inspect.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        #[cfg(all(feature = "std", not(loom)))]
-        if let Some(class) = Self::class_index(layout) {
-            // SAFETY: the caller's guarantees: a block of this class, through
-            // a pointer that reaches its page, freed once.
-            unsafe { self.thread.give(&self.set, class, class_size(class), ptr) };
-            return;
-        }
         // SAFETY: the caller's guarantees, a pointer reaching the page among
         // them.
-        unsafe { self.deallocate_with(ptr, layout, SlotReach::Page, Misuse::report) }
+        unsafe { self.deallocate_per_thread(ptr, layout, SlotReach::Page, Misuse::report) }
+    }
+
+    /// `deallocate` through this thread's cache where there is one (feature
+    /// `std`): a class block rests in the thread's magazine; a fallback
+    /// block goes to the fallback with its own pointer (it has no page
+    /// provenance to swap in). Without `std`, the locked path.
+    ///
+    /// # Safety
+    ///
+    /// As for [`deallocate`](Self::deallocate), with `reach` true of `ptr`.
+    #[inline]
+    pub(crate) unsafe fn deallocate_per_thread(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        reach: SlotReach,
+        report: Report,
+    ) {
+        #[cfg(all(feature = "std", not(loom)))]
+        if let Some(class) = Self::class_index(layout) {
+            // SAFETY: the caller's guarantees: a block of this class, freed
+            // once, `reach` true of `ptr` (class cores expose their pages).
+            unsafe {
+                self.thread
+                    .give(&self.set, class, class_size(class), ptr, reach)
+            };
+            return;
+        }
+        // SAFETY: the caller's guarantees.
+        unsafe { self.deallocate_with(ptr, layout, reach, report) }
     }
 
     /// `deallocate`, with what the pointer reaches and the way a misuse is

@@ -110,11 +110,13 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F
 
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         if self.per_thread {
-            // A narrowed pointer is swapped for one reaching the page
-            // (`in_place`), as `SlabAllocator::deallocate` needs.
-            let ptr = self.in_place(ptr);
-            // SAFETY: the caller's guarantees; the pointer reaches its page.
-            unsafe { self.heap.deallocate(ptr, layout) };
+            // SAFETY: the caller's guarantees; `reach` is true of the entry
+            // point's pointers. A fallback block keeps its own pointer: it
+            // has no page provenance to swap in.
+            unsafe {
+                self.heap
+                    .deallocate_per_thread(ptr, layout, self.reach, self.report)
+            };
             return;
         }
         // SAFETY: the caller's guarantees; `reach` is true of the entry

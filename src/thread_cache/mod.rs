@@ -61,6 +61,7 @@
 //! [`Table`]: table::Table
 //! [`ENTRIES`]: table::ENTRIES
 
+mod exit_guard;
 mod orphans;
 mod registry;
 mod table;
@@ -226,13 +227,16 @@ impl ThreadCache {
     }
 
     /// Returns `slot` to cache `class` of `set`, into this thread's magazine
-    /// when it has one.
+    /// when it has one. `reach` says what `slot` may access (see
+    /// `MagazineFront::give`).
     ///
     /// # Safety
     ///
     /// `slot` is a slot of `size` bytes that cache `class` of `set` handed
-    /// out, through the pointer the slab gave; it is not freed twice (no
-    /// double free), and no one uses it after this call (no use after free).
+    /// out, through the pointer the slab gave (with `SlotReach::Object`, one
+    /// whose borrow covers the object alone, in a set that exposes its
+    /// pages); it is not freed twice (no double free), and no one uses it
+    /// after this call (no use after free).
     #[inline]
     pub(crate) unsafe fn give<P: PageAllocator, C: ArrayLength>(
         &self,
@@ -240,6 +244,7 @@ impl ThreadCache {
         class: usize,
         size: usize,
         slot: NonNull<u8>,
+        reach: SlotReach,
     ) {
         if let Some(ticket) = self.ticket() {
             let (key, index) = (key(ticket, class), entry_index(ticket, class));
@@ -249,7 +254,7 @@ impl ThreadCache {
                 if mine {
                     // SAFETY: the caller's guarantees; the entry is this
                     // cache class's.
-                    unsafe { entry.front.give(set, class, size, slot) };
+                    unsafe { entry.front.give(set, class, size, slot, reach) };
                 }
                 mine
             });
@@ -258,7 +263,7 @@ impl ThreadCache {
             }
         }
         // SAFETY: the caller's guarantees, passed on.
-        unsafe { self.give_slow(set, class, size, slot) }
+        unsafe { self.give_slow(set, class, size, slot, reach) }
     }
 
     /// `give` with an entry another cache holds, no ticket yet, or the
@@ -275,18 +280,19 @@ impl ThreadCache {
         class: usize,
         size: usize,
         slot: NonNull<u8>,
+        reach: SlotReach,
     ) {
         let done = self.ticket_or_register().is_some_and(|ticket| {
             let (key, index) = (key(ticket, class), entry_index(ticket, class));
             with_claimed_entry(key, index, |entry| {
                 // SAFETY: the caller's guarantees; the entry is this cache
                 // class's.
-                unsafe { entry.front.give(set, class, size, slot) };
+                unsafe { entry.front.give(set, class, size, slot, reach) };
             })
         });
         if !done {
             // SAFETY: the caller's guarantees, passed on.
-            unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
+            unsafe { set.free(class, slot, reach, Misuse::report) };
         }
     }
 

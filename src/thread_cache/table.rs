@@ -16,8 +16,9 @@
 //! - The table is on [`TABLES`] while its thread may cache slots in it, so
 //!   that `stats()` on any thread can count them; only its own thread
 //!   touches its magazines, other threads read the atomic key and length.
-//! - When the thread exits, a guard's destructor takes the table off
-//!   [`TABLES`] and gives every slot up through the registry; from then on
+//! - When the thread exits, its exit guard (see `exit_guard`) takes the
+//!   table off [`TABLES`] and gives every slot up through the registry;
+//!   from then on
 //!   the table caches nothing (calls take the locked path). Giving up never
 //!   reads nor writes a slot. The table itself has no destructor: one would
 //!   take `&mut` to it while other threads may still read it through the
@@ -29,6 +30,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use typenum::U32;
 
+use super::exit_guard;
 use super::registry::{self, Ticket};
 use crate::magazine::MagazineFront;
 use crate::sync::Mutex;
@@ -127,7 +129,7 @@ pub(crate) struct Table {
     /// The thread is exiting and the table gave its slots up: it caches
     /// nothing more (later calls take the locked path).
     gone: Cell<bool>,
-    /// The exit guard is being armed. Arming registers a destructor with
+    /// The exit guard is being armed. Arming may register a destructor with
     /// the standard library, which may allocate — through this crate, if a
     /// `SlabAllocator` is the global allocator: such a nested call must
     /// neither arm the guard again nor cache, so it takes the locked path.
@@ -187,7 +189,7 @@ impl Table {
         // Armed before the table is listed: the guard's destructor is what
         // takes it off the list.
         self.arming.set(true);
-        let armed = EXIT_GUARD.try_with(|_| ()).is_ok();
+        let armed = exit_guard::arm(self);
         self.arming.set(false);
         if !armed {
             self.gone.set(true);
@@ -210,7 +212,7 @@ impl Table {
     /// threads may read the table (under the list's lock) until it is off
     /// the list, so no `&mut` to it may exist — which is why the table has
     /// no destructor, and a guard calls this.
-    fn leave(&self) {
+    pub(super) fn leave(&self) {
         if self.listed.get() {
             let mut head = TABLES.lock();
             let (prev, next) = (self.prev.get(), self.next.get());
@@ -248,19 +250,4 @@ impl Table {
         }
         total
     }
-}
-
-/// Runs [`Table::leave`] on the thread's table when the thread exits.
-struct ExitGuard;
-
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        // The table has no destructor, so it is still there.
-        let _ = super::TABLE.try_with(Table::leave);
-    }
-}
-
-std::thread_local! {
-    /// Armed by `Table::list`; zero-sized, so its storage costs nothing.
-    static EXIT_GUARD: ExitGuard = const { ExitGuard };
 }

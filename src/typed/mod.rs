@@ -30,7 +30,7 @@ use core::ptr::NonNull;
 
 use typenum::U1;
 
-use crate::cache::{CacheConfig, CacheSet, Shape};
+use crate::cache::{CacheConfig, CacheSet, Shape, SlotReach};
 use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
@@ -324,12 +324,13 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         // SAFETY: the caller's guarantees; a handle's pointer is the one its
         // slab gave it: it reaches the whole page.
         unsafe {
-            self.thread.give(&self.set, 0, Self::SLOT_SIZE, slot.cast())
+            self.thread
+                .give(&self.set, 0, Self::SLOT_SIZE, slot.cast(), SlotReach::Page)
         }
         #[cfg(not(all(feature = "std", not(loom))))]
         // SAFETY: as above.
         unsafe {
-            use crate::{cache::SlotReach, checked::Misuse};
+            use crate::checked::Misuse;
             self.set
                 .free(0, slot.cast(), SlotReach::Page, Misuse::report)
         }

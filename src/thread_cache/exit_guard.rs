@@ -1,0 +1,127 @@
+//! The exit guard: what runs [`Table::leave`] when a thread exits, so that
+//! its table leaves [`TABLES`] and gives its slots up.
+//!
+//! # Why not (only) a `thread_local!` destructor
+//!
+//! A Rust thread-local destructor is the portable way, and on most
+//! platforms the one used here. On Linux it has a gap: the C library runs
+//! the thread-local destructors (`__cxa_thread_atexit_impl`'s list) first
+//! and the POSIX thread-specific-data destructors (`pthread_key_create`)
+//! after them. A table first used from a thread-specific-data destructor —
+//! a C library's per-thread state freed through a Rust global allocator,
+//! say — would arm a Rust destructor that never runs: the table would stay
+//! on the list after its thread, and its storage, are gone.
+//!
+//! So on Linux the guard is a thread-specific-data key of its own. Setting
+//! its value while the thread-specific destructors run makes the C library
+//! run another round, which calls this one (glibc and musl run up to
+//! `PTHREAD_DESTRUCTOR_ITERATIONS`, 4, rounds). The table lives in the
+//! thread's static TLS block, which the C library frees only after every
+//! destructor has run. Neither creating the key nor setting its value
+//! allocates through a Rust allocator (glibc's `pthread_setspecific` may
+//! call C's `calloc` for keys past the first 32), so the guard can be armed
+//! from inside a global allocator.
+//!
+//! One gap is left: a table first used in the *last* round of
+//! thread-specific destructors is never given up (a C library stops after
+//! four rounds). Arming in a round that late needs destructors that set
+//! other keys' values three times over.
+//!
+//! [`Table::leave`]: super::table::Table::leave
+//! [`TABLES`]: super::table
+
+use super::table::Table;
+
+/// Arms the calling thread's exit guard for `table`, the thread's own (in
+/// its thread-local storage, which has no destructor). `false` if it cannot
+/// be armed (the thread is exiting, or the system refused a key): the
+/// caller then keeps to the locked path.
+pub(super) fn arm(table: &Table) -> bool {
+    imp::arm(table)
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use core::ffi::{c_int, c_uint, c_void};
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::Table;
+
+    /// `pthread_key_t` on Linux (glibc and musl).
+    type Key = c_uint;
+
+    unsafe extern "C" {
+        fn pthread_key_create(
+            key: *mut Key,
+            destructor: Option<unsafe extern "C" fn(*mut c_void)>,
+        ) -> c_int;
+        fn pthread_key_delete(key: Key) -> c_int;
+        fn pthread_setspecific(key: Key, value: *const c_void) -> c_int;
+    }
+
+    /// The process's key, created on first use; `NO_KEY` until then.
+    static KEY: AtomicUsize = AtomicUsize::new(NO_KEY);
+    const NO_KEY: usize = usize::MAX;
+
+    /// Called by the C library at thread exit with the table's address.
+    unsafe extern "C" fn leave(table: *mut c_void) {
+        // SAFETY: the value was set by `arm` to the exiting thread's own
+        // table, in its static TLS block, which outlives the thread-specific
+        // destructors; `leave` takes `&self` (other threads may read it).
+        unsafe { (*table.cast::<Table>().cast_const()).leave() };
+    }
+
+    fn key() -> Option<Key> {
+        let known = KEY.load(Ordering::Acquire);
+        if known != NO_KEY {
+            return Key::try_from(known).ok();
+        }
+        let mut fresh: Key = 0;
+        // SAFETY: `fresh` is writable; `leave` is a valid destructor.
+        if unsafe { pthread_key_create(&mut fresh, Some(leave)) } != 0 {
+            return None;
+        }
+        match KEY.compare_exchange(NO_KEY, fresh as usize, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Some(fresh),
+            Err(theirs) => {
+                // Another thread created one first: keep it, free ours.
+                // SAFETY: `fresh` was just created and has no value set.
+                unsafe { pthread_key_delete(fresh) };
+                Key::try_from(theirs).ok()
+            }
+        }
+    }
+
+    pub(super) fn arm(table: &Table) -> bool {
+        let Some(key) = key() else {
+            return false;
+        };
+        let value = core::ptr::from_ref(table).cast::<c_void>();
+        // SAFETY: a key of this process; any value may be set.
+        unsafe { pthread_setspecific(key, value) == 0 }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use super::Table;
+
+    /// Runs [`Table::leave`] on the thread's table when the thread exits.
+    struct ExitGuard;
+
+    impl Drop for ExitGuard {
+        fn drop(&mut self) {
+            // The table has no destructor, so it is still there.
+            let _ = super::super::TABLE.try_with(Table::leave);
+        }
+    }
+
+    std::thread_local! {
+        /// Armed by `arm`; zero-sized, so its storage costs nothing.
+        static EXIT_GUARD: ExitGuard = const { ExitGuard };
+    }
+
+    pub(super) fn arm(_table: &Table) -> bool {
+        EXIT_GUARD.try_with(|_| ()).is_ok()
+    }
+}
