@@ -156,6 +156,20 @@ impl FreeStack {
         self.out -= 1;
     }
 
+    /// Takes back the one block still out, writing nothing to it, and makes
+    /// every block never-used again, forgetting the returned list: for a
+    /// stack whose run covers every block it manages (a slab's does; a
+    /// region's, whose runs change, does not). The next blocks then come
+    /// from the run, in address order, without reading a link: a list
+    /// threaded through blocks freed long ago costs a cache miss per block.
+    #[inline]
+    pub(crate) fn take_back_last(&mut self) {
+        debug_assert_eq!(self.out, 1, "only the last block out restarts the stack");
+        self.returned = None;
+        self.fresh = 0;
+        self.out = 0;
+    }
+
     /// Moves the never-used blocks left of `old` to the returned list, so
     /// that a new run can start (the caller then passes the new one): a loop
     /// at set-up time, never on the allocation path.
