@@ -243,6 +243,26 @@ impl Slab {
         Some(slot)
     }
 
+    /// Hands out free slots into `out`, as many as it holds and the slab
+    /// has: [`pop_slot`](Self::pop_slot) in a loop. Returns how many.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`].
+    #[inline]
+    pub(crate) unsafe fn pop_slots(self, geo: &SlabGeometry, out: &mut [NonNull<u8>]) -> usize {
+        let mut count = 0;
+        while count < out.len() {
+            // SAFETY: the caller upholds the shared contract.
+            let Some(slot) = (unsafe { self.pop_slot(geo) }) else {
+                break;
+            };
+            out[count] = slot;
+            count += 1;
+        }
+        count
+    }
+
     /// Puts `slot` back on the free list.
     ///
     /// The link is written through `slot` itself for the first `guarded`
