@@ -211,7 +211,7 @@ impl RegionState {
         // empty one `holding` made, with no page to retire (`add` would
         // retire it, a loop a firmware would link for nothing).
         debug_assert!(self.total == 0 && self.run.count == 0);
-        if let Some((first, pages)) = self.whole_pages(start, len, page_size) {
+        if let Some((first, pages)) = whole_pages(start, len, page_size, MAX_PAGES) {
             // SAFETY: a non-empty `pending` was a `&'static mut` given up to
             // the region (`holding`), and is added once: it is empty now.
             unsafe { self.start_run(first, pages, page_size) };
@@ -225,7 +225,10 @@ impl RegionState {
     ///
     /// As for [`RegionPages::add_region`], with `page_size` the region's.
     unsafe fn add(&mut self, start: NonNull<u8>, len: usize, page_size: usize) -> usize {
-        let Some((first, pages)) = self.whole_pages(start, len, page_size) else {
+        // The free stack counts in 32 bits: a region holds at most
+        // `u32::MAX` pages (16 TiB of 4 KiB pages); memory beyond is unused.
+        let room = MAX_PAGES - self.total;
+        let Some((first, pages)) = whole_pages(start, len, page_size, room) else {
             return 0;
         };
         let old = self.run;
@@ -234,31 +237,6 @@ impl RegionState {
         // SAFETY: the caller's guarantees; the old run is retired.
         unsafe { self.start_run(first, pages, page_size) };
         pages
-    }
-
-    /// The first page-aligned address of `[start, start + len)` and how
-    /// many whole pages of `page_size` bytes follow it there, within the
-    /// room the region has left; `None` if not one.
-    fn whole_pages(
-        &self,
-        start: NonNull<u8>,
-        len: usize,
-        page_size: usize,
-    ) -> Option<(NonNull<u8>, usize)> {
-        let offset = start.as_ptr().align_offset(page_size);
-        if offset >= len {
-            return None;
-        }
-        // The free stack counts in 32 bits: a region holds at most
-        // `u32::MAX` pages (16 TiB of 4 KiB pages); memory beyond is unused.
-        let room = MAX_PAGES - self.total;
-        let pages = ((len - offset) / page_size).min(room);
-        if pages == 0 {
-            return None;
-        }
-        // SAFETY: `offset < len`, so the result stays inside the memory.
-        let first = unsafe { start.byte_add(offset) };
-        Some((first, pages))
     }
 
     /// Makes `pages` pages from `first` the stack's run of never-used pages.
@@ -277,6 +255,28 @@ impl RegionState {
         };
         self.total += pages;
     }
+}
+
+/// The first page-aligned address of `[start, start + len)` and how many
+/// whole pages of `page_size` bytes follow it there, `room` at most; `None`
+/// if not one.
+fn whole_pages(
+    start: NonNull<u8>,
+    len: usize,
+    page_size: usize,
+    room: usize,
+) -> Option<(NonNull<u8>, usize)> {
+    let offset = start.as_ptr().align_offset(page_size);
+    if offset >= len {
+        return None;
+    }
+    let pages = ((len - offset) / page_size).min(room);
+    if pages == 0 {
+        return None;
+    }
+    // SAFETY: `offset < len`, so the result stays inside the memory.
+    let first = unsafe { start.byte_add(offset) };
+    Some((first, pages))
 }
 
 impl<S: PageSize> Default for RegionPages<S> {
