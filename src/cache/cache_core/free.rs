@@ -10,8 +10,8 @@ use crate::intrusive::Linked;
 use crate::page_allocator::PageAllocator;
 use crate::slab::Slab;
 
-/// A slot just returned to its slab (`CacheCore::put_slot`): the slab, and
-/// whether the free moves it between lists.
+/// A slab a slot just went back to (`CacheCore::put_slot`), and whether
+/// that free moves it between lists.
 #[derive(Clone, Copy)]
 struct Freed {
     slab: Slab,
@@ -44,13 +44,15 @@ impl CacheCore {
         reach: SlotReach,
     ) -> Result<(), Misuse> {
         // SAFETY: forwarded from the caller.
-        let freed = unsafe { self.put_slot(owner, slot, reach) }?;
+        let slab = unsafe { self.put_slot(owner, slot, reach) }?;
+        // SAFETY: `slab` is the live slab the slot just went back to.
+        let freed = unsafe { self.freed(slab) };
         // The window that may end here finds the free's bookkeeping done.
         let window_ends = self.decay.ends_at(self.freed);
         if freed.was_full || (freed.now_empty && self.empty >= self.config.reserve) || window_ends {
-            // SAFETY: forwarded from the caller; `freed` is the slab that
-            // `put_slot` just returned the slot to.
-            unsafe { self.free_rare(pages, freed, window_ends) };
+            // SAFETY: forwarded from the caller; the slot just went back to
+            // `slab`.
+            unsafe { self.free_rare(pages, slab) };
         } else if freed.now_empty {
             // An empty slab within the reserve: it stays on `available`.
             self.empty += 1;
@@ -62,21 +64,21 @@ impl CacheCore {
     /// itself, then the page given back and the window ended, if due.
     ///
     /// `no_std` builds call it: a firmware links the list moves of a free
-    /// once, off the path of a free that moves no slab. `std` builds inline
-    /// it, as before.
+    /// once, off the path of a free that moves no slab. It takes the slab
+    /// alone and finds out again what the free did to it, so that the call
+    /// passes one word. `std` builds inline it, as before.
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`]; `freed` is what `put_slot`
-    /// returned for the free just done, and nothing changed since.
+    /// The shared contract on [`CacheCore`]; a slot just went back to
+    /// `slab` (`put_slot`), and nothing changed since.
     #[cfg_attr(not(feature = "std"), cold, inline(never))]
     #[cfg_attr(feature = "std", inline(always))]
-    unsafe fn free_rare<P: PageAllocator + ?Sized>(
-        &mut self,
-        pages: &P,
-        freed: Freed,
-        window_ends: bool,
-    ) {
+    unsafe fn free_rare<P: PageAllocator + ?Sized>(&mut self, pages: &P, slab: Slab) {
+        let window_ends = self.decay.ends_at(self.freed);
+        // SAFETY: a slot just went back to the live `slab` (the caller's
+        // guarantee).
+        let freed = unsafe { self.freed(slab) };
         // SAFETY: forwarded from the caller.
         let emptied = unsafe { self.relist_freed(freed) };
         if emptied.is_some() || window_ends {
@@ -191,13 +193,16 @@ impl CacheCore {
         reach: SlotReach,
     ) -> Result<Option<Slab>, Misuse> {
         // SAFETY: forwarded from the caller.
-        let freed = unsafe { self.put_slot(owner, slot, reach) }?;
-        // SAFETY: `freed` is the free just done.
+        let slab = unsafe { self.put_slot(owner, slot, reach) }?;
+        // SAFETY: a slot just went back to the live `slab`.
+        let freed = unsafe { self.freed(slab) };
+        // SAFETY: `freed` is what the free just did.
         Ok(unsafe { self.relist_freed(freed) })
     }
 
     /// The first half of [`put_back`](Self::put_back): `slot` back on its
-    /// slab's free list and counted, the slab's lists not touched yet.
+    /// slab's free list and counted, the slab's lists not touched yet;
+    /// returns the slab.
     ///
     /// # Safety
     ///
@@ -208,7 +213,7 @@ impl CacheCore {
         owner: &OwnerTag,
         slot: NonNull<u8>,
         reach: SlotReach,
-    ) -> Result<Freed, Misuse> {
+    ) -> Result<Slab, Misuse> {
         let geometry = self.geometry;
         let (page_ptr, guarded) = match reach {
             SlotReach::Page => (slot, usize::MAX),
@@ -223,17 +228,28 @@ impl CacheCore {
             // which the caller says is one of our slots (this verifies it).
             unsafe { slab.check_free(slot, &geometry, owner.get()) }?;
         }
-        // SAFETY: `slot` is ours, so `slab` is one of our live slabs.
-        let was_full = unsafe { slab.in_use() } == geometry.slots_per_slab;
-        // SAFETY: as above; `slot` is handed out and no longer used.
+        // SAFETY: `slot` is ours, so `slab` is one of our live slabs;
+        // `slot` is handed out and no longer used.
         unsafe { slab.push_slot(slot, &geometry, guarded) };
         self.freed = self.freed.wrapping_add(1);
-        Ok(Freed {
+        Ok(slab)
+    }
+
+    /// What the free of one slot just did to `slab`, as far as its lists
+    /// care.
+    ///
+    /// # Safety
+    ///
+    /// `slab` is a live slab of ours, and a slot just went back to it.
+    #[inline(always)]
+    unsafe fn freed(&self, slab: Slab) -> Freed {
+        // SAFETY: the caller's guarantees; `&self` keeps the lock held.
+        let in_use = unsafe { slab.in_use() };
+        Freed {
             slab,
-            was_full,
-            // SAFETY: as above.
-            now_empty: unsafe { slab.in_use() } == 0,
-        })
+            was_full: in_use + 1 == self.geometry.slots_per_slab,
+            now_empty: in_use == 0,
+        }
     }
 
     /// The second half of [`put_back`](Self::put_back): the slab of
