@@ -1,6 +1,6 @@
-//! How a slot goes back to its slab: one at a time (`free`, whose list
-//! moves, page given back and window ended sit off its path in
-//! `free_rare`), or a batch under one lock (`free_batch`, a magazine's).
+//! How a slot goes back to its slab: one at a time (`free`, whose page
+//! given back and window ended sit off its path in `after_free`), or a
+//! batch under one lock (`free_batch`, a magazine's).
 
 use core::ptr::NonNull;
 
@@ -44,50 +44,17 @@ impl CacheCore {
         reach: SlotReach,
     ) -> Result<(), Misuse> {
         // SAFETY: forwarded from the caller.
-        let slab = unsafe { self.put_slot(owner, slot, reach) }?;
-        // SAFETY: `slab` is the live slab the slot just went back to.
-        let freed = unsafe { self.freed(slab) };
+        let emptied = unsafe { self.put_back(owner, slot, reach) }?;
         // The window that may end here finds the free's bookkeeping done.
         let window_ends = self.decay.ends_at(self.freed);
-        if freed.was_full || (freed.now_empty && self.empty >= self.config.reserve) || window_ends {
-            // SAFETY: forwarded from the caller; the slot just went back to
-            // `slab`.
-            unsafe { self.free_rare(pages, slab) };
-        } else if freed.now_empty {
-            // An empty slab within the reserve: it stays on `available`.
-            self.empty += 1;
-        }
-        Ok(())
-    }
-
-    /// The list moves of a free that [`free`](Self::free) does not do
-    /// itself, then the page given back and the window ended, if due.
-    ///
-    /// `no_std` builds call it: a firmware links the list moves of a free
-    /// once, off the path of a free that moves no slab. It takes the slab
-    /// alone and finds out again what the free did to it, so that the call
-    /// passes one word. `std` builds inline it, as before.
-    ///
-    /// # Safety
-    ///
-    /// The shared contract on [`CacheCore`]; a slot just went back to
-    /// `slab` (`put_slot`), and nothing changed since.
-    #[cfg_attr(not(feature = "std"), cold, inline(never))]
-    #[cfg_attr(feature = "std", inline(always))]
-    unsafe fn free_rare<P: PageAllocator + ?Sized>(&mut self, pages: &P, slab: Slab) {
-        let window_ends = self.decay.ends_at(self.freed);
-        // SAFETY: a slot just went back to the live `slab` (the caller's
-        // guarantee).
-        let freed = unsafe { self.freed(slab) };
-        // SAFETY: forwarded from the caller.
-        let emptied = unsafe { self.relist_freed(freed) };
         if emptied.is_some() || window_ends {
             // One call off the fast path for both, so that nothing the fast
             // path holds must survive a call.
-            // SAFETY: forwarded from the caller; `relist_freed` no longer
-            // holds or counts `emptied`.
+            // SAFETY: forwarded from the caller; `put_back` no longer holds
+            // or counts `emptied`.
             unsafe { self.after_free(pages, emptied, window_ends) };
         }
+        Ok(())
     }
 
     /// The rare end of a free: gives `emptied`'s page back, then, if
@@ -97,8 +64,8 @@ impl CacheCore {
     ///
     /// The shared contract on [`CacheCore`]; `emptied` is on no list, has
     /// no slot in use, is counted nowhere, and is never used again.
-    #[cfg_attr(feature = "std", cold, inline(never))]
-    #[cfg_attr(not(feature = "std"), inline(always))]
+    #[cold]
+    #[inline(never)]
     unsafe fn after_free<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
