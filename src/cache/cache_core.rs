@@ -1,20 +1,22 @@
 //! All the slabs of one slot size, and the policy that grows and shrinks
 //! them: the cache core, not synchronised (see `cache_set` for the lock).
-//! When pages go back, and the hysteresis that keeps a burst's pages for
-//! the next burst, are in `release`.
+//! How a slot goes back to its slab is in `free`; when pages go back, and
+//! the hysteresis that keeps a burst's pages for the next burst, in
+//! `release`; where new slabs come from, in `grow`.
 
 use core::fmt;
 use core::ptr::NonNull;
 
 use super::CacheConfig;
-use crate::checked::{CHECKED, Misuse, OwnerTag};
+use crate::checked::{Misuse, OwnerTag};
 use crate::error::AllocError;
-use crate::intrusive::{Linked, List};
+use crate::intrusive::List;
 use crate::page_allocator::PageAllocator;
 use crate::slab::{Slab, SlabGeometry};
 use crate::stats::{CacheStats, SlabOccupancy};
 
 mod decay;
+mod free;
 mod grow;
 mod release;
 
@@ -273,192 +275,6 @@ impl CacheCore {
         }
         self.allocated = self.allocated.wrapping_add(1);
         Ok(slot)
-    }
-
-    /// Returns `slot` to its slab; a slab emptied beyond the reserve and
-    /// beyond the recent peak gives its page back.
-    ///
-    /// Checked builds first verify that `slot` is a handed-out slot of this
-    /// cache and return the misuse otherwise, changing nothing.
-    ///
-    /// # Safety
-    ///
-    /// The shared contract on [`CacheCore`], and `slot` was handed out by
-    /// this core and not freed since (no double free), and is not used after
-    /// this call (no use after free). `reach` says what the caller's pointer
-    /// may access; with [`SlotReach::Object`], the core must have been built
-    /// with `expose_pages`.
-    #[inline]
-    pub(crate) unsafe fn free<P: PageAllocator + ?Sized>(
-        &mut self,
-        pages: &P,
-        owner: &OwnerTag,
-        slot: NonNull<u8>,
-        reach: SlotReach,
-    ) -> Result<(), Misuse> {
-        // SAFETY: forwarded from the caller.
-        let emptied = unsafe { self.put_back(owner, slot, reach) }?;
-        // The window that may end here finds the free's bookkeeping done.
-        let window_ends = self.decay.ends_at(self.freed);
-        if emptied.is_some() || window_ends {
-            // One call off the fast path for both, so that nothing the fast
-            // path holds must survive a call.
-            // SAFETY: forwarded from the caller; `put_back` no longer holds
-            // or counts `emptied`.
-            unsafe { self.after_free(pages, emptied, window_ends) };
-        }
-        Ok(())
-    }
-
-    /// The rare end of a free: gives `emptied`'s page back, then, if
-    /// `window_ends`, ends the decay's window.
-    ///
-    /// # Safety
-    ///
-    /// The shared contract on [`CacheCore`]; `emptied` is on no list, has
-    /// no slot in use, is counted nowhere, and is never used again.
-    #[cold]
-    #[inline(never)]
-    unsafe fn after_free<P: PageAllocator + ?Sized>(
-        &mut self,
-        pages: &P,
-        emptied: Option<Slab>,
-        window_ends: bool,
-    ) {
-        if let Some(slab) = emptied {
-            // SAFETY: the caller's guarantees.
-            unsafe { self.give_back(pages, slab) };
-        }
-        if window_ends {
-            // SAFETY: forwarded from the caller.
-            unsafe { self.end_window(pages) };
-        }
-    }
-
-    /// Returns every slot of `slots` to its slab: the batch API a magazine
-    /// calls to give slots back. The bookkeeping of all of them is done
-    /// before any page goes back, so a page source that panics loses none
-    /// of them. A misused slot (checked builds) is left alone, the others
-    /// freed; the first misuse is returned. Without `release`, slabs
-    /// emptied beyond the reserve and the recent peak stay listed as empty
-    /// (for a caller that frees into several caches before it lets any page
-    /// go), and a window of the decay that ends meanwhile ends at the next
-    /// free that may give pages back.
-    ///
-    /// # Safety
-    ///
-    /// As for [`free`](Self::free), for each slot, through pointers that
-    /// reach the whole page.
-    pub(crate) unsafe fn free_batch<P: PageAllocator + ?Sized>(
-        &mut self,
-        pages: &P,
-        owner: &OwnerTag,
-        slots: &[NonNull<u8>],
-        release: bool,
-    ) -> Result<(), (Misuse, NonNull<u8>)> {
-        // The slots belong to slabs all over the cache, whose headers are
-        // seldom in cache: asking for all of them first lets their misses
-        // overlap instead of following one another.
-        for &slot in slots {
-            Slab::containing(slot, self.geometry.page_size).prefetch_header();
-        }
-        let mut first_misuse = None;
-        let mut emptied = None;
-        for &slot in slots {
-            // SAFETY: forwarded from the caller.
-            match unsafe { self.put_back(owner, slot, SlotReach::Page) } {
-                Ok(Some(slab)) => {
-                    // SAFETY: the slab is on no list now; its links are ours
-                    // to chain the slabs that go back.
-                    unsafe { slab.set_links(None, emptied) };
-                    emptied = Some(slab);
-                }
-                Ok(None) => {}
-                Err(misuse) => {
-                    first_misuse.get_or_insert((misuse, slot));
-                }
-            }
-        }
-        if release {
-            // SAFETY: the chained slabs are held and counted by no list.
-            unsafe { self.give_back_all(pages, emptied) };
-            if self.decay.ends_at(self.freed) {
-                // SAFETY: forwarded from the caller.
-                unsafe { self.end_window(pages) };
-            }
-        } else {
-            // SAFETY: as above.
-            unsafe { self.relist(emptied) };
-            // A window that ended here ends at the next free that may give
-            // pages back (`Decay::ends_at`).
-        }
-        first_misuse.map_or(Ok(()), Err)
-    }
-
-    /// The bookkeeping of a free: `slot` back on its slab's free list, the
-    /// slab moved between lists; a slab emptied beyond the reserve is kept
-    /// on `retained` if the recent peak allows it, and otherwise taken off
-    /// its list, no longer counted, and returned for the caller to give
-    /// back (after all other bookkeeping, so that a panicking page source
-    /// leaves the counts right).
-    ///
-    /// # Safety
-    ///
-    /// As for [`free`](Self::free).
-    #[inline(always)]
-    unsafe fn put_back(
-        &mut self,
-        owner: &OwnerTag,
-        slot: NonNull<u8>,
-        reach: SlotReach,
-    ) -> Result<Option<Slab>, Misuse> {
-        let geometry = self.geometry;
-        let (page_ptr, guarded) = match reach {
-            SlotReach::Page => (slot, usize::MAX),
-            SlotReach::Object(size) => {
-                debug_assert!(self.expose_pages, "narrowed pointers need exposed pages");
-                (with_exposed_page_provenance(slot), size)
-            }
-        };
-        let slab = Slab::containing(page_ptr, geometry.page_size);
-        if CHECKED {
-            // SAFETY: we hold `&mut self`; `slab` was computed from `slot`,
-            // which the caller says is one of our slots (this verifies it).
-            unsafe { slab.check_free(slot, &geometry, owner.get()) }?;
-        }
-        // SAFETY: `slot` is ours, so `slab` is one of our live slabs.
-        let was_full = unsafe { slab.in_use() } == geometry.slots_per_slab;
-        // SAFETY: as above; `slot` is handed out and no longer used.
-        unsafe { slab.push_slot(slot, &geometry, guarded) };
-        self.freed = self.freed.wrapping_add(1);
-
-        // SAFETY: as above.
-        let now_empty = unsafe { slab.in_use() } == 0;
-        if now_empty && self.empty >= self.config.reserve {
-            let list = if was_full {
-                &mut self.full
-            } else {
-                &mut self.available
-            };
-            // SAFETY: the slab was on `full` iff it was full.
-            unsafe { list.remove(slab) };
-            if self.decay.keeps(self.pages_held()) {
-                // SAFETY: on no list now.
-                unsafe { self.retained.push_front(slab) };
-                return Ok(None);
-            }
-            return Ok(Some(slab));
-        }
-        if was_full {
-            // SAFETY: the slab is on `full`; exclusive access via `&mut self`.
-            unsafe { self.full.remove(slab) };
-            // SAFETY: on no list now.
-            unsafe { self.available.push_front(slab) };
-        }
-        if now_empty {
-            self.empty += 1;
-        }
-        Ok(None)
     }
 
     /// Shows `visit` each slab's slots, used or free: the slabs with free

@@ -31,6 +31,12 @@ pub(crate) unsafe trait Linked: Copy + PartialEq {
 /// A list of [`Linked`] elements. Its `unsafe fn`s share one contract: every
 /// element passed in or on the list is live, and the caller has exclusive
 /// access to all of them (in this crate, the lock of whatever owns the list).
+///
+/// `no_std` builds call [`push_front`](Self::push_front) and
+/// [`remove`](Self::remove) rather than inline them: a cache moves slabs
+/// between lists at a dozen places, none on the path of an allocation or a
+/// free that keeps its slab where it is, and a firmware links each once.
+/// `std` builds inline them, as before.
 pub(crate) struct List<L> {
     head: Option<L>,
     len: usize,
@@ -59,7 +65,8 @@ impl<L: Linked> List<L> {
     /// # Safety
     ///
     /// The list's shared contract; `element` is on no list.
-    #[inline]
+    #[cfg_attr(not(feature = "std"), inline(never))]
+    #[cfg_attr(feature = "std", inline)]
     pub(crate) unsafe fn push_front(&mut self, element: L) {
         // SAFETY: the element is live and ours (shared contract).
         unsafe { element.set_links(None, self.head) };
@@ -78,7 +85,8 @@ impl<L: Linked> List<L> {
     /// # Safety
     ///
     /// The list's shared contract; `element` is on this list.
-    #[inline]
+    #[cfg_attr(not(feature = "std"), inline(never))]
+    #[cfg_attr(feature = "std", inline)]
     pub(crate) unsafe fn remove(&mut self, element: L) {
         // SAFETY: the element is on this list, so live and ours.
         let (prev, next) = unsafe { element.links() };

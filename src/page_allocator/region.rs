@@ -203,11 +203,18 @@ impl RegionState {
             ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0),
         );
         let len = memory.len();
-        let start = NonNull::new(memory.cast::<u8>());
-        if let Some(start) = start {
+        let Some(start) = NonNull::new(memory.cast::<u8>()) else {
+            return;
+        };
+        // Every method adds the pending memory before anything else, so it
+        // is the first memory of the region: the run it replaces is the
+        // empty one `holding` made, with no page to retire (`add` would
+        // retire it, a loop a firmware would link for nothing).
+        debug_assert!(self.total == 0 && self.run.count == 0);
+        if let Some((first, pages)) = whole_pages(start, len, page_size, MAX_PAGES) {
             // SAFETY: a non-empty `pending` was a `&'static mut` given up to
             // the region (`holding`), and is added once: it is empty now.
-            unsafe { self.add(start, len, page_size) };
+            unsafe { self.start_run(first, pages, page_size) };
         }
     }
 
@@ -218,33 +225,58 @@ impl RegionState {
     ///
     /// As for [`RegionPages::add_region`], with `page_size` the region's.
     unsafe fn add(&mut self, start: NonNull<u8>, len: usize, page_size: usize) -> usize {
-        let offset = start.as_ptr().align_offset(page_size);
-        if offset >= len {
-            return 0;
-        }
-        let state = self;
         // The free stack counts in 32 bits: a region holds at most
         // `u32::MAX` pages (16 TiB of 4 KiB pages); memory beyond is unused.
-        let room = MAX_PAGES - state.total;
-        let pages = ((len - offset) / page_size).min(room);
-        if pages == 0 {
+        let room = MAX_PAGES - self.total;
+        let Some((first, pages)) = whole_pages(start, len, page_size, room) else {
             return 0;
-        }
-        // SAFETY: `offset < len`, so the result stays inside the region.
-        let first = unsafe { start.byte_add(offset) };
-        let old = state.run;
+        };
+        let old = self.run;
         // SAFETY: the lock gives us the stack and its memory; `old` is its run.
-        unsafe { state.free.retire_run(old) };
-        // The caller gives the memory up to the region; `first` is aligned
-        // to `S` and `pages` whole pages follow it inside the memory.
-        state.run = Run {
+        unsafe { self.free.retire_run(old) };
+        // SAFETY: the caller's guarantees; the old run is retired.
+        unsafe { self.start_run(first, pages, page_size) };
+        pages
+    }
+
+    /// Makes `pages` pages from `first` the stack's run of never-used pages.
+    ///
+    /// # Safety
+    ///
+    /// The memory is given up to the region as for
+    /// [`RegionPages::add_region`]: `first` is aligned to `page_size`, and
+    /// `pages` whole pages follow it inside that memory. The old run has no
+    /// never-used page left (retired, or empty).
+    unsafe fn start_run(&mut self, first: NonNull<u8>, pages: usize, page_size: usize) {
+        self.run = Run {
             base: first,
             size: page_size,
             count: pages,
         };
-        state.total += pages;
-        pages
+        self.total += pages;
     }
+}
+
+/// The first page-aligned address of `[start, start + len)` and how many
+/// whole pages of `page_size` bytes follow it there, `room` at most; `None`
+/// if not one.
+fn whole_pages(
+    start: NonNull<u8>,
+    len: usize,
+    page_size: usize,
+    room: usize,
+) -> Option<(NonNull<u8>, usize)> {
+    let offset = start.as_ptr().align_offset(page_size);
+    if offset >= len {
+        return None;
+    }
+    let pages = ((len - offset) / page_size).min(room);
+    if pages == 0 {
+        return None;
+    }
+    // SAFETY: `offset < len`, so the result stays inside the memory.
+    let first = unsafe { start.byte_add(offset) };
+    Some((first, pages))
 }
 
 impl<S: PageSize> Default for RegionPages<S> {

@@ -118,7 +118,9 @@ impl Slab {
     /// writes, and not used by anything else until it is given back.
     pub(crate) unsafe fn init(page: NonNull<u8>, geo: &SlabGeometry, owner: u32) -> Slab {
         let header = page.cast::<SlabHeader>();
-        let slots = Slab(header).run(geo).base;
+        // SAFETY: the page is `geo.page_size` bytes and valid, as the
+        // caller guarantees.
+        let slots = unsafe { Slab(header).run(geo) }.base;
         // SAFETY: the page is ours, aligned to at least 256 bytes, and larger
         // than the header (the geometry put slot 0 after it).
         unsafe {
@@ -185,14 +187,18 @@ impl Slab {
     }
 
     /// The slab's slots, as the run of its free stack.
+    ///
+    /// # Safety
+    ///
+    /// The slab's page is `geo.page_size` bytes, valid (a live slab, or a
+    /// page being made one).
     #[inline]
-    fn run(self, geo: &SlabGeometry) -> Run {
+    unsafe fn run(self, geo: &SlabGeometry) -> Run {
         Run {
-            // Computes an address inside the page (slot 0 starts inside it:
-            // the geometry's guarantee), with the page's provenance.
-            base: self
-                .page()
-                .map_addr(|page| page.saturating_add(geo.first_slot)),
+            // SAFETY: slot 0 starts inside the page (the geometry's
+            // guarantee), which is valid: the caller's guarantee. The
+            // pointer keeps the page's provenance.
+            base: unsafe { self.page().byte_add(geo.first_slot) },
             size: geo.slot_size,
             count: geo.slots_per_slab,
         }
@@ -225,7 +231,8 @@ impl Slab {
     /// The shared contract on [`Slab`].
     #[inline]
     pub(crate) unsafe fn pop_slot(self, geo: &SlabGeometry) -> Option<NonNull<u8>> {
-        let run = self.run(geo);
+        // SAFETY: the caller upholds the shared contract: the slab is live.
+        let run = unsafe { self.run(geo) };
         // SAFETY: the caller upholds the shared contract.
         let state = unsafe { self.state() };
         if let Some(head) = state.free.returned_head() {

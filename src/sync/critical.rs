@@ -64,9 +64,10 @@ impl<T> Mutex<T> {
     /// that a test sees it).
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        match self.try_lock() {
-            Some(guard) => guard,
-            None => reentered(),
+        MutexGuard {
+            mutex: self,
+            restore: enter(&self.held),
+            _same_thread: PhantomData,
         }
     }
 
@@ -97,6 +98,27 @@ impl<T> Mutex<T> {
     pub(crate) fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }
+}
+
+/// Enters a critical section and marks `held`, for [`Mutex::lock`]; returns
+/// the state that leaving the section restores. One function for every
+/// mutex, whatever it guards: `no_std` builds call it rather than inline it,
+/// so that a firmware links it once (`std` builds inline it, as before).
+#[cfg_attr(not(feature = "std"), inline(never))]
+#[cfg_attr(feature = "std", inline)]
+fn enter(held: &Cell<bool>) -> critical_section::RestoreState {
+    // SAFETY: the section is left exactly once, on this thread: just below
+    // if the lock is held, otherwise by the guard's `drop` (the guard is
+    // `!Send`). Nesting is last-in, first-out: see the module docs.
+    let restore = unsafe { critical_section::acquire() };
+    if held.get() {
+        // SAFETY: pairs with the `acquire` just above; nothing was entered
+        // since.
+        unsafe { critical_section::release(restore) };
+        reentered();
+    }
+    held.set(true);
+    restore
 }
 
 /// A lock asked for again by the context holding it.

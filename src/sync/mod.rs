@@ -132,7 +132,13 @@ impl<T> Mutex<T> {
     }
 
     /// Spins until the lock is ours.
-    #[inline]
+    ///
+    /// `no_std` builds call it rather than inline it: a firmware then links
+    /// the spin loop once instead of at every lock site (every cache
+    /// operation, every page source call). `std` builds inline it, as
+    /// before.
+    #[cfg_attr(not(feature = "std"), inline(never))]
+    #[cfg_attr(feature = "std", inline)]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         self.0.lock()
     }

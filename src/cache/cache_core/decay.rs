@@ -46,11 +46,12 @@ impl Decay {
         if self.shortest == 0 {
             return LONGEST;
         }
-        let stretched = budget.saturating_mul(slots_per_slab);
-        let window = if stretched > self.shortest {
-            stretched
-        } else {
-            self.shortest
+        // A product that overflows is past `LONGEST` too: one comparison
+        // for both (a saturating product links a second).
+        let window = match budget.checked_mul(slots_per_slab) {
+            Some(stretched) if stretched > self.shortest => stretched,
+            Some(_) => self.shortest,
+            None => return LONGEST,
         };
         if window < LONGEST { window } else { LONGEST }
     }

@@ -45,7 +45,8 @@ impl CacheCore {
     /// # Safety
     ///
     /// The shared contract on [`CacheCore`].
-    #[cold]
+    #[cfg_attr(feature = "std", cold)]
+    #[cfg_attr(not(feature = "std"), inline(always))]
     unsafe fn grow<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,

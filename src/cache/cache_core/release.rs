@@ -124,8 +124,8 @@ impl CacheCore {
     /// # Safety
     ///
     /// The shared contract on [`CacheCore`].
-    #[cold]
-    #[inline(never)]
+    #[cfg_attr(feature = "std", cold, inline(never))]
+    #[cfg_attr(not(feature = "std"), inline)]
     pub(super) unsafe fn end_window<P: PageAllocator + ?Sized>(&mut self, pages: &P) {
         let budget = self
             .decay

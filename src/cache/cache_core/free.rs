@@ -1,0 +1,268 @@
+//! How a slot goes back to its slab: one at a time (`free`, whose page
+//! given back and window ended sit off its path in `after_free`), or a
+//! batch under one lock (`free_batch`, a magazine's).
+
+use core::ptr::NonNull;
+
+use super::{CacheCore, SlotReach, with_exposed_page_provenance};
+use crate::checked::{CHECKED, Misuse, OwnerTag};
+use crate::intrusive::Linked;
+use crate::page_allocator::PageAllocator;
+use crate::slab::Slab;
+
+/// A slab a slot just went back to (`CacheCore::put_slot`), and whether
+/// that free moves it between lists.
+#[derive(Clone, Copy)]
+struct Freed {
+    slab: Slab,
+    /// It was full: it leaves `full`.
+    was_full: bool,
+    /// It has no slot in use now.
+    now_empty: bool,
+}
+
+impl CacheCore {
+    /// Returns `slot` to its slab; a slab emptied beyond the reserve and
+    /// beyond the recent peak gives its page back.
+    ///
+    /// Checked builds first verify that `slot` is a handed-out slot of this
+    /// cache and return the misuse otherwise, changing nothing.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`], and `slot` was handed out by
+    /// this core and not freed since (no double free), and is not used after
+    /// this call (no use after free). `reach` says what the caller's pointer
+    /// may access; with [`SlotReach::Object`], the core must have been built
+    /// with `expose_pages`.
+    #[inline]
+    pub(crate) unsafe fn free<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+    ) -> Result<(), Misuse> {
+        // SAFETY: forwarded from the caller.
+        let emptied = unsafe { self.put_back(owner, slot, reach) }?;
+        // The window that may end here finds the free's bookkeeping done.
+        let window_ends = self.decay.ends_at(self.freed);
+        if emptied.is_some() || window_ends {
+            // One call off the fast path for both, so that nothing the fast
+            // path holds must survive a call.
+            // SAFETY: forwarded from the caller; `put_back` no longer holds
+            // or counts `emptied`.
+            unsafe { self.after_free(pages, emptied, window_ends) };
+        }
+        Ok(())
+    }
+
+    /// The rare end of a free: gives `emptied`'s page back, then, if
+    /// `window_ends`, ends the decay's window.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; `emptied` is on no list, has
+    /// no slot in use, is counted nowhere, and is never used again.
+    #[cold]
+    #[inline(never)]
+    unsafe fn after_free<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        emptied: Option<Slab>,
+        window_ends: bool,
+    ) {
+        if let Some(slab) = emptied {
+            // SAFETY: the caller's guarantees.
+            unsafe { self.give_back(pages, slab) };
+        }
+        if window_ends {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.end_window(pages) };
+        }
+    }
+
+    /// Returns every slot of `slots` to its slab: the batch API a magazine
+    /// calls to give slots back. The bookkeeping of all of them is done
+    /// before any page goes back, so a page source that panics loses none
+    /// of them. A misused slot (checked builds) is left alone, the others
+    /// freed; the first misuse is returned. Without `release`, slabs
+    /// emptied beyond the reserve and the recent peak stay listed as empty
+    /// (for a caller that frees into several caches before it lets any page
+    /// go), and a window of the decay that ends meanwhile ends at the next
+    /// free that may give pages back.
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free), for each slot, through pointers that
+    /// reach the whole page.
+    pub(crate) unsafe fn free_batch<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+        slots: &[NonNull<u8>],
+        release: bool,
+    ) -> Result<(), (Misuse, NonNull<u8>)> {
+        // The slots belong to slabs all over the cache, whose headers are
+        // seldom in cache: asking for all of them first lets their misses
+        // overlap instead of following one another.
+        for &slot in slots {
+            Slab::containing(slot, self.geometry.page_size).prefetch_header();
+        }
+        let mut first_misuse = None;
+        let mut emptied = None;
+        for &slot in slots {
+            // SAFETY: forwarded from the caller.
+            match unsafe { self.put_back(owner, slot, SlotReach::Page) } {
+                Ok(Some(slab)) => {
+                    // SAFETY: the slab is on no list now; its links are ours
+                    // to chain the slabs that go back.
+                    unsafe { slab.set_links(None, emptied) };
+                    emptied = Some(slab);
+                }
+                Ok(None) => {}
+                Err(misuse) => {
+                    first_misuse.get_or_insert((misuse, slot));
+                }
+            }
+        }
+        if release {
+            // SAFETY: the chained slabs are held and counted by no list.
+            unsafe { self.give_back_all(pages, emptied) };
+            if self.decay.ends_at(self.freed) {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.end_window(pages) };
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe { self.relist(emptied) };
+            // A window that ended here ends at the next free that may give
+            // pages back (`Decay::ends_at`).
+        }
+        first_misuse.map_or(Ok(()), Err)
+    }
+
+    /// The bookkeeping of a free: `slot` back on its slab's free list, the
+    /// slab moved between lists; a slab emptied beyond the reserve is kept
+    /// on `retained` if the recent peak allows it, and otherwise taken off
+    /// its list, no longer counted, and returned for the caller to give
+    /// back (after all other bookkeeping, so that a panicking page source
+    /// leaves the counts right).
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free).
+    #[inline(always)]
+    unsafe fn put_back(
+        &mut self,
+        owner: &OwnerTag,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+    ) -> Result<Option<Slab>, Misuse> {
+        // SAFETY: forwarded from the caller.
+        let slab = unsafe { self.put_slot(owner, slot, reach) }?;
+        // SAFETY: a slot just went back to the live `slab`.
+        let freed = unsafe { self.freed(slab) };
+        // SAFETY: `freed` is what the free just did.
+        Ok(unsafe { self.relist_freed(freed) })
+    }
+
+    /// The first half of [`put_back`](Self::put_back): `slot` back on its
+    /// slab's free list and counted, the slab's lists not touched yet;
+    /// returns the slab.
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free).
+    #[inline(always)]
+    unsafe fn put_slot(
+        &mut self,
+        owner: &OwnerTag,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+    ) -> Result<Slab, Misuse> {
+        let geometry = self.geometry;
+        let (page_ptr, guarded) = match reach {
+            SlotReach::Page => (slot, usize::MAX),
+            SlotReach::Object(size) => {
+                debug_assert!(self.expose_pages, "narrowed pointers need exposed pages");
+                (with_exposed_page_provenance(slot), size)
+            }
+        };
+        let slab = Slab::containing(page_ptr, geometry.page_size);
+        if CHECKED {
+            // SAFETY: we hold `&mut self`; `slab` was computed from `slot`,
+            // which the caller says is one of our slots (this verifies it).
+            unsafe { slab.check_free(slot, &geometry, owner.get()) }?;
+        }
+        // SAFETY: `slot` is ours, so `slab` is one of our live slabs;
+        // `slot` is handed out and no longer used.
+        unsafe { slab.push_slot(slot, &geometry, guarded) };
+        self.freed = self.freed.wrapping_add(1);
+        Ok(slab)
+    }
+
+    /// What the free of one slot just did to `slab`, as far as its lists
+    /// care.
+    ///
+    /// # Safety
+    ///
+    /// `slab` is a live slab of ours, and a slot just went back to it.
+    #[inline(always)]
+    unsafe fn freed(&self, slab: Slab) -> Freed {
+        // SAFETY: the caller's guarantees; `&self` keeps the lock held.
+        let in_use = unsafe { slab.in_use() };
+        Freed {
+            slab,
+            was_full: in_use + 1 == self.geometry.slots_per_slab,
+            now_empty: in_use == 0,
+        }
+    }
+
+    /// The second half of [`put_back`](Self::put_back): the slab of
+    /// `freed` moved between lists, and returned if it goes back.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; `freed` is what `put_slot`
+    /// returned for the free just done, and nothing changed since.
+    #[inline(always)]
+    unsafe fn relist_freed(&mut self, freed: Freed) -> Option<Slab> {
+        let Freed {
+            slab,
+            was_full,
+            now_empty,
+        } = freed;
+        // Emptied beyond the reserve: it leaves `available` for good.
+        let goes = now_empty && self.empty >= self.config.reserve;
+        if !was_full && !goes {
+            if now_empty {
+                self.empty += 1;
+            }
+            return None;
+        }
+        // One list to leave and at most one to join, whatever the case, so
+        // that each list operation is written (and linked) once.
+        let from = if was_full {
+            &mut self.full
+        } else {
+            &mut self.available
+        };
+        // SAFETY: the slab was on `full` iff it was full; exclusive access
+        // via `&mut self`.
+        unsafe { from.remove(slab) };
+        let to = if !goes {
+            if now_empty {
+                self.empty += 1;
+            }
+            &mut self.available
+        } else if self.decay.keeps(self.pages_held()) {
+            &mut self.retained
+        } else {
+            return Some(slab);
+        };
+        // SAFETY: on no list now.
+        unsafe { to.push_front(slab) };
+        None
+    }
+}
