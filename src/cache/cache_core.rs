@@ -8,7 +8,7 @@ use core::fmt;
 use core::ptr::NonNull;
 
 use super::CacheConfig;
-use crate::checked::{Misuse, OwnerTag};
+use crate::checked::{CHECKED, Misuse, OwnerTag};
 use crate::error::AllocError;
 use crate::intrusive::List;
 use crate::page_allocator::PageAllocator;
