@@ -311,7 +311,132 @@ mod pthread {
             arg: *mut c_void,
         ) -> i32;
         pub fn pthread_join(thread: u64, result: *mut *mut c_void) -> i32;
+        pub fn fork() -> i32;
+        pub fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+        pub fn _exit(code: i32) -> !;
     }
+
+    /// Runs `start` on a thread of C's own making, and joins it.
+    pub fn run_c_thread(start: extern "C" fn(*mut c_void) -> *mut c_void, arg: *mut c_void) {
+        let mut thread = 0_u64;
+        // SAFETY: `thread` is writable, default attributes, `start` a valid
+        // start routine taking `arg`.
+        let made = unsafe { pthread_create(&mut thread, core::ptr::null(), start, arg) };
+        assert_eq!(made, 0);
+        // SAFETY: `thread` was just created and is joined once.
+        let joined = unsafe { pthread_join(thread, core::ptr::null_mut()) };
+        assert_eq!(joined, 0);
+    }
+}
+
+/// A thread that first caches blocks in the *last* round of glibc's
+/// thread-specific-data destructors (`PTHREAD_DESTRUCTOR_ITERATIONS`, 4):
+/// glibc never runs the allocator's key again, so its table is never given
+/// back. It must stay a leak (the table listed, its slots counted as
+/// cached), never a dangling pointer: the next thread, which reuses the
+/// exited one's stack and static TLS, must not find or relink it there,
+/// and `stats()` must still walk a sound list.
+#[cfg(all(target_os = "linux", target_env = "gnu", not(miri)))]
+fn table_first_used_in_the_last_destructor_round_is_a_leak_not_a_dangle() {
+    use std::ffi::c_void;
+    use std::sync::atomic::AtomicUsize;
+
+    static KEY: AtomicUsize = AtomicUsize::new(0);
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn again(_: *mut c_void) {
+        let call = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+        if call < 4 {
+            // Set again: glibc runs another round.
+            // SAFETY: a key of this process; any value may be set.
+            unsafe {
+                pthread::pthread_setspecific(KEY.load(Ordering::SeqCst) as pthread::Key, 1 as _)
+            };
+        } else {
+            let v: Vec<Box<[u64; 2]>> = (0..40).map(|i| Box::new([i; 2])).collect();
+            drop(v);
+        }
+    }
+    extern "C" fn sets_the_key(_: *mut c_void) -> *mut c_void {
+        // SAFETY: a key of this process; any value may be set.
+        let set = unsafe {
+            pthread::pthread_setspecific(KEY.load(Ordering::SeqCst) as pthread::Key, 1 as _)
+        };
+        assert_eq!(set, 0);
+        core::ptr::null_mut()
+    }
+    extern "C" fn caches(_: *mut c_void) -> *mut c_void {
+        let v: Vec<Box<u64>> = (0..10).map(Box::new).collect();
+        drop(v);
+        core::ptr::null_mut()
+    }
+
+    // The allocator's key was created when the main thread first cached a
+    // block, so it comes before this one in each round.
+    let mut key: pthread::Key = 0;
+    // SAFETY: `key` is writable; the destructor is a valid function.
+    let created = unsafe { pthread::pthread_key_create(&mut key, Some(again)) };
+    assert_eq!(created, 0);
+    KEY.store(key as usize, Ordering::SeqCst);
+    pthread::run_c_thread(sets_the_key, core::ptr::null_mut());
+    assert_eq!(CALLS.load(Ordering::SeqCst), 4, "glibc ran four rounds");
+    within(10, "stats() after a table was stranded", || {
+        for _ in 0..4 {
+            pthread::run_c_thread(caches, core::ptr::null_mut());
+            std::thread::spawn(|| drop((0..10).map(Box::new).collect::<Vec<_>>()))
+                .join()
+                .unwrap();
+            let _ = HEAP.stats();
+        }
+    });
+}
+
+/// `fork` while another thread owns a table: in the child that thread does
+/// not exist, its exit guard never runs, and glibc hands its cached stack
+/// to the child's next thread. The stranded table must stay a leak; the
+/// child's threads and `stats()` must work.
+#[cfg(all(target_os = "linux", target_env = "gnu", not(miri)))]
+fn fork_strands_other_threads_tables_soundly() {
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let worker = std::thread::spawn(move || {
+        drop((0..10).map(Box::new).collect::<Vec<_>>());
+        while !flag.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: the child only spawns threads, allocates and exits; no lock of
+    // the allocator is held now (the worker sleeps).
+    let pid = unsafe { pthread::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let seen = done.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(10));
+            if !seen.load(Ordering::SeqCst) {
+                eprintln!("FAILED: the forked child hung (a cycle in the list of tables)");
+                // SAFETY: ends the child at once.
+                unsafe { pthread::_exit(3) };
+            }
+        });
+        for _ in 0..3 {
+            std::thread::spawn(|| drop((0..10).map(Box::new).collect::<Vec<_>>()))
+                .join()
+                .unwrap();
+            let _ = HEAP.stats();
+        }
+        done.store(true, Ordering::SeqCst);
+        // SAFETY: ends the child without running the parent's exit code.
+        unsafe { pthread::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is writable.
+    assert_eq!(unsafe { pthread::waitpid(pid, &mut status, 0) }, pid);
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
+    assert_eq!(status, 0, "the child failed (status {status:#x})");
 }
 
 /// A POSIX thread-specific-data destructor that allocates, on a thread that
@@ -458,10 +583,20 @@ fn main() {
         ),
     ];
     #[cfg(all(target_os = "linux", target_env = "gnu", not(miri)))]
-    tests.push((
-        "pthread_key_destructor_does_not_leave_a_table_listed",
-        pthread_key_destructor_does_not_leave_a_table_listed,
-    ));
+    tests.extend([
+        (
+            "pthread_key_destructor_does_not_leave_a_table_listed",
+            pthread_key_destructor_does_not_leave_a_table_listed as fn(),
+        ),
+        (
+            "table_first_used_in_the_last_destructor_round_is_a_leak_not_a_dangle",
+            table_first_used_in_the_last_destructor_round_is_a_leak_not_a_dangle,
+        ),
+        (
+            "fork_strands_other_threads_tables_soundly",
+            fork_strands_other_threads_tables_soundly,
+        ),
+    ]);
     let mut passed = 0;
     for (name, test) in tests {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f)) {

@@ -184,8 +184,8 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength> Blocks
         unsafe { self.heap.fallback_reallocate(ptr, layout, new_size) }
     }
 
-    fn in_place(&self, ptr: NonNull<u8>) -> NonNull<u8> {
-        ptr
+    fn in_place(&self, ptr: NonNull<u8>, _: Layout, _: usize) -> Option<NonNull<u8>> {
+        Some(ptr)
     }
 }
 

@@ -84,8 +84,11 @@ use size_class::class_of;
 /// would be undefined behaviour under Rust's aliasing rules. So each class
 /// page's provenance is exposed when it becomes a slab, and the
 /// `GlobalAlloc` entry points rebuild the header pointer from the address
-/// (`ptr::with_exposed_provenance`); an in-place `realloc` hands back a
-/// pointer rebuilt the same way, valid for the whole slot.
+/// (`ptr::with_exposed_provenance`). The object's own bytes are written
+/// only through the caller's pointer (a `Box` being freed may still guard
+/// them). A `realloc` within one class hands back the caller's pointer
+/// when the block shrinks, and moves the block when it grows (the caller's
+/// pointer reaches no further than the old size).
 ///
 /// # As the global allocator
 ///

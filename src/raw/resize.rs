@@ -7,7 +7,7 @@ use core::ptr::{self, NonNull};
 use super::fallback::resized;
 use super::size_class::class_of;
 use super::{Fallback, SizeClassLimit, SlabAllocator};
-use crate::cache::{self, SlotReach};
+use crate::cache::SlotReach;
 use crate::checked::Report;
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
@@ -40,9 +40,10 @@ pub(crate) trait Blocks {
         new_size: usize,
     ) -> Result<NonNull<u8>, AllocError>;
 
-    /// The pointer to hand back for a block resized in place: `ptr`, or one
-    /// rebuilt to reach the whole slot where `ptr`'s borrow is narrower.
-    fn in_place(&self, ptr: NonNull<u8>) -> NonNull<u8>;
+    /// The pointer to hand back for a block resized in place to `new_size`
+    /// bytes: `ptr`, or `None` where the block must move instead (see the
+    /// `GlobalAlloc` entry's).
+    fn in_place(&self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> Option<NonNull<u8>>;
 }
 
 /// Resizes the block at `ptr` from `layout` to `new_size` bytes, keeping the
@@ -67,8 +68,11 @@ pub(crate) unsafe fn resize<B: Blocks>(
     };
     let (old_class, new_class) = (class(layout), class(new_layout));
     if layout.size() != 0 && new_size != 0 {
-        if old_class.is_some() && old_class == new_class {
-            return Ok(blocks.in_place(ptr));
+        if old_class.is_some()
+            && old_class == new_class
+            && let Some(same) = blocks.in_place(ptr, layout, new_size)
+        {
+            return Ok(same);
         }
         if old_class.is_none() && new_class.is_none() {
             // SAFETY: both layouts belong to the fallback; the caller's
@@ -137,13 +141,18 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F
         unsafe { self.heap.fallback_reallocate(ptr, layout, new_size) }
     }
 
-    fn in_place(&self, ptr: NonNull<u8>) -> NonNull<u8> {
+    fn in_place(&self, ptr: NonNull<u8>, layout: Layout, new_size: usize) -> Option<NonNull<u8>> {
         match self.reach {
-            SlotReach::Page => ptr,
-            // A pointer entitled to the old size only (a `Box`'s borrow) is
-            // swapped for one with the page's exposed provenance, valid for
-            // the whole slot.
-            SlotReach::Object(_) => cache::with_exposed_page_provenance(ptr),
+            SlotReach::Page => Some(ptr),
+            // A pointer entitled to the old size only (a `Box`'s borrow)
+            // still covers a smaller block. A larger one moves: a pointer
+            // with the page's exposed provenance would reach the new bytes,
+            // but a `Box` being reallocated in its callee's frame still
+            // guards the old ones against any pointer not derived from its
+            // own (Stacked and Tree Borrows alike), and `ptr` reaches no
+            // further than the old size.
+            SlotReach::Object(_) if new_size <= layout.size() => Some(ptr),
+            SlotReach::Object(_) => None,
         }
     }
 }

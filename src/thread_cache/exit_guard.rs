@@ -1,5 +1,6 @@
-//! The exit guard: what runs [`Table::leave`] when a thread exits, so that
-//! its table leaves [`TABLES`] and gives its slots up.
+//! The exit guard: what gives a thread's table back when the thread exits
+//! (see `current::exit`), so that it leaves [`TABLES`], gives its slots up
+//! and goes to the pool.
 //!
 //! # Why not (only) a `thread_local!` destructor
 //!
@@ -15,27 +16,26 @@
 //! So on Linux the guard is a thread-specific-data key of its own. Setting
 //! its value while the thread-specific destructors run makes the C library
 //! run another round, which calls this one (glibc and musl run up to
-//! `PTHREAD_DESTRUCTOR_ITERATIONS`, 4, rounds). The table lives in the
-//! thread's static TLS block, which the C library frees only after every
-//! destructor has run. Neither creating the key nor setting its value
+//! `PTHREAD_DESTRUCTOR_ITERATIONS`, 4, rounds). Neither creating the key
+//! nor setting its value
 //! allocates through a Rust allocator (glibc's `pthread_setspecific` may
 //! call C's `calloc` for keys past the first 32), so the guard can be armed
 //! from inside a global allocator.
 //!
 //! One gap is left: a table first used in the *last* round of
-//! thread-specific destructors is never given up (a C library stops after
-//! four rounds). Arming in a round that late needs destructors that set
-//! other keys' values three times over.
+//! thread-specific destructors is never given back (a C library stops after
+//! four rounds), nor is the table of a thread that `fork` left behind in
+//! the child. Tables are not in the threads' storage (see `table`), so such
+//! a table stays listed with its slots counted as cached: a leak, not a
+//! dangling pointer.
 //!
-//! [`Table::leave`]: super::table::Table::leave
 //! [`TABLES`]: super::table
 
 use super::table::Table;
 
-/// Arms the calling thread's exit guard for `table`, the thread's own (in
-/// its thread-local storage, which has no destructor). `false` if it cannot
-/// be armed (the thread is exiting, or the system refused a key): the
-/// caller then keeps to the locked path.
+/// Arms the calling thread's exit guard for `table`, the thread's own.
+/// `false` if it cannot be armed (the thread is exiting, or the system
+/// refused a key): the caller then keeps to the locked path.
 pub(super) fn arm(table: &Table) -> bool {
     imp::arm(table)
 }
@@ -66,9 +66,8 @@ mod imp {
     /// Called by the C library at thread exit with the table's address.
     unsafe extern "C" fn leave(table: *mut c_void) {
         // SAFETY: the value was set by `arm` to the exiting thread's own
-        // table, in its static TLS block, which outlives the thread-specific
-        // destructors; `leave` takes `&self` (other threads may read it).
-        unsafe { (*table.cast::<Table>().cast_const()).leave() };
+        // table, which it uses no more: its thread is ending.
+        unsafe { super::super::current::exit(table.cast::<Table>().cast_const()) };
     }
 
     fn key() -> Option<Key> {
@@ -106,13 +105,15 @@ mod imp {
 mod imp {
     use super::Table;
 
-    /// Runs [`Table::leave`] on the thread's table when the thread exits.
+    use super::super::current;
+
+    /// Gives the thread's table back when the thread exits.
     struct ExitGuard;
 
     impl Drop for ExitGuard {
         fn drop(&mut self) {
-            // The table has no destructor, so it is still there.
-            let _ = super::super::TABLE.try_with(Table::leave);
+            // SAFETY: the calling thread's own table; its thread is ending.
+            unsafe { current::exit(current::table()) };
         }
     }
 

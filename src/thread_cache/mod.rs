@@ -61,6 +61,7 @@
 //! [`Table`]: table::Table
 //! [`ENTRIES`]: table::ENTRIES
 
+mod current;
 mod exit_guard;
 mod orphans;
 mod registry;
@@ -78,11 +79,6 @@ use crate::checked::Misuse;
 use crate::error::AllocError;
 use crate::magazine::check_cached;
 use crate::page_allocator::PageAllocator;
-
-std::thread_local! {
-    /// No destructor (see `table`): an exit guard empties it.
-    static TABLE: Table = const { Table::new() };
-}
 
 /// Slots a refill takes from the cache under one lock: half a magazine.
 const REFILL: usize = <table::Depth as typenum::Unsigned>::USIZE / 2;
@@ -154,7 +150,7 @@ impl ThreadCache {
             // small enough to stay in a register (a `Result` went through
             // the stack, and its reload, wider than the store, stalled on
             // store forwarding: 9 ns a pair instead of 2).
-            let fast = TABLE.try_with(|table| {
+            let fast = current::with(|table| {
                 let entry = table.entry(index);
                 if entry.is(key) {
                     entry.front.take_cached(set, class, size)
@@ -162,7 +158,7 @@ impl ThreadCache {
                     None
                 }
             });
-            if let Some(slot) = fast.ok().flatten() {
+            if let Some(slot) = fast.flatten() {
                 return Ok(slot);
             }
         }
@@ -186,7 +182,7 @@ impl ThreadCache {
         let (key, index) = (key(ticket, class), entry_index(ticket, class));
         // A slot left in our entry (one a page source's call freed into it
         // since the fast path looked) is taken first.
-        let cached = TABLE.try_with(|table| {
+        let cached = current::with(|table| {
             let entry = table.entry(index);
             if entry.is(key) {
                 entry.front.take_cached(set, class, size)
@@ -194,14 +190,13 @@ impl ThreadCache {
                 None
             }
         });
-        match cached {
-            Ok(Some(slot)) => return Ok(slot),
-            Ok(None) => {}
-            Err(_) => return set.alloc(class, Misuse::report),
+        if let Some(Some(slot)) = cached {
+            return Ok(slot);
         }
-        // A table that will not cache (its thread exiting, or a nested call
-        // while the exit guard is armed) would only give a batch back.
-        if !TABLE.try_with(Table::can_cache).unwrap_or(false) {
+        // A thread that will not cache (exiting, its storage gone, or a
+        // nested call while its exit guard is armed) would only give a
+        // batch back.
+        if !current::can_cache() {
             return set.alloc(class, Misuse::report);
         }
         // The batch is taken before the entry is looked at again: the page
@@ -248,7 +243,7 @@ impl ThreadCache {
     ) {
         if let Some(ticket) = self.ticket() {
             let (key, index) = (key(ticket, class), entry_index(ticket, class));
-            let done = TABLE.try_with(|table| {
+            let done = current::with(|table| {
                 let entry = table.entry(index);
                 let mine = entry.is(key);
                 if mine {
@@ -258,7 +253,7 @@ impl ThreadCache {
                 }
                 mine
             });
-            if let Ok(true) = done {
+            if let Some(true) = done {
                 return;
             }
         }
@@ -360,23 +355,18 @@ impl ThreadCache {
 }
 
 /// Runs `use_entry` on this thread's entry for `key` (at `index`), claimed
-/// from whichever cache held it; `false`, without running it, if the
-/// thread's table caches nothing any more (the thread is exiting).
+/// from whichever cache held it, the thread getting a table first if it has
+/// none; `false`, without running it, if the thread caches nothing (it is
+/// exiting, or no table could be had).
 fn with_claimed_entry(key: u64, index: usize, use_entry: impl FnOnce(&Entry)) -> bool {
-    TABLE
-        .try_with(|table| {
-            // SAFETY: `table` is this thread's, in its thread-local storage.
-            if !unsafe { table.list() } {
-                return false;
-            }
-            let entry = table.entry(index);
-            if !entry.is(key) {
-                entry.claim(key);
-            }
-            use_entry(entry);
-            true
-        })
-        .unwrap_or(false)
+    current::with_or_acquire(|table| {
+        let entry = table.entry(index);
+        if !entry.is(key) {
+            entry.claim(key);
+        }
+        use_entry(entry);
+    })
+    .is_some()
 }
 
 /// Puts this thread's slots of `ticket`'s cache `class` back into it.
@@ -390,7 +380,7 @@ fn flush_entry<P: PageAllocator, C: ArrayLength>(
     let (key, index) = (key(ticket, class), entry_index(ticket, class));
     // Without the thread's storage there is nothing of ours in it: its
     // destructor gave every slot up already.
-    let _ = TABLE.try_with(|table| {
+    current::with(|table| {
         let entry = table.entry(index);
         if entry.is(key) {
             entry.front.flush(set, class, size, release);

@@ -13,24 +13,28 @@
 //!
 //! - A slot in entry `e` belongs to the cache of `e`'s key, class `e`'s
 //!   class; an entry with no key holds no slot.
-//! - The table is on [`TABLES`] while its thread may cache slots in it, so
-//!   that `stats()` on any thread can count them; only its own thread
-//!   touches its magazines, other threads read the atomic key and length.
-//! - When the thread exits, its exit guard (see `exit_guard`) takes the
-//!   table off [`TABLES`] and gives every slot up through the registry;
-//!   from then on
-//!   the table caches nothing (calls take the locked path). Giving up never
-//!   reads nor writes a slot. The table itself has no destructor: one would
-//!   take `&mut` to it while other threads may still read it through the
-//!   list.
+//! - Tables come from [`System`] and are never freed: a table is on
+//!   [`TABLES`] while a thread owns it (so that `stats()` on any thread can
+//!   count its slots), on the pool when none does. Only its owner touches
+//!   its magazines; other threads read the atomic key and length.
+//! - When its thread exits, the exit guard (see `exit_guard`) gives the
+//!   table back ([`Table::release`]): off [`TABLES`], every slot given up
+//!   through the registry, onto the pool for the next thread. Giving up
+//!   never reads nor writes a slot.
+//! - A table whose thread never gives it back (the exit guard did not run:
+//!   a thread gone with `fork`, or one that first cached slots in the last
+//!   round of thread-specific-data destructors) stays on [`TABLES`], its
+//!   slots counted as cached: a leak, never a dangling pointer. That is why
+//!   tables are not in the threads' own storage, which goes with them.
 
+use core::alloc::Layout;
 use core::cell::Cell;
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::alloc::{GlobalAlloc, System};
 
 use typenum::U32;
 
-use super::exit_guard;
 use super::registry::{self, Ticket};
 use crate::magazine::MagazineFront;
 use crate::sync::Mutex;
@@ -119,49 +123,35 @@ impl Entry {
     }
 }
 
-/// One thread's entries, and its links on [`TABLES`].
+/// One thread's entries, and its links on [`TABLES`] or the pool.
 pub(crate) struct Table {
     entries: [Entry; ENTRIES],
-    /// Its neighbours on [`TABLES`], read and written only under its lock.
+    /// Its neighbours on [`TABLES`], read and written only under its lock;
+    /// on the pool, `next` alone links it.
     prev: Cell<*const Table>,
     next: Cell<*const Table>,
-    listed: Cell<bool>,
-    /// The thread is exiting and the table gave its slots up: it caches
-    /// nothing more (later calls take the locked path).
-    gone: Cell<bool>,
-    /// The exit guard is being armed. Arming may register a destructor with
-    /// the standard library, which may allocate — through this crate, if a
-    /// `SlabAllocator` is the global allocator: such a nested call must
-    /// neither arm the guard again nor cache, so it takes the locked path.
-    arming: Cell<bool>,
 }
 
-/// Every table that may hold slots (see the invariants above).
+/// Every table a thread owns (see the invariants above).
 static TABLES: Mutex<TableList> = Mutex::new(TableList(ptr::null()));
 
-/// The head of the list of tables.
+/// Tables no thread owns, for the next threads.
+static POOL: Mutex<TableList> = Mutex::new(TableList(ptr::null()));
+
+/// The head of a list of tables.
 struct TableList(*const Table);
 
-// SAFETY: the list is only walked under `TABLES`'s lock, and every table on
-// it stays alive until it has left the list under that lock.
+// SAFETY: a list is only read and changed under its lock, and tables are
+// never freed; a table on the pool is no thread's.
 unsafe impl Send for TableList {}
 
 impl Table {
-    pub(crate) const fn new() -> Self {
+    const fn new() -> Self {
         Self {
             entries: [const { Entry::new() }; ENTRIES],
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
-            listed: Cell::new(false),
-            gone: Cell::new(false),
-            arming: Cell::new(false),
         }
-    }
-
-    /// Whether the table may cache slots now: not while the thread exits,
-    /// nor while its exit guard is being armed (see `arming`).
-    pub(crate) fn can_cache(&self) -> bool {
-        !self.gone.get() && !self.arming.get()
     }
 
     /// The entry at `index`.
@@ -170,50 +160,52 @@ impl Table {
         &self.entries[index]
     }
 
-    /// Readies the table to cache slots: puts it on [`TABLES`] and arms
-    /// the thread's exit guard, if not yet. `false` if the thread is exiting
-    /// (the table gave its slots up, or the guard can no longer be armed):
-    /// the caller takes the locked path.
-    ///
-    /// # Safety
-    ///
-    /// `self` is the calling thread's table, in its thread-local storage
-    /// (which has no destructor: it lasts as long as the thread).
-    pub(crate) unsafe fn list(&self) -> bool {
-        if self.listed.get() {
-            return true;
-        }
-        if self.gone.get() || self.arming.get() {
-            return false;
-        }
-        // Armed before the table is listed: the guard's destructor is what
-        // takes it off the list.
-        self.arming.set(true);
-        let armed = exit_guard::arm(self);
-        self.arming.set(false);
-        if !armed {
-            self.gone.set(true);
-            return false;
-        }
+    /// A table for the calling thread, from the pool or from [`System`]
+    /// (never from the global allocator, which may be this crate), listed
+    /// on [`TABLES`]; `None` if `System` has no memory. Until it is given
+    /// back, the caller's thread alone uses its magazines.
+    pub(crate) fn acquire() -> Option<&'static Table> {
+        let pooled = {
+            let mut pool = POOL.lock();
+            let head = pool.0;
+            if !head.is_null() {
+                // SAFETY: tables on the pool are alive (never freed), and
+                // their links are ours to change under its lock.
+                pool.0 = unsafe { (*head).next.get() };
+            }
+            head
+        };
+        let table: &'static Table = match NonNull::new(pooled.cast_mut()) {
+            // SAFETY: tables are never freed; this one left the pool, so it
+            // is ours alone.
+            Some(table) => unsafe { table.as_ref() },
+            None => {
+                let layout = Layout::new::<Table>();
+                // SAFETY: `Table` is not zero-sized.
+                let fresh = NonNull::new(unsafe { System.alloc(layout) })?.cast::<Table>();
+                // SAFETY: a fresh block for one `Table`, which we never free.
+                unsafe { fresh.write(Table::new()) };
+                // SAFETY: initialised just now; never freed.
+                unsafe { fresh.as_ref() }
+            }
+        };
         let mut head = TABLES.lock();
-        self.next.set(head.0);
+        table.prev.set(ptr::null());
+        table.next.set(head.0);
         if !head.0.is_null() {
             // SAFETY: tables on the list are alive, and their links are ours
             // to change while we hold the lock.
-            unsafe { (*head.0).prev.set(self) };
+            unsafe { (*head.0).prev.set(table) };
         }
-        head.0 = self;
-        self.listed.set(true);
-        true
+        head.0 = table;
+        Some(table)
     }
 
-    /// At thread exit: takes the table off [`TABLES`], gives every slot up
-    /// through the registry, and caches nothing more. Through `&self`: other
-    /// threads may read the table (under the list's lock) until it is off
-    /// the list, so no `&mut` to it may exist — which is why the table has
-    /// no destructor, and a guard calls this.
-    pub(super) fn leave(&self) {
-        if self.listed.get() {
+    /// Gives the table back when its thread is done with it: off
+    /// [`TABLES`], every slot given up through the registry, onto the pool.
+    /// The thread must not use it again (it forgets it first).
+    pub(crate) fn release(&'static self) {
+        {
             let mut head = TABLES.lock();
             let (prev, next) = (self.prev.get(), self.next.get());
             if prev.is_null() {
@@ -227,12 +219,14 @@ impl Table {
                 // SAFETY: as above.
                 unsafe { (*next).prev.set(prev) };
             }
-            self.listed.set(false);
         }
-        self.gone.set(true);
         for entry in &self.entries {
             entry.give_up();
         }
+        let mut pool = POOL.lock();
+        self.prev.set(ptr::null());
+        self.next.set(pool.0);
+        pool.0 = self;
     }
 
     /// Slots resting for `key` in every thread's table, at `index`.
@@ -241,9 +235,9 @@ impl Table {
         let mut total = 0;
         let mut table = head.0;
         while !table.is_null() {
-            // SAFETY: tables on the list are alive while we hold the lock; of
-            // another thread's table we read only atomics (its key and its
-            // magazine's length) and the links, which the lock guards.
+            // SAFETY: tables are never freed; of another thread's table we
+            // read only atomics (its key and its magazine's length) and the
+            // links, which the lock guards.
             let this = unsafe { &*table };
             total += this.entries[index].cached_for(key);
             table = this.next.get();
