@@ -61,7 +61,7 @@ const PAGE: usize = 4096;
 /// The static region (Miri runs a smaller one: filling it is the slow part).
 const REGION_BYTES: usize = if cfg!(miri) { 16 * PAGE } else { 64 * PAGE };
 /// Operations per workload (Miri runs a small sample).
-const OPS: usize = if cfg!(miri) { 1_000 } else { 50_000 };
+const OPS: usize = if cfg!(miri) { 400 } else { 50_000 };
 /// Live objects at most during the random workloads.
 const SLOTS: usize = if cfg!(miri) { 64 } else { 512 };
 /// More objects than the region can hold.
