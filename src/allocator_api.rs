@@ -155,7 +155,7 @@ unsafe impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for SlabAll
             // SAFETY: the caller's guarantees, as the narrowed variant takes
             // them; `new` is a valid layout of the same alignment, so its size
             // rounded up to it does not overflow.
-            unsafe { self.reallocate_narrowed(ptr, old, new.size()) }?
+            unsafe { self.reallocate_narrowed(ptr, old, new.size(), true) }?
         } else {
             // `reallocate` keeps the old alignment: move the block instead.
             let moved = self.allocate(new)?;

@@ -52,13 +52,15 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     pub const GLOBAL_ALLOC_PER_THREAD: bool = GLOBAL_PER_THREAD;
 
     /// The entry point for pointers whose borrow may cover the object alone
-    /// (a `Box`'s), as the `GlobalAlloc` methods take them; a misuse aborts.
-    fn narrowed(&self, layout: Layout) -> Entry<'_, P, F, M> {
+    /// (a `Box`'s), as the `GlobalAlloc` methods (`grow_in_place` false)
+    /// and the `Allocator` impls (true) take them; a misuse aborts.
+    fn narrowed(&self, layout: Layout, grow_in_place: bool) -> Entry<'_, P, F, M> {
         Entry {
             heap: self,
             reach: SlotReach::Object(layout.size()),
             report: abort_on_misuse,
             per_thread: GLOBAL_PER_THREAD,
+            grow_in_place,
         }
     }
 
@@ -98,7 +100,9 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     }
 
     /// [`reallocate`](Self::reallocate) for a pointer whose borrow may cover
-    /// the object alone, as `GlobalAlloc::realloc` takes it. A misuse aborts.
+    /// the object alone, as `GlobalAlloc::realloc` takes it (a block that
+    /// grows within its class moves unless `grow_in_place`). A misuse
+    /// aborts.
     ///
     /// # Safety
     ///
@@ -109,10 +113,12 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         ptr: NonNull<u8>,
         layout: Layout,
         new_size: usize,
+        grow_in_place: bool,
     ) -> Result<NonNull<u8>, AllocError> {
+        let entry = self.narrowed(layout, grow_in_place);
         // SAFETY: the caller's guarantees; the entry point knows what `ptr`
         // covers.
-        unsafe { resize(&self.narrowed(layout), ptr, layout, new_size) }
+        unsafe { resize(&entry, ptr, layout, new_size) }
     }
 }
 
@@ -162,7 +168,8 @@ where
             return ptr::null_mut();
         };
         // SAFETY: `GlobalAlloc::realloc`'s contract is `reallocate_narrowed`'s.
-        let moved = abort_on_unwind(|| unsafe { self.reallocate_narrowed(ptr, layout, new_size) });
+        let moved =
+            abort_on_unwind(|| unsafe { self.reallocate_narrowed(ptr, layout, new_size, false) });
         moved.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 }

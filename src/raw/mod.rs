@@ -86,9 +86,11 @@ use size_class::class_of;
 /// `GlobalAlloc` entry points rebuild the header pointer from the address
 /// (`ptr::with_exposed_provenance`). The object's own bytes are written
 /// only through the caller's pointer (a `Box` being freed may still guard
-/// them). A `realloc` within one class hands back the caller's pointer
-/// when the block shrinks, and moves the block when it grows (the caller's
-/// pointer reaches no further than the old size).
+/// them). A `GlobalAlloc::realloc` within one class hands back the
+/// caller's pointer when the block shrinks, and moves the block when it
+/// grows (the caller's pointer reaches no further than the old size, and a
+/// `Box` may still guard the old bytes against any other); the `Allocator`
+/// impls, whose blocks are whole slots, stay in place.
 ///
 /// # As the global allocator
 ///
@@ -404,6 +406,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             reach: SlotReach::Page,
             report: Misuse::report,
             per_thread: true,
+            grow_in_place: true,
         };
         // SAFETY: the caller's guarantees, a pointer reaching the page among
         // them.

@@ -7,7 +7,7 @@ use core::ptr::{self, NonNull};
 use super::fallback::resized;
 use super::size_class::class_of;
 use super::{Fallback, SizeClassLimit, SlabAllocator};
-use crate::cache::SlotReach;
+use crate::cache::{self, SlotReach};
 use crate::checked::Report;
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
@@ -100,6 +100,10 @@ pub(crate) struct Entry<'a, P: PageAllocator, F, M: SizeClassLimit> {
     /// inherent methods do; `GlobalAlloc` does where the compiler allows,
     /// see `global_alloc`).
     pub(crate) per_thread: bool,
+    /// Whether a block that grows within its class stays where it is with
+    /// a narrowed pointer (see `in_place`): the `Allocator` impls hand out
+    /// whole slots, whose users own them; `GlobalAlloc` moves it.
+    pub(crate) grow_in_place: bool,
 }
 
 impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F, M> {
@@ -145,13 +149,18 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F
         match self.reach {
             SlotReach::Page => Some(ptr),
             // A pointer entitled to the old size only (a `Box`'s borrow)
-            // still covers a smaller block. A larger one moves: a pointer
+            // still covers a smaller block. A larger one moves under
+            // `GlobalAlloc` (the `Allocator` impls, whose blocks are whole
+            // slots, hand back the page's exposed provenance): a pointer
             // with the page's exposed provenance would reach the new bytes,
             // but a `Box` being reallocated in its callee's frame still
             // guards the old ones against any pointer not derived from its
             // own (Stacked and Tree Borrows alike), and `ptr` reaches no
             // further than the old size.
             SlotReach::Object(_) if new_size <= layout.size() => Some(ptr),
+            SlotReach::Object(_) if self.grow_in_place => {
+                Some(cache::with_exposed_page_provenance(ptr))
+            }
             SlotReach::Object(_) => None,
         }
     }
