@@ -26,7 +26,7 @@
 //!
 //! The exit guard is a POSIX thread-specific-data key on Linux, which runs
 //! even for a thread that first allocates from another such key's
-//! destructor (see `thread_cache`'s `exit_guard`); elsewhere it is a
+//! destructor (see `thread_cache`'s `current`); elsewhere it is a
 //! `thread_local!` destructor, which a global allocator may register only
 //! from Rust 1.92 (rust-lang/rust#144465): built by an older compiler for
 //! another system, `GlobalAlloc` keeps to the locked path (`build.rs`

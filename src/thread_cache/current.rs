@@ -14,11 +14,43 @@
 //! - *exited*: the exit guard ran and gave the table back; every later call
 //!   (another destructor's) takes the locked path.
 //! - a table: the thread's own, until its exit guard gives it back.
+//!
+//! # The exit guard
+//!
+//! What gives a thread's table back when the thread exits ([`exit`]), so
+//! that it leaves [`TABLES`], gives its slots up and goes to the pool.
+//!
+//! ## Why not (only) a `thread_local!` destructor
+//!
+//! A Rust thread-local destructor is the portable way, and on most
+//! platforms the one used here. On Linux it has a gap: the C library runs
+//! the thread-local destructors (`__cxa_thread_atexit_impl`'s list) first
+//! and the POSIX thread-specific-data destructors (`pthread_key_create`)
+//! after them. A table first used from a thread-specific-data destructor —
+//! a C library's per-thread state freed through a Rust global allocator,
+//! say — would arm a Rust destructor that never runs: the table would stay
+//! on the list after its thread, and its storage, are gone.
+//!
+//! So on Linux the guard is a thread-specific-data key of its own. Setting
+//! its value while the thread-specific destructors run makes the C library
+//! run another round, which calls this one (glibc and musl run up to
+//! `PTHREAD_DESTRUCTOR_ITERATIONS`, 4, rounds). Neither creating the key
+//! nor setting its value allocates through a Rust allocator (glibc's
+//! `pthread_setspecific` may call C's `calloc` for keys past the first 32),
+//! so the guard can be armed from inside a global allocator.
+//!
+//! One gap is left: a table first used in the *last* round of
+//! thread-specific destructors is never given back (a C library stops after
+//! four rounds), nor is the table of a thread that `fork` left behind in
+//! the child. Tables are not in the threads' storage (see `table`), so such
+//! a table stays listed with its slots counted as cached: a leak, not a
+//! dangling pointer.
+//!
+//! [`TABLES`]: super::table
 
 use core::cell::Cell;
 use core::ptr;
 
-use super::exit_guard;
 use super::table::Table;
 
 std::thread_local! {
@@ -75,7 +107,7 @@ pub(super) fn with_or_acquire<R>(use_table: impl FnOnce(&Table) -> R) -> Option<
                 current.set(ptr::null());
                 return ptr::null();
             };
-            if exit_guard::arm(table) {
+            if arm(table) {
                 current.set(table);
                 table
             } else {
@@ -99,7 +131,7 @@ pub(super) fn with_or_acquire<R>(use_table: impl FnOnce(&Table) -> R) -> Option<
 ///
 /// `table` is the calling thread's table, which the thread no longer uses
 /// after this call.
-pub(super) unsafe fn exit(table: *const Table) {
+unsafe fn exit(table: *const Table) {
     if table.addr() <= EXITED {
         return;
     }
@@ -111,6 +143,98 @@ pub(super) unsafe fn exit(table: *const Table) {
 
 /// The calling thread's table, for an exit guard that cannot carry it.
 #[cfg(not(target_os = "linux"))]
-pub(super) fn table() -> *const Table {
+fn table() -> *const Table {
     CURRENT.try_with(Cell::get).unwrap_or(ptr::null())
+}
+
+/// Arms the calling thread's exit guard for `table`, the thread's own.
+/// `false` if it cannot be armed (the thread is exiting, or the system
+/// refused a key): the caller then keeps to the locked path.
+fn arm(table: &Table) -> bool {
+    guard::arm(table)
+}
+
+#[cfg(target_os = "linux")]
+mod guard {
+    use core::ffi::{c_int, c_uint, c_void};
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::Table;
+
+    /// `pthread_key_t` on Linux (glibc and musl).
+    type Key = c_uint;
+
+    unsafe extern "C" {
+        fn pthread_key_create(
+            key: *mut Key,
+            destructor: Option<unsafe extern "C" fn(*mut c_void)>,
+        ) -> c_int;
+        fn pthread_key_delete(key: Key) -> c_int;
+        fn pthread_setspecific(key: Key, value: *const c_void) -> c_int;
+    }
+
+    /// The process's key, created on first use; `NO_KEY` until then.
+    static KEY: AtomicUsize = AtomicUsize::new(NO_KEY);
+    const NO_KEY: usize = usize::MAX;
+
+    /// Called by the C library at thread exit with the table's address.
+    unsafe extern "C" fn leave(table: *mut c_void) {
+        // SAFETY: the value was set by `arm` to the exiting thread's own
+        // table, which it uses no more: its thread is ending.
+        unsafe { super::exit(table.cast::<Table>().cast_const()) };
+    }
+
+    fn key() -> Option<Key> {
+        let known = KEY.load(Ordering::Acquire);
+        if known != NO_KEY {
+            return Key::try_from(known).ok();
+        }
+        let mut fresh: Key = 0;
+        // SAFETY: `fresh` is writable; `leave` is a valid destructor.
+        if unsafe { pthread_key_create(&mut fresh, Some(leave)) } != 0 {
+            return None;
+        }
+        match KEY.compare_exchange(NO_KEY, fresh as usize, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Some(fresh),
+            Err(theirs) => {
+                // Another thread created one first: keep it, free ours.
+                // SAFETY: `fresh` was just created and has no value set.
+                unsafe { pthread_key_delete(fresh) };
+                Key::try_from(theirs).ok()
+            }
+        }
+    }
+
+    pub(super) fn arm(table: &Table) -> bool {
+        let Some(key) = key() else {
+            return false;
+        };
+        let value = core::ptr::from_ref(table).cast::<c_void>();
+        // SAFETY: a key of this process; any value may be set.
+        unsafe { pthread_setspecific(key, value) == 0 }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod guard {
+    use super::Table;
+
+    /// Gives the thread's table back when the thread exits.
+    struct ExitGuard;
+
+    impl Drop for ExitGuard {
+        fn drop(&mut self) {
+            // SAFETY: the calling thread's own table; its thread is ending.
+            unsafe { super::exit(super::table()) };
+        }
+    }
+
+    std::thread_local! {
+        /// Armed by `arm`; zero-sized, so its storage costs nothing.
+        static EXIT_GUARD: ExitGuard = const { ExitGuard };
+    }
+
+    pub(super) fn arm(_table: &Table) -> bool {
+        EXIT_GUARD.try_with(|_| ()).is_ok()
+    }
 }

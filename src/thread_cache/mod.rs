@@ -62,7 +62,6 @@
 //! [`ENTRIES`]: table::ENTRIES
 
 mod current;
-mod exit_guard;
 mod orphans;
 mod registry;
 mod table;

@@ -17,7 +17,7 @@
 //!   [`TABLES`] while a thread owns it (so that `stats()` on any thread can
 //!   count its slots), on the pool when none does. Only its owner touches
 //!   its magazines; other threads read the atomic key and length.
-//! - When its thread exits, the exit guard (see `exit_guard`) gives the
+//! - When its thread exits, the exit guard (see `current`) gives the
 //!   table back ([`Table::release`]): off [`TABLES`], every slot given up
 //!   through the registry, onto the pool for the next thread. Giving up
 //!   never reads nor writes a slot.
