@@ -135,8 +135,10 @@
 //! # Features
 //!
 //! - `std` (default, implies `alloc`): per-thread caches behind
-//!   [`SlabCache::alloc`], [`SlabBox`]'s drop and [`SlabAllocator`]'s own
-//!   methods — no lock on the common path (see `SlabCache::flush_thread_cache`).
+//!   [`SlabCache::alloc`], [`SlabBox`]'s drop and [`SlabAllocator`]'s
+//!   methods, its `GlobalAlloc` ones included (see
+//!   [`SlabAllocator::GLOBAL_ALLOC_PER_THREAD`]) — no lock on the common
+//!   path (see `SlabCache::flush_thread_cache`).
 //! - `alloc` (default): [`ChunkedGlobalPages`] and [`GlobalPages`], pages from
 //!   the global allocator.
 //!   Without it the crate needs no allocator at all.
