@@ -322,7 +322,7 @@ impl ThreadCache {
             return 0;
         };
         let (key, index) = (key(ticket, class), entry_index(ticket, class));
-        Table::cached_everywhere(key, index) + registry::orphans(ticket, class)
+        Table::cached_everywhere(key, index, || registry::orphans(ticket, class))
     }
 
     /// Before the set goes: retires the ticket, so that no thread touches

@@ -89,6 +89,10 @@ impl Entry {
 
     /// Makes the entry `key`'s, giving up the slots of the cache that had it.
     pub(crate) fn claim(&self, key: u64) {
+        // Under the list's lock, as every move of slots out of a table: a
+        // count (`cached_everywhere`) sees them here or with the orphans,
+        // never in both nor in neither.
+        let _listed = TABLES.lock();
         self.give_up();
         self.key.store(key, Relaxed);
     }
@@ -206,6 +210,9 @@ impl Table {
     /// The thread must not use it again (it forgets it first).
     pub(crate) fn release(&'static self) {
         {
+            // One hold of the list's lock for leaving it and giving every
+            // slot up: a count sees the slots in the table or with the
+            // orphans, never in neither (see `cached_everywhere`).
             let mut head = TABLES.lock();
             let (prev, next) = (self.prev.get(), self.next.get());
             if prev.is_null() {
@@ -219,9 +226,9 @@ impl Table {
                 // SAFETY: as above.
                 unsafe { (*next).prev.set(prev) };
             }
-        }
-        for entry in &self.entries {
-            entry.give_up();
+            for entry in &self.entries {
+                entry.give_up();
+            }
         }
         let mut pool = POOL.lock();
         self.prev.set(ptr::null());
@@ -229,8 +236,14 @@ impl Table {
         pool.0 = self;
     }
 
-    /// Slots resting for `key` in every thread's table, at `index`.
-    pub(crate) fn cached_everywhere(key: u64, index: usize) -> usize {
+    /// Slots resting for `key` in every thread's table, at `index`, plus
+    /// `given_up()` (the orphans' count), read under the same hold of the
+    /// list's lock: slots leave a table for the orphans only under it.
+    pub(crate) fn cached_everywhere(
+        key: u64,
+        index: usize,
+        given_up: impl FnOnce() -> usize,
+    ) -> usize {
         let head = TABLES.lock();
         let mut total = 0;
         let mut table = head.0;
@@ -242,6 +255,6 @@ impl Table {
             total += this.entries[index].cached_for(key);
             table = this.next.get();
         }
-        total
+        total + given_up()
     }
 }
