@@ -56,6 +56,20 @@ pub(crate) enum SlotReach {
     Object(usize),
 }
 
+impl SlotReach {
+    /// `slot` with the page's provenance (rebuilt from the exposed one for
+    /// [`Object`](Self::Object)), and how many of its first bytes only
+    /// `slot` itself may write (`usize::MAX`: all of them; see
+    /// `Slab::push_slot`).
+    #[inline]
+    pub(crate) fn resolve(self, slot: NonNull<u8>) -> (NonNull<u8>, usize) {
+        match self {
+            Self::Page => (slot, usize::MAX),
+            Self::Object(size) => (with_exposed_page_provenance(slot), size),
+        }
+    }
+}
+
 /// The slabs of one slot size. Not synchronised: `CacheSet` wraps it in a
 /// lock.
 ///
@@ -158,8 +172,10 @@ impl CacheCore {
             // SAFETY: forwarded from the caller.
             None => unsafe { self.refill(pages, owner) }.map_err(AllocFault::Refused)?,
         };
+        let mut slot = [NonNull::dangling()];
         // SAFETY: `slab` is on `available`, live, and ours.
-        unsafe { self.take_from(slab) }
+        unsafe { self.take_from(slab, &mut slot) }?;
+        Ok(slot[0])
     }
 
     /// Fills `out` with slots, as many as it holds, and returns how many:
@@ -193,7 +209,7 @@ impl CacheCore {
                 None => unsafe { self.refill(pages, owner) }.map_err(AllocFault::Refused)?,
             };
             // SAFETY: `slab` is on `available`, live, and ours.
-            match unsafe { self.take_many(slab, &mut out[taken..]) } {
+            match unsafe { self.take_from(slab, &mut out[taken..]) } {
                 Ok(count) => taken += count,
                 // Slots already taken stay with the caller, who reports the
                 // misuse: return them first.
@@ -206,28 +222,30 @@ impl CacheCore {
 
     /// Hands out up to `out.len()` slots of `slab` (at least one), which is
     /// on `available`, with one update of the cache's books: a refill takes
-    /// a batch from one slab in a loop of pops. Checked builds take one slot
-    /// at a time, each checked first (`take_from`).
+    /// its batch from one slab in a loop of pops. Checked builds take one
+    /// slot, after checking it (`check_reuse` looks at the slot handed out
+    /// next). Returns how many.
     ///
     /// # Safety
     ///
-    /// As for [`take_from`](Self::take_from); `out` is not empty.
+    /// `slab` is on `available`; `&mut self` is exclusive access to it;
+    /// `out` is not empty.
     #[inline]
-    unsafe fn take_many(
+    unsafe fn take_from(
         &mut self,
         slab: Slab,
         out: &mut [NonNull<u8>],
     ) -> Result<usize, AllocFault> {
-        if CHECKED {
-            // SAFETY: forwarded from the caller.
-            let slot = unsafe { self.take_from(slab) }?;
-            out[0] = slot;
-            return Ok(1);
-        }
         // SAFETY: slabs on our lists are live and we hold `&mut self`.
+        unsafe { slab.check_reuse(&self.geometry) }
+            .map_err(|(misuse, slot)| AllocFault::Misuse(misuse, slot))?;
+        let out = if CHECKED { &mut out[..1] } else { out };
+        // SAFETY: as above.
         let was_empty = unsafe { slab.in_use() } == 0;
         // SAFETY: as above.
         let count = unsafe { slab.pop_slots(&self.geometry, out) };
+        // A slab is on `available` only while it has a free slot (kept here
+        // and in `put_slot`), so `pop_slots` found one.
         debug_assert!(count > 0, "a slab on `available` has a free slot");
         if was_empty {
             self.empty -= 1;
@@ -241,40 +259,6 @@ impl CacheCore {
         }
         self.allocated = self.allocated.wrapping_add(count);
         Ok(count)
-    }
-
-    /// Hands out a slot of `slab`, which is on `available`.
-    ///
-    /// # Safety
-    ///
-    /// `slab` is on `available`; `&mut self` is exclusive access to it.
-    #[inline]
-    unsafe fn take_from(&mut self, slab: Slab) -> Result<NonNull<u8>, AllocFault> {
-        // SAFETY: slabs on our lists are live and we hold `&mut self`.
-        unsafe { slab.check_reuse(&self.geometry) }
-            .map_err(|(misuse, slot)| AllocFault::Misuse(misuse, slot))?;
-        // SAFETY: as above.
-        let was_empty = unsafe { slab.in_use() } == 0;
-        // SAFETY: as above.
-        let slot = unsafe { slab.pop_slot(&self.geometry) };
-        debug_assert!(slot.is_some(), "a slab on `available` has a free slot");
-        // Not `unreachable!`: that would link its message and the panic
-        // machinery into every release build, for a path that cannot run.
-        // SAFETY: a slab is on `available` only while it has a free slot
-        // (kept here and in `put_back`), so `pop_slot` found one.
-        let slot = unsafe { slot.unwrap_unchecked() };
-        if was_empty {
-            self.empty -= 1;
-        }
-        // SAFETY: as above.
-        if unsafe { slab.in_use() } == self.geometry.slots_per_slab {
-            // SAFETY: the slab is on `available`; exclusive access via `&mut self`.
-            unsafe { self.available.remove(slab) };
-            // SAFETY: now on no list.
-            unsafe { self.full.push_front(slab) };
-        }
-        self.allocated = self.allocated.wrapping_add(1);
-        Ok(slot)
     }
 
     /// Shows `visit` each slab's slots, used or free: the slabs with free

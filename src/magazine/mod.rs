@@ -11,7 +11,7 @@ use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
 
 mod stack;
 
-use crate::cache::{CacheSet, SlotReach, with_exposed_page_provenance};
+use crate::cache::{CacheSet, SlotReach};
 use crate::checked::{CHECKED, Misuse};
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
@@ -194,10 +194,7 @@ impl<N: ArrayLength> MagazineFront<N> {
         slot: NonNull<u8>,
         reach: SlotReach,
     ) {
-        let (object, slot) = match reach {
-            SlotReach::Page => (slot, slot),
-            SlotReach::Object(_) => (slot, with_exposed_page_provenance(slot)),
-        };
+        let (object, (slot, guarded)) = (slot, reach.resolve(slot));
         if CHECKED {
             // Only header fields fixed when the slab was made are read: no
             // lock needed. Checked before the poison is written through it.
@@ -211,8 +208,8 @@ impl<N: ArrayLength> MagazineFront<N> {
             }
         }
         // SAFETY: the slot is ours and no one uses it any more; `object`
-        // is entitled to the bytes `reach` says, `slot` to all of them.
-        unsafe { poison_freed(object, slot, size, reach) };
+        // is entitled to its first `guarded` bytes, `slot` to all of them.
+        unsafe { poison_freed(object, slot, size, guarded) };
         if let Err(slot) = self.magazine.push(slot) {
             // SAFETY: the caller's guarantees, passed on.
             unsafe { self.drain_then_push(set, class, size, slot) };

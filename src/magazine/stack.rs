@@ -38,8 +38,8 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use generic_array::{ArrayLength, GenericArray};
 
-use crate::cache::SlotReach;
 use crate::checked::{CHECKED, Misuse, poison};
+use crate::slab::split_at_guard;
 
 /// A fixed-capacity stack of slot pointers, used through `&self`.
 pub(crate) struct Magazine<N: ArrayLength> {
@@ -139,8 +139,8 @@ pub(crate) unsafe fn poison_cached(slot: NonNull<u8>, size: usize) {
 }
 
 /// [`poison_cached`] for a slot being freed, written through the pointer
-/// entitled to each byte: with [`SlotReach::Object`]`(n)` the first `n`
-/// bytes through `object` (a `Box` being freed still guards them), the
+/// entitled to each byte (see `SlotReach::resolve`): the first `guarded`
+/// bytes through `object` (a `Box` being freed may still guard them), the
 /// rest through `paged`, the same address with the page's provenance.
 ///
 /// # Safety
@@ -152,22 +152,17 @@ pub(crate) unsafe fn poison_freed(
     object: NonNull<u8>,
     paged: NonNull<u8>,
     size: usize,
-    reach: SlotReach,
+    guarded: usize,
 ) {
-    match reach {
-        // SAFETY: the caller's guarantees.
-        SlotReach::Page => unsafe { poison_cached(paged, size) },
-        SlotReach::Object(guarded) => {
-            if CHECKED {
-                let near = guarded.min(size);
-                // SAFETY: the object's bytes, through the object's pointer.
-                unsafe { poison::fill(object.as_ptr(), near) };
-                // SAFETY: the rest of the slot, through the page's pointer.
-                unsafe { poison::fill(paged.as_ptr().wrapping_add(near), size - near) };
-            }
-            poison::forbid(paged, size);
+    if CHECKED {
+        for (start, count) in split_at_guard(object, paged, guarded, 0, size) {
+            // SAFETY: both pieces lie inside the slot, which is ours again,
+            // each reached through a pointer entitled to it (the caller's
+            // guarantees).
+            unsafe { poison::fill(start, count) };
         }
     }
+    poison::forbid(paged, size);
 }
 
 /// Takes a slot out of a magazine for use: checked builds verify that no

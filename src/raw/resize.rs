@@ -149,14 +149,12 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> Blocks for Entry<'_, P, F
         match self.reach {
             SlotReach::Page => Some(ptr),
             // A pointer entitled to the old size only (a `Box`'s borrow)
-            // still covers a smaller block. A larger one moves under
-            // `GlobalAlloc` (the `Allocator` impls, whose blocks are whole
-            // slots, hand back the page's exposed provenance): a pointer
-            // with the page's exposed provenance would reach the new bytes,
-            // but a `Box` being reallocated in its callee's frame still
-            // guards the old ones against any pointer not derived from its
-            // own (Stacked and Tree Borrows alike), and `ptr` reaches no
-            // further than the old size.
+            // still covers a smaller block. For a larger one, `ptr` reaches
+            // too little, and a pointer with the page's exposed provenance
+            // is refused the old bytes while a `Box` in the caller's frame
+            // still guards them (Stacked and Tree Borrows alike): under
+            // `GlobalAlloc` the block moves. The `Allocator` impls, whose
+            // blocks are whole slots, keep it in place.
             SlotReach::Object(_) if new_size <= layout.size() => Some(ptr),
             SlotReach::Object(_) if self.grow_in_place => {
                 Some(cache::with_exposed_page_provenance(ptr))

@@ -299,8 +299,8 @@ impl Slab {
         if !CHECKED && state.free.out() == 1 {
             // The last slot back: the slab starts over from its run, in
             // address order, with no link to follow (see
-            // `FreeStack::take_back_last`). Checked builds keep the list, whose
-            // poison tells of a write after free when a slot is reused.
+            // `FreeStack::take_back_last`). Checked builds keep the list,
+            // whose poison tells of a write after free when a slot is reused.
             poison::forbid(paged, geo.slot_size);
             state.free.take_back_last();
             return;
@@ -360,7 +360,8 @@ unsafe impl Linked for Slab {
     }
 }
 
-/// The byte range `start..end` of a slot being freed, as two pieces: the
+/// The byte range `start..end` of a slot being freed, as two pieces (a
+/// slab's link and poison, a magazine's poison): the
 /// part below `guarded` through `slot` (the caller's pointer, entitled to
 /// its object's bytes and the only one allowed to touch them while a `Box`
 /// is being freed), the rest through `paged` (the same address with the
@@ -370,7 +371,7 @@ unsafe impl Linked for Slab {
 /// when the caller's pointer reaches the whole page: out of line, each free
 /// paid a call here and two calls to `memcpy` for one word.
 #[inline]
-fn split_at_guard(
+pub(crate) fn split_at_guard(
     slot: NonNull<u8>,
     paged: NonNull<u8>,
     guarded: usize,

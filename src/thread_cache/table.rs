@@ -89,11 +89,13 @@ impl Entry {
 
     /// Makes the entry `key`'s, giving up the slots of the cache that had it.
     pub(crate) fn claim(&self, key: u64) {
-        // Under the list's lock, as every move of slots out of a table: a
-        // count (`cached_everywhere`) sees them here or with the orphans,
-        // never in both nor in neither.
-        let _listed = TABLES.lock();
-        self.give_up();
+        if self.key.load(Relaxed) != 0 {
+            // Under the list's lock, as every move of slots out of a table:
+            // a count (`cached_everywhere`) sees them here or with the
+            // orphans, never in both nor in neither.
+            let _listed = TABLES.lock();
+            self.give_up();
+        }
         self.key.store(key, Relaxed);
     }
 

@@ -4,7 +4,7 @@
 
 use core::ptr::NonNull;
 
-use super::{CacheCore, SlotReach, with_exposed_page_provenance};
+use super::{CacheCore, SlotReach};
 use crate::checked::{CHECKED, Misuse, OwnerTag};
 use crate::intrusive::Linked;
 use crate::page_allocator::PageAllocator;
@@ -182,13 +182,11 @@ impl CacheCore {
         reach: SlotReach,
     ) -> Result<Slab, Misuse> {
         let geometry = self.geometry;
-        let (page_ptr, guarded) = match reach {
-            SlotReach::Page => (slot, usize::MAX),
-            SlotReach::Object(size) => {
-                debug_assert!(self.expose_pages, "narrowed pointers need exposed pages");
-                (with_exposed_page_provenance(slot), size)
-            }
-        };
+        debug_assert!(
+            self.expose_pages || reach == SlotReach::Page,
+            "narrowed pointers need exposed pages"
+        );
+        let (page_ptr, guarded) = reach.resolve(slot);
         let slab = Slab::containing(page_ptr, geometry.page_size);
         if CHECKED {
             // SAFETY: we hold `&mut self`; `slab` was computed from `slot`,
