@@ -170,7 +170,7 @@ fn a_handle_to_a_slot_never_handed_out_panics_on_drop() {
 #[should_panic(expected = "foreign pointer")]
 fn a_slot_of_another_cache_is_a_foreign_pointer() {
     // `SlabBox::from_raw` documents: a slot of another cache is a foreign
-    // pointer, and checked builds panic on it when the handle is dropped.
+    // pointer, and checked builds panic on it there.
     let home: SlabCache<u64> = SlabCache::new();
     let elsewhere: SlabCache<u64> = SlabCache::new();
     let _a = home.alloc(1).unwrap();
@@ -314,24 +314,29 @@ fn a_second_handle_to_a_slot_panics_in_the_drop_that_frees_it_twice() {
 }
 
 #[test]
-fn a_slot_of_another_cache_panics_in_the_drop_that_frees_it() {
+fn a_slot_of_another_cache_panics_in_from_raw() {
     let home: SlabCache<u64> = SlabCache::new();
     let elsewhere: SlabCache<u64> = SlabCache::new();
     let (a, c) = (home.alloc(1).unwrap(), elsewhere.alloc(3).unwrap());
     let raw = SlabBox::into_raw(home.alloc(2).unwrap());
-    // SAFETY: deliberate misuse: a slot of `home` handed to `elsewhere`;
-    // `u64` has no destructor, and checked builds reject the free before
-    // changing anything.
-    let stray = unsafe { SlabBox::from_raw(&elsewhere, raw) };
-    if !panics_naming("foreign pointer", move || drop(stray)) {
+    // A handle holds only its value's address and finds its cache in the
+    // slab's header: the check that the slot is the given cache's is made
+    // when the handle is rebuilt, which is where the mistake is.
+    let caught = panics_naming("foreign pointer", || {
+        // SAFETY: deliberate misuse: a slot of `home` handed to `elsewhere`;
+        // checked builds reject it before a handle exists.
+        let stray = unsafe { SlabBox::from_raw(&elsewhere, raw) };
+        std::mem::forget(stray);
+    });
+    if !caught {
         std::mem::forget((a, c));
         std::mem::forget((home, elsewhere));
-        panic!("a slot of another cache was not caught by the drop that freed it");
+        panic!("a slot of another cache was not caught by from_raw");
     }
     assert_eq!(elsewhere.stats().objects_in_use, 1, "nothing was freed");
     assert_eq!(home.stats().objects_in_use, 2);
-    // SAFETY: `raw` came from `into_raw` on `home`, and the rejected handle
-    // did not free it: this is the one handle that does.
+    // SAFETY: `raw` came from `into_raw` on `home`, and the rejected call
+    // made no handle: this is the one handle that frees it.
     let back = unsafe { SlabBox::from_raw(&home, raw) };
     assert_eq!(SlabBox::into_inner(back), 2);
     drop((a, c));

@@ -851,3 +851,39 @@ fn occupancy_shows_exactly_the_slots_in_use() {
     assert_eq!(slabs, 2);
     assert_eq!(seen, expected, "used slots are exactly the live objects");
 }
+
+#[test]
+fn a_handle_is_one_word_as_a_box_is() {
+    use std::mem::size_of;
+    assert_eq!(size_of::<SlabBox<'_, u64>>(), size_of::<Box<u64>>());
+    assert_eq!(
+        size_of::<SlabBox<'_, [u8; 61]>>(),
+        size_of::<Box<[u8; 61]>>()
+    );
+    assert_eq!(size_of::<SlabBox<'_, ()>>(), size_of::<Box<()>>());
+    // The pointer is never null, so an `Option` costs nothing either.
+    assert_eq!(size_of::<Option<SlabBox<'_, u64>>>(), size_of::<usize>());
+}
+
+#[test]
+fn a_handle_finds_its_cache_from_its_slot() {
+    let a: SlabCache<[u64; 2]> = SlabCache::new();
+    let b: SlabCache<[u64; 2]> = SlabCache::new();
+    let from_a: Vec<_> = (0..300).map(|i| a.alloc([i; 2]).unwrap()).collect();
+    let from_b: Vec<_> = (0..300).map(|i| b.alloc([i; 2]).unwrap()).collect();
+    assert!(from_a.iter().all(|h| std::ptr::eq(SlabBox::cache(h), &a)));
+    assert!(from_b.iter().all(|h| std::ptr::eq(SlabBox::cache(h), &b)));
+    // Dropped in an interleaved order, each slot goes back to its own cache.
+    for (x, y) in from_a.into_iter().zip(from_b) {
+        drop(y);
+        drop(x);
+    }
+    flush_thread_cache(&a);
+    flush_thread_cache(&b);
+    assert_eq!(a.stats().objects_in_use, 0);
+    assert_eq!(b.stats().objects_in_use, 0);
+    // A zero-sized value has no slot; its handle holds the cache itself.
+    let unit: SlabCache<()> = SlabCache::new();
+    let h = unit.alloc(()).unwrap();
+    assert!(std::ptr::eq(SlabBox::cache(&h), &unit));
+}

@@ -101,6 +101,10 @@ pub(crate) struct CacheCore {
     /// Whether page provenance is exposed, for frees with
     /// [`SlotReach::Object`].
     expose_pages: bool,
+    /// The address new slabs record for the front (see
+    /// [`rehome`](Self::rehome)); 0 until a front asks.
+    #[cfg(feature = "std")]
+    home: usize,
 }
 
 // SAFETY: the core's pointers lead only into pages it owns exclusively; moving
@@ -127,6 +131,27 @@ impl CacheCore {
             decay: Decay::new(&config),
             config,
             expose_pages,
+            #[cfg(feature = "std")]
+            home: 0,
+        }
+    }
+
+    /// Records `home` in every slab of this core, and in every slab it makes
+    /// from now on (the typed front's address, which its one-word handles
+    /// read in their slab's header). Walks every slab: for a front's first
+    /// handle, and its first after it moved.
+    #[cfg(feature = "std")]
+    pub(crate) fn rehome(&mut self, home: usize) {
+        self.home = home;
+        for list in [&self.available, &self.retained, &self.full] {
+            let mut cursor = list.head();
+            while let Some(slab) = cursor {
+                // SAFETY: slabs on our lists are live, and `&mut self` is
+                // exclusive access to them.
+                cursor = unsafe { list.next_of(slab) };
+                // SAFETY: as above.
+                unsafe { slab.set_home(home) };
+            }
         }
     }
 

@@ -305,6 +305,54 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
             class.core.lock().for_each_slab(|slab| visit(i, slab));
         }
     }
+
+    /// Records `home` in every slab of every cache of the set, now and from
+    /// now on (see `CacheCore::rehome`), unless a lock is held (by another
+    /// thread, or by this one in a call-out such as a page source's): then
+    /// returns `false`, having recorded it in some caches or none.
+    #[cfg(feature = "std")]
+    #[cold]
+    pub(crate) fn try_rehome(&self, home: usize) -> bool {
+        self.classes
+            .iter()
+            .all(|class| match class.core.try_lock() {
+                Some(mut core) => {
+                    core.rehome(home);
+                    true
+                }
+                None => false,
+            })
+    }
+}
+
+/// The address the front recorded with [`record_home`] in the slab that
+/// holds `slot`, read without a lock.
+///
+/// # Safety
+///
+/// `slot` points into a live slab of pages of `page_size` bytes (a slot
+/// handed out and not yet returned: its slab cannot go away).
+#[inline]
+pub(crate) unsafe fn home_of(slot: NonNull<u8>, page_size: usize) -> usize {
+    // SAFETY: the caller's guarantee: the slab is live.
+    unsafe { Slab::containing(slot, page_size).home() }
+}
+
+/// Records `home` in the slab that holds `slot`, unless it is there
+/// already (a read; the write is for a first handle or a moved front, so
+/// the header's line is not written at every call). No lock.
+///
+/// # Safety
+///
+/// As for [`home_of`].
+#[inline]
+pub(crate) unsafe fn record_home(slot: NonNull<u8>, page_size: usize, home: usize) {
+    let slab = Slab::containing(slot, page_size);
+    // SAFETY: the caller's guarantee: the slab is live.
+    if unsafe { slab.home() } != home {
+        // SAFETY: as above.
+        unsafe { slab.set_home(home) };
+    }
 }
 
 /// The caller's error for a refusal; a misuse reported through `report`.

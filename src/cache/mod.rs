@@ -68,5 +68,5 @@ mod config;
 mod tests;
 
 pub(crate) use cache_core::{SlotReach, with_exposed_page_provenance};
-pub(crate) use cache_set::{CacheSet, MIN_CLASS, Shape, class_size};
+pub(crate) use cache_set::{CacheSet, MIN_CLASS, Shape, class_size, home_of, record_home};
 pub use config::CacheConfig;

@@ -166,7 +166,7 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalCache<'c, T, P, N> {
                 // SAFETY: the shared cache handed the slot out (through this
                 // front's magazine), with the pointer its slab gave; it now
                 // holds a `T`, and this is its one handle.
-                Ok(unsafe { SlabBox::from_raw(self.cache, slot) })
+                Ok(unsafe { SlabBox::from_slot(self.cache, slot) })
             }
             Err(error) => Err(AllocFailed::new(value, error)),
         }
@@ -321,7 +321,7 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalBox<'_, 'c, T, P, N> {
         // SAFETY: the slot was handed out by the front's cache (the magazine
         // holds only its slots, with the pointer the slab gave), holds a
         // live `T`, and this handle, now gone, was its only one.
-        unsafe { SlabBox::from_raw(this.local.cache, this.ptr) }
+        unsafe { SlabBox::from_slot(this.local.cache, this.ptr) }
     }
 
     /// A raw pointer to the value.

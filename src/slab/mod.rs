@@ -60,6 +60,7 @@
 
 use core::mem::size_of;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::checked::{CHECKED, poison};
 use crate::intrusive::{FreeStack, Linked, Run};
@@ -85,6 +86,11 @@ pub(crate) struct SlabHeader {
     /// apart a slab of this cache from another cache's and from memory that
     /// is no slab at all.
     owner: u32,
+    /// An address the front above records (the typed front's own address:
+    /// how a one-word handle finds its cache), or 0. The slab never reads
+    /// it. It is read and written without the cache lock while the slab is
+    /// live (an atomic, so racing writers of one value are no data race).
+    home: AtomicUsize,
 }
 
 /// The part of the header that changes, only under the cache lock.
@@ -132,6 +138,7 @@ impl Slab {
                 },
                 slot_size: geo.slot_size as u32,
                 owner,
+                home: AtomicUsize::new(0),
             })
         };
         if CHECKED {
@@ -178,6 +185,42 @@ impl Slab {
                 self.0.as_ptr().cast::<i8>().cast_const(),
             )
         };
+    }
+
+    /// The address recorded for the front that owns this slab (see
+    /// [`SlabHeader::home`]). Needs no lock.
+    ///
+    /// # Safety
+    ///
+    /// The slab is live.
+    #[inline]
+    pub(crate) unsafe fn home(self) -> usize {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.home_word() }.load(Ordering::Relaxed)
+    }
+
+    /// Records `home` for the front that owns this slab. Needs no lock.
+    ///
+    /// # Safety
+    ///
+    /// The slab is live.
+    #[inline]
+    pub(crate) unsafe fn set_home(self, home: usize) {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.home_word() }.store(home, Ordering::Relaxed);
+    }
+
+    /// The header's `home` word.
+    ///
+    /// # Safety
+    ///
+    /// The slab is live, for as long as the reference is used.
+    #[inline]
+    unsafe fn home_word<'a>(self) -> &'a AtomicUsize {
+        // SAFETY: a live slab's header is initialised; the reference covers
+        // the atomic field alone, never the state the lock holder may be
+        // changing beside it.
+        unsafe { &(*self.0.as_ptr()).home }
     }
 
     /// The page this slab lives in.

@@ -152,6 +152,7 @@ impl ThreadCache {
             let fast = current::with(|table| {
                 let entry = table.entry(index);
                 if entry.is(key) {
+                    table.set_last(index);
                     entry.front.take_cached(set, class, size)
                 } else {
                     None
@@ -251,6 +252,48 @@ impl ThreadCache {
                     unsafe { entry.front.give(set, class, size, slot, reach) };
                 }
                 mine
+            });
+            if let Some(true) = done {
+                return;
+            }
+        }
+        // SAFETY: the caller's guarantees, passed on.
+        unsafe { self.give_slow(set, class, size, slot, reach) }
+    }
+
+    /// [`give`](Self::give) for a caller that found `self` and `set` from
+    /// the slot (a one-word handle reads them in its slab's header): the
+    /// entry tried first is the one this thread's last fast allocation used,
+    /// so that where the slot goes does not wait on the loads that found its
+    /// cache — they only confirm the guess, in a branch the processor
+    /// predicts. Otherwise the key's own entry, as `give`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`give`](Self::give).
+    #[inline]
+    pub(crate) unsafe fn give_guessing<P: PageAllocator, C: ArrayLength>(
+        &self,
+        set: &CacheSet<P, C>,
+        class: usize,
+        size: usize,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+    ) {
+        if let Some(ticket) = self.ticket() {
+            let key = key(ticket, class);
+            let done = current::with(|table| {
+                let mut entry = table.last();
+                if !entry.is(key) {
+                    entry = table.entry(entry_index(ticket, class));
+                    if !entry.is(key) {
+                        return false;
+                    }
+                }
+                // SAFETY: the caller's guarantees; the entry is this cache
+                // class's.
+                unsafe { entry.front.give(set, class, size, slot, reach) };
+                true
             });
             if let Some(true) = done {
                 return;

@@ -132,6 +132,9 @@ impl Entry {
 /// One thread's entries, and its links on [`TABLES`] or the pool.
 pub(crate) struct Table {
     entries: [Entry; ENTRIES],
+    /// The entry this thread's last fast allocation used: where a handle's
+    /// drop looks first (see `ThreadCache::give_guessing`).
+    last: Cell<usize>,
     /// Its neighbours on [`TABLES`], read and written only under its lock;
     /// on the pool, `next` alone links it.
     prev: Cell<*const Table>,
@@ -155,6 +158,7 @@ impl Table {
     const fn new() -> Self {
         Self {
             entries: [const { Entry::new() }; ENTRIES],
+            last: Cell::new(0),
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
         }
@@ -164,6 +168,18 @@ impl Table {
     #[inline]
     pub(crate) fn entry(&self, index: usize) -> &Entry {
         &self.entries[index]
+    }
+
+    /// The entry the last fast allocation used.
+    #[inline]
+    pub(crate) fn last(&self) -> &Entry {
+        self.entry(self.last.get() % ENTRIES)
+    }
+
+    /// Notes that a fast allocation used the entry at `index`.
+    #[inline]
+    pub(crate) fn set_last(&self, index: usize) {
+        self.last.set(index);
     }
 
     /// A table for the calling thread, from the pool or from [`System`]

@@ -13,6 +13,8 @@
 //! The cache hands out [`SlabBox`] handles that borrow it, so in safe code no
 //! handle outlives its cache; dropping a handle drops the value and returns
 //! the slot.
+//! A handle is one pointer: it finds its cache in its slab's header
+//! (`home` says how, and why the address there is exposed).
 //!
 //! # The files
 //!
@@ -35,10 +37,13 @@ use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
 use crate::stats::{CacheStats, SlabOccupancy};
+#[cfg(feature = "std")]
+use crate::sync::AtomicUsize;
 use crate::sync::const_fn_unless_loom;
 #[cfg(all(feature = "std", not(loom)))]
 use crate::thread_cache::ThreadCache;
 
+mod home;
 mod slab_box;
 
 pub use slab_box::SlabBox;
@@ -95,6 +100,10 @@ pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
     /// This cache's entries in the threads' tables.
     #[cfg(all(feature = "std", not(loom)))]
     thread: ThreadCache,
+    /// The address this cache last recorded in all its slabs, for its
+    /// one-word handles (see `home`); 0 before the first.
+    #[cfg(feature = "std")]
+    home: AtomicUsize,
     /// The cache stores `T`s; `*const` keeps the auto traits off so the
     /// impls below can state the real conditions.
     _objects: PhantomData<*const T>,
@@ -173,6 +182,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
                 set: CacheSet::new(pages, config, Shape::One(Self::GEOMETRY)),
                 #[cfg(all(feature = "std", not(loom)))]
                 thread: ThreadCache::new(),
+                #[cfg(feature = "std")]
+                home: AtomicUsize::new(0),
                 _objects: PhantomData,
             }
         }
@@ -325,7 +336,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         // slab gave it: it reaches the whole page.
         unsafe {
             self.thread
-                .give(&self.set, 0, Self::SLOT_SIZE, slot.cast(), SlotReach::Page)
+                .give_guessing(&self.set, 0, Self::SLOT_SIZE, slot.cast(), SlotReach::Page)
         }
         #[cfg(not(all(feature = "std", not(loom))))]
         // SAFETY: as above.

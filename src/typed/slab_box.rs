@@ -35,7 +35,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
                 // SAFETY: the slot is fresh, sized and aligned for `T`.
                 unsafe { slot.write(value) };
                 // SAFETY: the slot came from this cache and now holds a `T`.
-                Ok(unsafe { SlabBox::from_raw(self, slot) })
+                Ok(unsafe { SlabBox::from_slot(self, slot) })
             }
             Err(error) => Err(AllocFailed::new(value, error)),
         }
@@ -64,7 +64,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         // SAFETY: the slot is fresh, sized and aligned for `T`.
         unsafe { slot.write(value) };
         // SAFETY: the slot came from this cache and now holds a `T`.
-        Ok(unsafe { SlabBox::from_raw(self, slot) })
+        Ok(unsafe { SlabBox::from_slot(self, slot) })
     }
 
     /// Like [`alloc`](Self::alloc), pinned: the value never moves again.
@@ -82,7 +82,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 ///
 /// It derefs to `T`; dropping it drops the value and puts the slot back on
 /// its slab's free list — also when `T`'s destructor panics. The lifetime ties
-/// it to the cache, so in safe code no handle outlives its cache. Like `Box`,
+/// it to the cache, so in safe code no handle outlives its cache. It is one
+/// pointer, as a `Box` is: the cache is found from the slot, in its slab's
+/// header. Like `Box`,
 /// conversions are associated functions (`SlabBox::into_inner(b)`), so they
 /// never shadow methods of `T`.
 ///
@@ -96,35 +98,89 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 /// let plain: Vec<u32> = SlabBox::into_inner(list); // moves out, frees the slot
 /// assert_eq!(plain, [1, 2, 3]);
 /// assert_eq!(cache.stats().objects_in_use, 0);
+/// assert_eq!(size_of::<SlabBox<'_, Vec<u32>>>(), size_of::<Box<Vec<u32>>>());
 /// ```
 pub struct SlabBox<'a, T, P: PageAllocator = DefaultPages> {
+    /// The value; for a zero-sized `T`, which has no slot, the cache itself
+    /// (see `home`).
     ptr: NonNull<T>,
-    cache: &'a SlabCache<T, P>,
-    /// The handle owns a `T` (for drop check and variance).
-    _owns: PhantomData<T>,
+    /// The handle borrows the cache (found from the slot: see `home`) and
+    /// owns a `T` (for drop check and variance).
+    _owns: PhantomData<(&'a SlabCache<T, P>, T)>,
 }
 
 impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
+    const IS_ZST: bool = core::mem::size_of::<T>() == 0;
+
+    /// The handle of `slot`, a slot of `cache`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a handed-out slot of `cache` (for a zero-sized `T`: any
+    /// aligned pointer), with the provenance the slab gave it; it holds a
+    /// `T`, and this is its one handle.
+    #[inline]
+    pub(crate) unsafe fn from_slot(cache: &'a SlabCache<T, P>, slot: NonNull<T>) -> Self {
+        let ptr = if Self::IS_ZST {
+            NonNull::from(cache).cast()
+        } else {
+            // SAFETY: the caller's guarantee.
+            unsafe { cache.settle(slot) };
+            slot
+        };
+        Self {
+            ptr,
+            _owns: PhantomData,
+        }
+    }
+
+    /// The value's address (dangling and aligned for a zero-sized `T`).
+    #[inline]
+    fn value(&self) -> NonNull<T> {
+        if Self::IS_ZST {
+            NonNull::dangling()
+        } else {
+            self.ptr
+        }
+    }
+
+    /// The cache this handle borrows.
+    #[inline]
+    fn home(&self) -> &'a SlabCache<T, P> {
+        if Self::IS_ZST {
+            // SAFETY: a zero-sized value's handle holds its cache's pointer,
+            // made from the `&'a` borrow it was created with.
+            unsafe { self.ptr.cast::<SlabCache<T, P>>().as_ref() }
+        } else {
+            // SAFETY: the handle owns a handed-out slot of a cache it borrows
+            // for `'a`.
+            unsafe { SlabCache::owning(self.ptr) }
+        }
+    }
+
     /// Rebuilds a handle from a pointer produced by [`into_raw`](Self::into_raw).
     ///
     /// # Safety
     ///
     /// - `ptr` was returned by `into_raw` on a handle of this same `cache`
-    ///   (a slot of another cache, or any other pointer into a slab page, is
-    ///   a foreign pointer: checked builds panic on it when the handle is
-    ///   dropped, other builds corrupt the cache);
+    ///   (the cache may have moved since; a slot of another cache, or any
+    ///   other pointer into a slab page, is a foreign pointer: checked builds
+    ///   panic on it here, other builds corrupt a cache);
     /// - it is the pointer itself, not one rebuilt from a reference to the
     ///   value (its provenance must be the one the cache handed out, which
     ///   reaches beyond the object to the slab's header and the page source's
     ///   bookkeeping);
     /// - no other handle to that slot exists (two would free it twice: a
     ///   double free, and a use after free through the survivor).
+    #[track_caller]
     pub unsafe fn from_raw(cache: &'a SlabCache<T, P>, ptr: NonNull<T>) -> Self {
-        Self {
-            ptr,
-            cache,
-            _owns: PhantomData,
+        if !Self::IS_ZST {
+            // SAFETY: the caller's guarantee: a slot of this cache, so in a
+            // slab's page (checked builds verify that it is).
+            unsafe { cache.check_owner(ptr) };
         }
+        // SAFETY: the caller's guarantees.
+        unsafe { Self::from_slot(cache, ptr) }
     }
 
     /// Gives up the handle without dropping the value or freeing the slot;
@@ -143,7 +199,7 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
     /// assert_eq!(*back, 9);
     /// ```
     pub fn into_raw(this: Self) -> NonNull<T> {
-        ManuallyDrop::new(this).ptr
+        ManuallyDrop::new(this).value()
     }
 
     /// Moves the value out and frees the slot.
@@ -151,10 +207,10 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
         let this = ManuallyDrop::new(this);
         // SAFETY: the handle owns a live `T`; it is moved out exactly once
         // and the handle's `Drop` will not run.
-        let value = unsafe { this.ptr.read() };
+        let value = unsafe { this.value().read() };
         // SAFETY: the slot came from this cache, its value was just moved
         // out, and the handle is gone.
-        unsafe { this.cache.free_slot(this.ptr) };
+        unsafe { this.home().free_slot(this.value()) };
         value
     }
 
@@ -174,17 +230,17 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
         let this = ManuallyDrop::new(this);
         // SAFETY: a live value no one else refers to (the handle is gone);
         // its slot is never freed while the cache is borrowed for `'a`.
-        unsafe { &mut *this.ptr.as_ptr() }
+        unsafe { &mut *this.value().as_ptr() }
     }
 
     /// The cache this value lives in.
     pub fn cache(this: &Self) -> &'a SlabCache<T, P> {
-        this.cache
+        this.home()
     }
 
     /// The address of the value.
     pub fn as_ptr(this: &Self) -> *const T {
-        this.ptr.as_ptr()
+        this.value().as_ptr()
     }
 }
 
@@ -220,9 +276,9 @@ impl<T, P: PageAllocator> Drop for SlabBox<'_, T, P> {
         // SAFETY: the handle owns the slot and is going away; the value is
         // dropped just below, before the guard returns the slot — also if
         // `T::drop` panics and unwinds.
-        let _return_slot = unsafe { SlotGuard::new(self.cache, self.ptr) };
+        let _return_slot = unsafe { SlotGuard::new(self.home(), self.value()) };
         // SAFETY: the handle owns a live `T`, dropped exactly once here.
-        unsafe { self.ptr.drop_in_place() };
+        unsafe { self.value().drop_in_place() };
     }
 }
 
@@ -232,7 +288,7 @@ impl<T, P: PageAllocator> Deref for SlabBox<'_, T, P> {
     #[inline]
     fn deref(&self) -> &T {
         // SAFETY: the handle owns a live, initialised `T`.
-        unsafe { self.ptr.as_ref() }
+        unsafe { self.value().as_ref() }
     }
 }
 
@@ -240,7 +296,7 @@ impl<T, P: PageAllocator> DerefMut for SlabBox<'_, T, P> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: the handle owns a live `T` and `&mut self` is exclusive.
-        unsafe { self.ptr.as_mut() }
+        unsafe { self.value().as_mut() }
     }
 }
 
@@ -276,7 +332,7 @@ impl<T: fmt::Display, P: PageAllocator> fmt::Display for SlabBox<'_, T, P> {
 
 impl<T, P: PageAllocator> fmt::Pointer for SlabBox<'_, T, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Pointer::fmt(&self.ptr, f)
+        fmt::Pointer::fmt(&self.value(), f)
     }
 }
 

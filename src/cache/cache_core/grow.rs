@@ -74,6 +74,11 @@ impl CacheCore {
         // SAFETY: the page source's contract: `page_size` bytes, ours until
         // given back; aligned, as just checked.
         let slab = unsafe { Slab::init(page, &self.geometry, owner.get()) };
+        #[cfg(feature = "std")]
+        // SAFETY: the slab is live, and ours.
+        unsafe {
+            slab.set_home(self.home)
+        };
         // SAFETY: the slab is live, on no list, and ours.
         unsafe { self.available.push_front(slab) };
         self.empty += 1;
