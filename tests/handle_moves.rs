@@ -745,3 +745,68 @@ fn fixed_cache_and_recycle_build_for_over_aligned_sized_types() {
     assert_eq!(l.0[63], 0);
     local.recycle(l);
 }
+
+/// Was a bug (a handle freeing into another cache: use after free from safe
+/// code). After a move, a cache's first handle found its lock held (here by
+/// its own `for_each_slab`; another thread's `stats()` did the same), so
+/// only the handle's slab recorded the new place while the cache kept its
+/// old address as its record. Moved back to that address, the cache saw its
+/// record equal and skipped the walk, with the slab naming the place it had
+/// left, now another cache's.
+#[test]
+fn fixed_a_partial_walk_then_a_move_back_leaves_no_slab_naming_the_other_place() {
+    let mut caches: [SlabCache<u64>; 2] = [SlabCache::new(), SlabCache::new()];
+    drop(caches[0].alloc(1).unwrap()); // records its place; slots rest in the magazine
+    caches.swap(0, 1);
+    {
+        let moved = &caches[1];
+        moved.for_each_slab(|_| {
+            // The lock is held: the walk cannot run.
+            drop(moved.alloc(2).unwrap());
+        });
+    }
+    caches.swap(0, 1); // back where it first recorded
+    let h = caches[0].alloc(3).unwrap();
+    let home = ptr::eq(SlabBox::cache(&h), &caches[0]);
+    if !home {
+        mem::forget(h);
+        mem::forget(caches);
+        panic!("a handle of the cache names the other cache");
+    }
+    drop(h);
+    flush(&caches[0]);
+    assert_eq!(caches[0].stats().objects_in_use, 0);
+    assert_eq!(caches[1].stats().objects_in_use, 0);
+}
+
+/// The same, with another thread holding the lock (reading `stats()`)
+/// while the moved cache makes its first handle.
+#[test]
+fn fixed_a_contended_walk_then_a_swap_back_keeps_handles_home() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut caches: [SlabCache<u64>; 2] = [SlabCache::new(), SlabCache::new()];
+    drop(caches[0].alloc(1).unwrap());
+    for _ in 0..n(2000) {
+        caches.swap(0, 1);
+        let stop = AtomicBool::new(false);
+        thread::scope(|s| {
+            let moved = &caches[1];
+            let stop = &stop;
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = moved.stats();
+                }
+            });
+            drop(moved.alloc(2).unwrap());
+            stop.store(true, Ordering::Relaxed);
+        });
+        caches.swap(0, 1);
+        let h = caches[0].alloc(3).unwrap();
+        if !ptr::eq(SlabBox::cache(&h), &caches[0]) {
+            mem::forget(h);
+            mem::forget(caches);
+            panic!("a handle of the cache names the other cache");
+        }
+        drop(h);
+    }
+}

@@ -319,9 +319,11 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalBox<'_, 'c, T, P, N> {
     pub fn into_shared(this: Self) -> SlabBox<'c, T, P> {
         let this = ManuallyDrop::new(this);
         // SAFETY: the slot was handed out by the front's cache (the magazine
-        // holds only its slots, with the pointer the slab gave), holds a
-        // live `T`, and this handle, now gone, was its only one.
-        unsafe { SlabBox::from_slot(this.local.cache, this.ptr) }
+        // holds only its slots, with the pointer the slab gave; one rebuilt
+        // by `LocalBox::from_raw` is the cache's by its contract, which
+        // checked builds verify here before the slab records the cache),
+        // holds a live `T`, and this handle, now gone, was its only one.
+        unsafe { SlabBox::from_raw(this.local.cache, this.ptr) }
     }
 
     /// A raw pointer to the value.
@@ -361,10 +363,11 @@ impl<'l, 'c, T, P: PageAllocator, N: ArrayLength> LocalBox<'l, 'c, T, P, N> {
     ///
     /// - `ptr` was returned by `into_raw` on a handle — local, of any front,
     ///   or shared — of `local`'s cache (a slot of another cache is a
-    ///   foreign pointer: checked builds panic on it when the slot goes back
+    ///   foreign pointer: checked builds panic on it at
+    ///   [`into_shared`](Self::into_shared), or when the slot goes back
     ///   to the shared cache, with a flush or half of a full magazine —
     ///   until then the front may hand it out again —, other builds corrupt
-    ///   the cache);
+    ///   the caches);
     /// - it is the pointer itself, not one rebuilt from a reference to the
     ///   value (its provenance must be the one the cache handed out, which
     ///   reaches beyond the object to the slab's header and the page source's

@@ -18,7 +18,9 @@
 //! in every slab under the lock, and new slabs take it from then on; if the
 //! lock is held (by another thread, or by this one in a call-out: a page
 //! source's panic hook may make a handle from a local front's magazine) it
-//! leaves the rest to the next handle. Records are atomic words, and
+//! records 0, which no cache's address matches, and leaves the walk to the
+//! next handle (keeping the old address instead let a cache moved back to
+//! it skip the walk, with this slab naming where it had been). Records are atomic words, and
 //! threads that race to write one write the same address.
 //!
 //! # Design: the check reads the cache, not the slab
@@ -106,9 +108,12 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     unsafe fn rehome(&self, here: usize, slot: NonNull<T>) {
         // SAFETY: the caller's guarantee: the slot's slab is live.
         unsafe { record_home(slot.cast(), page_size_of::<P>(), here) };
-        if self.set.try_rehome(here) {
-            self.home.store(here, Ordering::Release);
-        }
+        // A partial walk must not leave the old address to match again: a
+        // cache moved back there would find its record equal and skip the
+        // walk, with this slab naming the place it left. 0 matches no cache,
+        // so the next handle walks again.
+        let recorded = if self.set.try_rehome(here) { here } else { 0 };
+        self.home.store(recorded, Ordering::Release);
     }
 
     /// Checked builds: panics, naming the misuse, unless `slot` is a slot of
