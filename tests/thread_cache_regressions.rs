@@ -436,11 +436,11 @@ unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
 
-/// A slot freed on one thread and put back in its slab, then freed again on
-/// another: the second free sees the slot free in its slab (a link, then
-/// poison; the slab's bitmap confirms) and is reported there, naming it.
+/// A slot freed on two threads rests in both threads' magazines (neither
+/// sees the other's); the second free reaches the slab when the second
+/// thread flushes, and is reported there, naming it.
 #[test]
-fn a_double_free_across_two_threads_is_reported_at_the_second_free() {
+fn a_double_free_across_two_threads_is_reported_when_the_second_reaches_the_slab() {
     if !CHECKED {
         return; // checked builds only
     }
@@ -459,10 +459,10 @@ fn a_double_free_across_two_threads_is_reported_at_the_second_free() {
         let second = s
             .spawn(|| {
                 let ptr = { addr }.0;
+                // SAFETY: none: the misuse under test (checked builds catch it).
+                drop(unsafe { SlabBox::from_raw(&cache, ptr) });
                 panics_naming("double free", || {
-                    // SAFETY: none: the misuse under test (checked builds
-                    // catch it before changing anything).
-                    drop(unsafe { SlabBox::from_raw(&cache, ptr) });
+                    cache.shrink();
                 })
             })
             .join()
@@ -473,13 +473,11 @@ fn a_double_free_across_two_threads_is_reported_at_the_second_free() {
     assert_consistent(&s);
 }
 
-/// Was a bug (diagnostic, checked builds): the same, with the first free
-/// resting in a magazine when the second comes. Then both frees rested in
-/// magazines at once, and when the first thread flushed, the slab wrote its
-/// free-list link into the slot, so the second drain's poison check reported
-/// a *write after free*: the wrong misuse. Now the second free finds the
-/// slot bearing a resting slot's mark and poison, and names the double free
-/// at once.
+/// Was a bug (diagnostic, checked builds): the same, with both frees resting in
+/// magazines at once; the first thread flushes, then the second. The slab
+/// wrote its free-list link into the slot meanwhile, so the second drain's
+/// poison check reports a *write after free* (and drops the slot), never a
+/// double free: the report names the wrong misuse.
 #[test]
 fn fixed_a_double_free_resting_in_two_magazines_is_reported_as_a_write_after_free() {
     if !CHECKED {
@@ -505,14 +503,11 @@ fn fixed_a_double_free_resting_in_two_magazines_is_reported_as_a_write_after_fre
         s.spawn(move || {
             a_freed_rx.recv().unwrap();
             let ptr = { addr }.0;
-            let reported = panics_naming("double free", || {
-                // SAFETY: none: the misuse under test (checked builds catch
-                // it before changing anything).
-                drop(unsafe { SlabBox::from_raw(cache, ptr) });
-            });
+            // SAFETY: none: the misuse under test.
+            drop(unsafe { SlabBox::from_raw(cache, ptr) });
             b_freed_tx.send(()).unwrap();
             a_flushed_rx.recv().unwrap();
-            reported
+            panics_naming("double free", || cache.flush_thread_cache())
         })
         .join()
         .unwrap()

@@ -26,10 +26,6 @@ pub(crate) enum Shape {
     PowersOfTwo,
 }
 
-/// How often [`CacheSet::try_diagnose`] tries the lock: enough to wait out
-/// another thread's short hold, not to hang on one this thread keeps.
-const TRY_DIAGNOSE_ATTEMPTS: usize = 1 << 12;
-
 /// The smallest size class, in bytes.
 pub(crate) const MIN_CLASS: usize = 8;
 
@@ -231,31 +227,6 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         // SAFETY: the caller's guarantees; the lock gives the exclusive
         // access `check_free` needs.
         unsafe { slab.check_free(slot, geometry, self.owner.get()) }.err()
-    }
-
-    /// [`diagnose`](Self::diagnose) for a caller that may already hold the
-    /// lock (a free into a magazine, which a page source's panic hook may
-    /// make while the refill that called it holds the lock): tries the lock
-    /// a bounded number of times, and says nothing if it stays held.
-    ///
-    /// # Safety
-    ///
-    /// As for [`diagnose`](Self::diagnose).
-    pub(crate) unsafe fn try_diagnose(&self, class: usize, slot: NonNull<u8>) -> Option<Misuse> {
-        if !crate::checked::CHECKED {
-            return None;
-        }
-        let geometry = self.geometry(class);
-        for _ in 0..TRY_DIAGNOSE_ATTEMPTS {
-            if let Some(_exclusive) = self.classes[class].core.try_lock() {
-                let slab = Slab::containing(slot, geometry.page_size);
-                // SAFETY: the caller's guarantees; the lock gives the
-                // exclusive access `check_free` needs.
-                return unsafe { slab.check_free(slot, geometry, self.owner.get()) }.err();
-            }
-            crate::sync::spin_wait();
-        }
-        None
     }
 
     /// Gives back the page of every empty slab of every cache, the reserves

@@ -9,16 +9,15 @@ use core::ptr::NonNull;
 
 use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
 
-mod rest;
 mod stack;
 
 use crate::cache::{CacheSet, SlotReach};
 use crate::checked::{CHECKED, Misuse};
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
-pub(crate) use rest::{check_cached, poison_cached};
-use rest::{may_be_free_in_slab, poison_freed, rests_cached};
 use stack::Magazine;
+use stack::poison_freed;
+pub(crate) use stack::{check_cached, poison_cached};
 
 /// A magazine of up to `N` free slots of one cache. Its methods take the
 /// cache (`set` and `class`) and its slot size each time, rather than
@@ -207,12 +206,6 @@ impl<N: ArrayLength> MagazineFront<N> {
             if self.magazine.contains(slot) {
                 Misuse::DoubleFree.report(slot);
             }
-            if guarded == usize::MAX {
-                // SAFETY: the caller says `slot` is a slot of `size` bytes,
-                // and with no narrower reach (`guarded`), that it may read
-                // all of it.
-                unsafe { self.check_not_free(set, class, size, slot) };
-            }
         }
         // SAFETY: the slot is ours and no one uses it any more; `object`
         // is entitled to its first `guarded` bytes, `slot` to all of them.
@@ -220,38 +213,6 @@ impl<N: ArrayLength> MagazineFront<N> {
         if let Err(slot) = self.magazine.push(slot) {
             // SAFETY: the caller's guarantees, passed on.
             unsafe { self.drain_then_push(set, class, size, slot) };
-        }
-    }
-
-    /// Checked builds: panics, naming the misuse, if `slot`, being freed,
-    /// already rests in a magazine (any thread's) or in its slab (see
-    /// `rest`): a double free, also across threads. Never waits for good on
-    /// the cache's lock, which this thread may hold (a page source's panic
-    /// hook may free into a magazine): if it stays held, the slab is not
-    /// asked, and the slab's own check at the slot's return catches it.
-    ///
-    /// # Safety
-    ///
-    /// `slot` is a readable slot of `size` bytes of cache `class` of `set`.
-    #[track_caller]
-    unsafe fn check_not_free<P: PageAllocator, C: ArrayLength>(
-        &self,
-        set: &CacheSet<P, C>,
-        class: usize,
-        size: usize,
-        slot: NonNull<u8>,
-    ) {
-        // SAFETY: the caller's guarantees.
-        if unsafe { rests_cached(slot, size) } {
-            Misuse::DoubleFree.report(slot);
-        }
-        let page_size = set.geometry(class).page_size;
-        // SAFETY: the caller's guarantees.
-        if unsafe { may_be_free_in_slab(slot, size, page_size) }
-            // SAFETY: as above.
-            && let Some(misuse) = unsafe { set.try_diagnose(class, slot) }
-        {
-            misuse.report(slot);
         }
     }
 

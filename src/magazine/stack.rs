@@ -9,9 +9,9 @@
 //! # Invariants
 //!
 //! - `slots[..len]` hold slots; `len <= N`.
-//! - In checked builds every slot in a magazine bears its mark and the
-//!   poison byte, verified when it leaves (see `rest`); in AddressSanitizer
-//!   builds it is marked off limits (see `checked::poison`).
+//! - In checked builds every slot in a magazine is filled with the poison
+//!   byte, verified when it leaves; in AddressSanitizer builds it is marked
+//!   off limits (see `checked::poison`).
 //!
 //! # Cells, not `&mut`
 //!
@@ -37,6 +37,9 @@ use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering::Relaxed;
 
 use generic_array::{ArrayLength, GenericArray};
+
+use crate::checked::{CHECKED, Misuse, poison};
+use crate::slab::split_at_guard;
 
 /// A fixed-capacity stack of slot pointers, used through `&self`.
 pub(crate) struct Magazine<N: ArrayLength> {
@@ -118,4 +121,65 @@ impl<N: ArrayLength> Magazine<N> {
     pub(crate) fn contains(&self, slot: NonNull<u8>) -> bool {
         self.top(self.len.load(Relaxed)).any(|held| held == slot)
     }
+}
+
+/// Readies a slot of `size` bytes to rest in a magazine: poisoned in checked
+/// builds, off limits for AddressSanitizer.
+///
+/// # Safety
+///
+/// `slot` is `size` bytes that its cache handed out and no one uses.
+#[inline]
+pub(crate) unsafe fn poison_cached(slot: NonNull<u8>, size: usize) {
+    if CHECKED {
+        // SAFETY: the caller's guarantees.
+        unsafe { poison::fill(slot.as_ptr(), size) };
+    }
+    poison::forbid(slot, size);
+}
+
+/// [`poison_cached`] for a slot being freed, written through the pointer
+/// entitled to each byte (see `SlotReach::resolve`): the first `guarded`
+/// bytes through `object` (a `Box` being freed may still guard them), the
+/// rest through `paged`, the same address with the page's provenance.
+///
+/// # Safety
+///
+/// As for [`poison_cached`], with `object` and `paged` the same address and
+/// each entitled to the bytes written through it.
+#[inline]
+pub(crate) unsafe fn poison_freed(
+    object: NonNull<u8>,
+    paged: NonNull<u8>,
+    size: usize,
+    guarded: usize,
+) {
+    if CHECKED {
+        for (start, count) in split_at_guard(object, paged, guarded, 0, size) {
+            // SAFETY: both pieces lie inside the slot, which is ours again,
+            // each reached through a pointer entitled to it (the caller's
+            // guarantees).
+            unsafe { poison::fill(start, count) };
+        }
+    }
+    poison::forbid(paged, size);
+}
+
+/// Takes a slot out of a magazine for use: checked builds verify that no
+/// one wrote to it while it rested there.
+///
+/// # Safety
+///
+/// `slot` was readied by [`poison_cached`] with the same `size`, and no one
+/// else holds it.
+#[inline]
+pub(crate) unsafe fn check_cached(slot: NonNull<u8>, size: usize) -> Result<(), Misuse> {
+    poison::allow(slot, size);
+    if CHECKED {
+        // SAFETY: the caller's guarantees.
+        if let Some(offset) = unsafe { poison::first_changed(slot.as_ptr(), size) } {
+            return Err(Misuse::WriteAfterFree { offset });
+        }
+    }
+    Ok(())
 }
