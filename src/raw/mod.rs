@@ -439,12 +439,12 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     }
 
     /// Gives the free blocks that the calling thread caches for this
-    /// allocator back to their slabs (feature `std`); slabs they empty
+    /// allocator back to their slabs (feature `std`; nothing to do
+    /// without it); slabs they empty
     /// beyond the reserve give their pages back. See
     /// [`SlabCache::flush_thread_cache`](crate::SlabCache::flush_thread_cache).
-    #[cfg(feature = "std")]
     pub fn flush_thread_cache(&self) {
-        #[cfg(not(loom))]
+        #[cfg(all(feature = "std", not(loom)))]
         for class in 0..<M::Classes as typenum::Unsigned>::USIZE {
             self.thread
                 .flush_current(&self.set, class, class_size(class), true);

@@ -205,8 +205,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     }
 
     /// Gives the free slots that the calling thread caches for this cache
-    /// back to their slabs (feature `std`); slabs they empty beyond the
-    /// reserve give their pages back. Other threads' cached slots stay
+    /// back to their slabs (feature `std`; without it there are no
+    /// per-thread caches, and this does nothing); slabs they empty beyond
+    /// the reserve give their pages back. Other threads' cached slots stay
     /// theirs. Useful before reading exact counts (`stats`, `for_each_slab`),
     /// or at the end of a worker thread that will not use the cache again
     /// (a thread that exits gives its slots back anyway).
@@ -220,9 +221,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// cache.flush_thread_cache();
     /// assert_eq!(cache.stats().cached_slots, 0);
     /// ```
-    #[cfg(feature = "std")]
     pub fn flush_thread_cache(&self) {
-        #[cfg(not(loom))]
+        #[cfg(all(feature = "std", not(loom)))]
         if !Self::IS_ZST {
             self.thread
                 .flush_current(&self.set, 0, Self::SLOT_SIZE, true);
