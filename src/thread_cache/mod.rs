@@ -225,6 +225,15 @@ impl ThreadCache {
     /// when it has one. `reach` says what `slot` may access (see
     /// `MagazineFront::give`).
     ///
+    /// The entry tried first is the one this thread's last fast allocation
+    /// used, then the key's own: where the slot goes then does not wait on
+    /// the loads that found its cache (a one-word handle reads it in its
+    /// slab's header); they only confirm the guess, in a branch the
+    /// processor predicts. (Looking the entry up from the ticket put those
+    /// loads on the path of every free: 64-byte pair 4.4-5.6 ns before,
+    /// 6.4-7.8 with the lookup, 4.9-5.0 guessing, `cargo bench -p
+    /// minimal_slab_perf --bench pair`.)
+    ///
     /// # Safety
     ///
     /// `slot` is a slot of `size` bytes that cache `class` of `set` handed
@@ -234,45 +243,6 @@ impl ThreadCache {
     /// after this call (no use after free).
     #[inline]
     pub(crate) unsafe fn give<P: PageAllocator, C: ArrayLength>(
-        &self,
-        set: &CacheSet<P, C>,
-        class: usize,
-        size: usize,
-        slot: NonNull<u8>,
-        reach: SlotReach,
-    ) {
-        if let Some(ticket) = self.ticket() {
-            let (key, index) = (key(ticket, class), entry_index(ticket, class));
-            let done = current::with(|table| {
-                let entry = table.entry(index);
-                let mine = entry.is(key);
-                if mine {
-                    // SAFETY: the caller's guarantees; the entry is this
-                    // cache class's.
-                    unsafe { entry.front.give(set, class, size, slot, reach) };
-                }
-                mine
-            });
-            if let Some(true) = done {
-                return;
-            }
-        }
-        // SAFETY: the caller's guarantees, passed on.
-        unsafe { self.give_slow(set, class, size, slot, reach) }
-    }
-
-    /// [`give`](Self::give) for a caller that found `self` and `set` from
-    /// the slot (a one-word handle reads them in its slab's header): the
-    /// entry tried first is the one this thread's last fast allocation used,
-    /// so that where the slot goes does not wait on the loads that found its
-    /// cache — they only confirm the guess, in a branch the processor
-    /// predicts. Otherwise the key's own entry, as `give`.
-    ///
-    /// # Safety
-    ///
-    /// As for [`give`](Self::give).
-    #[inline]
-    pub(crate) unsafe fn give_guessing<P: PageAllocator, C: ArrayLength>(
         &self,
         set: &CacheSet<P, C>,
         class: usize,

@@ -133,7 +133,7 @@ impl Entry {
 pub(crate) struct Table {
     entries: [Entry; ENTRIES],
     /// The entry this thread's last fast allocation used: where a handle's
-    /// drop looks first (see `ThreadCache::give_guessing`).
+    /// drop looks first (see `ThreadCache::give`).
     last: Cell<usize>,
     /// Its neighbours on [`TABLES`], read and written only under its lock;
     /// on the pool, `next` alone links it.

@@ -33,7 +33,7 @@
 //! rose by about 1.5 ns (`cargo bench -p minimal_slab_perf --bench pair`).
 //! Comparing the cache's own record costs a load that does not wait on the
 //! slot. A handle's drop does read its slab's record, but only to confirm
-//! the magazine it guessed (see `ThreadCache::give_guessing`).
+//! the magazine it guessed (see `ThreadCache::give`).
 //!
 //! Builds without `std` check the slab's record at every handle instead:
 //! that links no walk and no lock (40 bytes of `.text` in `scripts/size`'s

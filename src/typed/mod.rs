@@ -336,7 +336,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         // slab gave it: it reaches the whole page.
         unsafe {
             self.thread
-                .give_guessing(&self.set, 0, Self::SLOT_SIZE, slot.cast(), SlotReach::Page)
+                .give(&self.set, 0, Self::SLOT_SIZE, slot.cast(), SlotReach::Page)
         }
         #[cfg(not(all(feature = "std", not(loom))))]
         // SAFETY: as above.
