@@ -230,9 +230,10 @@ impl ThreadCache {
     /// the loads that found its cache (a one-word handle reads it in its
     /// slab's header); they only confirm the guess, in a branch the
     /// processor predicts. (Looking the entry up from the ticket put those
-    /// loads on the path of every free: 64-byte pair 4.4-5.6 ns before,
-    /// 6.4-7.8 with the lookup, 4.9-5.0 guessing, `cargo bench -p
-    /// minimal_slab_perf --bench pair`.)
+    /// loads on the path of every free of a one-word handle: 64-byte pair
+    /// 6.4-7.8 ns against 4.4-5.6 with the two-word handle, on a busy
+    /// machine; guessing, 5.4 against 4.3-4.6 on a quiet one, `cargo bench
+    /// -p minimal_slab_perf --bench pair`.)
     ///
     /// # Safety
     ///
