@@ -143,14 +143,22 @@ impl CacheCore {
     #[cfg(feature = "std")]
     pub(crate) fn rehome(&mut self, home: usize) {
         self.home = home;
+        // SAFETY: `each_slab` hands out only live slabs of ours.
+        self.each_slab(|slab| unsafe { slab.set_home(home) });
+    }
+
+    /// Runs `visit` on every slab: those with free slots (most recently
+    /// used first), the empty ones kept for the recent peak, the full ones.
+    /// `visit` must not move a slab between lists; `&mut self` is exclusive
+    /// access to every slab for the whole walk.
+    fn each_slab(&mut self, mut visit: impl FnMut(Slab)) {
         for list in [&self.available, &self.retained, &self.full] {
             let mut cursor = list.head();
             while let Some(slab) = cursor {
                 // SAFETY: slabs on our lists are live, and `&mut self` is
                 // exclusive access to them.
                 cursor = unsafe { list.next_of(slab) };
-                // SAFETY: as above.
-                unsafe { slab.set_home(home) };
+                visit(slab);
             }
         }
     }
@@ -291,24 +299,18 @@ impl CacheCore {
     /// the recent peak, then the full ones.
     pub(crate) fn for_each_slab(&mut self, mut visit: impl FnMut(SlabOccupancy<'_>)) {
         let geometry = self.geometry;
-        for list in [&self.available, &self.retained, &self.full] {
-            let mut cursor = list.head();
-            while let Some(slab) = cursor {
-                // SAFETY: slabs on our lists are live, and `&mut self` is
-                // exclusive access to them for the whole visit.
-                cursor = unsafe { list.next_of(slab) };
-                // SAFETY: as above; the slice lives only for this call of
-                // `visit`, within the exclusive access.
-                let used = unsafe { slab.occupancy(&geometry) };
-                visit(SlabOccupancy {
-                    page: slab.page().as_ptr().addr(),
-                    slot_size: geometry.slot_size,
-                    first_slot: geometry.first_slot,
-                    slots: geometry.slots_per_slab,
-                    used,
-                });
-            }
-        }
+        self.each_slab(|slab| {
+            // SAFETY: `each_slab` hands out live slabs under exclusive
+            // access; the slice lives only for this call of `visit`.
+            let used = unsafe { slab.occupancy(&geometry) };
+            visit(SlabOccupancy {
+                page: slab.page().as_ptr().addr(),
+                slot_size: geometry.slot_size,
+                first_slot: geometry.first_slot,
+                slots: geometry.slots_per_slab,
+                used,
+            });
+        });
     }
 
     /// Counters for `stats()`.

@@ -318,11 +318,12 @@ impl<'c, T, P: PageAllocator, N: ArrayLength> LocalBox<'_, 'c, T, P, N> {
     /// ```
     pub fn into_shared(this: Self) -> SlabBox<'c, T, P> {
         let this = ManuallyDrop::new(this);
-        // SAFETY: the slot was handed out by the front's cache (the magazine
-        // holds only its slots, with the pointer the slab gave; one rebuilt
-        // by `LocalBox::from_raw` is the cache's by its contract, which
-        // checked builds verify here before the slab records the cache),
-        // holds a live `T`, and this handle, now gone, was its only one.
+        // `from_raw`, not `from_slot`: checked builds verify that a slot
+        // rebuilt by `LocalBox::from_raw` is the cache's before its slab
+        // records the cache.
+        // SAFETY: the slot is the front's cache's (its magazine's, or by
+        // `LocalBox::from_raw`'s contract), holds a live `T`, and this
+        // handle, now gone, was its only one.
         unsafe { SlabBox::from_raw(this.local.cache, this.ptr) }
     }
 

@@ -84,9 +84,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
 /// its slab's free list — also when `T`'s destructor panics. The lifetime ties
 /// it to the cache, so in safe code no handle outlives its cache. It is one
 /// pointer, as a `Box` is: the cache is found from the slot, in its slab's
-/// header. Like `Box`,
-/// conversions are associated functions (`SlabBox::into_inner(b)`), so they
-/// never shadow methods of `T`.
+/// header. Like `Box`, conversions are associated functions
+/// (`SlabBox::into_inner(b)`), so they never shadow methods of `T`.
 ///
 /// ```
 /// use minimal_slab::{SlabBox, SlabCache};
@@ -110,7 +109,7 @@ pub struct SlabBox<'a, T, P: PageAllocator = DefaultPages> {
 }
 
 impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
-    const IS_ZST: bool = core::mem::size_of::<T>() == 0;
+    const IS_ZST: bool = SlabCache::<T, P>::IS_ZST;
 
     /// The handle of `slot`, a slot of `cache`.
     ///
