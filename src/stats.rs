@@ -44,11 +44,16 @@ pub struct CacheStats {
     pub page_size: usize,
     /// Objects handed out and not yet returned.
     pub objects_in_use: usize,
-    /// Free slots resting in per-thread caches (feature `std`): out of their
-    /// slabs, in no one's hands. They keep their slabs from being empty until
-    /// the thread that holds them calls `shrink()`, returns a batch, or
-    /// exits.
+    /// Free slots resting in per-thread caches or in the cache's depot
+    /// (feature `std`): out of their slabs, in no one's hands. They keep
+    /// their slabs from being empty until the thread that holds them calls
+    /// `shrink()`, returns a batch, or exits (slots in the depot: until
+    /// `shrink()` or `flush_thread_cache()`).
     pub cached_slots: usize,
+    /// Of [`cached_slots`](Self::cached_slots), those kept in the cache's
+    /// depot: whole batches that per-thread caches gave back, kept for the
+    /// next per-thread cache that runs dry — at most 128 per cache.
+    pub depot_slots: usize,
     /// Free slots across all slabs held.
     pub free_slots: usize,
     /// Slabs with every slot in use.
@@ -85,6 +90,7 @@ impl CacheStats {
             page_size: geometry.page_size,
             objects_in_use: in_use,
             cached_slots: 0,
+            depot_slots: 0,
             free_slots: pages * geometry.slots_per_slab - in_use,
             full_slabs: full,
             partial_slabs: partial,
@@ -105,14 +111,24 @@ impl CacheStats {
         self
     }
 
-    /// Counts `cached` of the slots in use as resting in per-thread caches
-    /// instead (never more than are in use: under concurrent use the two
-    /// counts are read a moment apart).
+    /// Counts `cached` more of the slots in use as resting in per-thread
+    /// caches or the depot instead (never more than are in use: under
+    /// concurrent use the counts are read a moment apart).
     #[cfg(all(feature = "std", not(loom)))]
-    pub(crate) fn set_cached(&mut self, cached: usize) {
+    pub(crate) fn add_cached(&mut self, cached: usize) {
         let cached = cached.min(self.objects_in_use);
         self.objects_in_use -= cached;
-        self.cached_slots = cached;
+        self.cached_slots += cached;
+    }
+
+    /// Counts `kept` of the slots in use as cached in the depot instead
+    /// (never more than are in use).
+    #[cfg(feature = "std")]
+    pub(crate) fn add_depot(&mut self, kept: usize) {
+        let kept = kept.min(self.objects_in_use);
+        self.objects_in_use -= kept;
+        self.cached_slots += kept;
+        self.depot_slots += kept;
     }
 
     /// Slots in all slabs held: in use, cached and free.

@@ -39,10 +39,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{fill, verify};
 use loom::sync::Arc;
 use loom::thread;
-use minimal_slab::typenum::{U128, U256, U1024, Unsigned};
+use minimal_slab::typenum::{U2, U128, U256, U1024, Unsigned};
 use minimal_slab::{
-    AllocatorStats, CacheConfig, CacheStats, ChunkedPages, GlobalPages, NoFallback, PageAllocError,
-    PageAllocator, SlabAllocator, SlabBox, SlabCache,
+    AllocatorStats, CacheConfig, CacheStats, ChunkedPages, GlobalPages, LocalCache, NoFallback,
+    PageAllocError, PageAllocator, SlabAllocator, SlabBox, SlabCache,
 };
 
 /// How far a model's search goes, unless `LOOM_MAX_PREEMPTIONS` says.
@@ -291,6 +291,88 @@ fn typed_shrink_racing_alloc_and_free() {
         free_checked(survivor, 0, 0);
         assert_cache_balanced(&cache);
     });
+}
+
+/// How many executions of the depot model ended with its chain taken by a
+/// refill (0) or still in the depot (1).
+static ENDINGS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Batches that one thread's front gives back reach another thread's front
+/// whole, through the cache's depot (builds without checks; with `checked`,
+/// through the slabs): magazines of two slots give one back at a time, so
+/// each overflow is a chain of one, and each refill may take it.
+#[test]
+fn typed_batches_handed_between_fronts_through_the_depot() {
+    explore(
+        "typed: fronts hand batches over",
+        Search::Preemptions(2),
+        || {
+            let cache = new_cache(CacheConfig::new().reserve(0).eager());
+            let (tx, rx) = loom::sync::mpsc::channel::<InFlight<Object>>();
+            let receiver = {
+                let cache = cache.clone();
+                thread::spawn(move || {
+                    let front = LocalCache::<_, _, U2>::new(&*cache);
+                    for seq in 0..3 {
+                        let sent = rx.recv().unwrap();
+                        // SAFETY: `sent` came from `into_raw` on this cache,
+                        // and the sender gave it up.
+                        let object = unsafe { SlabBox::from_raw(&*cache, sent.0) };
+                        assert_eq!(*object, stamp(0, seq), "object {seq} changed");
+                        cache
+                            .page_allocator()
+                            .release(SlabBox::as_ptr(&object).addr());
+                        // The third overflows the magazine: a chain of one.
+                        front.recycle(object);
+                    }
+                })
+            };
+            {
+                let front = LocalCache::<_, _, U2>::new(&*cache);
+                for seq in 0..3 {
+                    let object = front.alloc_shared(stamp(0, seq)).unwrap();
+                    cache
+                        .page_allocator()
+                        .claim(SlabBox::as_ptr(&object).addr());
+                    tx.send(InFlight(SlabBox::into_raw(object))).unwrap();
+                }
+                // Refills that may take what the receiver gave back.
+                let mine: Vec<_> = (3..5)
+                    .map(|seq| {
+                        let object = front.alloc_shared(stamp(1, seq)).unwrap();
+                        cache
+                            .page_allocator()
+                            .claim(SlabBox::as_ptr(&object).addr());
+                        (seq, object)
+                    })
+                    .collect();
+                for (seq, object) in mine {
+                    free_checked(object, 1, seq);
+                }
+            }
+            receiver.join().unwrap();
+            // What the depot still holds is free, and `shrink` takes it back.
+            let stats = cache.stats();
+            assert_eq!(stats.objects_in_use, 0, "{stats:?}");
+            assert_eq!(stats.cached_slots, stats.depot_slots, "{stats:?}");
+            // The receiver's overflow always reaches the depot; it is still
+            // there unless a refill of the sender took it.
+            ENDINGS[stats.depot_slots.min(1)].fetch_add(1, Ordering::Relaxed);
+            cache.shrink();
+            assert_eq!(cache.stats().depot_slots, 0);
+            assert_cache_balanced(&cache);
+        },
+    );
+    let [taken, kept] = ENDINGS.each_ref().map(|n| n.load(Ordering::Relaxed));
+    if cfg!(feature = "checked") {
+        // Checked builds send every batch to the slabs.
+        assert_eq!(kept, 0);
+    } else {
+        assert!(
+            taken > 0 && kept > 0,
+            "both endings explored: {taken} taken, {kept} kept"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -72,9 +72,13 @@ fn a_thread_that_exits_gives_its_cached_slots_back() {
     let cached_there = worker.join().unwrap();
     assert!(cached_there > 0);
     // A joined thread has run its thread-local destructors: its table gave
-    // the slots up, and `stats` took them back into the slabs.
+    // the slots up, and `stats` took them back into the slabs. Batches its
+    // magazine overflowed with wait in the cache's depot (release builds),
+    // for the next thread to run dry.
     let s = CACHE.stats();
-    assert_eq!((s.objects_in_use, s.cached_slots), (0, 0), "{s:?}");
+    assert_eq!(s.objects_in_use, 0, "{s:?}");
+    assert_eq!(s.cached_slots, s.depot_slots, "{s:?}");
+    assert!(s.depot_slots <= 128, "{s:?}");
     assert_consistent(&s);
     CACHE.shrink();
     assert_eq!(CACHE.stats().pages, 0);

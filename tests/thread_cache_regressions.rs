@@ -719,9 +719,13 @@ fn exited_threads_leave_nothing_cached() {
         h.join().unwrap();
     }
     let s = cache.stats();
-    assert_eq!((s.objects_in_use, s.cached_slots), (0, 0), "{s:?}");
+    // Nothing in any thread's cache; whole batches their caches gave back
+    // may wait in the cache's depot (release builds), for the next thread.
+    assert_eq!(s.objects_in_use, 0, "{s:?}");
+    assert_eq!(s.cached_slots, s.depot_slots, "{s:?}");
     assert_consistent(&s);
     cache.shrink();
+    assert_eq!(cache.stats().cached_slots, 0);
     assert_eq!(pages.outstanding(), 0);
 }
 

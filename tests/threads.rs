@@ -125,8 +125,11 @@ fn settled<T>(cache: &SlabCache<T>) -> minimal_slab::CacheStats {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let stats = cache.stats();
-        if stats.cached_slots == 0 {
-            return stats;
+        // Every thread's cache is back; whole batches they gave back before
+        // may wait in the depot, which `flush_thread_cache` empties.
+        if stats.cached_slots == stats.depot_slots {
+            cache.flush_thread_cache();
+            return cache.stats();
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -267,8 +270,13 @@ fn a_shared_allocator_keeps_every_threads_blocks_intact() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let stats = loop {
         let stats = heap.stats();
-        if stats.classes().iter().all(|c| c.cached_slots == 0) {
-            break stats;
+        if stats
+            .classes()
+            .iter()
+            .all(|c| c.cached_slots == c.depot_slots)
+        {
+            heap.flush_thread_cache();
+            break heap.stats();
         }
         assert!(std::time::Instant::now() < deadline, "{stats}");
         thread::yield_now();

@@ -8,6 +8,10 @@ use generic_array::{ArrayLength, GenericArray};
 
 use super::CacheConfig;
 use super::cache_core::{AllocFault, CacheCore, SlotReach};
+#[cfg(feature = "std")]
+use super::depot::{CHAIN_MAX, Chain, Depot};
+#[cfg(feature = "std")]
+use crate::checked::{CHECKED, poison};
 use crate::checked::{Misuse, OwnerTag, Report};
 use crate::error::AllocError;
 use crate::page_allocator::{PageAllocator, page_size_of};
@@ -40,6 +44,11 @@ pub(crate) const fn class_size(class: usize) -> usize {
 struct Class {
     geometry: SlabGeometry,
     core: Mutex<CacheCore>,
+    /// Whole batches of resting slots between magazines (see `depot`):
+    /// its own lock, so a hand-off between threads never waits on the
+    /// slabs.
+    #[cfg(feature = "std")]
+    depot: Depot,
 }
 
 /// `C` cache cores (a typed cache has one, a size-class allocator one per
@@ -88,6 +97,8 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
                 slots[i] = MaybeUninit::new(Class {
                     geometry,
                     core: Mutex::new(CacheCore::new(geometry, config, expose)),
+                    #[cfg(feature = "std")]
+                    depot: Depot::new(),
                 });
                 i += 1;
             }
@@ -195,6 +206,70 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         }
     }
 
+    /// Keeps `slots`, a magazine's overflow of cache `class`, whole in the
+    /// cache's depot for the next magazine that runs dry (see `depot`), and
+    /// returns `true`; or `false`, the slots still the caller's, when the
+    /// depot is full, the batch is longer than a chain, or the build is
+    /// checked (its slots must reach the slabs, where the checks are).
+    ///
+    /// # Safety
+    ///
+    /// As for [`free_batch`](Self::free_batch): each slot was handed out by
+    /// cache `class` of this set, through a pointer that reaches its page,
+    /// appears once, and no one uses it.
+    #[cfg(feature = "std")]
+    pub(crate) unsafe fn stash(&self, class: usize, slots: &[NonNull<u8>]) -> bool {
+        let class = &self.classes[class];
+        if CHECKED || slots.is_empty() || slots.len() > CHAIN_MAX || class.depot.looks_full() {
+            return false;
+        }
+        let size = class.geometry.slot_size;
+        // SAFETY: the caller's guarantees: resting slots of this cache's slot
+        // size, ours alone, each once, writable through these pointers.
+        let chain = unsafe { Chain::link(slots, size) };
+        if class.depot.push(chain).is_ok() {
+            return true;
+        }
+        for &slot in slots {
+            poison::allow(slot, size);
+        }
+        false
+    }
+
+    /// Fills the start of `out` with a batch from the depot of cache
+    /// `class`, if it holds one that fits; returns how many (0 if none).
+    /// The slots are the caller's, as if `alloc_batch` had handed them out.
+    #[cfg(feature = "std")]
+    pub(crate) fn unstash(&self, class: usize, out: &mut [NonNull<u8>]) -> usize {
+        if CHECKED {
+            return 0;
+        }
+        let class = &self.classes[class];
+        let Some(chain) = class.depot.pop_within(out.len()) else {
+            return 0;
+        };
+        // SAFETY: `stash` linked the chain with this cache's slot size, and
+        // popping it made it ours alone.
+        unsafe { chain.unlink(class.geometry.slot_size, out) }
+    }
+
+    /// Puts every slot in the depot of cache `class` back into its slabs;
+    /// with `release`, slabs emptied beyond the reserve give their pages
+    /// back at once.
+    #[cfg(feature = "std")]
+    pub(crate) fn empty_depot(&self, class: usize, release: bool) {
+        let size = self.classes[class].geometry.slot_size;
+        let chains = self.classes[class].depot.take_all();
+        for chain in chains {
+            let mut batch = [NonNull::dangling(); CHAIN_MAX];
+            // SAFETY: as in `unstash`: linked by `stash`, now ours alone.
+            let len = unsafe { chain.unlink(size, &mut batch) };
+            // SAFETY: slots `stash` took from a magazine of this cache, whose
+            // guarantees they carry; no one else holds them.
+            unsafe { self.free_batch(class, &batch[..len], Misuse::report, release) };
+        }
+    }
+
     /// Checks, without any lock, that `ptr` is a slot of cache `class` of
     /// this set (checked builds; see `Slab::check_owner`).
     ///
@@ -233,15 +308,17 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// included, and returns how many; then lets the page source give back
     /// what it keeps ([`PageAllocator::trim`]).
     pub(crate) fn shrink(&self) -> usize {
-        let released = self
-            .classes
-            .iter()
-            .map(|class| {
-                let mut core = class.core.lock();
-                // SAFETY: `self.pages` is the only page source any core sees.
-                unsafe { core.shrink(&self.pages) }
-            })
-            .sum();
+        let mut released = 0;
+        for (index, class) in self.classes.iter().enumerate() {
+            // The depot's slots first: they may be all that keeps a slab.
+            #[cfg(feature = "std")]
+            self.empty_depot(index, false);
+            #[cfg(not(feature = "std"))]
+            let _ = index;
+            let mut core = class.core.lock();
+            // SAFETY: `self.pages` is the only page source any core sees.
+            released += unsafe { core.shrink(&self.pages) };
+        }
         self.pages.trim();
         released
     }
@@ -255,6 +332,9 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// free), and the set is dropped next.
     pub(crate) unsafe fn give_back_every_page(&mut self) {
         for class in self.classes.iter_mut() {
+            // The depot's slots are in those pages: forgotten, never read.
+            #[cfg(feature = "std")]
+            class.depot.take_all().for_each(drop);
             // SAFETY: `self.pages` is the only page source any core sees; the
             // caller's guarantee covers every slot.
             unsafe { class.core.get_mut().give_back_every_page(&self.pages) };
@@ -286,16 +366,22 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
 
     /// The counters of cache `class`, named `name`.
     pub(crate) fn stats(&self, class: usize, name: &'static str) -> CacheStats {
-        self.classes[class].core.lock().stats(name)
+        #[allow(unused_mut)] // only the depot changes it
+        let mut stats = self.classes[class].core.lock().stats(name);
+        #[cfg(feature = "std")]
+        stats.add_depot(self.classes[class].depot.slots());
+        stats
     }
 
     /// The counters of cache `class`, or `None` if its lock is held (for
     /// `Debug`, which must never wait).
     pub(crate) fn try_stats(&self, class: usize, name: &'static str) -> Option<CacheStats> {
-        self.classes[class]
-            .core
-            .try_lock()
-            .map(|core| core.stats(name))
+        let class = &self.classes[class];
+        #[allow(unused_mut)] // only the depot changes it
+        let mut stats = class.core.try_lock()?.stats(name);
+        #[cfg(feature = "std")]
+        stats.add_depot(class.depot.try_slots()?);
+        Some(stats)
     }
 
     /// Shows `visit` every slab of every cache, with the cache's index, each
@@ -372,6 +458,10 @@ impl<P: PageAllocator, C: ArrayLength> Drop for CacheSet<P, C> {
         // (`SlabBox::leak`, `into_raw`, a forgotten `Pin`, a `Box` of a
         // global allocator), and, as with `Box::leak`, leaked memory is
         // never reused. Empty slabs go back.
+        #[cfg(feature = "std")]
+        for class in 0..C::USIZE {
+            self.empty_depot(class, false);
+        }
         for class in self.classes.iter_mut() {
             // SAFETY: `self.pages` is the only page source any core sees, and
             // empty slabs hold nothing anyone uses.

@@ -58,12 +58,16 @@
 //! # Who calls what
 //!
 //! The fronts above (`typed`, `raw`, `local`) call [`CacheSet`] only. Its
-//! batch operations (`alloc_batch`, `free_batch`) are what a per-thread
+//! batch operations (`alloc_batch`, `free_batch`, and with `std` the
+//! depot's `stash` and `unstash`, which keep whole batches of free slots
+//! out of the slabs for the next batch taken) are what a per-thread
 //! magazine calls; this layer knows nothing of magazines, nor of any front.
 
 mod cache_core;
 mod cache_set;
 mod config;
+#[cfg(feature = "std")]
+mod depot;
 #[cfg(all(test, feature = "alloc"))]
 mod tests;
 

@@ -156,7 +156,14 @@ impl<N: ArrayLength> MagazineFront<N> {
         let mut batch = GenericArray::<NonNull<u8>, N>::generate(|_| NonNull::dangling());
         let room = N::USIZE - self.magazine.len();
         let want = Magazine::<N>::BATCH.min(room).max(1);
-        let taken = set.alloc_batch(class, &mut batch[..want], Misuse::report)?;
+        #[cfg(feature = "std")]
+        let stashed = set.unstash(class, &mut batch[..want]);
+        #[cfg(not(feature = "std"))]
+        let stashed = 0;
+        let taken = match stashed {
+            0 => set.alloc_batch(class, &mut batch[..want], Misuse::report)?,
+            stashed => stashed,
+        };
         let (first, rest) = batch[..taken]
             .split_first()
             .unwrap_or_else(|| unreachable!());
@@ -289,10 +296,19 @@ impl<N: ArrayLength> MagazineFront<N> {
             let pushed = self.magazine.push(keep);
             debug_assert!(pushed.is_ok(), "a drained magazine has room");
         }
+        // An overflow (a slot to keep) goes to the depot whole when it can,
+        // for the next magazine to run dry; a flush goes to the slabs.
+        #[cfg(feature = "std")]
         // SAFETY: every slot in the magazine was handed out by cache `class`
         // of `set` (the contract of `give`), through a pointer that reaches
-        // its page, and no one uses it.
-        unsafe { set.free_batch(class, &batch[..len], Misuse::report, release) };
+        // its page, and no one uses it; each is there once.
+        let stashed = keep.is_some() && unsafe { set.stash(class, &batch[..len]) };
+        #[cfg(not(feature = "std"))]
+        let stashed = false;
+        if !stashed {
+            // SAFETY: as just said.
+            unsafe { set.free_batch(class, &batch[..len], Misuse::report, release) };
+        }
         if let Some((misuse, slot)) = damaged {
             // SAFETY: the slot was in the magazine: readable memory.
             unsafe { named(set, class, misuse, slot) }.report(slot);

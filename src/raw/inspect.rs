@@ -21,7 +21,7 @@ impl<P: PageAllocator, F, M: SizeClassLimit> SlabAllocator<P, F, M> {
             #[allow(unused_mut)] // only the per-thread caches change it
             let mut stats = self.set.stats(i, CLASS_NAMES[i]);
             #[cfg(all(feature = "std", not(loom)))]
-            stats.set_cached(self.thread.cached(i));
+            stats.add_cached(self.thread.cached(i));
             stats
         };
         AllocatorStats {

@@ -18,10 +18,15 @@
 //!   key, no lock and no atomic read-modify-write (the key and the
 //!   magazine's length are atomics only so that another thread's `stats()`
 //!   can read them; this thread writes them with plain stores).
-//! - *Refill and overflow*: an empty magazine takes half its depth from the
-//!   cache under the cache's lock, a full one gives half back: one lock per
-//!   16 objects. Slots that exited threads gave up (orphans) go back to the
-//!   slabs at the refill.
+//! - *Refill and overflow*: a full magazine gives half its depth back, an
+//!   empty one takes half its depth: one lock per 16 objects. The half
+//!   given back goes whole to the cache's depot when it has room (a chain
+//!   linked through the slots, pushed under the depot's own lock), and a
+//!   refill takes a whole chain from there before it asks the slabs; so a
+//!   thread that frees what another allocates hands it over a batch at a
+//!   time, without either waiting on the slabs' lock (see `cache::depot`).
+//!   Slots that exited threads gave up (orphans) go back to the slabs at
+//!   the refill.
 //! - *An entry another cache holds*: its slots are given up to their cache
 //!   through the registry, and the entry changes hands.
 //! - *Thread exit*: the table gives every slot up through the registry.
@@ -203,7 +208,10 @@ impl ThreadCache {
         // source may run meanwhile, and use other caches — even one whose
         // entry is ours, which then changes hands.
         let mut batch = [NonNull::dangling(); REFILL];
-        let taken = set.alloc_batch(class, &mut batch, Misuse::report)?;
+        let taken = match set.unstash(class, &mut batch) {
+            0 => set.alloc_batch(class, &mut batch, Misuse::report)?,
+            stashed => stashed,
+        };
         let (&first, rest) = batch[..taken]
             .split_first()
             .unwrap_or_else(|| unreachable!());
@@ -319,6 +327,7 @@ impl ThreadCache {
         };
         flush_entry(set, ticket, class, size, release);
         self.adopt_orphans(set, ticket);
+        set.empty_depot(class, release);
     }
 
     /// Puts the slots that threads gave up since (orphans) back into their

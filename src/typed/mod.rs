@@ -208,7 +208,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// back to their slabs (feature `std`; without it there are no
     /// per-thread caches, and this does nothing); slabs they empty beyond
     /// the reserve give their pages back. Other threads' cached slots stay
-    /// theirs. Useful before reading exact counts (`stats`, `for_each_slab`),
+    /// theirs; the slots kept in the cache's depot (whole batches that
+    /// per-thread caches gave back, [`CacheStats::depot_slots`]) go back to
+    /// their slabs too. Useful before reading exact counts (`stats`, `for_each_slab`),
     /// or at the end of a worker thread that will not use the cache again
     /// (a thread that exits gives its slots back anyway).
     ///
@@ -245,7 +247,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
             return stats.without_slots();
         }
         #[cfg(all(feature = "std", not(loom)))]
-        stats.set_cached(self.thread.cached(0));
+        stats.add_cached(self.thread.cached(0));
         stats
     }
 

@@ -1,0 +1,173 @@
+//! The depot (feature `std`, builds without checks): whole batches of free
+//! slots that a thread's cache overflowed with, kept by the cache for the
+//! next thread's cache that runs dry. What it must do: hand slots from a
+//! freeing thread to an allocating one intact, count them in `stats()`,
+//! give them back to their slabs on `shrink()` and `flush_thread_cache()`,
+//! and never keep a page once its cache is gone. Checked builds send every
+//! batch to the slabs instead; the same tests then check that the depot
+//! stays empty.
+
+#![cfg(feature = "std")]
+
+mod common;
+
+use std::sync::mpsc;
+use std::thread;
+
+use common::CountingPages;
+use minimal_slab::{GlobalPages, SlabAllocator, SlabBox, SlabCache};
+
+type Pages = CountingPages<GlobalPages>;
+
+/// Whether this build keeps batches in the depot (checked builds do not).
+const DEPOT: bool = !cfg!(any(debug_assertions, feature = "checked"));
+
+const OBJECTS: u64 = if cfg!(miri) { 300 } else { 20_000 };
+const CHUNK: usize = if cfg!(miri) { 50 } else { 256 };
+
+/// One thread allocates `OBJECTS` handles and sends them in chunks; the
+/// other checks and drops them. Returns the values' checksum.
+fn hand_off(cache: &SlabCache<[u64; 8], &Pages>) -> u64 {
+    let (tx, rx) = mpsc::sync_channel::<Vec<SlabBox<'_, [u64; 8], &Pages>>>(4);
+    thread::scope(|s| {
+        s.spawn(move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for i in 0..OBJECTS {
+                chunk.push(cache.alloc([i; 8]).unwrap());
+                if chunk.len() == CHUNK {
+                    tx.send(std::mem::take(&mut chunk)).unwrap();
+                }
+            }
+            tx.send(chunk).unwrap();
+        });
+        let consumer = s.spawn(move || {
+            let mut sum = 0u64;
+            for chunk in rx {
+                for b in chunk {
+                    assert!(b.iter().all(|&w| w == b[0]), "a value intact: {:?}", *b);
+                    sum += b[0];
+                }
+            }
+            sum
+        });
+        consumer.join().unwrap()
+    })
+}
+
+#[test]
+fn handles_freed_on_another_thread_come_back_whole() {
+    let pages = Pages::new(GlobalPages::new());
+    let cache: SlabCache<[u64; 8], &Pages> = SlabCache::new_in(&pages);
+    for _ in 0..3 {
+        assert_eq!(hand_off(&cache), OBJECTS * (OBJECTS - 1) / 2);
+    }
+    // Both threads have exited: their caches gave everything up; what is
+    // left out of the slabs waits in the depot.
+    let s = cache.stats();
+    assert_eq!(s.objects_in_use, 0, "{s:?}");
+    assert_eq!(s.cached_slots, s.depot_slots, "{s:?}");
+    assert!(s.depot_slots <= 128, "{s:?}");
+    assert_eq!(s.depot_slots > 0, DEPOT, "{s:?}");
+    assert_eq!(
+        s.objects_in_use + s.cached_slots + s.free_slots,
+        s.pages * s.slots_per_slab
+    );
+    // A third thread that runs dry takes a whole batch from the depot.
+    if DEPOT {
+        let before = s.depot_slots;
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                let b = cache.alloc([7; 8]).unwrap();
+                let after = cache.stats();
+                assert_eq!(after.depot_slots, before - 16, "{after:?}");
+                drop(b);
+            });
+        });
+        // A scoped thread's caches give up their slots as its thread-local
+        // destructors run, which may end a moment after the scope.
+        while cache.stats().cached_slots != cache.stats().depot_slots {
+            thread::yield_now();
+        }
+    }
+    cache.shrink();
+    let s = cache.stats();
+    assert_eq!((s.pages, s.cached_slots, s.depot_slots), (0, 0, 0), "{s:?}");
+    drop(cache);
+    assert_eq!(pages.outstanding(), 0);
+}
+
+#[test]
+fn flushing_puts_the_depot_back_into_the_slabs() {
+    let pages = Pages::new(GlobalPages::new());
+    let cache: SlabCache<[u64; 8], &Pages> = SlabCache::new_in(&pages);
+    hand_off(&cache);
+    cache.flush_thread_cache();
+    let s = cache.stats();
+    assert_eq!((s.objects_in_use, s.cached_slots, s.depot_slots), (0, 0, 0));
+    assert_eq!(s.free_slots, s.pages * s.slots_per_slab, "{s:?}");
+    assert_eq!(s.empty_slabs, s.pages, "{s:?}");
+}
+
+#[test]
+fn a_cache_dropped_with_a_full_depot_gives_every_page_back() {
+    let pages = Pages::new(GlobalPages::new());
+    {
+        let cache: SlabCache<[u64; 8], &Pages> = SlabCache::new_in(&pages);
+        hand_off(&cache);
+        assert_eq!(cache.stats().depot_slots > 0, DEPOT);
+    }
+    assert_eq!(pages.outstanding(), 0);
+}
+
+#[test]
+fn a_raw_allocator_hands_blocks_between_threads_through_its_depot() {
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+
+    struct Block(NonNull<u8>);
+    // SAFETY: a block of the allocator, used by one thread at a time.
+    unsafe impl Send for Block {}
+
+    let pages = Pages::new(GlobalPages::new());
+    {
+        let heap = SlabAllocator::new_in(&pages, minimal_slab::NoFallback);
+        let layout = Layout::new::<[u8; 48]>();
+        let (tx, rx) = mpsc::sync_channel::<Vec<Block>>(4);
+        thread::scope(|s| {
+            s.spawn(|| {
+                for round in 0..(OBJECTS as usize / CHUNK) {
+                    let chunk = (0..CHUNK)
+                        .map(|i| {
+                            let p = heap.allocate(layout).unwrap().cast::<u8>();
+                            // SAFETY: 48 bytes just allocated.
+                            unsafe { p.write_bytes((round + i) as u8, 48) };
+                            Block(p)
+                        })
+                        .collect();
+                    tx.send(chunk).unwrap();
+                }
+                drop(tx);
+            });
+            s.spawn(|| {
+                for (round, chunk) in rx.into_iter().enumerate() {
+                    for (i, Block(p)) in chunk.into_iter().enumerate() {
+                        // SAFETY: written by the producer, handed over whole.
+                        let bytes = unsafe { core::slice::from_raw_parts(p.as_ptr(), 48) };
+                        assert!(bytes.iter().all(|&b| b == (round + i) as u8));
+                        // SAFETY: allocated with `layout`, freed once.
+                        unsafe { heap.deallocate(p, layout) };
+                    }
+                }
+            });
+        });
+        let s = heap.stats();
+        assert_eq!(s.objects_in_use(), 0, "{s}");
+        let class = s.classes().iter().find(|c| c.slot_size == 64).unwrap();
+        assert_eq!(class.depot_slots > 0, DEPOT, "{class:?}");
+    }
+    assert_eq!(
+        pages.outstanding(),
+        0,
+        "the allocator's drop gave every page back"
+    );
+}
