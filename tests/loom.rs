@@ -293,14 +293,14 @@ fn typed_shrink_racing_alloc_and_free() {
     });
 }
 
-/// How many executions of the depot model ended with its chain taken by a
+/// How many executions of the depot model ended with its batch taken by a
 /// refill (0) or still in the depot (1).
 static ENDINGS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 /// Batches that one thread's front gives back reach another thread's front
 /// whole, through the cache's depot (builds without checks; with `checked`,
 /// through the slabs): magazines of two slots give one back at a time, so
-/// each overflow is a chain of one, and each refill may take it.
+/// each overflow is a batch of one, and each refill may take it.
 #[test]
 fn typed_batches_handed_between_fronts_through_the_depot() {
     explore(
@@ -322,7 +322,7 @@ fn typed_batches_handed_between_fronts_through_the_depot() {
                         cache
                             .page_allocator()
                             .release(SlabBox::as_ptr(&object).addr());
-                        // The third overflows the magazine: a chain of one.
+                        // The third overflows the magazine: a batch of one.
                         front.recycle(object);
                     }
                 })

@@ -9,7 +9,7 @@ use generic_array::{ArrayLength, GenericArray};
 use super::CacheConfig;
 use super::cache_core::{AllocFault, CacheCore, SlotReach};
 #[cfg(feature = "std")]
-use super::depot::{CHAIN_MAX, Chain, Depot};
+use super::depot::{BATCH_MAX, Depot};
 #[cfg(feature = "std")]
 use crate::checked::{CHECKED, poison};
 use crate::checked::{Misuse, OwnerTag, Report};
@@ -209,25 +209,29 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// Keeps `slots`, a magazine's overflow of cache `class`, whole in the
     /// cache's depot for the next magazine that runs dry (see `depot`), and
     /// returns `true`; or `false`, the slots still the caller's, when the
-    /// depot is full, the batch is longer than a chain, or the build is
+    /// depot is full, the batch is longer than the depot's, or the build is
     /// checked (its slots must reach the slabs, where the checks are).
     ///
     /// # Safety
     ///
     /// As for [`free_batch`](Self::free_batch): each slot was handed out by
     /// cache `class` of this set, through a pointer that reaches its page,
-    /// appears once, and no one uses it.
+    /// appears once, and no one uses it. (`unstash` hands the slots out
+    /// again as if the slabs had: a double free here is a slot handed to two
+    /// users there.)
     #[cfg(feature = "std")]
     pub(crate) unsafe fn stash(&self, class: usize, slots: &[NonNull<u8>]) -> bool {
         let class = &self.classes[class];
-        if CHECKED || slots.is_empty() || slots.len() > CHAIN_MAX || class.depot.looks_full() {
+        if CHECKED || slots.is_empty() || slots.len() > BATCH_MAX || class.depot.looks_full() {
             return false;
         }
         let size = class.geometry.slot_size;
-        // SAFETY: the caller's guarantees: resting slots of this cache's slot
-        // size, ours alone, each once, writable through these pointers.
-        let chain = unsafe { Chain::link(slots, size) };
-        if class.depot.push(chain).is_ok() {
+        // Off limits for AddressSanitizer before another thread can take
+        // them, and back within limits if they stay ours.
+        for &slot in slots {
+            poison::forbid(slot, size);
+        }
+        if class.depot.push(slots) {
             return true;
         }
         for &slot in slots {
@@ -244,13 +248,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         if CHECKED {
             return 0;
         }
-        let class = &self.classes[class];
-        let Some(chain) = class.depot.pop_within(out.len()) else {
-            return 0;
-        };
-        // SAFETY: `stash` linked the chain with this cache's slot size, and
-        // popping it made it ours alone.
-        unsafe { chain.unlink(class.geometry.slot_size, out) }
+        self.unstash_any(class, out)
     }
 
     /// Puts every slot in the depot of cache `class` back into its slabs;
@@ -258,16 +256,28 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// back at once.
     #[cfg(feature = "std")]
     pub(crate) fn empty_depot(&self, class: usize, release: bool) {
-        let size = self.classes[class].geometry.slot_size;
-        let chains = self.classes[class].depot.take_all();
-        for chain in chains {
-            let mut batch = [NonNull::dangling(); CHAIN_MAX];
-            // SAFETY: as in `unstash`: linked by `stash`, now ours alone.
-            let len = unsafe { chain.unlink(size, &mut batch) };
+        let mut batch = [NonNull::dangling(); BATCH_MAX];
+        loop {
+            let taken = self.unstash_any(class, &mut batch);
+            if taken == 0 {
+                return;
+            }
             // SAFETY: slots `stash` took from a magazine of this cache, whose
-            // guarantees they carry; no one else holds them.
-            unsafe { self.free_batch(class, &batch[..len], Misuse::report, release) };
+            // guarantees they carry; taking them made them ours alone.
+            unsafe { self.free_batch(class, &batch[..taken], Misuse::report, release) };
         }
+    }
+
+    /// [`unstash`](Self::unstash) in every build: checked builds stash
+    /// nothing, so this finds nothing there.
+    #[cfg(feature = "std")]
+    fn unstash_any(&self, class: usize, out: &mut [NonNull<u8>]) -> usize {
+        let class = &self.classes[class];
+        let taken = class.depot.pop_into(out);
+        for &slot in &out[..taken] {
+            poison::allow(slot, class.geometry.slot_size);
+        }
+        taken
     }
 
     /// Checks, without any lock, that `ptr` is a slot of cache `class` of
@@ -334,7 +344,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         for class in self.classes.iter_mut() {
             // The depot's slots are in those pages: forgotten, never read.
             #[cfg(feature = "std")]
-            class.depot.take_all().for_each(drop);
+            class.depot.forget_all();
             // SAFETY: `self.pages` is the only page source any core sees; the
             // caller's guarantee covers every slot.
             unsafe { class.core.get_mut().give_back_every_page(&self.pages) };

@@ -13,19 +13,27 @@
 //! while the other does sixteen slab operations: the hand-off workload
 //! spent 42 % of its time spinning (`perf record` on `cargo bench -p
 //! minimal_slab_perf --bench threads -- 'handoff/64B/slabcache$'`). With a
-//! depot the batch moves as one chain: linked outside any lock by the
-//! thread that gives it (its slots are warm in its cache), pushed and
-//! popped under the depot's own lock in O(1), and walked outside any lock
-//! by the thread that takes it.
+//! depot a batch moves whole, under the depot's own lock, as a copy of
+//! its sixteen pointers.
+//!
+//! # Pointers in the depot, not links in the slots
+//!
+//! A first version linked each batch into a chain through the slots' first
+//! words, so the depot held one pointer per batch. Taking a chain then
+//! meant following sixteen links one after the other, each a miss in the
+//! taking core when another core had freed the slots (`Chain::unlink` took
+//! 17 % of the hand-off workload's time). Here the depot keeps each
+//! batch's pointers in an array of its own — a kilobyte per cache, which
+//! only `std` builds have — so a batch moves as two cache lines of
+//! pointers, the slots themselves untouched until their user writes them,
+//! and the depot needs no `unsafe` at all.
 //!
 //! # What it owns
 //!
-//! Up to [`CHAINS`] chains of at most [`CHAIN_MAX`] slots each. Its slots
+//! Up to [`BATCHES`] batches of at most [`BATCH_MAX`] slots each. Its slots
 //! count as in use in their slabs, as slots resting in a magazine do;
-//! `stats()` counts them as cached. A slot is in the depot iff it is on one
-//! of its chains; a chain's slots are linked through their first word, in
-//! the order they were given, and `len` says how many there are (the last
-//! slot's word is not read).
+//! `stats()` counts them as cached. A slot is in the depot iff it is in
+//! `slots[b][..lens[b]]` for some `b < count`.
 //!
 //! # Who calls what
 //!
@@ -36,79 +44,22 @@
 
 use core::ptr::NonNull;
 
-use crate::checked::poison;
 use crate::sync::{AtomicUsize, Mutex, Ordering, const_fn_unless_loom};
 
-/// The most slots one chain holds: a per-thread magazine's batch.
-pub(crate) const CHAIN_MAX: usize = 16;
+/// The most slots one batch holds: a per-thread magazine's half.
+pub(crate) const BATCH_MAX: usize = 16;
 
-/// How many chains a depot holds: beyond that, batches go to the slabs,
-/// so the depot keeps at most `CHAINS * CHAIN_MAX` slots' pages busy.
-pub(crate) const CHAINS: usize = 8;
+/// How many batches a depot holds: beyond that, batches go to the slabs,
+/// so the depot keeps at most `BATCHES * BATCH_MAX` slots' pages busy.
+/// (Two under loom, whose threads' small stacks hold the caches its models
+/// build, and whose models fill a depot in a few steps.)
+pub(crate) const BATCHES: usize = if cfg!(loom) { 2 } else { 8 };
 
-/// Slots linked through their first word.
-#[derive(Clone, Copy)]
-pub(crate) struct Chain {
-    head: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: a chain is a batch of resting slots that no one else uses; it moves
-// between threads under the depot's lock, along with them.
-unsafe impl Send for Chain {}
-
-impl Chain {
-    /// Links `slots` (not empty, at most [`CHAIN_MAX`]) into a chain, in
-    /// order, and puts them off limits for AddressSanitizer.
-    ///
-    /// # Safety
-    ///
-    /// Each slot is a resting slot of `size` bytes (at least a pointer,
-    /// aligned to one) that no one else uses, reached through a pointer
-    /// that may write all of it, and each appears once.
-    pub(crate) unsafe fn link(slots: &[NonNull<u8>], size: usize) -> Self {
-        debug_assert!(!slots.is_empty() && slots.len() <= CHAIN_MAX);
-        for pair in slots.windows(2) {
-            // SAFETY: the caller's guarantees: the slot is ours, writable
-            // and aligned for a pointer.
-            unsafe { pair[0].cast::<NonNull<u8>>().write(pair[1]) };
-        }
-        for &slot in slots {
-            poison::forbid(slot, size);
-        }
-        Self {
-            head: slots[0],
-            len: slots.len(),
-        }
-    }
-
-    /// Walks the chain into `out` (at least [`len`](Self::len) long), in
-    /// the order it was linked; returns how many.
-    ///
-    /// # Safety
-    ///
-    /// The chain was made by [`link`](Self::link) with `size`, its slots
-    /// untouched since, and the caller now holds it alone.
-    pub(crate) unsafe fn unlink(self, size: usize, out: &mut [NonNull<u8>]) -> usize {
-        let mut slot = self.head;
-        for (i, place) in out[..self.len].iter_mut().enumerate() {
-            poison::allow(slot, size);
-            *place = slot;
-            if i + 1 < self.len {
-                // SAFETY: `link` wrote the next slot's pointer into this
-                // slot's first word, and no one has written it since.
-                slot = unsafe { slot.cast::<NonNull<u8>>().read() };
-            }
-        }
-        self.len
-    }
-}
-
-/// The chains of one cache, behind a lock of their own: a hand-off
+/// The batches of one cache, behind a lock of their own: a hand-off
 /// between threads never waits on the slabs' lock.
 pub(crate) struct Depot {
-    chains: Mutex<Chains>,
-    /// How many chains there are, as of the last change: read without the
+    batches: Mutex<Batches>,
+    /// How many batches there are, as of the last change: read without the
     /// lock so that a refill skips an empty depot, and an overflow a full
     /// one, without taking it. Written under the lock only; a stale value
     /// costs a lock taken in vain or a batch sent to the slabs, nothing
@@ -116,18 +67,25 @@ pub(crate) struct Depot {
     hint: AtomicUsize,
 }
 
-struct Chains {
-    chains: [Option<Chain>; CHAINS],
+struct Batches {
+    slots: [[NonNull<u8>; BATCH_MAX]; BATCHES],
+    lens: [usize; BATCHES],
     count: usize,
 }
+
+// SAFETY: the pointers are resting slots that no one else uses; whoever holds
+// the lock holds them, and the depot itself never reads or writes through
+// them.
+unsafe impl Send for Batches {}
 
 impl Depot {
     const_fn_unless_loom! {
         /// An empty depot.
         pub(crate) const fn new() -> Self {
             Self {
-                chains: Mutex::new(Chains {
-                    chains: [None; CHAINS],
+                batches: Mutex::new(Batches {
+                    slots: [[NonNull::dangling(); BATCH_MAX]; BATCHES],
+                    lens: [0; BATCHES],
                     count: 0,
                 }),
                 hint: AtomicUsize::new(0),
@@ -138,62 +96,64 @@ impl Depot {
     /// Whether the depot looked full at its last change.
     #[inline]
     pub(crate) fn looks_full(&self) -> bool {
-        self.hint.load(Ordering::Relaxed) == CHAINS
+        self.hint.load(Ordering::Relaxed) == BATCHES
     }
 
-    /// Keeps `chain`, or hands it back if the depot is full.
-    pub(crate) fn push(&self, chain: Chain) -> Result<(), Chain> {
-        let mut held = self.chains.lock();
+    /// Keeps a copy of `batch` (at most [`BATCH_MAX`] slots) and returns
+    /// `true`, or `false` if the depot is full.
+    pub(crate) fn push(&self, batch: &[NonNull<u8>]) -> bool {
+        let mut held = self.batches.lock();
         let count = held.count;
-        let Some(place) = held.chains.get_mut(count) else {
-            return Err(chain);
-        };
-        *place = Some(chain);
+        if count == BATCHES {
+            return false;
+        }
+        held.slots[count][..batch.len()].copy_from_slice(batch);
+        held.lens[count] = batch.len();
         held.count = count + 1;
         self.hint.store(count + 1, Ordering::Relaxed);
-        Ok(())
+        true
     }
 
-    /// The chain given last, if it holds at most `room` slots.
-    pub(crate) fn pop_within(&self, room: usize) -> Option<Chain> {
+    /// Moves the batch given last into the start of `out`, if it fits, and
+    /// returns how many slots it held (0 if none moved).
+    pub(crate) fn pop_into(&self, out: &mut [NonNull<u8>]) -> usize {
         if self.hint.load(Ordering::Relaxed) == 0 {
-            return None;
+            return 0;
         }
-        let mut held = self.chains.lock();
-        let top = held.count.checked_sub(1)?;
-        let chain = held.chains[top].filter(|chain| chain.len <= room)?;
-        held.chains[top] = None;
+        let mut held = self.batches.lock();
+        let Some(top) = held.count.checked_sub(1) else {
+            return 0;
+        };
+        let len = held.lens[top];
+        if len > out.len() {
+            return 0;
+        }
+        out[..len].copy_from_slice(&held.slots[top][..len]);
         held.count = top;
         self.hint.store(top, Ordering::Relaxed);
-        Some(chain)
+        len
     }
 
-    /// Takes every chain out.
-    pub(crate) fn take_all(&self) -> impl Iterator<Item = Chain> + use<> {
-        let mut held = self.chains.lock();
-        let chains = core::mem::replace(&mut held.chains, [None; CHAINS]);
-        held.count = 0;
+    /// Forgets every batch, reading no slot: for slots whose pages are
+    /// gone.
+    pub(crate) fn forget_all(&self) {
+        self.batches.lock().count = 0;
         self.hint.store(0, Ordering::Relaxed);
-        chains.into_iter().flatten()
     }
 
-    /// Slots held, over every chain.
+    /// Slots held, over every batch.
     pub(crate) fn slots(&self) -> usize {
-        Self::count(&self.chains.lock())
+        Self::count(&self.batches.lock())
     }
 
     /// Slots held, or `None` if the lock is taken (for `Debug`).
     pub(crate) fn try_slots(&self) -> Option<usize> {
-        let held = self.chains.try_lock()?;
+        let held = self.batches.try_lock()?;
         Some(Self::count(&held))
     }
 
-    fn count(held: &Chains) -> usize {
-        held.chains[..held.count]
-            .iter()
-            .flatten()
-            .map(|chain| chain.len)
-            .sum()
+    fn count(held: &Batches) -> usize {
+        held.lens[..held.count].iter().sum()
     }
 }
 
@@ -201,33 +161,37 @@ impl Depot {
 mod tests {
     use super::*;
 
+    fn slot(i: usize) -> NonNull<u8> {
+        NonNull::<u64>::dangling()
+            .map_addr(|a| a.saturating_add(i * 8))
+            .cast()
+    }
+
     #[test]
-    fn chains_go_out_last_in_first_and_whole() {
-        let mut words = [[0usize; 2]; CHAINS * 5];
-        let slots: std::vec::Vec<NonNull<u8>> = words
-            .iter_mut()
-            .map(|w| NonNull::from(w).cast::<u8>())
-            .collect();
-        let size = core::mem::size_of::<[usize; 2]>();
+    fn batches_go_out_last_in_first_and_whole() {
+        let slots: std::vec::Vec<NonNull<u8>> = (0..BATCHES * 5).map(slot).collect();
         let depot = Depot::new();
         for batch in slots.chunks(5) {
-            // SAFETY: distinct, writable, aligned, ours.
-            let chain = unsafe { Chain::link(batch, size) };
-            assert!(depot.push(chain).is_ok());
+            assert!(depot.push(batch));
         }
-        assert_eq!(depot.slots(), CHAINS * 5);
-        // SAFETY: as above; a full depot hands the chain back.
-        let one_more = unsafe { Chain::link(&slots[..1], size) };
-        assert!(depot.push(one_more).is_err());
-        assert!(depot.pop_within(4).is_none(), "a chain of 5 does not fit 4");
-        let mut out = [NonNull::dangling(); CHAIN_MAX];
+        assert_eq!(depot.slots(), BATCHES * 5);
+        assert!(depot.looks_full());
+        assert!(!depot.push(&slots[..1]), "a full depot takes nothing");
+        let mut out = [NonNull::dangling(); BATCH_MAX];
+        assert_eq!(
+            depot.pop_into(&mut out[..4]),
+            0,
+            "a batch of 5 does not fit 4"
+        );
         for batch in slots.chunks(5).rev() {
-            let chain = depot.pop_within(CHAIN_MAX).expect("a chain");
-            // SAFETY: made by `link` above, untouched, ours.
-            let n = unsafe { chain.unlink(size, &mut out) };
-            assert_eq!(&out[..n], batch);
+            assert_eq!(depot.pop_into(&mut out), 5);
+            assert_eq!(&out[..5], batch);
         }
         assert_eq!(depot.slots(), 0);
-        assert_eq!(depot.take_all().count(), 0);
+        assert_eq!(depot.pop_into(&mut out), 0);
+        assert!(depot.push(&slots[..BATCH_MAX]));
+        assert_eq!(depot.try_slots(), Some(BATCH_MAX));
+        depot.forget_all();
+        assert_eq!((depot.slots(), depot.pop_into(&mut out)), (0, 0));
     }
 }

@@ -20,9 +20,9 @@
 //!   can read them; this thread writes them with plain stores).
 //! - *Refill and overflow*: a full magazine gives half its depth back, an
 //!   empty one takes half its depth: one lock per 16 objects. The half
-//!   given back goes whole to the cache's depot when it has room (a chain
-//!   linked through the slots, pushed under the depot's own lock), and a
-//!   refill takes a whole chain from there before it asks the slabs; so a
+//!   given back goes whole to the cache's depot when it has room (its
+//!   pointers copied under the depot's own lock), and a refill takes a
+//!   whole batch from there before it asks the slabs; so a
 //!   thread that frees what another allocates hands it over a batch at a
 //!   time, without either waiting on the slabs' lock (see `cache::depot`).
 //!   Slots that exited threads gave up (orphans) go back to the slabs at
