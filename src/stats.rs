@@ -4,6 +4,8 @@ use core::fmt;
 
 use generic_array::{ArrayLength, GenericArray};
 
+use crate::slab::UsedSlots;
+
 /// A snapshot of one cache, taken under its lock.
 ///
 /// Its `Display` is a two-line table in the style of Linux's `/proc/slabinfo`:
@@ -287,7 +289,7 @@ pub struct SlabOccupancy<'a> {
     pub(crate) slot_size: usize,
     pub(crate) first_slot: usize,
     pub(crate) slots: usize,
-    pub(crate) used: &'a [usize],
+    pub(crate) used: UsedSlots<'a>,
 }
 
 impl SlabOccupancy<'_> {
@@ -319,16 +321,12 @@ impl SlabOccupancy<'_> {
 
     /// Slots handed out and not yet returned.
     pub fn in_use(&self) -> usize {
-        self.used
-            .iter()
-            .map(|word| word.count_ones() as usize)
-            .sum()
+        self.used.count()
     }
 
     /// Whether slot `index` is handed out; `false` past the last slot.
     pub fn is_used(&self, index: usize) -> bool {
-        let bits = usize::BITS as usize;
-        index < self.slots && self.used[index / bits] & (1 << (index % bits)) != 0
+        index < self.slots && self.used.contains(index)
     }
 
     /// Each slot in address order: `true` if handed out.

@@ -519,4 +519,52 @@ mod misuse {
         drop(local);
         assert_eq!(cache.stats().objects_in_use, 0);
     }
+
+    #[test]
+    fn a_block_freed_into_two_fronts_panics_in_the_second_deallocate() {
+        let heap = SlabAllocator::new();
+        let (first, second) = (heap.local(), heap.local());
+        let l = Layout::new::<[u8; 16]>();
+        let keep = first.allocate(l).unwrap(); // keeps the slab in use
+        let p = first.allocate(l).unwrap();
+        // SAFETY: allocated from a front of `heap` with `l`, freed once.
+        unsafe { first.deallocate(p, l) };
+        assert!(second.cached() < CAPACITY, "room: this free cannot flush");
+        // SAFETY: deliberate misuse: `p` rests in the first front's
+        // magazine; checked builds reject it before the second parks it.
+        let misuse = || unsafe { second.deallocate(p, l) };
+        if !panics_naming("double free", misuse) {
+            std::mem::forget((first, second));
+            panic!("a block freed into two fronts was not caught by the second free");
+        }
+        assert_eq!(second.cached(), 0, "not parked");
+        // SAFETY: allocated from a front of `heap` with `l`, freed once.
+        unsafe { first.deallocate(keep, l) };
+        drop((first, second));
+        assert_eq!(heap.stats().objects_in_use(), 0);
+    }
+
+    #[test]
+    fn a_slot_freed_again_after_its_front_flushed_panics_in_that_drop() {
+        let cache: SlabCache<u64> = SlabCache::new();
+        let local = cache.local();
+        let keep = local.alloc(0).unwrap(); // keeps the slab in use
+        let raw = LocalBox::into_raw(local.alloc(1).unwrap());
+        // SAFETY: from `into_raw` on this cache, taken back once here.
+        drop(unsafe { LocalBox::from_raw(&local, raw) });
+        local.flush();
+        // SAFETY: deliberate misuse: the slot is back in its slab; `u64`
+        // has no destructor, and checked builds reject the second free
+        // before the slot is parked.
+        let misuse = || drop(unsafe { LocalBox::from_raw(&local, raw) });
+        if !panics_naming("double free", misuse) {
+            std::mem::forget(keep);
+            std::mem::forget(local);
+            panic!("a slot freed again after a flush was not caught by that drop");
+        }
+        assert_eq!(local.cached(), 0, "not parked");
+        drop(keep);
+        drop(local);
+        assert_eq!(cache.stats().objects_in_use, 0);
+    }
 }

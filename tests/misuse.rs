@@ -359,18 +359,10 @@ fn a_slot_never_handed_out_panics_in_the_drop_that_frees_it() {
     // SAFETY: deliberate misuse: a handle to the next slot, never handed
     // out. `u64` has no destructor; the free is checked before any change.
     let stray = unsafe { SlabBox::from_raw(&cache, next_slot) };
-    // Without per-thread caches the drop checks the slot's slab at once.
-    // With them (`std`), the drop only checks the slot's owner and this
-    // thread's cache: the slab's own check runs when the slot goes back to
-    // it, here at `shrink`, and names the same misuse.
-    let caught = if cfg!(feature = "std") {
-        drop(stray);
-        panics_naming("foreign pointer", || {
-            cache.shrink();
-        })
-    } else {
-        panics_naming("foreign pointer", move || drop(stray))
-    };
+    // The drop checks it at once, into a per-thread cache (`std`) or not:
+    // its slab's bitmap says no user holds it, and its slab, that it was
+    // never handed out.
+    let caught = panics_naming("foreign pointer", move || drop(stray));
     if !caught {
         std::mem::forget(cache);
         panic!("a slot never handed out was not caught by the drop that freed it");
@@ -429,39 +421,178 @@ fn a_block_of_another_allocator_panics_in_the_deallocate_that_frees_it() {
     );
 }
 
+/// A pointer sent to the threads that misuse it.
+#[cfg(feature = "std")]
+#[derive(Clone, Copy)]
+struct Shared<T>(NonNull<T>);
+
+// SAFETY: only an address with provenance; each test decides who uses it.
+#[cfg(feature = "std")]
+unsafe impl<T> Send for Shared<T> {}
+
+/// Runs `first` to its end on a thread of its own, then `second` on another
+/// thread, and returns whether `second` panicked naming `expected`. Each
+/// free lands in its own thread's cache (magazine), where the slab's own
+/// check does not run.
+#[cfg(feature = "std")]
+fn on_two_threads(
+    expected: &str,
+    first: impl FnOnce() + Send,
+    second: impl FnOnce() + Send,
+) -> bool {
+    std::thread::scope(|s| {
+        s.spawn(first).join().unwrap();
+        s.spawn(move || panics_naming(expected, second))
+            .join()
+            .unwrap()
+    })
+}
+
 /// A slot freed on two threads (through two handles rebuilt from one raw
-/// pointer): each free lands in its thread's cache, where no one slab check
-/// can run; the second is caught when its slot goes back to the slab, here
-/// at that thread's `shrink`, named as a double free, and nothing else is
-/// lost.
+/// pointer): each free lands in its thread's cache, and the second is
+/// caught by the drop that commits it, named as a double free; nothing else
+/// is lost.
 #[test]
 #[cfg(feature = "std")]
-fn a_double_free_across_threads_is_caught_when_the_slot_goes_back() {
+fn a_double_free_across_threads_panics_in_the_second_drop() {
     let cache: SlabCache<u64> = SlabCache::new();
     let keep = cache.alloc(7).unwrap(); // keeps the slab in use
-    let raw = SlabBox::into_raw(cache.alloc(1).unwrap());
-    /// The pointer, sent to the threads that misuse it.
-    struct Raw(NonNull<u64>);
-    // SAFETY: only an address with provenance; the test decides who uses it.
-    unsafe impl Send for Raw {}
-    let free_and_flush = |raw: Raw| {
-        // SAFETY: `raw` came from `into_raw` on this cache: the first free
-        // is legitimate, the second is the deliberate misuse.
-        drop(unsafe { SlabBox::from_raw(&cache, raw.0) });
-        cache.shrink();
-    };
-    let (first, second) = (Raw(raw), Raw(raw));
-    let free_and_flush = &free_and_flush;
-    std::thread::scope(|s| {
-        s.spawn(move || free_and_flush(first)).join().unwrap();
-        let second = s.spawn(move || panics_naming("double free", || free_and_flush(second)));
-        assert!(
-            second.join().unwrap(),
-            "a double free across threads was not caught"
-        );
-    });
+    let raw = Shared(SlabBox::into_raw(cache.alloc(1).unwrap()));
+    let home = &cache;
+    // SAFETY: `raw` came from `into_raw` on this cache: the first free is
+    // legitimate, the second (a handle to the freed slot, `u64` having no
+    // destructor) is the deliberate misuse, which checked builds reject
+    // before changing anything.
+    let free = move || drop(unsafe { SlabBox::from_raw(home, { raw }.0) });
+    if !on_two_threads("double free", free, free) {
+        // The slot rests with both threads' leftovers: forget the cache.
+        std::mem::forget(keep);
+        std::mem::forget(cache);
+        panic!("a double free across threads was not caught by the second drop");
+    }
     assert_eq!(*keep, 7);
     assert_eq!(cache.stats().objects_in_use, 1);
+}
+
+/// `SlabAllocator::deallocate` of one block on two threads: the second
+/// free is caught there, though the first rests in the other thread's cache.
+#[test]
+#[cfg(feature = "std")]
+fn a_block_freed_on_two_threads_panics_in_the_second_deallocate() {
+    let heap = SlabAllocator::new();
+    let l = layout(48, 8);
+    let keep = heap.allocate(l).unwrap(); // keeps the slab in use
+    let p = Shared(heap.allocate(l).unwrap());
+    let shared = &heap;
+    // SAFETY: allocated from `heap` with `l`: the first free is legitimate,
+    // the second the deliberate misuse, which checked builds reject before
+    // changing anything.
+    let free = move || unsafe { shared.deallocate({ p }.0, l) };
+    if !on_two_threads("double free", free, free) {
+        // The block rests with both threads' leftovers: forget the heap.
+        std::mem::forget(heap);
+        panic!("a block freed on two threads was not caught by the second free");
+    }
+    assert_eq!(heap.stats().objects_in_use(), 1, "freed once");
+    // SAFETY: allocated from `heap` with `l`, freed once.
+    unsafe { heap.deallocate(keep, l) };
+    assert_eq!(heap.stats().objects_in_use(), 0);
+}
+
+/// A block freed into this thread's cache, given back to its slab by a
+/// flush, then freed again: caught by the second free, though no magazine
+/// holds the block any more.
+#[test]
+fn a_block_freed_again_after_a_flush_panics_in_that_deallocate() {
+    let heap = SlabAllocator::new();
+    let l = layout(64, 8);
+    let keep = heap.allocate(l).unwrap(); // keeps the slab in use
+    let p = heap.allocate(l).unwrap();
+    // SAFETY: allocated from `heap` with `l`, freed once here.
+    unsafe { heap.deallocate(p, l) };
+    heap.flush_thread_cache();
+    // SAFETY: deliberate misuse: a double free, which checked builds reject
+    // before changing anything (the slab is live: `keep` is in it).
+    let misuse = || unsafe { heap.deallocate(p, l) };
+    if !panics_naming("double free", misuse) {
+        std::mem::forget(heap);
+        panic!("a block freed again after a flush was not caught by that free");
+    }
+    assert_eq!(heap.stats().objects_in_use(), 1, "nothing was freed");
+    // SAFETY: allocated from `heap` with `l`, freed once.
+    unsafe { heap.deallocate(keep, l) };
+    assert_eq!(heap.stats().objects_in_use(), 0);
+}
+
+/// A handle dropped into this thread's cache, the slot given back to its
+/// slab by `shrink`, then a second handle to it dropped: caught by that
+/// drop.
+#[test]
+fn a_slot_freed_again_after_a_shrink_panics_in_that_drop() {
+    let cache: SlabCache<[u64; 2]> = SlabCache::new();
+    let keep = cache.alloc([7; 2]).unwrap(); // keeps the slab in use
+    let raw = SlabBox::into_raw(cache.alloc([1; 2]).unwrap());
+    // SAFETY: `raw` came from `into_raw` on this cache; the one handle.
+    drop(unsafe { SlabBox::from_raw(&cache, raw) });
+    cache.shrink();
+    // SAFETY: deliberate misuse: a second handle to the freed slot; the
+    // value has no destructor, and checked builds reject the free before
+    // changing anything.
+    let second = unsafe { SlabBox::from_raw(&cache, raw) };
+    if !panics_naming("double free", move || drop(second)) {
+        std::mem::forget(keep);
+        std::mem::forget(cache);
+        panic!("a slot freed again after a shrink was not caught by that drop");
+    }
+    assert_eq!(cache.stats().objects_in_use, 1, "nothing was freed");
+    drop(keep);
+    assert_eq!(cache.stats().objects_in_use, 0);
+}
+
+/// Set in the child process that
+/// `a_block_freed_on_two_threads_through_global_alloc_aborts` starts.
+#[cfg(feature = "std")]
+const GLOBAL_CHILD: &str = "MINIMAL_SLAB_MISUSE_GLOBAL_CHILD";
+
+/// `GlobalAlloc::dealloc` of one block on two threads. `GlobalAlloc` must
+/// not unwind, so the report aborts the process: the misuse runs in a child
+/// process, which must abort with the message instead of ending normally.
+#[test]
+#[cfg(feature = "std")]
+#[cfg_attr(miri, ignore = "starts a child process")]
+fn a_block_freed_on_two_threads_through_global_alloc_aborts() {
+    use std::alloc::GlobalAlloc;
+    const NAME: &str = "a_block_freed_on_two_threads_through_global_alloc_aborts";
+    if std::env::var_os(GLOBAL_CHILD).is_some() {
+        let heap = SlabAllocator::new();
+        let l = layout(24, 8);
+        // SAFETY: a valid, non-zero layout.
+        let keep = unsafe { heap.alloc(l) }; // keeps the slab in use
+        // SAFETY: as above.
+        let p = Shared(NonNull::new(unsafe { heap.alloc(l) }).unwrap());
+        let heap = &heap;
+        // SAFETY: allocated from `heap` with `l`: the first free is
+        // legitimate, the second the deliberate misuse, which aborts.
+        let free = move || unsafe { heap.dealloc({ p }.0.as_ptr(), l) };
+        std::thread::scope(|s| {
+            s.spawn(free).join().unwrap();
+            s.spawn(free).join().unwrap();
+        });
+        // Reached only if the second free was not caught.
+        std::hint::black_box(keep);
+        std::process::exit(0);
+    }
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+        .env(GLOBAL_CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    assert!(
+        !child.status.success(),
+        "the child ended normally: the second free was not caught"
+    );
+    assert!(stderr.contains("double free"), "{stderr}");
 }
 
 #[test]

@@ -436,11 +436,11 @@ unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
 
-/// A slot freed on two threads rests in both threads' magazines (neither
-/// sees the other's); the second free reaches the slab when the second
-/// thread flushes, and is reported there, naming it.
+/// A slot freed on two threads, the first free gone back to the slab: the
+/// second free is reported by that very free, though it lands in the
+/// second thread's magazine (its slab's bitmap says no user holds the slot).
 #[test]
-fn a_double_free_across_two_threads_is_reported_when_the_second_reaches_the_slab() {
+fn a_double_free_across_two_threads_is_reported_by_the_second_free() {
     if !CHECKED {
         return; // checked builds only
     }
@@ -459,10 +459,10 @@ fn a_double_free_across_two_threads_is_reported_when_the_second_reaches_the_slab
         let second = s
             .spawn(|| {
                 let ptr = { addr }.0;
-                // SAFETY: none: the misuse under test (checked builds catch it).
-                drop(unsafe { SlabBox::from_raw(&cache, ptr) });
                 panics_naming("double free", || {
-                    cache.shrink();
+                    // SAFETY: none: the misuse under test (checked builds
+                    // catch it before changing anything).
+                    drop(unsafe { SlabBox::from_raw(&cache, ptr) });
                 })
             })
             .join()
@@ -473,11 +473,13 @@ fn a_double_free_across_two_threads_is_reported_when_the_second_reaches_the_slab
     assert_consistent(&s);
 }
 
-/// Was a bug (diagnostic, checked builds): the same, with both frees resting in
-/// magazines at once; the first thread flushes, then the second. The slab
-/// wrote its free-list link into the slot meanwhile, so the second drain's
-/// poison check reports a *write after free* (and drops the slot), never a
-/// double free: the report names the wrong misuse.
+/// Was a bug (diagnostic, checked builds): a slot freed on two threads, both
+/// frees resting in magazines at once; the first thread flushes, then the
+/// second. The slab wrote its free-list link into the slot meanwhile, so the
+/// second drain's poison check reported a *write after free* (and dropped
+/// the slot), never a double free. The second free is now reported by that
+/// very free, as a double free, and never rests in a magazine; the flushes
+/// find nothing wrong.
 #[test]
 fn fixed_a_double_free_resting_in_two_magazines_is_reported_as_a_write_after_free() {
     if !CHECKED {
@@ -503,16 +505,22 @@ fn fixed_a_double_free_resting_in_two_magazines_is_reported_as_a_write_after_fre
         s.spawn(move || {
             a_freed_rx.recv().unwrap();
             let ptr = { addr }.0;
-            // SAFETY: none: the misuse under test.
-            drop(unsafe { SlabBox::from_raw(cache, ptr) });
+            let reported = panics_naming("double free", || {
+                // SAFETY: none: the misuse under test.
+                drop(unsafe { SlabBox::from_raw(cache, ptr) });
+            });
             b_freed_tx.send(()).unwrap();
             a_flushed_rx.recv().unwrap();
-            panics_naming("double free", || cache.flush_thread_cache())
+            cache.flush_thread_cache(); // nothing wrong rests here
+            reported
         })
         .join()
         .unwrap()
     });
     assert!(reported, "the second free was not reported");
+    let s = cache.stats();
+    assert_consistent(&s);
+    assert_eq!(s.objects_in_use, 0, "the slot went back once");
 }
 
 /// Was a bug (checked builds: no report, a corrupt orphan list; release: the
@@ -524,7 +532,7 @@ fn fixed_a_double_free_resting_in_two_magazines_is_reported_as_a_write_after_fre
 /// 0, so `Orphans::pop` underflows `len` (a debug build's overflow panic;
 /// with `--features checked` in release, `len` wraps and `put_back` frees
 /// the same slot for ever). Run in a child process; the double free must be
-/// reported as such.
+/// reported as such (now by the second thread's free itself).
 #[test]
 fn fixed_a_double_free_across_two_exiting_threads_corrupts_the_orphan_list() {
     if !CHECKED || cfg!(miri) {

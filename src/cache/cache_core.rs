@@ -207,13 +207,15 @@ impl CacheCore {
         };
         let mut slot = [NonNull::dangling()];
         // SAFETY: `slab` is on `available`, live, and ours.
-        unsafe { self.take_from(slab, &mut slot) }?;
+        unsafe { self.take_from(slab, &mut slot, true) }?;
         Ok(slot[0])
     }
 
     /// Fills `out` with slots, as many as it holds, and returns how many:
     /// the batch API that a per-thread front's magazine calls, one lock for
-    /// the lot. At least one on `Ok`.
+    /// the lot. At least one on `Ok`. The slots go to a magazine, in no
+    /// user's hands (checked builds leave their bits clear: see
+    /// `slab::checks`); the front notes the one it hands to its caller.
     ///
     /// It asks the page source for a page only while it has taken nothing:
     /// a batch that runs out of room stops short instead. So a page source
@@ -242,7 +244,7 @@ impl CacheCore {
                 None => unsafe { self.refill(pages, owner) }.map_err(AllocFault::Refused)?,
             };
             // SAFETY: `slab` is on `available`, live, and ours.
-            match unsafe { self.take_from(slab, &mut out[taken..]) } {
+            match unsafe { self.take_from(slab, &mut out[taken..], false) } {
                 Ok(count) => taken += count,
                 // Slots already taken stay with the caller, who reports the
                 // misuse: return them first.
@@ -257,7 +259,8 @@ impl CacheCore {
     /// on `available`, with one update of the cache's books: a refill takes
     /// its batch from one slab in a loop of pops. Checked builds take one
     /// slot, after checking it (`check_reuse` looks at the slot handed out
-    /// next). Returns how many.
+    /// next). With `held`, the slots go straight into a user's hands, and
+    /// checked builds note it in the bitmap. Returns how many.
     ///
     /// # Safety
     ///
@@ -268,6 +271,7 @@ impl CacheCore {
         &mut self,
         slab: Slab,
         out: &mut [NonNull<u8>],
+        held: bool,
     ) -> Result<usize, AllocFault> {
         // SAFETY: slabs on our lists are live and we hold `&mut self`.
         unsafe { slab.check_reuse(&self.geometry) }
@@ -280,6 +284,12 @@ impl CacheCore {
         // A slab is on `available` only while it has a free slot (kept here
         // and in `put_slot`), so `pop_slots` found one.
         debug_assert!(count > 0, "a slab on `available` has a free slot");
+        if CHECKED && held {
+            for &slot in &out[..count] {
+                // SAFETY: just handed out by this live slab of ours.
+                unsafe { slab.set_held(slot, &self.geometry) };
+            }
+        }
         if was_empty {
             self.empty -= 1;
         }

@@ -134,8 +134,11 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         refused_or_reported(outcome, report)
     }
 
-    /// Fills `out` with slots of cache `class` under one lock; returns how
-    /// many (at least one).
+    /// Fills `out` with slots of cache `class` under one lock, for a
+    /// magazine; returns how many (at least one). They are in no user's
+    /// hands: the front notes the one it hands out
+    /// ([`note_handed_out`](Self::note_handed_out)), and gives back any it
+    /// cannot keep with [`free_batch`](Self::free_batch).
     #[inline(never)]
     pub(crate) fn alloc_batch(
         &self,
@@ -180,14 +183,17 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         }
     }
 
-    /// Returns every slot of `slots` to cache `class` under one lock. With
-    /// `release`, slabs emptied beyond the reserve give their pages back;
-    /// without, they stay listed as empty until [`trim`](Self::trim).
+    /// Returns every slot of `slots`, slots resting in a magazine (or taken
+    /// for one by [`alloc_batch`](Self::alloc_batch)), to cache `class`
+    /// under one lock. With `release`, slabs emptied beyond the reserve give
+    /// their pages back; without, they stay listed as empty until
+    /// [`trim`](Self::trim).
     ///
     /// # Safety
     ///
     /// As for [`free`](Self::free), for each slot, through pointers that
-    /// reach the whole page.
+    /// reach the whole page, except that the slots are in no user's hands:
+    /// a magazine's (or an orphan list's), each freed into it once.
     #[inline(never)]
     pub(crate) unsafe fn free_batch(
         &self,
@@ -293,15 +299,63 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         unsafe { slab.check_owner(ptr, geometry, self.owner.get()) }
     }
 
-    /// What is wrong with freeing `slot` to cache `class`, as its slab sees
-    /// it under the lock (checked builds; `None` otherwise): for naming a
-    /// misuse that a lock-free check found only a symptom of — a slot whose
-    /// poison changed in a per-thread cache is a double free if its slab
-    /// holds it as free (its free-list link is the change).
+    /// Checked builds: notes, without any lock, that `slot`, a slot of cache
+    /// `class` in no user's hands (a magazine's, or just taken for one),
+    /// is now in one: a magazine hands it out. Nothing in other builds.
     ///
     /// # Safety
     ///
-    /// As for `Slab::check_free`: `slot` points into readable memory.
+    /// `slot` is a slot of cache `class` of this set that no user holds and
+    /// that the caller now hands to one (so its slab is live).
+    #[inline]
+    pub(crate) unsafe fn note_handed_out(&self, class: usize, slot: NonNull<u8>) {
+        if !crate::checked::CHECKED {
+            return;
+        }
+        let geometry = self.geometry(class);
+        let slab = Slab::containing(slot, geometry.page_size);
+        // SAFETY: the caller's guarantees.
+        unsafe { slab.set_held(slot, geometry) };
+    }
+
+    /// Checked builds: notes, without any lock, that `slot`, freed into a
+    /// magazine of cache `class`, is in no user's hands any more; returns
+    /// the misuse, changing nothing, if no user held it: a double free —
+    /// wherever the first free went, another magazine or the slab — or a
+    /// slot the cache never handed out (named under the lock, on this cold
+    /// path). Always `Ok` in other builds.
+    ///
+    /// # Safety
+    ///
+    /// `slot` passed [`check_owner`](Self::check_owner) for `class`, and
+    /// points into readable memory (a slot whose slab went back to its page
+    /// source is beyond checking, as for `Slab::check_slot`).
+    #[inline]
+    pub(crate) unsafe fn note_freed(&self, class: usize, slot: NonNull<u8>) -> Result<(), Misuse> {
+        if !crate::checked::CHECKED {
+            return Ok(());
+        }
+        let geometry = self.geometry(class);
+        let slab = Slab::containing(slot, geometry.page_size);
+        // SAFETY: a slot boundary of one of our slabs, as `check_owner`
+        // found; live, or beyond checking (the caller's terms).
+        if unsafe { slab.clear_held(slot, geometry) } {
+            return Ok(());
+        }
+        // SAFETY: the caller's guarantee: readable memory.
+        Err(unsafe { self.diagnose(class, slot) }.unwrap_or(Misuse::DoubleFree))
+    }
+
+    /// What its slab can tell, under the lock, about `slot`, a pointer to
+    /// cache `class` that a lock-free check found something wrong with
+    /// (checked builds; `None` otherwise): another cache's slot, another
+    /// size class's, no slot start, or a slot never handed out. `None` if
+    /// it is a slot its slab handed out: the lock-free check's finding
+    /// stands (a double free, a write after free in a magazine).
+    ///
+    /// # Safety
+    ///
+    /// As for `Slab::check_slot`: `slot` points into readable memory.
     pub(crate) unsafe fn diagnose(&self, class: usize, slot: NonNull<u8>) -> Option<Misuse> {
         if !crate::checked::CHECKED {
             return None;
@@ -310,8 +364,8 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         let _exclusive = self.classes[class].core.lock();
         let slab = Slab::containing(slot, geometry.page_size);
         // SAFETY: the caller's guarantees; the lock gives the exclusive
-        // access `check_free` needs.
-        unsafe { slab.check_free(slot, geometry, self.owner.get()) }.err()
+        // access `check_slot` needs.
+        unsafe { slab.check_slot(slot, geometry, self.owner.get()) }.err()
     }
 
     /// Gives back the page of every empty slab of every cache, the reserves

@@ -8,9 +8,12 @@
 //!
 //! Checks run when the feature `checked` is on, and in every build with
 //! `debug_assertions`. They cost a bitmap of one bit per slot in each slab
-//! header, a few comparisons per free, and the poisoning of free slots (a
-//! fill per free, a scan per reuse: see `poison`); release builds without
-//! the feature compile them out entirely (`CHECKED` is a `const`).
+//! header (which slots are in a user's hands: see `slab::checks`), a few
+//! comparisons per free, an atomic read-modify-write on that bitmap per
+//! free and per allocation through a magazine (the per-thread caches, the
+//! local fronts), and the poisoning of free slots (a fill per free, a scan
+//! per reuse: see `poison`); release builds without the feature compile
+//! them out entirely (`CHECKED` is a `const`).
 //!
 //! A misuse is detected while the cache lock is held but reported only after
 //! it is released, so that the panic (which may allocate, and may reach a

@@ -89,9 +89,9 @@ impl<'a, P: PageAllocator, F: Fallback, M: SizeClassLimit, N: ArrayLength>
     /// free) and not used after this call (no use after free).
     ///
     /// Checked builds catch, at once, a pointer of another allocator or
-    /// size class and a second free while the first is still in this
-    /// magazine; a double free of a slot that has gone back to its slab is
-    /// caught when this one goes back too. Each panics naming the misuse.
+    /// size class and a second free, wherever the first went (this
+    /// magazine, another front's or thread's, the slab). Each panics naming
+    /// the misuse.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         let Some(class) = SlabAllocator::<P, F, M>::class_index(layout) else {

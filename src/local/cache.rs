@@ -47,10 +47,10 @@ use crate::typed::{SlabBox, SlabCache};
 /// Checked builds poison slots resting in a magazine and verify the poison
 /// when one leaves it; every free into a front checks the slot's owner and
 /// size class at once (reading only header fields fixed when the slab was
-/// made, so no lock is needed) and whether it is already in this front's
-/// magazine. The
-/// full double-free check runs when the slot goes back to its slab: a block
-/// freed to two different fronts is caught only when both have flushed it.
+/// made, so no lock is needed) and whether a user holds the slot (its bit
+/// in its slab's bitmap, cleared by an atomic read-modify-write): a block
+/// freed twice is caught by the second free, wherever the first went — this
+/// front, another front or thread's cache, or the slab after a flush.
 /// A magazine is never borrowed across a call out of this crate (it is made
 /// of `Cell`s), so a panic hook that uses the same front's magazine while a
 /// page source unwinds finds it whole. (The hook runs with the cache's lock
@@ -365,17 +365,15 @@ impl<'l, 'c, T, P: PageAllocator, N: ArrayLength> LocalBox<'l, 'c, T, P, N> {
     /// - `ptr` was returned by `into_raw` on a handle — local, of any front,
     ///   or shared — of `local`'s cache (a slot of another cache is a
     ///   foreign pointer: checked builds panic on it at
-    ///   [`into_shared`](Self::into_shared), or when the slot goes back
-    ///   to the shared cache, with a flush or half of a full magazine —
-    ///   until then the front may hand it out again —, other builds corrupt
-    ///   the caches);
+    ///   [`into_shared`](Self::into_shared), or when the handle is dropped;
+    ///   other builds corrupt the caches);
     /// - it is the pointer itself, not one rebuilt from a reference to the
     ///   value (its provenance must be the one the cache handed out, which
     ///   reaches beyond the object to the slab's header and the page source's
     ///   bookkeeping);
     /// - no other handle to that slot exists (two would free it twice: a
     ///   double free, and a use after free through the survivor; checked
-    ///   builds catch the second free while the first is in the magazine);
+    ///   builds catch the second free, wherever the first went);
     /// - the value may be dropped on this thread: if `ptr` came from a
     ///   handle on another thread, `T` must be `Send`.
     pub unsafe fn from_raw(local: &'l LocalCache<'c, T, P, N>, ptr: NonNull<T>) -> Self {

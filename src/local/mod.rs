@@ -3,7 +3,9 @@
 //! A [`LocalCache`] sits in front of one shared [`SlabCache`], a
 //! [`LocalAllocator`] in front of one shared [`SlabAllocator`] (a magazine
 //! per size class). Each keeps a magazine (see `magazine`) of free slots
-//! that it pops and pushes with no lock and no atomic operation; it takes
+//! that it pops and pushes with no lock and no atomic operation (checked
+//! builds add one atomic read-modify-write per call, on the slot's bit in
+//! its slab's bitmap, to catch a double free: see `slab::checks`); it takes
 //! the shared cache's lock only to refill an empty magazine or to give back
 //! half of a full one — a batch of slots per lock. Threads that each own a
 //! local front therefore scale: they meet on the shared lock once per batch,

@@ -76,13 +76,8 @@ impl<N: ArrayLength> MagazineFront<N> {
         size: usize,
     ) -> Option<NonNull<u8>> {
         let slot = self.magazine.pop()?;
-        // SAFETY: every slot in the magazine was cached with the cache's
-        // slot size, and is ours alone.
-        match unsafe { check_cached(slot, size) } {
-            Ok(()) => Some(slot),
-            // SAFETY: the slot was in the magazine: readable memory.
-            Err(misuse) => unsafe { named(set, class, misuse, slot) }.report(slot),
-        }
+        // SAFETY: the slot was in the magazine.
+        Some(unsafe { hand_out(set, class, size, slot) })
     }
 
     /// Empties the magazine without reading its slots: for slots of a cache
@@ -93,14 +88,16 @@ impl<N: ArrayLength> MagazineFront<N> {
     }
 
     /// Keeps `slots`, just taken from cache `class` of `set` (slot size
-    /// `size`), the first of them to be used first; those that do not fit
-    /// go back to the cache. (Full only if something used this front while
-    /// the cache ran: a page source may not, but it costs nothing to cope.)
+    /// `size`) by `alloc_batch`, the first of them to be used first; those
+    /// that do not fit go back to the cache. (Full only if something used
+    /// this front while the cache ran: a page source may not, but it costs
+    /// nothing to cope.)
     ///
     /// # Safety
     ///
-    /// Each slot was just handed out by cache `class` of `set`, through the
-    /// pointer its slab gave, and no one uses it.
+    /// Each slot was just taken from cache `class` of `set` by
+    /// `CacheSet::alloc_batch` (in no user's hands), through the pointer its
+    /// slab gave, and no one uses it.
     pub(crate) unsafe fn keep_batch<P: PageAllocator, C: ArrayLength>(
         &self,
         set: &CacheSet<P, C>,
@@ -111,8 +108,9 @@ impl<N: ArrayLength> MagazineFront<N> {
         // Pushed last, popped first.
         for &slot in slots.iter().rev() {
             if self.magazine.len() == N::USIZE {
-                // SAFETY: the caller's guarantees.
-                unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
+                // SAFETY: the caller's guarantees: this front holds it, and
+                // frees it as a user would (checked builds' books first).
+                unsafe { give_straight_back(set, class, slot) };
                 continue;
             }
             // SAFETY: the caller's guarantees: ours alone.
@@ -134,13 +132,8 @@ impl<N: ArrayLength> MagazineFront<N> {
         let Some(slot) = self.magazine.pop() else {
             return self.refill(set, class, size);
         };
-        // SAFETY: every slot in the magazine was cached with the cache's
-        // slot size, and is ours alone.
-        match unsafe { check_cached(slot, size) } {
-            Ok(()) => Ok(slot),
-            // SAFETY: the slot was in the magazine: readable memory.
-            Err(misuse) => unsafe { named(set, class, misuse, slot) }.report(slot),
-        }
+        // SAFETY: the slot was in the magazine.
+        Ok(unsafe { hand_out(set, class, size, slot) })
     }
 
     /// Takes a batch from the cache: the first slot for the caller, the
@@ -167,16 +160,20 @@ impl<N: ArrayLength> MagazineFront<N> {
         let (first, rest) = batch[..taken]
             .split_first()
             .unwrap_or_else(|| unreachable!());
-        // SAFETY: just handed out by cache `class`, through the pointers its
-        // slabs gave, to no one else.
+        // SAFETY: just taken from cache `class` for a magazine, through the
+        // pointers its slabs gave, by no one else.
         unsafe { self.keep_batch(set, class, size, rest) };
+        // SAFETY: as above; the first goes to the caller.
+        unsafe { set.note_handed_out(class, *first) };
         Ok(*first)
     }
 
     /// Keeps `slot` in the magazine; gives back half of a full magazine
     /// first. Checked builds catch, at once, a slot of another cache (or a
-    /// pointer that is no slot) and a second free of a slot still in this
-    /// magazine.
+    /// pointer that is no slot), a slot never handed out, and a second free
+    /// of a slot, wherever the first free went (this magazine, another
+    /// one, the slab): the slot's bit in its slab's bitmap says whether a
+    /// user holds it (see `slab::checks`).
     ///
     /// `reach` says what `slot` may access: with [`SlotReach::Object`] (a
     /// `Box` freed through `GlobalAlloc`, its borrow still guarding the
@@ -210,8 +207,11 @@ impl<N: ArrayLength> MagazineFront<N> {
             if let Err(misuse) = unsafe { set.check_owner(class, slot) } {
                 misuse.report(slot);
             }
-            if self.magazine.contains(slot) {
-                Misuse::DoubleFree.report(slot);
+            // The slot leaves its user's hands before it is written to: a
+            // second free is reported before it changes anything.
+            // SAFETY: it passed `check_owner` just above.
+            if let Err(misuse) = unsafe { set.note_freed(class, slot) } {
+                misuse.report(slot);
             }
         }
         // SAFETY: the slot is ours and no one uses it any more; `object`
@@ -316,10 +316,57 @@ impl<N: ArrayLength> MagazineFront<N> {
     }
 }
 
+/// Frees `slot`, taken from cache `class` of `set` by `alloc_batch` for a
+/// magazine that cannot keep it, straight back to its slab: as a user's
+/// free, so checked builds note it in the hands of one (this front's) first.
+///
+/// # Safety
+///
+/// `slot` was just taken from that cache by `alloc_batch`, through the
+/// pointer its slab gave, and no one uses it.
+pub(crate) unsafe fn give_straight_back<P: PageAllocator, C: ArrayLength>(
+    set: &CacheSet<P, C>,
+    class: usize,
+    slot: NonNull<u8>,
+) {
+    // SAFETY: the caller's guarantees: in no user's hands until now.
+    unsafe { set.note_handed_out(class, slot) };
+    // SAFETY: the caller's guarantees; a user's slot now.
+    unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
+}
+
+/// Takes `slot`, just popped from a magazine of cache `class` of `set`, out
+/// for a user: checked builds verify its poison (reporting a write after
+/// free, named with the cache's help) and note that a user holds it.
+///
+/// # Safety
+///
+/// `slot` was in a magazine of that cache, cached with `size`, and is ours
+/// alone.
+#[inline]
+unsafe fn hand_out<P: PageAllocator, C: ArrayLength>(
+    set: &CacheSet<P, C>,
+    class: usize,
+    size: usize,
+    slot: NonNull<u8>,
+) -> NonNull<u8> {
+    // SAFETY: the caller's guarantees.
+    if let Err(misuse) = unsafe { check_cached(slot, size) } {
+        // SAFETY: the slot was in the magazine: readable memory.
+        unsafe { named(set, class, misuse, slot) }.report(slot)
+    }
+    // SAFETY: a resting slot of that cache, in no user's hands, handed to
+    // one now.
+    unsafe { set.note_handed_out(class, slot) };
+    slot
+}
+
 /// The misuse to report for `slot`, whose check in a magazine found
-/// `symptom`: a changed poison is a write after free — unless the slab
-/// holds the slot as free, when the change is its free-list link, and the
-/// slot was freed twice (once into this magazine, once elsewhere).
+/// `symptom`: what its slab can tell (another cache's slot, one never
+/// handed out), or else the symptom. A changed poison is a write after
+/// free: since a second free is caught where it is committed, a slot
+/// resting in a magazine is never also on its slab's free list (whose link
+/// would have been the change), nor in a user's hands.
 ///
 /// # Safety
 ///

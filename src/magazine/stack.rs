@@ -12,6 +12,20 @@
 //! - In checked builds every slot in a magazine is filled with the poison
 //!   byte, verified when it leaves; in AddressSanitizer builds it is marked
 //!   off limits (see `checked::poison`).
+//! - In checked builds every slot in a magazine has its bit clear in its
+//!   slab's bitmap of slots in a user's hands (see `slab::checks`), and
+//!   keeps it clear wherever it goes next without a user: back to the slab
+//!   (a drain), to an exited thread's orphans, or nowhere (forgotten with a
+//!   cache that is gone, its pages given back or leaked). The front above
+//!   flips the bit, with no lock, at the two crossings: a slot freed into
+//!   the magazine has it cleared by an atomic read-modify-write — finding
+//!   it clear already is the double free, reported before the slot is
+//!   touched, however the first free went (another thread's magazine, this
+//!   one, the slab after a flush) — and a slot handed from the magazine to
+//!   a user has it set. So no scan of this magazine is needed to catch a
+//!   second free into it, and none of the other magazines could be made:
+//!   they belong to other threads. A slot's bytes are never read to decide
+//!   (they are the user's, and may be uninitialised).
 //!
 //! # Cells, not `&mut`
 //!
@@ -74,13 +88,13 @@ impl<N: ArrayLength> Magazine<N> {
         self.len.load(Relaxed)
     }
 
-    /// The most recently pushed slot, if any.
     /// Forgets every slot, without reading any.
     #[cfg(all(feature = "std", not(loom)))]
     pub(crate) fn clear(&self) {
         self.len.store(0, Relaxed);
     }
 
+    /// The most recently pushed slot, if any.
     #[inline]
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
         let top = self.len.load(Relaxed).checked_sub(1)?;
@@ -103,23 +117,6 @@ impl<N: ArrayLength> Magazine<N> {
             }
             None => Err(slot),
         }
-    }
-
-    /// The `count` most recently pushed slots (all of them if fewer), left
-    /// in place, most recent first: the order `pop` takes them in.
-    pub(crate) fn top(&self, count: usize) -> impl Iterator<Item = NonNull<u8>> + '_ {
-        let len = self.len.load(Relaxed);
-        self.slots[len.saturating_sub(count)..len]
-            .iter()
-            .rev()
-            // SAFETY: `slots[..len]` hold slots.
-            .map(|held| unsafe { held.get().assume_init() })
-    }
-
-    /// Whether `slot` is in the magazine (a linear scan: checked builds
-    /// only, to catch a double free before it is cached).
-    pub(crate) fn contains(&self, slot: NonNull<u8>) -> bool {
-        self.top(self.len.load(Relaxed)).any(|held| held == slot)
     }
 }
 

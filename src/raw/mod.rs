@@ -309,10 +309,11 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// - it has not been freed since (no double free), and is not used after
     ///   this call (no use after free).
     ///
-    /// Checked builds detect a double free, a pointer this allocator never
-    /// handed out (including a slot of another allocator or cache), and a
-    /// layout of another size class than the allocation's, and panic with a
-    /// message naming the misuse and the address. (Through `GlobalAlloc`,
+    /// Checked builds detect a double free (in the second free, wherever
+    /// the first went: another thread's cache included), a pointer this
+    /// allocator never handed out (including a slot of another allocator or
+    /// cache), and a layout of another size class than the allocation's,
+    /// and panic with a message naming the misuse and the address. (Through `GlobalAlloc`,
     /// which must not unwind, the same message is printed and the process
     /// aborts.) A slab pointer freed with a layout beyond the size classes
     /// goes to the fallback unchecked: the fallback's memory is not ours to

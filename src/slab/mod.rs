@@ -30,8 +30,14 @@
 //!   next one (`None` at the end). A slot's alignment is at least a pointer's,
 //!   so that word is always aligned.
 //! - The stack's `out` counts the slots handed out and not yet returned.
-//! - In checked builds, bit `i` of the bitmap is set iff slot `i` is handed
-//!   out; it turns a double free or a stray pointer into a clear panic. The
+//! - In checked builds, bit `i` of the bitmap is set iff slot `i` is in a
+//!   user's hands: handed out to a caller, by the slab or by a magazine,
+//!   and not freed since (a slot resting in a magazine counts as handed out
+//!   in `out`, but its bit is clear). It turns a double free — wherever its
+//!   two frees land — or a stray pointer into a clear panic. The slab's own
+//!   `pop_slot` and `push_slot` never touch it: whoever hands a slot to a
+//!   user or takes one back flips it, the cache under its lock and the
+//!   magazines without (see `checks`, and why its words are atomics). The
 //!   bitmap's room (one bit per slot, at most 1/64 of the page) is reserved
 //!   in every build so that `SLOTS_PER_SLAB`, and whether a type fits, do
 //!   not change between debug and release.
@@ -53,7 +59,9 @@
 //! its lists and serialises all access behind its lock. The operations are
 //! `unsafe fn`s that share one contract, stated on [`Slab`]. The checks that
 //! checked builds run on a slab (owner, double free, poison) are in
-//! `checks`; the geometry, fixed per cache, in `geometry`.
+//! `checks`, whose bitmap operations alone the magazines call without the
+//! lock; the geometry, fixed per cache, in `geometry`; the view of the
+//! slots in use that `for_each_slab` shows, in `occupancy`.
 //!
 //! This layer knows the page sources only as a size; it uses `intrusive`
 //! for its free slots and `checked` for its checks.
@@ -67,10 +75,12 @@ use crate::intrusive::{FreeStack, Linked, Run};
 
 mod checks;
 mod geometry;
+mod occupancy;
 #[cfg(all(test, feature = "alloc"))]
 mod tests;
 
 pub(crate) use geometry::{GeometryError, SlabGeometry};
+pub(crate) use occupancy::UsedSlots;
 
 /// The bookkeeping at the start of every slab page: what changes, under the
 /// cache lock, then what is fixed when the slab is made. The split is what
@@ -146,7 +156,10 @@ impl Slab {
             let bitmap = unsafe { bitmap_of(page) };
             let bytes = geo.first_slot - size_of::<SlabHeader>();
             // SAFETY: the bitmap lies between the header and slot 0, inside
-            // the page; all bits clear means no slot is handed out.
+            // the page; all bits clear means no slot is in a user's hands.
+            // Plain writes: no slot is handed out yet, so nothing reaches
+            // the words atomically before the slab is published under the
+            // cache's lock.
             unsafe { bitmap.cast::<u8>().write_bytes(0, bytes) };
         }
         poison::forbid(slots, geo.end() - geo.first_slot);
@@ -286,10 +299,6 @@ impl Slab {
         // the links `push_slot` wrote, readable as just arranged.
         let slot = unsafe { state.free.pop(run) }?;
         poison::allow(slot, geo.slot_size);
-        if CHECKED {
-            // SAFETY: `slot` is a slot of this live slab.
-            unsafe { self.flip_bit(slot, geo) };
-        }
         Some(slot)
     }
 
@@ -327,15 +336,12 @@ impl Slab {
     ///
     /// The shared contract on [`Slab`]; `slot` is a slot of this slab that is
     /// handed out (checked builds verify it first with
-    /// [`check_free`](Self::check_free)), and no one uses it after this call.
+    /// [`check_free`](Self::check_free), or [`check_slot`](Self::check_slot)
+    /// for a slot back from a magazine), and no one uses it after this call.
     /// `guarded` is the size of the object the caller's borrow covers
     /// (`usize::MAX` when the pointer reaches the whole page).
     #[inline]
     pub(crate) unsafe fn push_slot(self, slot: NonNull<u8>, geo: &SlabGeometry, guarded: usize) {
-        if CHECKED {
-            // SAFETY: `slot` is a handed-out slot of this live slab.
-            unsafe { self.flip_bit(slot, geo) };
-        }
         // SAFETY: the caller upholds the shared contract.
         let state = unsafe { self.state() };
         let paged = self.0.with_addr(slot.addr()).cast::<u8>();
@@ -428,7 +434,8 @@ pub(crate) fn split_at_guard(
     ]
 }
 
-/// The bitmap right after the header (checked builds).
+/// The bitmap right after the header (checked builds; its room, for
+/// `occupancy`, in others).
 ///
 /// # Safety
 ///

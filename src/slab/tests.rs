@@ -26,12 +26,30 @@ impl Live {
         Self { slab, geo, pages }
     }
 
+    /// A slot handed to a user, as the cache hands one out.
     fn pop(&self) -> Option<NonNull<u8>> {
         // SAFETY: the slab is live until `drop`, and `&self` is the only user.
-        unsafe { self.slab.pop_slot(&self.geo) }
+        let slot = unsafe { self.slab.pop_slot(&self.geo) }?;
+        // SAFETY: a slot of this live slab, handed to a user now.
+        unsafe { self.slab.set_held(slot, &self.geo) };
+        Some(slot)
     }
 
-    /// Callers pass only slots they popped and did not push back.
+    /// Whether a user held `slot`, which leaves their hands now (a free
+    /// into a magazine).
+    fn let_go(&self, slot: NonNull<u8>) -> bool {
+        // SAFETY: a slot of this live slab in every test.
+        unsafe { self.slab.clear_held(slot, &self.geo) }
+    }
+
+    /// A user's free of `slot`, straight to the slab, as the cache frees one.
+    fn free(&self, slot: NonNull<u8>) {
+        assert_eq!(self.check(slot, &self.geo), Ok(()));
+        self.push(slot);
+    }
+
+    /// Callers pass only slots they popped and did not push back, out of
+    /// their user's hands (`check`, `let_go`) in checked builds.
     fn push(&self, slot: NonNull<u8>) {
         // SAFETY: as for `pop`; the slot is handed out (callers' promise).
         unsafe { self.slab.push_slot(slot, &self.geo, usize::MAX) }
@@ -118,7 +136,7 @@ fn slots_come_in_address_order_then_lifo() {
     assert_eq!(a.as_ptr().addr() - base, live.geo.first_slot);
     assert_eq!(b.as_ptr().addr() - a.as_ptr().addr(), 32);
     assert_eq!(live.in_use(), 2);
-    live.push(a);
+    live.free(a);
     assert_eq!(live.in_use(), 1);
     assert_eq!(
         live.pop(),
@@ -149,7 +167,6 @@ fn check_free_names_each_misuse() {
     let live = Live::new(SlabGeometry::new(PAGE, 32, 8).unwrap());
     let geo = live.geo;
     let a = live.pop().unwrap();
-    assert_eq!(live.check(a, &geo), Ok(()));
     let inside = a.map_addr(|x| x.checked_add(8).unwrap());
     assert_eq!(
         live.check(inside, &geo),
@@ -170,6 +187,44 @@ fn check_free_names_each_misuse() {
             claimed: 64
         })
     );
+    // The misuses above changed nothing: the free goes through, once.
+    assert_eq!(live.check(a, &geo), Ok(()));
     live.push(a);
     assert_eq!(live.check(a, &geo), Err(Misuse::DoubleFree));
+}
+
+#[test]
+#[cfg_attr(
+    not(any(debug_assertions, feature = "checked")),
+    ignore = "checked builds only"
+)]
+fn the_bitmap_catches_a_second_free_wherever_the_first_went() {
+    let live = Live::new(SlabGeometry::new(PAGE, 32, 8).unwrap());
+    let geo = live.geo;
+    let (a, b) = (live.pop().unwrap(), live.pop().unwrap());
+    // `a` freed into a magazine (no lock): out of its user's hands once.
+    assert!(live.let_go(a));
+    assert!(!live.let_go(a), "a second free into a magazine");
+    assert_eq!(
+        live.check(a, &geo),
+        Err(Misuse::DoubleFree),
+        "a second free straight to the slab"
+    );
+    // Handed from the magazine to a user again, then freed to the slab.
+    // SAFETY: a slot of this live slab, in no user's hands.
+    unsafe { live.slab.set_held(a, &geo) };
+    assert_eq!(live.check(a, &geo), Ok(()));
+    live.push(a);
+    assert!(
+        !live.let_go(a),
+        "a second free into a magazine, after the slab"
+    );
+    // `b` rests in a magazine: in use as far as the slab knows.
+    assert!(live.let_go(b));
+    // SAFETY: the slab is live and `&live` its only user.
+    let used = unsafe { live.slab.occupancy(&geo) };
+    assert_eq!(used.count(), 1);
+    assert!(!used.contains(0), "back on the free list");
+    assert!(used.contains(1), "resting in a magazine");
+    assert!(!used.contains(2), "never handed out");
 }

@@ -89,6 +89,20 @@ pub(crate) use core::sync::atomic::AtomicU32 as StaticAtomicU32;
 #[cfg(feature = "critical-section")]
 pub(crate) use portable_atomic::AtomicU32 as StaticAtomicU32;
 
+/// The atomic through which checked builds read and flip a slab's bitmap
+/// of slots in a user's hands (see `slab::checks`): a word of page memory,
+/// viewed in place (`from_ptr`), so its layout must be a `usize`'s. It
+/// stays `core`'s under loom, which cannot model memory it did not
+/// allocate; the bitmap guards nothing a model must explore (it only
+/// detects misuse).
+#[cfg(not(feature = "critical-section"))]
+pub(crate) use core::sync::atomic::AtomicUsize as PageAtomicUsize;
+/// The atomic through which checked builds read and flip a slab's bitmap
+/// (see the other definition): `portable-atomic`'s, whose read-modify-write
+/// works on cores without compare-and-swap.
+#[cfg(feature = "critical-section")]
+pub(crate) use portable_atomic::AtomicUsize as PageAtomicUsize;
+
 /// Declares a function `const` except under loom, whose locks and atomics
 /// cannot be built in a `const` context. Write the function as usual,
 /// `const` included, inside the macro.

@@ -17,7 +17,11 @@
 //!   `give` pushes one; one thread-local access, one compare of the entry's
 //!   key, no lock and no atomic read-modify-write (the key and the
 //!   magazine's length are atomics only so that another thread's `stats()`
-//!   can read them; this thread writes them with plain stores).
+//!   can read them; this thread writes them with plain stores). Checked
+//!   builds add one, on the slot's bit in its slab's bitmap of slots in a
+//!   user's hands: that is what catches a slot freed on two threads, or
+//!   freed again after its first free left this thread's magazine (see
+//!   `slab::checks`).
 //! - *Refill and overflow*: a full magazine gives half its depth back, an
 //!   empty one takes half its depth: one lock per 16 objects. The half
 //!   given back goes whole to the cache's depot when it has room (its
@@ -81,7 +85,7 @@ use self::table::{Entry, Table, entry_index, key};
 use crate::cache::{CacheSet, SlotReach};
 use crate::checked::Misuse;
 use crate::error::AllocError;
-use crate::magazine::check_cached;
+use crate::magazine::{check_cached, give_straight_back};
 use crate::page_allocator::PageAllocator;
 
 /// Slots a refill takes from the cache under one lock: half a magazine.
@@ -216,16 +220,18 @@ impl ThreadCache {
             .split_first()
             .unwrap_or_else(|| unreachable!());
         let kept = with_claimed_entry(key, index, |entry| {
-            // SAFETY: just handed out by the cache, through the pointers its
-            // slabs gave, used by no one.
+            // SAFETY: just taken from the cache for a magazine, through the
+            // pointers its slabs gave, used by no one.
             unsafe { entry.front.keep_batch(set, class, size, rest) };
         });
         if !kept {
             for &slot in rest {
                 // SAFETY: as above; going back instead.
-                unsafe { set.free(class, slot, SlotReach::Page, Misuse::report) };
+                unsafe { give_straight_back(set, class, slot) };
             }
         }
+        // SAFETY: as above; the first goes to the caller.
+        unsafe { set.note_handed_out(class, first) };
         Ok(first)
     }
 

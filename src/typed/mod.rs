@@ -70,8 +70,9 @@ pub use slab_box::SlabBox;
 ///
 /// With the `std` feature (on by default) each thread that uses a cache
 /// keeps a few of its free slots (up to 32) in a thread-local table: `alloc`
-/// and a handle's drop take no lock and no atomic read-modify-write unless
-/// that thread's magazine is empty or full, when half of it comes from or
+/// and a handle's drop take no lock and no atomic read-modify-write (checked
+/// builds add one, which catches a double free) unless that thread's
+/// magazine is empty or full, when half of it comes from or
 /// goes back to the slabs under the cache's lock. Handles may be stored
 /// anywhere and dropped on any thread. Slots resting in threads' caches are
 /// counted in [`CacheStats::cached_slots`]; they go back when their thread

@@ -25,8 +25,9 @@ impl CacheCore {
     /// Returns `slot` to its slab; a slab emptied beyond the reserve and
     /// beyond the recent peak gives its page back.
     ///
-    /// Checked builds first verify that `slot` is a handed-out slot of this
-    /// cache and return the misuse otherwise, changing nothing.
+    /// Checked builds first verify that `slot` is a slot of this cache in a
+    /// user's hands, and take it out of them (see `slab::checks`); they
+    /// return the misuse otherwise, changing nothing.
     ///
     /// # Safety
     ///
@@ -44,7 +45,7 @@ impl CacheCore {
         reach: SlotReach,
     ) -> Result<(), Misuse> {
         // SAFETY: forwarded from the caller.
-        let emptied = unsafe { self.put_back(owner, slot, reach) }?;
+        let emptied = unsafe { self.put_back(owner, slot, reach, true) }?;
         // The window that may end here finds the free's bookkeeping done.
         let window_ends = self.decay.ends_at(self.freed);
         if emptied.is_some() || window_ends {
@@ -83,7 +84,10 @@ impl CacheCore {
     }
 
     /// Returns every slot of `slots` to its slab: the batch API a magazine
-    /// calls to give slots back. The bookkeeping of all of them is done
+    /// calls to give slots back. They rest in a magazine, in no user's
+    /// hands (checked builds: their bits are clear, and stay so; a second
+    /// free of one was caught when it was freed into the magazine, so none
+    /// is reported as a double free here). The bookkeeping of all of them is done
     /// before any page goes back, so a page source that panics loses none
     /// of them. A misused slot (checked builds) is left alone, the others
     /// freed; the first misuse is returned. Without `release`, slabs
@@ -95,7 +99,8 @@ impl CacheCore {
     /// # Safety
     ///
     /// As for [`free`](Self::free), for each slot, through pointers that
-    /// reach the whole page.
+    /// reach the whole page, except that the slots rest in a magazine (or
+    /// were just taken for one), in no user's hands.
     pub(crate) unsafe fn free_batch<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
@@ -113,7 +118,7 @@ impl CacheCore {
         let mut emptied = None;
         for &slot in slots {
             // SAFETY: forwarded from the caller.
-            match unsafe { self.put_back(owner, slot, SlotReach::Page) } {
+            match unsafe { self.put_back(owner, slot, SlotReach::Page, false) } {
                 Ok(Some(slab)) => {
                     // SAFETY: the slab is on no list now; its links are ours
                     // to chain the slabs that go back.
@@ -147,7 +152,8 @@ impl CacheCore {
     /// on `retained` if the recent peak allows it, and otherwise taken off
     /// its list, no longer counted, and returned for the caller to give
     /// back (after all other bookkeeping, so that a panicking page source
-    /// leaves the counts right).
+    /// leaves the counts right). `held` says whether a user holds the slot
+    /// (a free) or a magazine (a drain).
     ///
     /// # Safety
     ///
@@ -158,9 +164,10 @@ impl CacheCore {
         owner: &OwnerTag,
         slot: NonNull<u8>,
         reach: SlotReach,
+        held: bool,
     ) -> Result<Option<Slab>, Misuse> {
         // SAFETY: forwarded from the caller.
-        let slab = unsafe { self.put_slot(owner, slot, reach) }?;
+        let slab = unsafe { self.put_slot(owner, slot, reach, held) }?;
         // SAFETY: a slot just went back to the live `slab`.
         let freed = unsafe { self.freed(slab) };
         // SAFETY: `freed` is what the free just did.
@@ -180,6 +187,7 @@ impl CacheCore {
         owner: &OwnerTag,
         slot: NonNull<u8>,
         reach: SlotReach,
+        held: bool,
     ) -> Result<Slab, Misuse> {
         let geometry = self.geometry;
         debug_assert!(
@@ -189,9 +197,18 @@ impl CacheCore {
         let (page_ptr, guarded) = reach.resolve(slot);
         let slab = Slab::containing(page_ptr, geometry.page_size);
         if CHECKED {
-            // SAFETY: we hold `&mut self`; `slab` was computed from `slot`,
-            // which the caller says is one of our slots (this verifies it).
-            unsafe { slab.check_free(slot, &geometry, owner.get()) }?;
+            let checked = if held {
+                // SAFETY: we hold `&mut self`; `slab` was computed from
+                // `slot`, which the caller says is one of our slots (this
+                // verifies it).
+                unsafe { slab.check_free(slot, &geometry, owner.get()) }
+            } else {
+                // A slot from a magazine is in no user's hands: its bit is
+                // clear already, and a clear bit is no double free here.
+                // SAFETY: as above.
+                unsafe { slab.check_slot(slot, &geometry, owner.get()) }
+            };
+            checked?;
         }
         // SAFETY: `slot` is ours, so `slab` is one of our live slabs;
         // `slot` is handed out and no longer used.
