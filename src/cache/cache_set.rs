@@ -237,13 +237,18 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         for &slot in slots {
             poison::forbid(slot, size);
         }
-        if class.depot.push(slots) {
-            return true;
+        let Some(passed) = class.depot.push(slots) else {
+            for &slot in slots {
+                poison::allow(slot, size);
+            }
+            return false;
+        };
+        if passed > 0 {
+            let mut core = class.core.lock();
+            // SAFETY: `self.pages` is the only page source any core sees.
+            unsafe { core.note_passed(&self.pages, passed) };
         }
-        for &slot in slots {
-            poison::allow(slot, size);
-        }
-        false
+        true
     }
 
     /// Fills the start of `out` with a batch from the depot of cache
@@ -260,17 +265,29 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// Puts every slot in the depot of cache `class` back into its slabs;
     /// with `release`, slabs emptied beyond the reserve give their pages
     /// back at once.
+    ///
+    /// Every batch is back in the slabs before the page source is called:
+    /// a batch is out of the depot once taken, so a page source that
+    /// panicked between two of them would lose the slots of the rest.
     #[cfg(feature = "std")]
     pub(crate) fn empty_depot(&self, class: usize, release: bool) {
         let mut batch = [NonNull::dangling(); BATCH_MAX];
+        let mut freed = false;
         loop {
             let taken = self.unstash_any(class, &mut batch);
             if taken == 0 {
-                return;
+                break;
             }
             // SAFETY: slots `stash` took from a magazine of this cache, whose
             // guarantees they carry; taking them made them ours alone.
-            unsafe { self.free_batch(class, &batch[..taken], Misuse::report, release) };
+            unsafe { self.free_batch(class, &batch[..taken], Misuse::report, false) };
+            freed = true;
+        }
+        // Slabs the batches emptied beyond the reserve are listed as empty:
+        // their pages go back now (should the page source panic, those not
+        // yet given back stay listed).
+        if release && freed {
+            self.trim(class);
         }
     }
 

@@ -35,6 +35,16 @@
 //! `stats()` counts them as cached. A slot is in the depot iff it is in
 //! `slots[b][..lens[b]]` for some `b < count`.
 //!
+//! # The decay's clock
+//!
+//! The slabs give back the empty pages of an old peak as frees tick their
+//! clock (see `cache_core::release`). A workload that lives on the depot —
+//! one thread frees, another allocates, in batches — sends no free to the
+//! slabs, and the clock would stop with the old peak's pages kept. So the
+//! depot counts the slots pushed through it and reports them to the slabs
+//! every [`REPORT_EVERY`] slots (one lock of the slabs per sixteen
+//! batches), as frees of slots handed out again.
+//!
 //! # Who calls what
 //!
 //! Only `CacheSet`: `stash` and `unstash` for the magazines' overflow and
@@ -71,7 +81,14 @@ struct Batches {
     slots: [[NonNull<u8>; BATCH_MAX]; BATCHES],
     lens: [usize; BATCHES],
     count: usize,
+    /// Slots pushed since the cache's decay clock last heard of them.
+    passed: usize,
 }
+
+/// How many slots pass through the depot between two reports to the
+/// cache's decay clock (see [`Depot::push`]): one lock of the slabs per
+/// sixteen batches.
+pub(crate) const REPORT_EVERY: usize = 16 * BATCH_MAX;
 
 // SAFETY: the pointers are resting slots that no one else uses; whoever holds
 // the lock holds them, and the depot itself never reads or writes through
@@ -87,6 +104,7 @@ impl Depot {
                     slots: [[NonNull::dangling(); BATCH_MAX]; BATCHES],
                     lens: [0; BATCHES],
                     count: 0,
+                    passed: 0,
                 }),
                 hint: AtomicUsize::new(0),
             }
@@ -99,19 +117,26 @@ impl Depot {
         self.hint.load(Ordering::Relaxed) == BATCHES
     }
 
-    /// Keeps a copy of `batch` (at most [`BATCH_MAX`] slots) and returns
-    /// `true`, or `false` if the depot is full.
-    pub(crate) fn push(&self, batch: &[NonNull<u8>]) -> bool {
+    /// Keeps a copy of `batch` (at most [`BATCH_MAX`] slots), or returns
+    /// `None` if the depot is full. `Some(passed)`: how many slots passed
+    /// through since the last report, when it is time to tell the cache's
+    /// decay clock (every [`REPORT_EVERY`] slots; 0 otherwise) — frees the
+    /// slabs never see, which must still count.
+    pub(crate) fn push(&self, batch: &[NonNull<u8>]) -> Option<usize> {
         let mut held = self.batches.lock();
         let count = held.count;
         if count == BATCHES {
-            return false;
+            return None;
         }
         held.slots[count][..batch.len()].copy_from_slice(batch);
         held.lens[count] = batch.len();
         held.count = count + 1;
         self.hint.store(count + 1, Ordering::Relaxed);
-        true
+        held.passed += batch.len();
+        if held.passed < REPORT_EVERY {
+            return Some(0);
+        }
+        Some(core::mem::take(&mut held.passed))
     }
 
     /// Moves the batch given last into the start of `out`, if it fits, and
@@ -172,11 +197,11 @@ mod tests {
         let slots: std::vec::Vec<NonNull<u8>> = (0..BATCHES * 5).map(slot).collect();
         let depot = Depot::new();
         for batch in slots.chunks(5) {
-            assert!(depot.push(batch));
+            assert_eq!(depot.push(batch), Some(0));
         }
         assert_eq!(depot.slots(), BATCHES * 5);
         assert!(depot.looks_full());
-        assert!(!depot.push(&slots[..1]), "a full depot takes nothing");
+        assert_eq!(depot.push(&slots[..1]), None, "a full depot takes nothing");
         let mut out = [NonNull::dangling(); BATCH_MAX];
         assert_eq!(
             depot.pop_into(&mut out[..4]),
@@ -189,7 +214,7 @@ mod tests {
         }
         assert_eq!(depot.slots(), 0);
         assert_eq!(depot.pop_into(&mut out), 0);
-        assert!(depot.push(&slots[..BATCH_MAX]));
+        assert_eq!(depot.push(&slots[..BATCH_MAX]), Some(0));
         assert_eq!(depot.try_slots(), Some(BATCH_MAX));
         depot.forget_all();
         assert_eq!((depot.slots(), depot.pop_into(&mut out)), (0, 0));

@@ -319,8 +319,9 @@ impl ThreadCache {
     }
 
     /// Puts back into cache `class` of `set` the slots this thread caches
-    /// for it, and the orphans; with `release`, slabs emptied beyond the
-    /// reserve give their pages back at once.
+    /// for it, the orphans, and the slots in the cache's depot; with
+    /// `release`, slabs emptied beyond the reserve give their pages back at
+    /// once.
     pub(crate) fn flush_current<P: PageAllocator, C: ArrayLength>(
         &self,
         set: &CacheSet<P, C>,
@@ -328,11 +329,13 @@ impl ThreadCache {
         size: usize,
         release: bool,
     ) {
-        let Some(ticket) = self.ticket() else {
-            return;
-        };
-        flush_entry(set, ticket, class, size, release);
-        self.adopt_orphans(set, ticket);
+        // Without a ticket (a cache used through explicit fronts only, or
+        // one the registry had no place for) no thread caches a slot, but
+        // the explicit fronts' overflow may rest in the depot.
+        if let Some(ticket) = self.ticket() {
+            flush_entry(set, ticket, class, size, release);
+            self.adopt_orphans(set, ticket);
+        }
         set.empty_depot(class, release);
     }
 

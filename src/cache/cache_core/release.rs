@@ -118,6 +118,30 @@ use crate::page_allocator::PageAllocator;
 use crate::slab::Slab;
 
 impl CacheCore {
+    /// Counts `slots` handed out and freed again without reaching the
+    /// slabs — slots that went from one magazine to another through the
+    /// depot — and ends the decay's window if that brings its end: the
+    /// clock must run while a workload lives on the depot, or the empty
+    /// slabs of an old peak would be kept for ever.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[cfg(feature = "std")]
+    pub(crate) unsafe fn note_passed<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        slots: usize,
+    ) {
+        // Both counts move: the slots in use stay what they are.
+        self.allocated = self.allocated.wrapping_add(slots);
+        self.freed = self.freed.wrapping_add(slots);
+        if self.decay.ends_at(self.freed) {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.end_window(pages) };
+        }
+    }
+
     /// Ends the current window of the decay, and gives back the retained
     /// slabs beyond the new budget.
     ///
