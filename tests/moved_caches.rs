@@ -5,6 +5,7 @@
 mod common;
 
 use std::ptr;
+#[cfg(feature = "std")]
 use std::sync::{Arc, mpsc};
 use std::thread;
 
