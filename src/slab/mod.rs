@@ -171,6 +171,27 @@ impl Slab {
         )
     }
 
+    /// [`containing`](Self::containing), for a pointer known to point into
+    /// a page: without its fallback for an address below the first page,
+    /// which builds without checks would link at every handle made and
+    /// dropped.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points into a page of `page_size` bytes aligned to its size
+    /// (whose base address is then not zero), such as a slot of a live slab.
+    #[inline]
+    pub(crate) unsafe fn containing_live(ptr: NonNull<u8>, page_size: usize) -> Slab {
+        Slab(
+            ptr.map_addr(|addr| {
+                // SAFETY: the caller's guarantee: the page's base, which this
+                // is, is a non-zero address.
+                unsafe { core::num::NonZeroUsize::new_unchecked(addr.get() & !(page_size - 1)) }
+            })
+            .cast(),
+        )
+    }
+
     /// Hints the processor to start loading the header's cache line, so
     /// that a later access finds it there. Reads nothing and cannot fault,
     /// whatever the address; a no-op where there is no stable prefetch
@@ -294,17 +315,25 @@ impl Slab {
     }
 
     /// Hands out free slots into `out`, as many as it holds and the slab
-    /// has: [`pop_slot`](Self::pop_slot) in a loop. Returns how many.
+    /// has: [`pop_slot`](Self::pop_slot) in a loop. Returns how many: at
+    /// least one.
     ///
     /// # Safety
     ///
-    /// The shared contract on [`Slab`].
+    /// The shared contract on [`Slab`]; the slab has a free slot.
     #[inline]
     pub(crate) unsafe fn pop_slots(self, geo: &SlabGeometry, out: &mut [NonNull<u8>]) -> usize {
         let mut count = 0;
         while count < out.len() {
             // SAFETY: the caller upholds the shared contract.
             let Some(slot) = (unsafe { self.pop_slot(geo) }) else {
+                debug_assert!(count > 0, "the caller vouched for a free slot");
+                if count == 0 {
+                    // SAFETY: the caller's guarantee: the first pop finds a
+                    // slot. Stated, so that a single allocation links no
+                    // path for a full slab.
+                    unsafe { core::hint::unreachable_unchecked() }
+                }
                 break;
             };
             out[count] = slot;
