@@ -70,6 +70,10 @@
 mod critical;
 #[cfg(all(not(loom), feature = "critical-section"))]
 pub(crate) use critical::Mutex;
+#[cfg(all(not(loom), not(feature = "critical-section"), not(feature = "std")))]
+mod spin_lock;
+#[cfg(all(not(loom), not(feature = "critical-section"), not(feature = "std")))]
+pub(crate) use spin_lock::Mutex;
 
 #[cfg(all(not(loom), not(feature = "critical-section")))]
 pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -116,15 +120,16 @@ pub(crate) fn spin_wait() {
     loom::thread::yield_now();
 }
 
-/// A mutual-exclusion lock with a `const` constructor, so caches can be `static`.
-#[cfg(all(not(loom), not(feature = "critical-section")))]
+/// A mutual-exclusion lock with a `const` constructor, so caches can be
+/// `static`. Builds without `std` use `spin_lock`'s instead, for size.
+#[cfg(all(not(loom), not(feature = "critical-section"), feature = "std"))]
 pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);
 
 /// The guard returned by [`Mutex::lock`]; the lock is released when it drops.
-#[cfg(all(not(loom), not(feature = "critical-section")))]
+#[cfg(all(not(loom), not(feature = "critical-section"), feature = "std"))]
 pub(crate) type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
 
-#[cfg(all(not(loom), not(feature = "critical-section")))]
+#[cfg(all(not(loom), not(feature = "critical-section"), feature = "std"))]
 impl<T> Mutex<T> {
     /// Wraps `value` in an unlocked mutex.
     pub(crate) const fn new(value: T) -> Self {
@@ -132,13 +137,7 @@ impl<T> Mutex<T> {
     }
 
     /// Spins until the lock is ours.
-    ///
-    /// `no_std` builds call it rather than inline it: a firmware then links
-    /// the spin loop once instead of at every lock site (every cache
-    /// operation, every page source call). `std` builds inline it, as
-    /// before.
-    #[cfg_attr(not(feature = "std"), inline(never))]
-    #[cfg_attr(feature = "std", inline)]
+    #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         self.0.lock()
     }
