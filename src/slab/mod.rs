@@ -58,7 +58,7 @@
 //! This layer knows the page sources only as a size; it uses `intrusive`
 //! for its free slots and `checked` for its checks.
 
-use core::mem::size_of;
+use core::mem::{offset_of, size_of};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -76,21 +76,26 @@ pub(crate) use geometry::{GeometryError, SlabGeometry};
 /// cache lock, then what is fixed when the slab is made. The split is what
 /// lets a local front read the fixed part without the lock while another
 /// thread, holding it, borrows the changing part.
+///
+/// The fields only checked builds read (`slot_size`, `owner`) come last:
+/// builds without checks leave them unwritten, and set up the rest, all
+/// zeros, in one go.
 #[repr(C)]
 pub(crate) struct SlabHeader {
     state: SlabState,
-    /// Copy of the geometry's slot size, for checked builds to compare.
-    slot_size: u32,
-    /// The owning cache's tag (see `checked::OwnerTag`): checked builds
-    /// compare it before trusting a header found from a pointer, which tells
-    /// apart a slab of this cache from another cache's and from memory that
-    /// is no slab at all.
-    owner: u32,
     /// An address the front above records (the typed front's own address:
     /// how a one-word handle finds its cache), or 0. The slab never reads
     /// it. It is read and written without the cache lock while the slab is
     /// live (an atomic, so racing writers of one value are no data race).
     home: AtomicUsize,
+    /// Copy of the geometry's slot size, for checked builds to compare
+    /// (written and read by them only).
+    slot_size: u32,
+    /// The owning cache's tag (see `checked::OwnerTag`): checked builds
+    /// compare it before trusting a header found from a pointer, which tells
+    /// apart a slab of this cache from another cache's and from memory that
+    /// is no slab at all (written and read by them only).
+    owner: u32,
 }
 
 /// The part of the header that changes, only under the cache lock.
@@ -127,20 +132,31 @@ impl Slab {
         // SAFETY: the page is `geo.page_size` bytes and valid, as the
         // caller guarantees.
         let slots = unsafe { Slab(header).run(geo) }.base;
+        let state = header.cast::<SlabState>();
         // SAFETY: the page is ours, aligned to at least 256 bytes, and larger
-        // than the header (the geometry put slot 0 after it).
+        // than the header (the geometry put slot 0 after it); the state is
+        // the header's first field (`repr(C)`).
         unsafe {
-            header.write(SlabHeader {
-                state: SlabState {
-                    prev: None,
-                    next: None,
-                    free: FreeStack::new(),
-                },
-                slot_size: geo.slot_size as u32,
-                owner,
-                home: AtomicUsize::new(0),
+            state.write(SlabState {
+                prev: None,
+                next: None,
+                free: FreeStack::new(),
             })
         };
+        // SAFETY: as above: a field inside the header, in the page.
+        let home = unsafe { header.byte_add(offset_of!(SlabHeader, home)) };
+        // SAFETY: as above.
+        unsafe { home.cast::<AtomicUsize>().write(AtomicUsize::new(0)) };
+        if CHECKED {
+            // SAFETY: as above.
+            let slot_size = unsafe { header.byte_add(offset_of!(SlabHeader, slot_size)) };
+            // SAFETY: as above.
+            unsafe { slot_size.cast::<u32>().write(geo.slot_size as u32) };
+            // SAFETY: as above.
+            let tag = unsafe { header.byte_add(offset_of!(SlabHeader, owner)) };
+            // SAFETY: as above.
+            unsafe { tag.cast::<u32>().write(owner) };
+        }
         if CHECKED {
             // SAFETY: `page` is a page of `geo.page_size` bytes.
             let bitmap = unsafe { bitmap_of(page) };

@@ -67,19 +67,20 @@ impl CacheCore {
         // SAFETY: forwarded from the caller.
         let emptied = unsafe { self.put_back(owner, slot, reach, geometry) }?;
         // The window that may end here finds the free's bookkeeping done.
-        let window_ends = self.decay.ends_at(self.freed);
-        if emptied.is_some() || window_ends {
+        if emptied.is_some() || self.decay.ends_at(self.freed) {
             // One call off the fast path for both, so that nothing the fast
             // path holds must survive a call.
             // SAFETY: forwarded from the caller; `put_back` no longer holds
             // or counts `emptied`.
-            unsafe { self.after_free(pages, emptied, window_ends) };
+            unsafe { self.after_free(pages, emptied) };
         }
         Ok(())
     }
 
-    /// The rare end of a free: gives `emptied`'s page back, then, if
-    /// `window_ends`, ends the decay's window.
+    /// The rare end of a free: gives `emptied`'s page back, then ends the
+    /// decay's window if the count of frees has reached its end (asked
+    /// again here rather than passed in, so that the free computes it once,
+    /// in its branch).
     ///
     /// # Safety
     ///
@@ -87,17 +88,12 @@ impl CacheCore {
     /// no slot in use, is counted nowhere, and is never used again.
     #[cold]
     #[inline(never)]
-    unsafe fn after_free<P: PageAllocator + ?Sized>(
-        &mut self,
-        pages: &P,
-        emptied: Option<Slab>,
-        window_ends: bool,
-    ) {
+    unsafe fn after_free<P: PageAllocator + ?Sized>(&mut self, pages: &P, emptied: Option<Slab>) {
         if let Some(slab) = emptied {
             // SAFETY: the caller's guarantees.
             unsafe { self.give_back(pages, slab) };
         }
-        if window_ends {
+        if self.decay.ends_at(self.freed) {
             // SAFETY: forwarded from the caller.
             unsafe { self.end_window(pages) };
         }
