@@ -13,7 +13,9 @@
 //!   sections are a handful of pointer moves, so spinning is also the
 //!   cheapest choice when uncontended. A spin lock cannot be shared with an
 //!   interrupt handler on the same core: the handler would spin on a lock
-//!   that the code it interrupted holds, and never return.
+//!   that the code it interrupted holds, and never return. `std` builds use
+//!   the `spin` crate's; builds without `std` their own (`spin_lock`), the
+//!   same lock in less code.
 //! - **`critical-section`** (the feature of that name): every lock is a
 //!   critical section from the [`critical-section`] crate, the one the
 //!   embedded ecosystem shares, so the crate follows whatever implementation
