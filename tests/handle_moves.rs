@@ -753,9 +753,10 @@ fn fixed_cache_and_recycle_build_for_over_aligned_sized_types() {
 /// old address as its record. Moved back to that address, the cache saw its
 /// record equal and skipped the walk, with the slab naming the place it had
 /// left, now another cache's.
-// With `std` only: the allocation inside `for_each_slab` comes from the
-// thread's cache; without it, it would wait on the lock the walk holds
-// (which `for_each_slab`'s doc forbids).
+///
+/// `std` only: the allocation inside `for_each_slab` is served by this
+/// thread's cache; without it, it needs the lock the walk holds (and would
+/// spin for ever, as `for_each_slab`'s docs say).
 #[cfg(feature = "std")]
 #[test]
 fn fixed_a_partial_walk_then_a_move_back_leaves_no_slab_naming_the_other_place() {

@@ -48,7 +48,7 @@ fn handles_find_a_cache_that_moved_while_none_borrowed_it() {
     assert_eq!(cache.stats().pages, 0, "every page went back");
 }
 
-// Per-thread caching is a `std` feature: without it no thread caches a slot.
+/// `std` only: without it, no thread caches slots.
 #[cfg(feature = "std")]
 #[test]
 fn a_cache_moved_while_a_live_thread_caches_its_slots() {

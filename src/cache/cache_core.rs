@@ -200,14 +200,35 @@ impl CacheCore {
         pages: &P,
         owner: &OwnerTag,
     ) -> Result<NonNull<u8>, AllocFault> {
+        let geometry = self.geometry;
+        // SAFETY: forwarded from the caller; the geometry is the core's.
+        unsafe { self.alloc_shaped(pages, owner, &geometry) }
+    }
+
+    /// [`alloc`](Self::alloc), with the core's geometry passed in: a front
+    /// that knows it at compile time (the typed one) lets the slot
+    /// arithmetic fold to constants instead of loading it.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; `geometry` is the core's.
+    #[inline]
+    pub(crate) unsafe fn alloc_shaped<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+        geometry: &SlabGeometry,
+    ) -> Result<NonNull<u8>, AllocFault> {
+        debug_assert_eq!(*geometry, self.geometry, "the core's geometry");
         let slab = match self.available.head() {
             Some(slab) => slab,
-            // SAFETY: forwarded from the caller.
-            None => unsafe { self.refill(pages, owner) }.map_err(AllocFault::Refused)?,
+            // SAFETY: forwarded from the caller; `available` has no slab.
+            None => unsafe { self.refill(pages, owner, geometry) }.map_err(AllocFault::Refused)?,
         };
         let mut slot = [NonNull::dangling()];
-        // SAFETY: `slab` is on `available`, live, and ours.
-        unsafe { self.take_from(slab, &mut slot, true) }?;
+        // SAFETY: `slab` is on `available`, live, and ours; `geometry` is
+        // the core's.
+        unsafe { self.take_from(slab, &mut slot, true, geometry) }?;
         Ok(slot[0])
     }
 
@@ -231,6 +252,7 @@ impl CacheCore {
         out: &mut [NonNull<u8>],
     ) -> Result<usize, AllocFault> {
         let mut taken = 0;
+        let geometry = self.geometry;
         while taken < out.len() {
             let slab = match self.available.head() {
                 Some(slab) => slab,
@@ -240,11 +262,15 @@ impl CacheCore {
                 // them (a magazine's refill, slab after slab of one-slot
                 // slabs, kept the burst's pages for ever).
                 None if taken > 0 => break,
-                // SAFETY: forwarded from the caller.
-                None => unsafe { self.refill(pages, owner) }.map_err(AllocFault::Refused)?,
+                None => {
+                    // SAFETY: forwarded from the caller; `available` has no
+                    // slab; the geometry is the core's.
+                    unsafe { self.refill(pages, owner, &geometry) }.map_err(AllocFault::Refused)?
+                }
             };
-            // SAFETY: `slab` is on `available`, live, and ours.
-            match unsafe { self.take_from(slab, &mut out[taken..], false) } {
+            // SAFETY: `slab` is on `available`, live, and ours; the geometry
+            // is the core's.
+            match unsafe { self.take_from(slab, &mut out[taken..], false, &geometry) } {
                 Ok(count) => taken += count,
                 // Slots already taken stay with the caller, who reports the
                 // misuse: return them first.
@@ -265,36 +291,40 @@ impl CacheCore {
     /// # Safety
     ///
     /// `slab` is on `available`; `&mut self` is exclusive access to it;
-    /// `out` is not empty.
+    /// `out` is not empty; `geometry` is the core's.
     #[inline]
     unsafe fn take_from(
         &mut self,
         slab: Slab,
         out: &mut [NonNull<u8>],
         held: bool,
+        geometry: &SlabGeometry,
     ) -> Result<usize, AllocFault> {
         // SAFETY: slabs on our lists are live and we hold `&mut self`.
-        unsafe { slab.check_reuse(&self.geometry) }
+        unsafe { slab.check_reuse(geometry) }
             .map_err(|(misuse, slot)| AllocFault::Misuse(misuse, slot))?;
         let out = if CHECKED { &mut out[..1] } else { out };
         // SAFETY: as above.
         let was_empty = unsafe { slab.in_use() } == 0;
-        // SAFETY: as above.
-        let count = unsafe { slab.pop_slots(&self.geometry, out) };
-        // A slab is on `available` only while it has a free slot (kept here
-        // and in `put_slot`), so `pop_slots` found one.
-        debug_assert!(count > 0, "a slab on `available` has a free slot");
+        // SAFETY: as above; a slab is on `available` only while it has a
+        // free slot (kept here and in `put_slot`).
+        let count = unsafe { slab.pop_slots(geometry, out) };
         if CHECKED && held {
             for &slot in &out[..count] {
                 // SAFETY: just handed out by this live slab of ours.
-                unsafe { slab.set_held(slot, &self.geometry) };
+                unsafe { slab.set_held(slot, geometry) };
             }
         }
-        if was_empty {
-            self.empty -= 1;
+        if cfg!(feature = "std") {
+            if was_empty {
+                self.empty -= 1;
+            }
+        } else {
+            // No branch: shorter, for a firmware (std builds keep theirs).
+            self.empty -= usize::from(was_empty);
         }
         // SAFETY: as above.
-        if unsafe { slab.in_use() } == self.geometry.slots_per_slab {
+        if unsafe { slab.in_use() } == geometry.slots_per_slab {
             // SAFETY: the slab is on `available`; exclusive access via `&mut self`.
             unsafe { self.available.remove(slab) };
             // SAFETY: now on no list.

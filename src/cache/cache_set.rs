@@ -134,6 +134,28 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         refused_or_reported(outcome, report)
     }
 
+    /// One slot of cache `class`, whose geometry the caller knows at
+    /// compile time (see `CacheCore::alloc_shaped`).
+    ///
+    /// # Safety
+    ///
+    /// `geometry` is that of cache `class`.
+    #[cfg(not(all(feature = "std", not(loom))))]
+    #[inline]
+    pub(crate) unsafe fn alloc_shaped(
+        &self,
+        class: usize,
+        geometry: &SlabGeometry,
+        report: Report,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let outcome = {
+            let mut core = self.classes[class].core.lock();
+            // SAFETY: as in `alloc`; the caller's guarantee for `geometry`.
+            unsafe { core.alloc_shaped(&self.pages, &self.owner, geometry) }
+        };
+        refused_or_reported(outcome, report)
+    }
+
     /// Fills `out` with slots of cache `class` under one lock, for a
     /// magazine; returns how many (at least one). They are in no user's
     /// hands: the front notes the one it hands out
@@ -178,6 +200,32 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
             unsafe { core.free(&self.pages, &self.owner, slot, reach) }
         };
         // Reported once the lock is released.
+        if let Err(misuse) = outcome {
+            report(misuse, slot);
+        }
+    }
+
+    /// [`free`](Self::free), for a caller that knows the geometry of cache
+    /// `class` at compile time (see `CacheCore::alloc_shaped`).
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free); `geometry` is that of cache `class`.
+    #[cfg(not(all(feature = "std", not(loom))))]
+    #[inline]
+    pub(crate) unsafe fn free_shaped(
+        &self,
+        class: usize,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+        geometry: &SlabGeometry,
+        report: Report,
+    ) {
+        let outcome = {
+            let mut core = self.classes[class].core.lock();
+            // SAFETY: as in `free`; the caller's guarantee for `geometry`.
+            unsafe { core.free_shaped(&self.pages, &self.owner, slot, reach, geometry) }
+        };
         if let Err(misuse) = outcome {
             report(misuse, slot);
         }
@@ -501,8 +549,10 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
 /// handed out and not yet returned: its slab cannot go away).
 #[inline]
 pub(crate) unsafe fn home_of(slot: NonNull<u8>, page_size: usize) -> usize {
-    // SAFETY: the caller's guarantee: the slab is live.
-    unsafe { Slab::containing(slot, page_size).home() }
+    // SAFETY: the caller's guarantee: `slot` is in a live slab.
+    let slab = unsafe { Slab::containing_live(slot, page_size) };
+    // SAFETY: as above.
+    unsafe { slab.home() }
 }
 
 /// Records `home` in the slab that holds `slot`, unless it is there
@@ -514,8 +564,9 @@ pub(crate) unsafe fn home_of(slot: NonNull<u8>, page_size: usize) -> usize {
 /// As for [`home_of`].
 #[inline]
 pub(crate) unsafe fn record_home(slot: NonNull<u8>, page_size: usize, home: usize) {
-    let slab = Slab::containing(slot, page_size);
-    // SAFETY: the caller's guarantee: the slab is live.
+    // SAFETY: the caller's guarantee: `slot` is in a live slab.
+    let slab = unsafe { Slab::containing_live(slot, page_size) };
+    // SAFETY: as above.
     if unsafe { slab.home() } != home {
         // SAFETY: as above.
         unsafe { slab.set_home(home) };

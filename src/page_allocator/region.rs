@@ -195,26 +195,28 @@ impl<S: PageSize> RegionPages<S> {
 impl RegionState {
     /// Adds the pending memory, if any, as pages of `page_size` bytes.
     fn add_pending(&mut self, page_size: usize) {
-        if self.pending.is_empty() {
+        let len = self.pending.len();
+        if len == 0 {
             return;
         }
-        let memory = core::mem::replace(
-            &mut self.pending,
-            ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0),
-        );
-        let len = memory.len();
-        let Some(start) = NonNull::new(memory.cast::<u8>()) else {
-            return;
-        };
+        let start = self.pending.cast::<u8>();
+        // Added once: the length goes to 0 (the address may stay).
+        self.pending = ptr::slice_from_raw_parts_mut(start.cast(), 0);
+        // SAFETY: a non-empty `pending` is the `&'static mut` slice given
+        // to `holding`, whose address is not null.
+        let start = unsafe { NonNull::new_unchecked(start) };
         // Every method adds the pending memory before anything else, so it
         // is the first memory of the region: the run it replaces is the
-        // empty one `holding` made, with no page to retire (`add` would
-        // retire it, a loop a firmware would link for nothing).
-        debug_assert!(self.total == 0 && self.run.count == 0);
+        // empty one `holding` made (of pages of `page_size`), with no page
+        // to retire (`add` would retire it, a loop a firmware would link for
+        // nothing), and the region held no page before it.
+        debug_assert!(self.total == 0 && self.run.count == 0 && self.run.size == page_size);
         if let Some((first, pages)) = whole_pages(start, len, page_size, MAX_PAGES) {
-            // SAFETY: a non-empty `pending` was a `&'static mut` given up to
-            // the region (`holding`), and is added once: it is empty now.
-            unsafe { self.start_run(first, pages, page_size) };
+            // A non-empty `pending` was a `&'static mut` given up to the
+            // region (`holding`), and is added once: it is empty now.
+            self.run.base = first;
+            self.run.count = pages;
+            self.total = pages;
         }
     }
 

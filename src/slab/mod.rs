@@ -66,7 +66,7 @@
 //! This layer knows the page sources only as a size; it uses `intrusive`
 //! for its free slots and `checked` for its checks.
 
-use core::mem::size_of;
+use core::mem::{offset_of, size_of};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -86,21 +86,26 @@ pub(crate) use occupancy::UsedSlots;
 /// cache lock, then what is fixed when the slab is made. The split is what
 /// lets a local front read the fixed part without the lock while another
 /// thread, holding it, borrows the changing part.
+///
+/// The fields only checked builds read (`slot_size`, `owner`) come last:
+/// builds without checks leave them unwritten, and set up the rest, all
+/// zeros, in one go.
 #[repr(C)]
 pub(crate) struct SlabHeader {
     state: SlabState,
-    /// Copy of the geometry's slot size, for checked builds to compare.
-    slot_size: u32,
-    /// The owning cache's tag (see `checked::OwnerTag`): checked builds
-    /// compare it before trusting a header found from a pointer, which tells
-    /// apart a slab of this cache from another cache's and from memory that
-    /// is no slab at all.
-    owner: u32,
     /// An address the front above records (the typed front's own address:
     /// how a one-word handle finds its cache), or 0. The slab never reads
     /// it. It is read and written without the cache lock while the slab is
     /// live (an atomic, so racing writers of one value are no data race).
     home: AtomicUsize,
+    /// Copy of the geometry's slot size, for checked builds to compare
+    /// (written and read by them only).
+    slot_size: u32,
+    /// The owning cache's tag (see `checked::OwnerTag`): checked builds
+    /// compare it before trusting a header found from a pointer, which tells
+    /// apart a slab of this cache from another cache's and from memory that
+    /// is no slab at all (written and read by them only).
+    owner: u32,
 }
 
 /// The part of the header that changes, only under the cache lock.
@@ -137,20 +142,31 @@ impl Slab {
         // SAFETY: the page is `geo.page_size` bytes and valid, as the
         // caller guarantees.
         let slots = unsafe { Slab(header).run(geo) }.base;
+        let state = header.cast::<SlabState>();
         // SAFETY: the page is ours, aligned to at least 256 bytes, and larger
-        // than the header (the geometry put slot 0 after it).
+        // than the header (the geometry put slot 0 after it); the state is
+        // the header's first field (`repr(C)`).
         unsafe {
-            header.write(SlabHeader {
-                state: SlabState {
-                    prev: None,
-                    next: None,
-                    free: FreeStack::new(),
-                },
-                slot_size: geo.slot_size as u32,
-                owner,
-                home: AtomicUsize::new(0),
+            state.write(SlabState {
+                prev: None,
+                next: None,
+                free: FreeStack::new(),
             })
         };
+        // SAFETY: as above: a field inside the header, in the page.
+        let home = unsafe { header.byte_add(offset_of!(SlabHeader, home)) };
+        // SAFETY: as above.
+        unsafe { home.cast::<AtomicUsize>().write(AtomicUsize::new(0)) };
+        if CHECKED {
+            // SAFETY: as above.
+            let slot_size = unsafe { header.byte_add(offset_of!(SlabHeader, slot_size)) };
+            // SAFETY: as above.
+            unsafe { slot_size.cast::<u32>().write(geo.slot_size as u32) };
+            // SAFETY: as above.
+            let tag = unsafe { header.byte_add(offset_of!(SlabHeader, owner)) };
+            // SAFETY: as above.
+            unsafe { tag.cast::<u32>().write(owner) };
+        }
         if CHECKED {
             // SAFETY: `page` is a page of `geo.page_size` bytes.
             let bitmap = unsafe { bitmap_of(page) };
@@ -179,6 +195,27 @@ impl Slab {
                 // non-address as any for the checks that follow.
                 core::num::NonZeroUsize::new(addr.get() & !(page_size - 1))
                     .unwrap_or(core::num::NonZeroUsize::MIN)
+            })
+            .cast(),
+        )
+    }
+
+    /// [`containing`](Self::containing), for a pointer known to point into
+    /// a page: without its fallback for an address below the first page,
+    /// which builds without checks would link at every handle made and
+    /// dropped.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points into a page of `page_size` bytes aligned to its size
+    /// (whose base address is then not zero), such as a slot of a live slab.
+    #[inline]
+    pub(crate) unsafe fn containing_live(ptr: NonNull<u8>, page_size: usize) -> Slab {
+        Slab(
+            ptr.map_addr(|addr| {
+                // SAFETY: the caller's guarantee: the page's base, which this
+                // is, is a non-zero address.
+                unsafe { core::num::NonZeroUsize::new_unchecked(addr.get() & !(page_size - 1)) }
             })
             .cast(),
         )
@@ -303,17 +340,25 @@ impl Slab {
     }
 
     /// Hands out free slots into `out`, as many as it holds and the slab
-    /// has: [`pop_slot`](Self::pop_slot) in a loop. Returns how many.
+    /// has: [`pop_slot`](Self::pop_slot) in a loop. Returns how many: at
+    /// least one.
     ///
     /// # Safety
     ///
-    /// The shared contract on [`Slab`].
+    /// The shared contract on [`Slab`]; the slab has a free slot.
     #[inline]
     pub(crate) unsafe fn pop_slots(self, geo: &SlabGeometry, out: &mut [NonNull<u8>]) -> usize {
         let mut count = 0;
         while count < out.len() {
             // SAFETY: the caller upholds the shared contract.
             let Some(slot) = (unsafe { self.pop_slot(geo) }) else {
+                debug_assert!(count > 0, "the caller vouched for a free slot");
+                if count == 0 {
+                    // SAFETY: the caller's guarantee: the first pop finds a
+                    // slot. Stated, so that a single allocation links no
+                    // path for a full slab.
+                    unsafe { core::hint::unreachable_unchecked() }
+                }
                 break;
             };
             out[count] = slot;

@@ -121,9 +121,10 @@ fn enter(held: &Cell<bool>) -> critical_section::RestoreState {
     restore
 }
 
-/// A lock asked for again by the context holding it.
-#[cold]
-#[inline(never)]
+/// A lock asked for again by the context holding it. Out of line where it
+/// panics; builds without checks only wait, inline.
+#[cfg_attr(any(feature = "checked", debug_assertions), cold, inline(never))]
+#[cfg_attr(not(any(feature = "checked", debug_assertions)), inline(always))]
 fn reentered() -> ! {
     // Checked builds (the condition `checked::CHECKED` names; the lock
     // layer sits below it and does not import it).
@@ -157,10 +158,24 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 impl<T> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.mutex.held.set(false);
-        // SAFETY: `restore` came from the `acquire` in `try_lock` that made
-        // this guard, on this thread (the guard is `!Send`); guards drop
-        // last-in, first-out (module docs).
-        unsafe { critical_section::release(self.restore) };
+        // SAFETY: `restore` came from the `acquire` in `lock` or `try_lock`
+        // that made this guard, on this thread (the guard is `!Send`), with
+        // `held` set; guards drop last-in, first-out (module docs).
+        unsafe { leave(&self.mutex.held, self.restore) };
     }
+}
+
+/// Clears `held` and leaves the critical section `restore` came from, for
+/// a guard's drop. Out of line in builds without `std`, as [`enter`] is.
+///
+/// # Safety
+///
+/// `restore` came from the `critical_section::acquire` that set `held`, on
+/// this thread, and every section entered since has been left.
+#[cfg_attr(not(feature = "std"), inline(never))]
+#[cfg_attr(feature = "std", inline)]
+unsafe fn leave(held: &Cell<bool>, restore: critical_section::RestoreState) {
+    held.set(false);
+    // SAFETY: the caller's guarantees.
+    unsafe { critical_section::release(restore) };
 }

@@ -13,7 +13,9 @@
 //!   sections are a handful of pointer moves, so spinning is also the
 //!   cheapest choice when uncontended. A spin lock cannot be shared with an
 //!   interrupt handler on the same core: the handler would spin on a lock
-//!   that the code it interrupted holds, and never return.
+//!   that the code it interrupted holds, and never return. `std` builds use
+//!   the `spin` crate's; builds without `std` their own (`spin_lock`), the
+//!   same lock in less code.
 //! - **`critical-section`** (the feature of that name): every lock is a
 //!   critical section from the [`critical-section`] crate, the one the
 //!   embedded ecosystem shares, so the crate follows whatever implementation
@@ -70,6 +72,10 @@
 mod critical;
 #[cfg(all(not(loom), feature = "critical-section"))]
 pub(crate) use critical::Mutex;
+#[cfg(all(not(loom), not(feature = "critical-section"), not(feature = "std")))]
+mod spin_lock;
+#[cfg(all(not(loom), not(feature = "critical-section"), not(feature = "std")))]
+pub(crate) use spin_lock::Mutex;
 
 #[cfg(all(not(loom), not(feature = "critical-section")))]
 pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -130,15 +136,16 @@ pub(crate) fn spin_wait() {
     loom::thread::yield_now();
 }
 
-/// A mutual-exclusion lock with a `const` constructor, so caches can be `static`.
-#[cfg(all(not(loom), not(feature = "critical-section")))]
+/// A mutual-exclusion lock with a `const` constructor, so caches can be
+/// `static`. Builds without `std` use `spin_lock`'s instead, for size.
+#[cfg(all(not(loom), not(feature = "critical-section"), feature = "std"))]
 pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);
 
 /// The guard returned by [`Mutex::lock`]; the lock is released when it drops.
-#[cfg(all(not(loom), not(feature = "critical-section")))]
+#[cfg(all(not(loom), not(feature = "critical-section"), feature = "std"))]
 pub(crate) type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
 
-#[cfg(all(not(loom), not(feature = "critical-section")))]
+#[cfg(all(not(loom), not(feature = "critical-section"), feature = "std"))]
 impl<T> Mutex<T> {
     /// Wraps `value` in an unlocked mutex.
     pub(crate) const fn new(value: T) -> Self {
@@ -146,13 +153,7 @@ impl<T> Mutex<T> {
     }
 
     /// Spins until the lock is ours.
-    ///
-    /// `no_std` builds call it rather than inline it: a firmware then links
-    /// the spin loop once instead of at every lock site (every cache
-    /// operation, every page source call). `std` builds inline it, as
-    /// before.
-    #[cfg_attr(not(feature = "std"), inline(never))]
-    #[cfg_attr(feature = "std", inline)]
+    #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         self.0.lock()
     }

@@ -316,7 +316,11 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         #[cfg(all(feature = "std", not(loom)))]
         let slot = self.thread.take(&self.set, 0, Self::SLOT_SIZE);
         #[cfg(not(all(feature = "std", not(loom))))]
-        let slot = self.set.alloc(0, crate::checked::Misuse::report);
+        // SAFETY: the set was built with `Shape::One(Self::GEOMETRY)`.
+        let slot = unsafe {
+            self.set
+                .alloc_shaped(0, &Self::GEOMETRY, crate::checked::Misuse::report)
+        };
         slot.map(NonNull::cast)
     }
 
@@ -343,11 +347,17 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
                 .give(&self.set, 0, Self::SLOT_SIZE, slot.cast(), SlotReach::Page)
         }
         #[cfg(not(all(feature = "std", not(loom))))]
-        // SAFETY: as above.
+        // SAFETY: as above; the set was built with
+        // `Shape::One(Self::GEOMETRY)`.
         unsafe {
             use crate::checked::Misuse;
-            self.set
-                .free(0, slot.cast(), SlotReach::Page, Misuse::report)
+            self.set.free_shaped(
+                0,
+                slot.cast(),
+                SlotReach::Page,
+                &Self::GEOMETRY,
+                Misuse::report,
+            )
         }
     }
 }

@@ -21,9 +21,14 @@ pub(in crate::cache) struct Decay {
     peak: usize,
     /// Most slabs in use at once in the previous window.
     previous: usize,
-    /// The shortest window, in frees (`config.decay`); 0: no hysteresis.
+    /// The shortest window, in frees (`config.decay`, at most
+    /// [`LONGEST`]); 0: no hysteresis.
     shortest: usize,
 }
+
+/// The longest window: ends are compared by the sign of a wrapping
+/// difference, so a window must stay below half the count's range.
+const LONGEST: usize = isize::MAX as usize;
 
 impl Decay {
     /// No peak yet, windows of at least `config.decay` frees, the clock at 0.
@@ -32,7 +37,7 @@ impl Decay {
             window_end: 0,
             peak: 0,
             previous: 0,
-            shortest: config.decay,
+            shortest: shortest_of(config),
         };
         decay.window_end = decay.window(0, 0);
         decay
@@ -41,19 +46,24 @@ impl Decay {
     /// The length of a window for `budget` slabs of `slots_per_slab`: the
     /// longest there is without hysteresis (a window that ends then changes
     /// nothing).
+    ///
+    /// A budget counts slabs that were in use at once, each on a page of its
+    /// own, of `slots_per_slab` slots of at least a pointer each beside the
+    /// page's header: their product counts slots that fit in the address
+    /// space at once, fewer than half its bytes, so it neither overflows
+    /// nor passes `LONGEST` (no checked product, nor a cap, for a firmware
+    /// to link).
     const fn window(&self, budget: usize, slots_per_slab: usize) -> usize {
-        const LONGEST: usize = isize::MAX as usize;
         if self.shortest == 0 {
             return LONGEST;
         }
-        // A product that overflows is past `LONGEST` too: one comparison
-        // for both (a saturating product links a second).
-        let window = match budget.checked_mul(slots_per_slab) {
-            Some(stretched) if stretched > self.shortest => stretched,
-            Some(_) => self.shortest,
-            None => return LONGEST,
-        };
-        if window < LONGEST { window } else { LONGEST }
+        let stretched = budget * slots_per_slab;
+        debug_assert!(stretched <= LONGEST);
+        if stretched > self.shortest {
+            stretched
+        } else {
+            self.shortest
+        }
     }
 
     /// The most pages the cache may hold while it keeps empty slabs
@@ -110,10 +120,19 @@ impl Decay {
         freed: usize,
         config: &CacheConfig,
     ) {
-        self.shortest = config.decay;
+        self.shortest = shortest_of(config);
         self.peak = busy;
         self.previous = busy;
         self.window_end = freed.wrapping_add(self.window(busy, slots_per_slab));
+    }
+}
+
+/// The shortest window `config` asks for, within [`LONGEST`].
+const fn shortest_of(config: &CacheConfig) -> usize {
+    if config.decay < LONGEST {
+        config.decay
+    } else {
+        LONGEST
     }
 }
 

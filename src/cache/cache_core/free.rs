@@ -8,7 +8,7 @@ use super::{CacheCore, SlotReach};
 use crate::checked::{CHECKED, Misuse, OwnerTag};
 use crate::intrusive::Linked;
 use crate::page_allocator::PageAllocator;
-use crate::slab::Slab;
+use crate::slab::{Slab, SlabGeometry};
 
 /// A slab a slot just went back to (`CacheCore::put_slot`), and whether
 /// that free moves it between lists.
@@ -44,22 +44,44 @@ impl CacheCore {
         slot: NonNull<u8>,
         reach: SlotReach,
     ) -> Result<(), Misuse> {
+        let geometry = self.geometry;
+        // SAFETY: forwarded from the caller; the geometry is the core's.
+        unsafe { self.free_shaped(pages, owner, slot, reach, &geometry) }
+    }
+
+    /// [`free`](Self::free), with the core's geometry passed in (see
+    /// [`alloc_shaped`](Self::alloc_shaped)).
+    ///
+    /// # Safety
+    ///
+    /// As for [`free`](Self::free); `geometry` is the core's.
+    #[inline]
+    pub(crate) unsafe fn free_shaped<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        owner: &OwnerTag,
+        slot: NonNull<u8>,
+        reach: SlotReach,
+        geometry: &SlabGeometry,
+    ) -> Result<(), Misuse> {
+        debug_assert_eq!(*geometry, self.geometry, "the core's geometry");
         // SAFETY: forwarded from the caller.
-        let emptied = unsafe { self.put_back(owner, slot, reach, true) }?;
+        let emptied = unsafe { self.put_back(owner, slot, reach, true, geometry) }?;
         // The window that may end here finds the free's bookkeeping done.
-        let window_ends = self.decay.ends_at(self.freed);
-        if emptied.is_some() || window_ends {
+        if emptied.is_some() || self.decay.ends_at(self.freed) {
             // One call off the fast path for both, so that nothing the fast
             // path holds must survive a call.
             // SAFETY: forwarded from the caller; `put_back` no longer holds
             // or counts `emptied`.
-            unsafe { self.after_free(pages, emptied, window_ends) };
+            unsafe { self.after_free(pages, emptied) };
         }
         Ok(())
     }
 
-    /// The rare end of a free: gives `emptied`'s page back, then, if
-    /// `window_ends`, ends the decay's window.
+    /// The rare end of a free: gives `emptied`'s page back, then ends the
+    /// decay's window if the count of frees has reached its end (asked
+    /// again here rather than passed in, so that the free computes it once,
+    /// in its branch).
     ///
     /// # Safety
     ///
@@ -67,17 +89,12 @@ impl CacheCore {
     /// no slot in use, is counted nowhere, and is never used again.
     #[cold]
     #[inline(never)]
-    unsafe fn after_free<P: PageAllocator + ?Sized>(
-        &mut self,
-        pages: &P,
-        emptied: Option<Slab>,
-        window_ends: bool,
-    ) {
+    unsafe fn after_free<P: PageAllocator + ?Sized>(&mut self, pages: &P, emptied: Option<Slab>) {
         if let Some(slab) = emptied {
             // SAFETY: the caller's guarantees.
             unsafe { self.give_back(pages, slab) };
         }
-        if window_ends {
+        if self.decay.ends_at(self.freed) {
             // SAFETY: forwarded from the caller.
             unsafe { self.end_window(pages) };
         }
@@ -116,9 +133,10 @@ impl CacheCore {
         }
         let mut first_misuse = None;
         let mut emptied = None;
+        let geometry = self.geometry;
         for &slot in slots {
-            // SAFETY: forwarded from the caller.
-            match unsafe { self.put_back(owner, slot, SlotReach::Page, false) } {
+            // SAFETY: forwarded from the caller; the geometry is the core's.
+            match unsafe { self.put_back(owner, slot, SlotReach::Page, false, &geometry) } {
                 Ok(Some(slab)) => {
                     // SAFETY: the slab is on no list now; its links are ours
                     // to chain the slabs that go back.
@@ -157,7 +175,7 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// As for [`free`](Self::free).
+    /// As for [`free_shaped`](Self::free_shaped).
     #[inline(always)]
     unsafe fn put_back(
         &mut self,
@@ -165,11 +183,12 @@ impl CacheCore {
         slot: NonNull<u8>,
         reach: SlotReach,
         held: bool,
+        geometry: &SlabGeometry,
     ) -> Result<Option<Slab>, Misuse> {
         // SAFETY: forwarded from the caller.
-        let slab = unsafe { self.put_slot(owner, slot, reach, held) }?;
+        let slab = unsafe { self.put_slot(owner, slot, reach, held, geometry) }?;
         // SAFETY: a slot just went back to the live `slab`.
-        let freed = unsafe { self.freed(slab) };
+        let freed = unsafe { freed(slab, geometry) };
         // SAFETY: `freed` is what the free just did.
         Ok(unsafe { self.relist_freed(freed) })
     }
@@ -180,7 +199,7 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// As for [`free`](Self::free).
+    /// As for [`free_shaped`](Self::free_shaped).
     #[inline(always)]
     unsafe fn put_slot(
         &mut self,
@@ -188,50 +207,40 @@ impl CacheCore {
         slot: NonNull<u8>,
         reach: SlotReach,
         held: bool,
+        geometry: &SlabGeometry,
     ) -> Result<Slab, Misuse> {
-        let geometry = self.geometry;
         debug_assert!(
             self.expose_pages || reach == SlotReach::Page,
             "narrowed pointers need exposed pages"
         );
         let (page_ptr, guarded) = reach.resolve(slot);
-        let slab = Slab::containing(page_ptr, geometry.page_size);
+        let slab = if CHECKED {
+            // Any pointer: the checks below tell a foreign one.
+            Slab::containing(page_ptr, geometry.page_size)
+        } else {
+            // SAFETY: the caller's guarantee: a slot of ours, in a live
+            // slab's page.
+            unsafe { Slab::containing_live(page_ptr, geometry.page_size) }
+        };
         if CHECKED {
             let checked = if held {
                 // SAFETY: we hold `&mut self`; `slab` was computed from
                 // `slot`, which the caller says is one of our slots (this
                 // verifies it).
-                unsafe { slab.check_free(slot, &geometry, owner.get()) }
+                unsafe { slab.check_free(slot, geometry, owner.get()) }
             } else {
                 // A slot from a magazine is in no user's hands: its bit is
                 // clear already, and a clear bit is no double free here.
                 // SAFETY: as above.
-                unsafe { slab.check_slot(slot, &geometry, owner.get()) }
+                unsafe { slab.check_slot(slot, geometry, owner.get()) }
             };
             checked?;
         }
         // SAFETY: `slot` is ours, so `slab` is one of our live slabs;
         // `slot` is handed out and no longer used.
-        unsafe { slab.push_slot(slot, &geometry, guarded) };
+        unsafe { slab.push_slot(slot, geometry, guarded) };
         self.freed = self.freed.wrapping_add(1);
         Ok(slab)
-    }
-
-    /// What the free of one slot just did to `slab`, as far as its lists
-    /// care.
-    ///
-    /// # Safety
-    ///
-    /// `slab` is a live slab of ours, and a slot just went back to it.
-    #[inline(always)]
-    unsafe fn freed(&self, slab: Slab) -> Freed {
-        // SAFETY: the caller's guarantees; `&self` keeps the lock held.
-        let in_use = unsafe { slab.in_use() };
-        Freed {
-            slab,
-            was_full: in_use + 1 == self.geometry.slots_per_slab,
-            now_empty: in_use == 0,
-        }
     }
 
     /// The second half of [`put_back`](Self::put_back): the slab of
@@ -279,5 +288,22 @@ impl CacheCore {
         // SAFETY: on no list now.
         unsafe { to.push_front(slab) };
         None
+    }
+}
+
+/// What the free of one slot just did to `slab`, as far as its lists care.
+///
+/// # Safety
+///
+/// `slab` is a live slab of the caller's core, whose geometry is
+/// `geometry`, under exclusive access; a slot just went back to it.
+#[inline(always)]
+unsafe fn freed(slab: Slab, geometry: &SlabGeometry) -> Freed {
+    // SAFETY: the caller's guarantees.
+    let in_use = unsafe { slab.in_use() };
+    Freed {
+        slab,
+        was_full: in_use + 1 == geometry.slots_per_slab,
+        now_empty: in_use == 0,
     }
 }

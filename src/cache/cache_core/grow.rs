@@ -5,7 +5,7 @@ use super::CacheCore;
 use crate::checked::OwnerTag;
 use crate::error::AllocError;
 use crate::page_allocator::{PageAllocator, page_size_of};
-use crate::slab::Slab;
+use crate::slab::{Slab, SlabGeometry};
 
 impl CacheCore {
     /// A slab for `available` when it has none: a retained one, or else a
@@ -13,13 +13,19 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`].
+    /// The shared contract on [`CacheCore`]; `available` is empty;
+    /// `geometry` is the core's.
     #[cold]
     pub(super) unsafe fn refill<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
         owner: &OwnerTag,
+        geometry: &SlabGeometry,
     ) -> Result<Slab, AllocError> {
+        debug_assert!(self.available.head().is_none(), "refilled only when empty");
+        // The slabs in use once the slab taken here is: with `available`
+        // empty, the full ones and this one.
+        let busy = self.full.len() + 1;
         let slab = match self.retained.head() {
             Some(slab) => {
                 // SAFETY: the slab is on `retained`; exclusive access via
@@ -30,12 +36,13 @@ impl CacheCore {
                 self.empty += 1;
                 slab
             }
-            // SAFETY: forwarded from the caller.
-            None => unsafe { self.grow(pages, owner) }?,
+            // SAFETY: forwarded from the caller; `retained` has no slab
+            // either.
+            None => unsafe { self.grow(pages, owner, geometry) }?,
         };
         // The slab is about to be in use too: the peak is noted here, off
         // the fast path (see `release`).
-        self.decay.note_busy(self.busy() + 1);
+        self.decay.note_busy(busy);
         Ok(slab)
     }
 
@@ -44,22 +51,28 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`].
+    /// The shared contract on [`CacheCore`]; `available` and `retained`
+    /// are empty; `geometry` is the core's.
     #[cfg_attr(feature = "std", cold)]
     #[cfg_attr(not(feature = "std"), inline(always))]
     unsafe fn grow<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
         owner: &OwnerTag,
+        geometry: &SlabGeometry,
     ) -> Result<Slab, AllocError> {
-        debug_assert_eq!(page_size_of::<P>(), self.geometry.page_size);
+        debug_assert_eq!(*geometry, self.geometry, "the core's geometry");
+        debug_assert_eq!(page_size_of::<P>(), geometry.page_size);
+        // With `available` and `retained` empty, the full slabs are all the
+        // pages held.
+        debug_assert_eq!(self.full.len(), self.pages_held());
         if let Some(limit) = self.config.page_limit
-            && self.pages_held() >= limit
+            && self.full.len() >= limit
         {
             return Err(AllocError::PageLimit { limit });
         }
         let page = pages.allocate_page()?;
-        let page_size = self.geometry.page_size;
+        let page_size = geometry.page_size;
         if page.as_ptr().addr() & (page_size - 1) != 0 {
             // SAFETY: the page came from `pages` a moment ago and is unused.
             unsafe { self.give_back_page(pages, page) };
@@ -73,7 +86,7 @@ impl CacheCore {
         }
         // SAFETY: the page source's contract: `page_size` bytes, ours until
         // given back; aligned, as just checked.
-        let slab = unsafe { Slab::init(page, &self.geometry, owner.get()) };
+        let slab = unsafe { Slab::init(page, geometry, owner.get()) };
         #[cfg(feature = "std")]
         // SAFETY: the slab is live, and ours.
         unsafe {

@@ -39,7 +39,9 @@
 //!   empty slabs on `available`, and `empty <= reserve` as before.
 //! - If `retained` is not empty, `pages_held() <= budget`: true when a slab
 //!   is retained, restored when a window ends by giving back the surplus,
-//!   and a budget only grows within a window. A budget being a number of
+//!   and a budget only grows within a window. (A page source that panics
+//!   while a window's end gives pages back leaves the rest of the surplus
+//!   retained until the next window ends.) A budget being a number of
 //!   slabs that were in use at once, a cache never holds more pages than
 //!   it had in use at once within the last two windows, or than its slabs
 //!   in use plus its reserve.
@@ -154,19 +156,20 @@ impl CacheCore {
         let budget = self
             .decay
             .next_window(self.busy(), self.geometry.slots_per_slab, self.freed);
-        let mut chain = None;
+        // One slab at a time, off its list before its page goes back: should
+        // the page source panic, the retained slabs not yet given back stay
+        // retained, and counted, until the next window ends. (No chain to
+        // relist them, as `give_back_all` needs for slabs taken off
+        // `available`.)
         while self.pages_held() > budget {
             // SAFETY: `retained` is ours, its slabs live; `&mut self`.
             let Some(slab) = (unsafe { take_head(&mut self.retained) }) else {
                 break;
             };
-            // SAFETY: the slab is on no list now: its links chain the slabs
-            // to go.
-            unsafe { slab.set_links(None, chain) };
-            chain = Some(slab);
+            // SAFETY: the slab is empty, on no list now, counted nowhere
+            // (the lists' lengths are the counts), and never used again.
+            unsafe { self.give_back(pages, slab) };
         }
-        // SAFETY: the chained slabs are held and counted by no list.
-        unsafe { self.give_back_all(pages, chain) };
     }
 
     /// Applies `config`: every empty slab beyond the new reserve goes back
