@@ -1,0 +1,101 @@
+//! The set's side of the depot (feature `std`): a magazine's overflow kept
+//! whole for the next magazine that runs dry, and emptied back into the
+//! slabs before `shrink`, a flush and the set's drop (see `cache::depot`).
+
+use core::ptr::NonNull;
+
+use generic_array::ArrayLength;
+
+use super::CacheSet;
+use crate::cache::depot::BATCH_MAX;
+use crate::checked::{CHECKED, Misuse, poison};
+use crate::page_allocator::PageAllocator;
+
+impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
+    /// Keeps `slots`, a magazine's overflow of cache `class`, whole in the
+    /// cache's depot for the next magazine that runs dry (see `depot`), and
+    /// returns `true`; or `false`, the slots still the caller's, when the
+    /// depot is full, the batch is longer than the depot's, or the build is
+    /// checked (its slots must reach the slabs, where the checks are).
+    ///
+    /// # Safety
+    ///
+    /// As for [`free_batch`](Self::free_batch): each slot was handed out by
+    /// cache `class` of this set, through a pointer that reaches its page,
+    /// appears once, and no one uses it. (`unstash` hands the slots out
+    /// again as if the slabs had: a double free here is a slot handed to two
+    /// users there.)
+    pub(crate) unsafe fn stash(&self, class: usize, slots: &[NonNull<u8>]) -> bool {
+        let class = &self.classes[class];
+        if CHECKED || slots.is_empty() || slots.len() > BATCH_MAX || class.depot.looks_full() {
+            return false;
+        }
+        let size = class.geometry.slot_size;
+        // Off limits for AddressSanitizer before another thread can take
+        // them, and back within limits if they stay ours.
+        for &slot in slots {
+            poison::forbid(slot, size);
+        }
+        let Some(passed) = class.depot.push(slots) else {
+            for &slot in slots {
+                poison::allow(slot, size);
+            }
+            return false;
+        };
+        if passed > 0 {
+            let mut core = class.core.lock();
+            // SAFETY: `self.pages` is the only page source any core sees.
+            unsafe { core.note_passed(&self.pages, passed) };
+        }
+        true
+    }
+
+    /// Fills the start of `out` with a batch from the depot of cache
+    /// `class`, if it holds one that fits; returns how many (0 if none).
+    /// The slots are the caller's, as if `alloc_batch` had handed them out.
+    pub(crate) fn unstash(&self, class: usize, out: &mut [NonNull<u8>]) -> usize {
+        if CHECKED {
+            return 0;
+        }
+        self.unstash_any(class, out)
+    }
+
+    /// Puts every slot in the depot of cache `class` back into its slabs;
+    /// with `release`, slabs emptied beyond the reserve give their pages
+    /// back at once.
+    ///
+    /// Every batch is back in the slabs before the page source is called:
+    /// a batch is out of the depot once taken, so a page source that
+    /// panicked between two of them would lose the slots of the rest.
+    pub(crate) fn empty_depot(&self, class: usize, release: bool) {
+        let mut batch = [NonNull::dangling(); BATCH_MAX];
+        let mut freed = false;
+        loop {
+            let taken = self.unstash_any(class, &mut batch);
+            if taken == 0 {
+                break;
+            }
+            // SAFETY: slots `stash` took from a magazine of this cache, whose
+            // guarantees they carry; taking them made them ours alone.
+            unsafe { self.free_batch(class, &batch[..taken], Misuse::report, false) };
+            freed = true;
+        }
+        // Slabs the batches emptied beyond the reserve are listed as empty:
+        // their pages go back now (should the page source panic, those not
+        // yet given back stay listed).
+        if release && freed {
+            self.trim(class);
+        }
+    }
+
+    /// [`unstash`](Self::unstash) in every build: checked builds stash
+    /// nothing, so this finds nothing there.
+    fn unstash_any(&self, class: usize, out: &mut [NonNull<u8>]) -> usize {
+        let class = &self.classes[class];
+        let taken = class.depot.pop_into(out);
+        for &slot in &out[..taken] {
+            poison::allow(slot, class.geometry.slot_size);
+        }
+        taken
+    }
+}
