@@ -331,11 +331,10 @@ impl Slab {
         let bitmap = unsafe { bitmap_of(self.page()) };
         // SAFETY: the bitmap has a bit for every slot index below the count.
         let word = unsafe { bitmap.add(index / BITS) };
-        // SAFETY: the word lies in the page's bitmap, initialised by `init`
-        // before the slab handed out any slot, aligned for the atomic (it
-        // follows the header, whose size is a multiple of its alignment, at
-        // least an atomic word's); in checked builds every access to it from
-        // then on is atomic, and the slab lives for `'a`.
+        // The word follows the header, whose size is a multiple of its
+        // alignment (at least an atomic word's); `init` wrote it before the
+        // slab handed out any slot, and every access since is atomic.
+        // SAFETY: in the page's bitmap, initialised, aligned, live for `'a`.
         let word = unsafe { PageAtomicUsize::from_ptr(word.as_ptr()) };
         (word, 1 << (index % BITS))
     }

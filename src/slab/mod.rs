@@ -171,11 +171,10 @@ impl Slab {
             // SAFETY: `page` is a page of `geo.page_size` bytes.
             let bitmap = unsafe { bitmap_of(page) };
             let bytes = geo.first_slot - size_of::<SlabHeader>();
-            // SAFETY: the bitmap lies between the header and slot 0, inside
-            // the page; all bits clear means no slot is in a user's hands.
-            // Plain writes: no slot is handed out yet, so nothing reaches
-            // the words atomically before the slab is published under the
-            // cache's lock.
+            // All bits clear: no slot in a user's hands. Plain writes: no
+            // slot is handed out yet, so nothing reaches the words
+            // atomically before the slab is published under the cache's lock.
+            // SAFETY: the bitmap lies between the header and slot 0, inside the page.
             unsafe { bitmap.cast::<u8>().write_bytes(0, bytes) };
         }
         poison::forbid(slots, geo.end() - geo.first_slot);

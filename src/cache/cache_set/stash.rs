@@ -51,13 +51,16 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     }
 
     /// Fills the start of `out` with a batch from the depot of cache
-    /// `class`, if it holds one that fits; returns how many (0 if none).
-    /// The slots are the caller's, as if `alloc_batch` had handed them out.
+    /// `class`, if it holds one that fits; returns how many (0 if none, as
+    /// always in checked builds, which stash nothing). The slots are the
+    /// caller's, as if `alloc_batch` had handed them out.
     pub(crate) fn unstash(&self, class: usize, out: &mut [NonNull<u8>]) -> usize {
-        if CHECKED {
-            return 0;
+        let class = &self.classes[class];
+        let taken = class.depot.pop_into(out);
+        for &slot in &out[..taken] {
+            poison::allow(slot, class.geometry.slot_size);
         }
-        self.unstash_any(class, out)
+        taken
     }
 
     /// Puts every slot in the depot of cache `class` back into its slabs;
@@ -71,7 +74,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         let mut batch = [NonNull::dangling(); BATCH_MAX];
         let mut freed = false;
         loop {
-            let taken = self.unstash_any(class, &mut batch);
+            let taken = self.unstash(class, &mut batch);
             if taken == 0 {
                 break;
             }
@@ -86,16 +89,5 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         if release && freed {
             self.trim(class);
         }
-    }
-
-    /// [`unstash`](Self::unstash) in every build: checked builds stash
-    /// nothing, so this finds nothing there.
-    fn unstash_any(&self, class: usize, out: &mut [NonNull<u8>]) -> usize {
-        let class = &self.classes[class];
-        let taken = class.depot.pop_into(out);
-        for &slot in &out[..taken] {
-            poison::allow(slot, class.geometry.slot_size);
-        }
-        taken
     }
 }
