@@ -29,22 +29,29 @@
 //!
 //! # Cells, not `&mut`
 //!
-//! Every field is a [`Cell`], and every operation a short sequence of
-//! `get`s and `set`s that calls nothing outside this file. So no reference
-//! to a magazine's contents ever exists for longer than a load or a store:
+//! Every field is a cell (the stack one [`UnsafeCell`] over the whole
+//! array, the length an atomic), and every operation a short sequence of
+//! loads and stores through raw pointers that calls nothing outside this
+//! file. So no reference to a magazine's contents ever exists for longer
+//! than a load or a store:
 //! whatever runs while a front is in the middle of an operation — a page
 //! source called for a refill, a panic hook run because that page source
 //! panicked, a destructor — may use the same front again without aliasing
 //! anything. (An earlier design lent out `&mut Magazine` for the length of
 //! a refill; a panic hook that used the front then re-borrowed it, which
-//! Miri reports as undefined behaviour.) `Cell`'s `get` and `set` compile
-//! to plain loads and stores, the same code as through `&mut`.
+//! Miri reports as undefined behaviour.) These compile to plain loads and
+//! stores, the same code as through `&mut`. One cell over the array rather
+//! than a `Cell` per slot: the same code, but a reference to a table of
+//! magazines (`thread_cache`) then holds a few cells, not hundreds, and
+//! Miri, which visits every cell of a shared reference's target each time
+//! one is made, ran the per-thread path ten times slower with a cell per
+//! slot.
 //!
 //! The capacity `N` is a type-level number (`typenum`), so the stack is a
 //! `GenericArray` of exactly that length inside the front, with no heap and
 //! no const-generic arithmetic.
 
-use core::cell::Cell;
+use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicUsize;
@@ -57,7 +64,10 @@ use crate::slab::split_at_guard;
 
 /// A fixed-capacity stack of slot pointers, used through `&self`.
 pub(crate) struct Magazine<N: ArrayLength> {
-    slots: GenericArray<Cell<MaybeUninit<NonNull<u8>>>, N>,
+    /// `slots[..len]` hold slots; read and written only through raw
+    /// pointers, one element at a time, by the thread that owns the
+    /// magazine.
+    slots: UnsafeCell<GenericArray<MaybeUninit<NonNull<u8>>, N>>,
     /// An atomic only so that `stats()` on another thread may read it (the
     /// per-thread caches): this thread alone writes it, with plain loads and
     /// stores, never a read-modify-write.
@@ -76,8 +86,7 @@ impl<N: ArrayLength> Magazine<N> {
     /// An empty magazine.
     pub(crate) const fn new() -> Self {
         Self {
-            // SAFETY: a `Cell<MaybeUninit<_>>` needs no initialisation.
-            slots: unsafe { GenericArray::assume_init(GenericArray::uninit()) },
+            slots: UnsafeCell::new(GenericArray::uninit()),
             len: AtomicUsize::new(0),
         }
     }
@@ -99,24 +108,39 @@ impl<N: ArrayLength> Magazine<N> {
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
         let top = self.len.load(Relaxed).checked_sub(1)?;
         self.len.store(top, Relaxed);
-        // SAFETY: `top < len <= N`: in bounds.
-        let held = unsafe { self.slots.get_unchecked(top) };
+        // SAFETY: `top < len <= N`, in bounds of the array (a
+        // `GenericArray` is laid out as `[T; N]`); no reference to it exists
+        // (see "Cells").
+        let held = unsafe { self.slot(top).read() };
         // SAFETY: `slots[..len]` hold slots, and `top` was below `len`.
-        Some(unsafe { held.get().assume_init() })
+        Some(unsafe { held.assume_init() })
     }
 
     /// Pushes `slot`, or hands it back if the magazine is full.
     #[inline]
     pub(crate) fn push(&self, slot: NonNull<u8>) -> Result<(), NonNull<u8>> {
         let len = self.len.load(Relaxed);
-        match self.slots.get(len) {
-            Some(free) => {
-                free.set(MaybeUninit::new(slot));
-                self.len.store(len + 1, Relaxed);
-                Ok(())
-            }
-            None => Err(slot),
+        if len == N::USIZE {
+            return Err(slot);
         }
+        // SAFETY: `len < N`, in bounds; no reference to the array exists
+        // (see "Cells").
+        unsafe { self.slot(len).write(MaybeUninit::new(slot)) };
+        self.len.store(len + 1, Relaxed);
+        Ok(())
+    }
+
+    /// A pointer to the array's element at `index`, made without a
+    /// reference to the array.
+    #[inline(always)]
+    fn slot(&self, index: usize) -> *mut MaybeUninit<NonNull<u8>> {
+        debug_assert!(index < N::USIZE, "a magazine's slot in bounds");
+        // `GenericArray<T, N>` has the layout of `[T; N]`: its elements
+        // start at its address, one after another.
+        self.slots
+            .get()
+            .cast::<MaybeUninit<NonNull<u8>>>()
+            .wrapping_add(index)
     }
 }
 
