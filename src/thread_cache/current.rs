@@ -54,7 +54,11 @@
 //! can no longer read the pointer, and any later call on that thread finds
 //! no pointer and takes the locked path (as after *exited*). A model thus
 //! runs a thread's exit — giving its table back, racing the other threads —
-//! at the end of every loom thread it spawns.
+//! at the end of every loom thread it spawns. Loom's `join` returns before
+//! that, where `std`'s waits for it, so a model waits for the exits itself
+//! (`wait_for_exits`, which the guard's count of armed guards serves). The
+//! Linux guard's thread-specific-data key is not modelled (loom has none);
+//! this guard follows its design, the table carried by the guard.
 //!
 //! [`TABLES`]: super::table
 

@@ -64,6 +64,13 @@
 //! caches used at once by one thread: tickets are handed out in turn, so
 //! [`ENTRIES`] caches made one after another never collide.
 //!
+//! # Under loom
+//!
+//! The layer builds from loom's locks, atomics, lazy statics and
+//! thread-locals (see `sync`), with smaller sizes (two registry places,
+//! magazines of two), so that `tests/loom.rs` explores it; see `current`
+//! for how a loom thread's exit is run and waited for.
+//!
 //! [`SlabBox`]: crate::SlabBox
 //! [`MagazineFront`]: crate::magazine::MagazineFront
 //! [`registry`]: registry
