@@ -185,7 +185,7 @@ mod cache;
 // Magazines: small stacks of free slots in front of a cache.
 mod magazine;
 // Per-thread tables of magazines behind the default API (std).
-#[cfg(all(feature = "std", not(loom)))]
+#[cfg(feature = "std")]
 mod thread_cache;
 // The fronts: typed objects, raw bytes, per-thread magazines.
 mod local;
@@ -214,6 +214,17 @@ pub use deprecated::{slab_allocator, slab_cache};
 pub use allocator_api2;
 pub use generic_array;
 pub use typenum;
+
+/// Under loom only: waits until every other loom thread that cached slots
+/// has given them up (its exit guard has run to the end). Loom's `join`
+/// returns before the joined thread's thread-locals are dropped, where
+/// `std`'s waits for them; a model calls this after its joins, and before
+/// it returns.
+#[cfg(all(loom, feature = "std"))]
+#[doc(hidden)]
+pub fn wait_for_thread_exits() {
+    thread_cache::wait_for_exits();
+}
 
 // The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -116,7 +116,7 @@ impl CacheStats {
     /// Counts `cached` more of the slots in use as resting in per-thread
     /// caches or the depot instead (never more than are in use: under
     /// concurrent use the counts are read a moment apart).
-    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg(feature = "std")]
     pub(crate) fn add_cached(&mut self, cached: usize) {
         let cached = cached.min(self.objects_in_use);
         self.objects_in_use -= cached;

@@ -17,13 +17,46 @@
 //! different tags.
 //!
 //! `--nocapture` shows how many interleavings each model explored. The models
-//! with two threads at work are searched exhaustively; those with three, up
-//! to three preemptions per execution. `LOOM_MAX_PREEMPTIONS` sets one bound
-//! for all.
+//! with two threads at work are searched exhaustively, or up to four
+//! preemptions per execution where that would take minutes; those with
+//! three, up to two. `LOOM_MAX_PREEMPTIONS` sets one bound for all.
 //!
 //! Slabs are kept tiny so that a handful of operations crosses every slab
 //! boundary: two objects per typed slab, one per slab in the raw
-//! allocator's largest class.
+//! allocator's largest class. `alloc` and a handle's drop (and the raw
+//! allocator's `allocate` and `deallocate`) go through the per-thread
+//! caches, as with `std` outside loom; under loom a thread's magazine holds
+//! two slots, so a refill takes one and the third free in a row overflows.
+//!
+//! # The per-thread caches
+//!
+//! Each loom thread has its own table of magazines, and gives it back when
+//! it ends (its exit guard is a loom thread-local). Three models are about
+//! them:
+//!
+//! - a thread exits holding cached slots (and a live object it hands to
+//!   the main thread), racing the main thread's alloc, free and `shrink`:
+//!   the slots it gave up come back at the next `stats`/`shrink`, none is
+//!   lost or handed out twice, every page comes back;
+//! - a cache is dropped while another thread's table caches its slots: its
+//!   pages go back at once, and that thread — whose next cache may take the
+//!   dropped cache's registry place (a generation on) and so its table
+//!   entry — forgets those slots without touching them (both endings, a
+//!   new place and none, are checked to be explored);
+//! - handles sent to another thread and dropped there while the sender
+//!   keeps allocating: the receiver's overflow reaches the depot and a
+//!   refill of the sender's may take it (both endings explored, in builds
+//!   without `checked`).
+//!
+//! Every page given back stays in quarantine until the end of its execution,
+//! filled with [`GIVEN_BACK`]: a write to it after it was given back fails
+//! the model (as, in checked builds, does a check of a slot in it).
+//!
+//! Loom's `join` returns before the joined thread's thread-locals are
+//! dropped, where `std`'s waits for them: the models call
+//! `minimal_slab::wait_for_thread_exits` (loom builds only) after their
+//! joins, and `explore` at the end of every execution, so that no thread is
+//! still giving its table back when loom drops the execution's statics.
 //!
 //! [loom]: https://docs.rs/loom
 #![cfg(loom)]
@@ -31,6 +64,7 @@
 mod common;
 
 use std::alloc::Layout;
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ptr::NonNull;
 use std::sync::Mutex as StdMutex;
@@ -66,9 +100,15 @@ fn explore(name: &str, search: Search, model: impl Fn() + Send + Sync + 'static)
     }
     let interleavings = std::sync::Arc::new(AtomicUsize::new(0));
     let counter = interleavings.clone();
+    // Left over by a model that failed on this thread.
+    QUARANTINE.with(|pages| pages.borrow_mut().clear());
     builder.check(move || {
         counter.fetch_add(1, Ordering::Relaxed);
         model();
+        // No thread may still be giving its per-thread cache back when the
+        // execution ends (see `wait_for_thread_exits`).
+        minimal_slab::wait_for_thread_exits();
+        end_quarantine();
     });
     let bound = match builder.preemption_bound {
         Some(bound) => format!("at most {bound} preemptions"),
@@ -80,12 +120,50 @@ fn explore(name: &str, search: Search, model: impl Fn() + Send + Sync + 'static)
     );
 }
 
+/// What a page given back is filled with, until the end of the execution.
+const GIVEN_BACK: u8 = 0xDB;
+
+/// A page given back during the current execution, and how to free it.
+struct Quarantined {
+    page: NonNull<u8>,
+    size: usize,
+    free: Box<dyn FnOnce(NonNull<u8>)>,
+}
+
+std::thread_local! {
+    /// The pages given back in the current execution (a model runs on one
+    /// thread of the test harness, its loom threads included).
+    static QUARANTINE: RefCell<Vec<Quarantined>> = const { RefCell::new(Vec::new()) };
+}
+
+/// At the end of an execution: every page given back in it must still be
+/// filled with [`GIVEN_BACK`] — no thread wrote to it after its cache gave
+/// it back (a thread that still cached slots of a dropped cache, say) —
+/// and only now goes back to the global allocator.
+fn end_quarantine() {
+    let pages = QUARANTINE.with(|pages| std::mem::take(&mut *pages.borrow_mut()));
+    for Quarantined { page, size, free } in pages {
+        // SAFETY: a page of `size` bytes, given back to `WatchedPages` and
+        // kept by it, freed only below.
+        let bytes = unsafe { std::slice::from_raw_parts(page.as_ptr(), size) };
+        if let Some(at) = bytes.iter().position(|&byte| byte != GIVEN_BACK) {
+            panic!("page {page:p} written at offset {at} after it was given back");
+        }
+        free(page);
+    }
+}
+
 /// Pages from `P`, and the addresses of the objects the test holds: a slot
 /// claimed twice, or a page given back with a claimed object in it, fails
 /// the model on the spot.
 ///
 /// Objects are claimed after they are allocated and released before they are
 /// freed, so the set never holds an address that is not in use.
+///
+/// A page given back is kept, filled with [`GIVEN_BACK`], until the end of
+/// the execution ([`end_quarantine`]): a write to it after that fails the
+/// model, and in checked builds so does a read that checks a resting slot's
+/// poison (the cache reports the slot as damaged).
 struct WatchedPages<P> {
     inner: P,
     live: StdMutex<BTreeSet<usize>>,
@@ -121,9 +199,9 @@ impl<P: PageAllocator> WatchedPages<P> {
     }
 }
 
-// SAFETY: every page comes from `P` and goes back to it unchanged; watching
-// adds no way to break the contract.
-unsafe impl<P: PageAllocator> PageAllocator for WatchedPages<P> {
+// SAFETY: every page comes from `P` and goes back to it, at the end of the
+// execution at the latest; watching adds no way to break the contract.
+unsafe impl<P: PageAllocator + Clone + 'static> PageAllocator for WatchedPages<P> {
     type PageSize = P::PageSize;
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
@@ -139,9 +217,19 @@ unsafe impl<P: PageAllocator> PageAllocator for WatchedPages<P> {
             panic!("page {start:#x} given back while the object at {addr:#x} is live");
         }
         self.outstanding.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees for `self` are those for `P`, which
-        // handed the page out.
-        unsafe { self.inner.deallocate_page(page) }
+        let size = <P::PageSize as Unsigned>::USIZE;
+        // SAFETY: the page is ours again (the caller gives it back), `size`
+        // bytes long.
+        unsafe { page.as_ptr().write_bytes(GIVEN_BACK, size) };
+        let inner = self.inner.clone();
+        let free = Box::new(move |page| {
+            // SAFETY: the caller's guarantees for `self` are those for `P`,
+            // and no one has used the page since; a clone of the source
+            // takes it back (the only source watched here is `GlobalPages`,
+            // a handle on the global allocator).
+            unsafe { inner.deallocate_page(page) }
+        });
+        QUARANTINE.with(|pages| pages.borrow_mut().push(Quarantined { page, size, free }));
     }
 
     fn trim(&self) {
@@ -214,12 +302,24 @@ fn churn(cache: &Cache, owner: u64) {
     free_checked(second, owner, 1);
 }
 
+/// Called once every other thread has been joined: every slot is free in its
+/// slab or cached (in this thread's magazine, the depot, or given up by an
+/// exited thread, which `stats` takes back first), and `shrink` — which puts
+/// all of them back — leaves no page behind.
 fn assert_cache_balanced(cache: &Cache) {
+    // Loom's `join` returns before the thread's exit has run; `std`'s waits
+    // for it.
+    minimal_slab::wait_for_thread_exits();
     let stats: CacheStats = cache.stats();
     assert_eq!(stats.objects_in_use, 0, "{stats:?}");
-    assert_eq!(stats.free_slots, stats.pages * stats.slots_per_slab);
+    assert_eq!(
+        stats.free_slots + stats.cached_slots,
+        stats.pages * stats.slots_per_slab,
+        "{stats:?}"
+    );
     cache.shrink();
-    assert_eq!(cache.stats().pages, 0);
+    let stats = cache.stats();
+    assert_eq!((stats.cached_slots, stats.pages), (0, 0), "{stats:?}");
     assert_eq!(cache.page_allocator().outstanding(), 0);
 }
 
@@ -227,7 +327,7 @@ fn assert_cache_balanced(cache: &Cache) {
 fn typed_threads_racing_alloc_and_free() {
     explore(
         "typed: 3 threads alloc/free",
-        Search::Preemptions(3),
+        Search::Preemptions(2),
         || {
             // No reserve, eager: every slab that empties gives its page back at once,
             // racing the other threads' growth.
@@ -351,10 +451,12 @@ fn typed_batches_handed_between_fronts_through_the_depot() {
                 }
             }
             receiver.join().unwrap();
-            // What the depot still holds is free, and `shrink` takes it back.
+            // What the depot still holds is free, and `shrink` takes it back;
+            // the sender's last two frees rest in its own per-thread cache
+            // (a magazine of two under loom).
             let stats = cache.stats();
             assert_eq!(stats.objects_in_use, 0, "{stats:?}");
-            assert_eq!(stats.cached_slots, stats.depot_slots, "{stats:?}");
+            assert_eq!(stats.cached_slots, stats.depot_slots + 2, "{stats:?}");
             // The receiver's overflow always reaches the depot; it is still
             // there unless a refill of the sender took it.
             ENDINGS[stats.depot_slots.min(1)].fetch_add(1, Ordering::Relaxed);
@@ -364,6 +466,166 @@ fn typed_batches_handed_between_fronts_through_the_depot() {
         },
     );
     let [taken, kept] = ENDINGS.each_ref().map(|n| n.load(Ordering::Relaxed));
+    if cfg!(feature = "checked") {
+        // Checked builds send every batch to the slabs.
+        assert_eq!(kept, 0);
+    } else {
+        assert!(
+            taken > 0 && kept > 0,
+            "both endings explored: {taken} taken, {kept} kept"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The per-thread caches behind `alloc` and a handle's drop
+
+/// A thread exits with free slots in its per-thread cache, racing the main
+/// thread's allocation, free and `shrink`: its exit gives them up to the
+/// cache, which takes them back (and checks them) at its next `stats` or
+/// `shrink`; none is lost, none handed out twice, and every page comes back.
+#[test]
+fn typed_thread_exits_holding_cached_slots() {
+    explore(
+        "typed: a thread exits holding cached slots",
+        Search::Preemptions(4),
+        || {
+            let cache = new_cache(CacheConfig::new().reserve(0).eager());
+            let worker = {
+                let cache = cache.clone();
+                thread::spawn(move || {
+                    // Each allocation refills the empty magazine (one slot at
+                    // a time under loom); two slabs' worth.
+                    let kept = alloc_claimed(&cache, 1, 0);
+                    let first = alloc_claimed(&cache, 1, 1);
+                    let second = alloc_claimed(&cache, 1, 2);
+                    // Both frees stay in the magazine (two under loom): the
+                    // thread ends with them cached, and with `kept`'s slab
+                    // busy.
+                    free_checked(first, 1, 1);
+                    free_checked(second, 1, 2);
+                    InFlight(SlabBox::into_raw(kept))
+                })
+            };
+            let mine = alloc_claimed(&cache, 0, 0);
+            free_checked(mine, 0, 0);
+            cache.shrink();
+            let kept = worker.join().unwrap();
+            // SAFETY: from `into_raw` on this cache; the worker gave it up.
+            let kept = unsafe { SlabBox::from_raw(&*cache, kept.0) };
+            free_checked(kept, 1, 0);
+            assert_cache_balanced(&cache);
+        },
+    );
+}
+
+/// How many executions of the dropped-cache model gave the cache made last
+/// the dropped cache's place (1: its slots cached) or no place (0: the
+/// locked path, the dropped cache still registered when it asked).
+static PLACE_ENDINGS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// A cache is dropped while another thread's table still caches its slots:
+/// its pages go back at once (the drop never waits for that thread), and
+/// the thread — using a cache that may have taken the dropped one's place
+/// in the registry, a generation on, and so the same entry of its table —
+/// and then its exit forget those slots without touching them: a write to
+/// a page after it was given back fails the model (see `WatchedPages`),
+/// and so, in checked builds, does a check of a slot in it.
+#[test]
+fn typed_cache_dropped_while_another_thread_caches_its_slots() {
+    explore(
+        "typed: a cache dropped while another thread caches its slots",
+        Search::Exhaustive,
+        || {
+            // Two places under loom: `held` takes the first, `dropped` the
+            // second, and `later` the first free one after them: none while
+            // `dropped` is registered, its place once it is retired.
+            let held = new_cache(CacheConfig::new().reserve(0).eager());
+            let dropped = new_cache(CacheConfig::new().reserve(0).eager());
+            let later = new_cache(CacheConfig::new().reserve(0).eager());
+            free_checked(alloc_claimed(&held, 0, 0), 0, 0);
+            let (done, dropped_by_worker) = loom::sync::mpsc::channel::<()>();
+            let worker = {
+                let dropped = dropped.clone();
+                let later = later.clone();
+                thread::spawn(move || {
+                    let first = alloc_claimed(&dropped, 1, 0);
+                    let second = alloc_claimed(&dropped, 1, 1);
+                    free_checked(first, 1, 0);
+                    free_checked(second, 1, 1);
+                    // The main thread drops the cache, while this thread's
+                    // table still holds those two slots.
+                    drop(dropped);
+                    done.send(()).unwrap();
+                    let object = alloc_claimed(&later, 2, 0);
+                    free_checked(object, 2, 0);
+                    let cached = later.stats().cached_slots;
+                    assert!(cached <= 1, "{cached} slots cached");
+                    PLACE_ENDINGS[cached].fetch_add(1, Ordering::Relaxed);
+                })
+            };
+            dropped_by_worker.recv().unwrap();
+            assert_eq!(Arc::strong_count(&dropped), 1);
+            drop(dropped);
+            worker.join().unwrap();
+            assert_cache_balanced(&later);
+            assert_cache_balanced(&held);
+        },
+    );
+    let [locked, placed] = PLACE_ENDINGS.each_ref().map(|n| n.load(Ordering::Relaxed));
+    assert!(
+        locked > 0 && placed > 0,
+        "both endings explored: {placed} with the dropped cache's place, {locked} with none"
+    );
+}
+
+/// How many executions of the hand-off model ended with the receiver's
+/// overflow taken by a refill of the sender (0) or still in the depot (1).
+static HANDOFF_ENDINGS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Handles sent to another thread and dropped there, while the sender keeps
+/// allocating: the receiver's frees fill its per-thread cache, the third
+/// overflows it — one slot to the cache's depot (to the slabs in checked
+/// builds) — and the sender's refills may take that slot from the depot.
+#[test]
+fn typed_handles_dropped_on_another_thread() {
+    explore(
+        "typed: handles dropped on another thread",
+        Search::Preemptions(4),
+        || {
+            let cache = new_cache(CacheConfig::new().reserve(0).eager());
+            let (tx, rx) = loom::sync::mpsc::channel::<InFlight<Object>>();
+            let receiver = {
+                let cache = cache.clone();
+                thread::spawn(move || {
+                    for seq in 0..3 {
+                        let sent = rx.recv().unwrap();
+                        // SAFETY: `sent` came from `into_raw` on this cache,
+                        // and the sender gave it up.
+                        let object = unsafe { SlabBox::from_raw(&*cache, sent.0) };
+                        free_checked(object, 0, seq);
+                    }
+                })
+            };
+            for seq in 0..3 {
+                let object = alloc_claimed(&cache, 0, seq);
+                tx.send(InFlight(SlabBox::into_raw(object))).unwrap();
+            }
+            // Refills, which look in the depot first.
+            let mine = [3, 4].map(|seq| (seq, alloc_claimed(&cache, 1, seq)));
+            for (seq, object) in mine {
+                free_checked(object, 1, seq);
+            }
+            receiver.join().unwrap();
+            let depot = cache.stats().depot_slots;
+            assert!(depot <= 1, "{depot} slots in the depot");
+            HANDOFF_ENDINGS[depot].fetch_add(1, Ordering::Relaxed);
+            assert_cache_balanced(&cache);
+        },
+    );
+    let [taken, kept] = HANDOFF_ENDINGS
+        .each_ref()
+        .map(|n| n.load(Ordering::Relaxed));
     if cfg!(feature = "checked") {
         // Checked builds send every batch to the slabs.
         assert_eq!(kept, 0);
@@ -434,13 +696,23 @@ fn raw_churn(heap: &Heap, owner: u64) {
 }
 
 fn assert_heap_balanced(heap: &Heap) {
+    // As in `assert_cache_balanced`.
+    minimal_slab::wait_for_thread_exits();
     let stats: AllocatorStats<_> = heap.stats();
     assert_eq!(stats.objects_in_use(), 0, "{stats:?}");
     for class in stats.classes() {
-        assert_eq!(class.free_slots, class.pages * class.slots_per_slab);
+        assert_eq!(
+            class.free_slots + class.cached_slots,
+            class.pages * class.slots_per_slab,
+            "{class:?}"
+        );
     }
     heap.shrink_to_fit();
-    assert_eq!(heap.stats().pages(), 0);
+    let stats = heap.stats();
+    assert_eq!(stats.pages(), 0, "{stats:?}");
+    for class in stats.classes() {
+        assert_eq!(class.cached_slots, 0, "{class:?}");
+    }
     assert_eq!(heap.page_allocator().outstanding(), 0);
 }
 
@@ -448,7 +720,7 @@ fn assert_heap_balanced(heap: &Heap) {
 fn raw_threads_racing_allocate_and_deallocate() {
     explore(
         "raw: 3 threads allocate/deallocate",
-        Search::Preemptions(3),
+        Search::Preemptions(2),
         || {
             let heap = new_heap(CacheConfig::new().reserve(0).eager());
             let workers: Vec<_> = (1..=2)
@@ -536,13 +808,19 @@ fn stamp_page(page: NonNull<u8>, id: u8) {
     // SAFETY: a page of 256 bytes handed out to the caller alone.
     unsafe { page.as_ptr().write(id) };
     // SAFETY: as above; byte 255 is the page's last.
-    unsafe { page.byte_add(255).as_ptr().write(id) };
+    let last = unsafe { page.byte_add(255) };
+    // SAFETY: as above.
+    unsafe { last.as_ptr().write(id) };
 }
 
 /// Checks the marks `stamp_page` left.
 fn check_page(page: NonNull<u8>, id: u8) {
     // SAFETY: a page of 256 bytes still held by the caller.
-    let ends = unsafe { (page.as_ptr().read(), page.byte_add(255).as_ptr().read()) };
+    let first = unsafe { page.as_ptr().read() };
+    // SAFETY: as above; byte 255 is the page's last.
+    let last = unsafe { page.byte_add(255) };
+    // SAFETY: as above.
+    let ends = (first, unsafe { last.as_ptr().read() });
     assert_eq!(ends, (id, id), "page {page:p} written by someone else");
 }
 

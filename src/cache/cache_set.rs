@@ -17,7 +17,7 @@ use crate::slab::{Slab, SlabGeometry};
 use crate::stats::{CacheStats, SlabOccupancy};
 use crate::sync::{Mutex, const_fn_unless_loom};
 
-#[cfg(not(all(feature = "std", not(loom))))]
+#[cfg(not(feature = "std"))]
 mod shaped;
 #[cfg(feature = "std")]
 mod stash;

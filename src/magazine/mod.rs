@@ -58,7 +58,7 @@ impl<N: ArrayLength> MagazineFront<N> {
 
     /// The most recent slot in the magazine, unchecked (the caller checks it
     /// with `check_cached`).
-    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg(feature = "std")]
     #[inline]
     pub(crate) fn pop(&self) -> Option<NonNull<u8>> {
         self.magazine.pop()
@@ -67,7 +67,7 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// A slot of `size` bytes of cache `class` of `set` from the magazine, if
     /// it holds one; never calls the cache (a misuse found in the slot is
     /// reported, naming it with the cache's help).
-    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg(feature = "std")]
     #[inline]
     pub(crate) fn take_cached<P: PageAllocator, C: ArrayLength>(
         &self,
@@ -82,7 +82,7 @@ impl<N: ArrayLength> MagazineFront<N> {
 
     /// Empties the magazine without reading its slots: for slots of a cache
     /// that is gone.
-    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg(feature = "std")]
     pub(crate) fn forget_all(&self) {
         self.magazine.clear();
     }

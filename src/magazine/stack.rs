@@ -98,7 +98,7 @@ impl<N: ArrayLength> Magazine<N> {
     }
 
     /// Forgets every slot, without reading any.
-    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg(feature = "std")]
     pub(crate) fn clear(&self) {
         self.len.store(0, Relaxed);
     }

@@ -15,12 +15,12 @@ use crate::sync::Ordering;
 impl<P: PageAllocator, F, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// A snapshot of every class's counters, and of the fallback's.
     pub fn stats(&self) -> AllocatorStats<M::Classes> {
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         self.thread.take_back_orphans(&self.set);
         let class_stats = |i| {
             #[allow(unused_mut)] // only the per-thread caches change it
             let mut stats = self.set.stats(i, CLASS_NAMES[i]);
-            #[cfg(all(feature = "std", not(loom)))]
+            #[cfg(feature = "std")]
             stats.add_cached(self.thread.cached(i));
             stats
         };

@@ -23,7 +23,7 @@ use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::SlabGeometry;
 use crate::sync::{AtomicUsize, const_fn_unless_loom};
-#[cfg(all(feature = "std", not(loom)))]
+#[cfg(feature = "std")]
 use crate::thread_cache::ThreadCache;
 
 mod fallback;
@@ -135,7 +135,7 @@ pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: Siz
 {
     set: CacheSet<P, M::Classes>,
     /// This allocator's entries in the threads' tables (its size classes).
-    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg(feature = "std")]
     thread: ThreadCache,
     fallback: F,
     fallback_allocations: AtomicUsize,
@@ -218,7 +218,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             let () = Self::CLASSES_FIT;
             Self {
                 set: CacheSet::new(pages, config, Shape::PowersOfTwo),
-                #[cfg(all(feature = "std", not(loom)))]
+                #[cfg(feature = "std")]
                 thread: ThreadCache::new(),
                 fallback,
                 fallback_allocations: AtomicUsize::new(0),
@@ -270,7 +270,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// free somewhere else in the program).
     #[inline]
     pub fn allocate(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         if let Some(class) = Self::class_index(layout) {
             return self.thread.take(&self.set, class, class_size(class));
         }
@@ -341,7 +341,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         reach: SlotReach,
         report: Report,
     ) {
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         if let Some(class) = Self::class_index(layout) {
             // SAFETY: the caller's guarantees: a block of this class, freed
             // once, `reach` true of `ptr` (class cores expose their pages).
@@ -431,7 +431,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// assert_eq!(heap.stats().pages(), 0);
     /// ```
     pub fn shrink_to_fit(&self) -> usize {
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         for class in 0..<M::Classes as typenum::Unsigned>::USIZE {
             self.thread
                 .flush_current(&self.set, class, class_size(class), false);
@@ -445,7 +445,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// beyond the reserve give their pages back. See
     /// [`SlabCache::flush_thread_cache`](crate::SlabCache::flush_thread_cache).
     pub fn flush_thread_cache(&self) {
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         for class in 0..<M::Classes as typenum::Unsigned>::USIZE {
             self.thread
                 .flush_current(&self.set, class, class_size(class), true);
@@ -482,7 +482,7 @@ impl<P: PageAllocator, F, M: SizeClassLimit> Drop for SlabAllocator<P, F, M> {
     fn drop(&mut self) {
         // The blocks this thread caches go back, and no thread's table will
         // touch this allocator's blocks again (see `thread_cache`).
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         self.thread.retire(&self.set);
         // Every page goes back, those with blocks still allocated included:
         // a block is valid until it is freed or its allocator is dropped

@@ -67,6 +67,18 @@
 //! build a lock or an atomic are declared through [`const_fn_unless_loom!`]:
 //! `const fn` in every normal build, plain `fn` under loom. loom takes
 //! precedence over the `critical-section` feature.
+//!
+//! The per-thread caches (feature `std`) add three things to swap:
+//!
+//! - their atomics ([`threaded`]): `core`'s in every normal build, loom's
+//!   under loom;
+//! - their `static`s ([`static_unless_loom!`]): a loom lock or atomic
+//!   belongs to one execution of a model, so under loom each is a
+//!   `loom::lazy_static!`, built afresh in every execution and dropped at its
+//!   end;
+//! - their thread-local ([`thread_local_unless_loom!`]): loom's
+//!   `thread_local!`, whose values loom drops when its thread ends — which
+//!   is how a model runs a thread's exit.
 
 #[cfg(all(not(loom), feature = "critical-section"))]
 mod critical;
@@ -108,6 +120,62 @@ pub(crate) use core::sync::atomic::AtomicUsize as PageAtomicUsize;
 /// works on cores without compare-and-swap.
 #[cfg(feature = "critical-section")]
 pub(crate) use portable_atomic::AtomicUsize as PageAtomicUsize;
+
+/// The atomics of the per-thread caches (feature `std`), which other threads
+/// read or race on: `core`'s (they exist only where threads do, so never
+/// need `portable-atomic`'s emulation), or under loom loom's, so that a
+/// model explores the orders in which other threads see them.
+#[cfg(feature = "std")]
+pub(crate) mod threaded {
+    #[cfg(not(loom))]
+    pub(crate) use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+    #[cfg(loom)]
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+}
+
+/// Declares a `static` of the per-thread caches: a plain `static` in every
+/// normal build, a `loom::lazy_static!` under loom (built on first use in
+/// each execution of a model, dropped at its end: the locks and atomics in
+/// it belong to that execution). Used through `Deref` either way.
+#[cfg(feature = "std")]
+macro_rules! static_unless_loom {
+    ($(#[$attr:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        $(#[$attr])*
+        static $name: $ty = $init;
+
+        #[cfg(loom)]
+        loom::lazy_static! {
+            $(#[$attr])*
+            static ref $name: $ty = $init;
+        }
+    };
+}
+#[cfg(feature = "std")]
+pub(crate) use static_unless_loom;
+
+/// Declares a thread-local of the per-thread caches, with a `const`
+/// initialiser in every normal build (no lazy-initialisation check on
+/// access); under loom, loom's `thread_local!`, which takes no `const`
+/// block and drops the value when its loom thread ends.
+#[cfg(feature = "std")]
+macro_rules! thread_local_unless_loom {
+    ($(#[$attr:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        std::thread_local! {
+            $(#[$attr])*
+            static $name: $ty = const { $init };
+        }
+
+        #[cfg(loom)]
+        loom::thread_local! {
+            $(#[$attr])*
+            static $name: $ty = $init;
+        }
+    };
+}
+#[cfg(feature = "std")]
+pub(crate) use thread_local_unless_loom;
 
 /// Declares a function `const` except under loom, whose locks and atomics
 /// cannot be built in a `const` context. Write the function as usual,

@@ -46,16 +46,31 @@
 //! a table stays listed with its slots counted as cached: a leak, not a
 //! dangling pointer.
 //!
+//! ## Under loom
+//!
+//! The pointer is a loom thread-local, and so is the guard, which carries
+//! the table as the Linux guard's value does: when a loom thread ends, loom
+//! takes every thread-local of it away before it drops any, so the guard
+//! can no longer read the pointer, and any later call on that thread finds
+//! no pointer and takes the locked path (as after *exited*). A model thus
+//! runs a thread's exit — giving its table back, racing the other threads —
+//! at the end of every loom thread it spawns. Loom's `join` returns before
+//! that, where `std`'s waits for it, so a model waits for the exits itself
+//! (`wait_for_exits`, which the guard's count of armed guards serves). The
+//! Linux guard's thread-specific-data key is not modelled (loom has none);
+//! this guard follows its design, the table carried by the guard.
+//!
 //! [`TABLES`]: super::table
 
 use core::cell::Cell;
 use core::ptr;
 
 use super::table::Table;
+use crate::sync::thread_local_unless_loom;
 
-std::thread_local! {
+thread_local_unless_loom! {
     /// No destructor: the exit guard gives the table back.
-    static CURRENT: Cell<*const Table> = const { Cell::new(ptr::null()) };
+    static CURRENT: Cell<*const Table> = Cell::new(ptr::null());
 }
 
 /// The sentinel addresses, below any table's.
@@ -142,7 +157,7 @@ unsafe fn exit(table: *const Table) {
 }
 
 /// The calling thread's table, for an exit guard that cannot carry it.
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(not(target_os = "linux"), not(loom)))]
 fn table() -> *const Table {
     CURRENT.try_with(Cell::get).unwrap_or(ptr::null())
 }
@@ -154,7 +169,7 @@ fn arm(table: &Table) -> bool {
     guard::arm(table)
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(loom)))]
 mod guard {
     use core::ffi::{c_int, c_uint, c_void};
     use core::sync::atomic::{AtomicUsize, Ordering};
@@ -215,7 +230,7 @@ mod guard {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(not(target_os = "linux"), not(loom)))]
 mod guard {
     use super::Table;
 
@@ -236,5 +251,81 @@ mod guard {
 
     pub(super) fn arm(_table: &Table) -> bool {
         EXIT_GUARD.try_with(|_| ()).is_ok()
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use guard::wait_for_exits;
+
+#[cfg(loom)]
+mod guard {
+    use core::cell::Cell;
+    use core::ptr;
+    use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+    use super::Table;
+    use crate::sync::threaded::AtomicUsize;
+    use crate::thread_cache::table;
+
+    /// Gives the thread's table back when its loom thread ends; carries the
+    /// table, which `CURRENT` no longer gives by then (see the module doc).
+    struct ExitGuard(Cell<*const Table>);
+
+    impl Drop for ExitGuard {
+        fn drop(&mut self) {
+            // Too late: the execution's lists, and the tables with them,
+            // are gone (see `table`) — this is the model's main thread,
+            // whose thread-locals loom drops only after them; or a model
+            // that failed, whose threads loom drops while unwinding,
+            // outside any execution.
+            if std::thread::panicking() || table::execution_over() {
+                return;
+            }
+            let table = self.0.get();
+            // SAFETY: the table armed for this thread (or null), which the
+            // thread uses no more: it is ending.
+            unsafe { super::exit(table) };
+            if !table.is_null() {
+                // Release: what the exit did happens before a waiter's
+                // return (as before a `join`'s, in `std`).
+                ARMED.fetch_sub(1, Release);
+            }
+        }
+    }
+
+    loom::thread_local! {
+        static EXIT_GUARD: ExitGuard = ExitGuard(Cell::new(ptr::null()));
+    }
+
+    loom::lazy_static! {
+        /// Guards armed and not done yet: threads that own a table, or are
+        /// still giving it back.
+        static ref ARMED: AtomicUsize = AtomicUsize::new(0);
+    }
+
+    pub(super) fn arm(table: &Table) -> bool {
+        let armed = EXIT_GUARD
+            .try_with(|guard| guard.0.set(ptr::from_ref(table)))
+            .is_ok();
+        if armed {
+            ARMED.fetch_add(1, Relaxed);
+        }
+        armed
+    }
+
+    /// Waits until no thread but the caller owns a table or is giving one
+    /// back. Loom's `join` returns before the joined thread's thread-locals
+    /// are dropped, where `std`'s waits for them (the native thread has
+    /// exited, destructors and all, when `pthread_join` returns): a model
+    /// calls this after its joins to get `std`'s order back — and must,
+    /// before it returns, or a thread still giving its table back would use
+    /// lists that loom drops at the end of the model.
+    pub(crate) fn wait_for_exits() {
+        let mine = EXIT_GUARD
+            .try_with(|guard| usize::from(!guard.0.get().is_null()))
+            .unwrap_or(0);
+        while ARMED.load(Acquire) > mine {
+            loom::thread::yield_now();
+        }
     }
 }

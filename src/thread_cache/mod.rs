@@ -64,6 +64,13 @@
 //! caches used at once by one thread: tickets are handed out in turn, so
 //! [`ENTRIES`] caches made one after another never collide.
 //!
+//! # Under loom
+//!
+//! The layer builds from loom's locks, atomics, lazy statics and
+//! thread-locals (see `sync`), with smaller sizes (two registry places,
+//! magazines of two), so that `tests/loom.rs` explores it; see `current`
+//! for how a loom thread's exit is run and waited for.
+//!
 //! [`SlabBox`]: crate::SlabBox
 //! [`MagazineFront`]: crate::magazine::MagazineFront
 //! [`registry`]: registry
@@ -76,10 +83,12 @@ mod registry;
 mod table;
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use generic_array::ArrayLength;
 
+#[cfg(loom)]
+pub(crate) use self::current::wait_for_exits;
 use self::registry::Ticket;
 use self::table::{Entry, Table, entry_index, key};
 use crate::cache::{CacheSet, SlotReach};
@@ -87,6 +96,8 @@ use crate::checked::Misuse;
 use crate::error::AllocError;
 use crate::magazine::{check_cached, give_straight_back};
 use crate::page_allocator::PageAllocator;
+use crate::sync::const_fn_unless_loom;
+use crate::sync::threaded::AtomicU64;
 
 /// Slots a refill takes from the cache under one lock: half a magazine.
 const REFILL: usize = <table::Depth as typenum::Unsigned>::USIZE / 2;
@@ -104,10 +115,12 @@ pub(crate) struct ThreadCache {
 }
 
 impl ThreadCache {
-    /// A cache no thread has cached a slot of yet.
-    pub(crate) const fn new() -> Self {
-        Self {
-            ticket: AtomicU64::new(UNREGISTERED),
+    const_fn_unless_loom! {
+        /// A cache no thread has cached a slot of yet.
+        pub(crate) const fn new() -> Self {
+            Self {
+                ticket: AtomicU64::new(UNREGISTERED),
+            }
         }
     }
 

@@ -36,15 +36,25 @@
 //!   place's cache, resting (no user holds them).
 //! - `pending` is set whenever orphans are listed (it may stay set a moment
 //!   after they are adopted, never the other way round).
+//!
+//! # Under loom
+//!
+//! The places and the cursor are built afresh in each execution of a model
+//! (see `sync`), and there are two places, not 1024: each is a loom lock
+//! and atomic, and with two a model that drops a cache and makes others
+//! soon has a new cache at a retired cache's place, a generation on — the
+//! case the generations are for.
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 
 pub(crate) use super::orphans::Orphans;
-use crate::sync::Mutex;
+use crate::sync::threaded::{AtomicBool, AtomicUsize};
+use crate::sync::{Mutex, const_fn_unless_loom, static_unless_loom};
 
 /// How many caches may use per-thread caching at once; the others take the
-/// locked path, correct and slower.
-pub(crate) const CAPACITY: usize = 1024;
+/// locked path, correct and slower. (At least 2: raw values below it are
+/// no tickets, and 1 means "the locked path for good".)
+pub(crate) const CAPACITY: usize = if cfg!(loom) { 2 } else { 1024 };
 
 /// A cache's claim on a place of the registry.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -92,24 +102,35 @@ struct PlaceState {
 }
 
 impl Place {
-    const fn new() -> Self {
-        Self {
-            state: Mutex::new(PlaceState {
-                generation: 0,
-                live: false,
-                orphans: Orphans::new(),
-            }),
-            pending: AtomicBool::new(false),
+    const_fn_unless_loom! {
+        const fn new() -> Self {
+            Self {
+                state: Mutex::new(PlaceState {
+                    generation: 0,
+                    live: false,
+                    orphans: Orphans::new(),
+                }),
+                pending: AtomicBool::new(false),
+            }
         }
     }
 }
 
+#[cfg(not(loom))]
 static PLACES: [Place; CAPACITY] = [const { Place::new() }; CAPACITY];
 
-/// Where the next search for a free place starts: places are handed out in
-/// turn, so that caches made one after another land in different entries of
-/// the threads' tables.
-static CURSOR: AtomicUsize = AtomicUsize::new(0);
+#[cfg(loom)]
+loom::lazy_static! {
+    /// Per execution of a model (see `sync`).
+    static ref PLACES: [Place; CAPACITY] = core::array::from_fn(|_| Place::new());
+}
+
+static_unless_loom! {
+    /// Where the next search for a free place starts: places are handed out
+    /// in turn, so that caches made one after another land in different
+    /// entries of the threads' tables.
+    static CURSOR: AtomicUsize = AtomicUsize::new(0);
+}
 
 /// A fresh ticket, or `None` if all [`CAPACITY`] places are taken.
 pub(crate) fn register() -> Option<Ticket> {

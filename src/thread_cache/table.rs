@@ -26,6 +26,18 @@
 //!   round of thread-specific-data destructors) stays on [`TABLES`], its
 //!   slots counted as cached: a leak, never a dangling pointer. That is why
 //!   tables are not in the threads' own storage, which goes with them.
+//!
+//! # Under loom
+//!
+//! The two lists belong to one execution of a model (see `sync`), and so do
+//! the tables on them: when loom drops the lists at the end of the
+//! execution, every table on them is freed. Every other thread has given
+//! its table back by then (a model waits for that: see `current`); the
+//! model's main thread's thread-locals are dropped only after the lists, so
+//! its exit guard does nothing (see [`execution_over`]).
+//! A table's key and magazine length stay `core`'s atomics, as in the
+//! explicit fronts' magazines: only their owner writes them, and others
+//! read them only to count (`stats()`).
 
 use core::alloc::Layout;
 use core::cell::Cell;
@@ -33,11 +45,14 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::alloc::{GlobalAlloc, System};
 
+#[cfg(loom)]
+use typenum::U2;
+#[cfg(not(loom))]
 use typenum::U32;
 
 use super::registry::{self, Ticket};
 use crate::magazine::MagazineFront;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, static_unless_loom};
 
 /// Entries per thread. A thread that uses more caches (classes) at once
 /// than this, or two whose entries coincide, still works: each call that
@@ -45,7 +60,13 @@ use crate::sync::Mutex;
 pub(crate) const ENTRIES: usize = 16;
 
 /// Slots per entry's magazine.
+#[cfg(not(loom))]
 pub(crate) type Depth = U32;
+/// Slots per entry's magazine: two under loom, so that a model's few
+/// objects cross every boundary — a refill (of one) on an empty magazine,
+/// an overflow (of one, to the depot) on the third free into a full one.
+#[cfg(loom)]
+pub(crate) type Depth = U2;
 
 /// The key of cache `ticket`'s class `class`: never 0 (0 is "no key").
 pub(crate) fn key(ticket: Ticket, class: usize) -> u64 {
@@ -141,11 +162,15 @@ pub(crate) struct Table {
     next: Cell<*const Table>,
 }
 
-/// Every table a thread owns (see the invariants above).
-static TABLES: Mutex<TableList> = Mutex::new(TableList(ptr::null()));
+static_unless_loom! {
+    /// Every table a thread owns (see the invariants above).
+    static TABLES: Mutex<TableList> = Mutex::new(TableList::empty());
+}
 
-/// Tables no thread owns, for the next threads.
-static POOL: Mutex<TableList> = Mutex::new(TableList(ptr::null()));
+static_unless_loom! {
+    /// Tables no thread owns, for the next threads.
+    static POOL: Mutex<TableList> = Mutex::new(TableList::empty());
+}
 
 /// The head of a list of tables.
 struct TableList(*const Table);
@@ -153,6 +178,58 @@ struct TableList(*const Table);
 // SAFETY: a list is only read and changed under its lock, and tables are
 // never freed; a table on the pool is no thread's.
 unsafe impl Send for TableList {}
+
+impl TableList {
+    /// An empty list.
+    #[cfg(not(loom))]
+    const fn empty() -> Self {
+        Self(ptr::null())
+    }
+
+    /// An empty list, made on an execution's first use of the lists.
+    #[cfg(loom)]
+    fn empty() -> Self {
+        EXECUTION_OVER.set(false);
+        Self(ptr::null())
+    }
+}
+
+#[cfg(loom)]
+std::thread_local! {
+    /// Whether the current execution's lists are gone. A model runs on one
+    /// thread of the test harness, its loom threads included (loom switches
+    /// between them there): this is the model's. It outlives the lists,
+    /// which a loom cell would not.
+    static EXECUTION_OVER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current execution's lists, and so its tables, are gone: an
+/// exit guard that runs now must not touch its table.
+#[cfg(loom)]
+pub(super) fn execution_over() -> bool {
+    EXECUTION_OVER.get()
+}
+
+/// Under loom, the end of an execution: its tables go with the list (see
+/// the module doc).
+#[cfg(loom)]
+impl Drop for TableList {
+    fn drop(&mut self) {
+        EXECUTION_OVER.set(true);
+        let mut table = self.0;
+        while !table.is_null() {
+            // SAFETY: tables on a list are alive; the execution is over, so
+            // no thread uses this one again (the model's code has returned,
+            // the other threads have given their tables back, and the main
+            // thread's exit guard finds `EXECUTION_OVER`).
+            let next = unsafe { (*table).next.get() };
+            // SAFETY: as above; it came from `System` with this layout in
+            // `acquire`, and nothing in a table needs dropping.
+            unsafe { System.dealloc(table.cast_mut().cast(), Layout::new::<Table>()) };
+            table = next;
+        }
+    }
+}
 
 impl Table {
     const fn new() -> Self {

@@ -40,7 +40,7 @@ use crate::stats::{CacheStats, SlabOccupancy};
 #[cfg(feature = "std")]
 use crate::sync::AtomicUsize;
 use crate::sync::const_fn_unless_loom;
-#[cfg(all(feature = "std", not(loom)))]
+#[cfg(feature = "std")]
 use crate::thread_cache::ThreadCache;
 
 mod home;
@@ -99,7 +99,7 @@ pub use slab_box::SlabBox;
 pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
     set: CacheSet<P, U1>,
     /// This cache's entries in the threads' tables.
-    #[cfg(all(feature = "std", not(loom)))]
+    #[cfg(feature = "std")]
     thread: ThreadCache,
     /// The address this cache last recorded in all its slabs, for its
     /// one-word handles (see `home`); 0 before the first.
@@ -181,7 +181,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         pub const fn with_config(pages: P, config: CacheConfig) -> Self {
             Self {
                 set: CacheSet::new(pages, config, Shape::One(Self::GEOMETRY)),
-                #[cfg(all(feature = "std", not(loom)))]
+                #[cfg(feature = "std")]
                 thread: ThreadCache::new(),
                 #[cfg(feature = "std")]
                 home: AtomicUsize::new(0),
@@ -197,7 +197,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// threads' stay theirs until they call `shrink`, fill or overflow their
     /// cache, or exit).
     pub fn shrink(&self) -> usize {
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         if !Self::IS_ZST {
             self.thread
                 .flush_current(&self.set, 0, Self::SLOT_SIZE, false);
@@ -226,7 +226,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// assert_eq!(cache.stats().cached_slots, 0);
     /// ```
     pub fn flush_thread_cache(&self) {
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         if !Self::IS_ZST {
             self.thread
                 .flush_current(&self.set, 0, Self::SLOT_SIZE, true);
@@ -238,7 +238,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     /// [`cached_slots`](CacheStats::cached_slots), not in `objects_in_use`;
     /// those that exited threads gave up go back to their slabs first.
     pub fn stats(&self) -> CacheStats {
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         if !Self::IS_ZST {
             self.thread.take_back_orphans(&self.set);
         }
@@ -248,7 +248,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         if Self::IS_ZST {
             return stats.without_slots();
         }
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         stats.add_cached(self.thread.cached(0));
         stats
     }
@@ -313,9 +313,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         if Self::IS_ZST {
             return Ok(NonNull::dangling());
         }
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         let slot = self.thread.take(&self.set, 0, Self::SLOT_SIZE);
-        #[cfg(not(all(feature = "std", not(loom))))]
+        #[cfg(not(feature = "std"))]
         // SAFETY: the set was built with `Shape::One(Self::GEOMETRY)`.
         let slot = unsafe {
             self.set
@@ -339,14 +339,14 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         if Self::IS_ZST {
             return;
         }
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         // SAFETY: the caller's guarantees; a handle's pointer is the one its
         // slab gave it: it reaches the whole page.
         unsafe {
             self.thread
                 .give(&self.set, 0, Self::SLOT_SIZE, slot.cast(), SlotReach::Page)
         }
-        #[cfg(not(all(feature = "std", not(loom))))]
+        #[cfg(not(feature = "std"))]
         // SAFETY: as above; the set was built with
         // `Shape::One(Self::GEOMETRY)`.
         unsafe {
@@ -369,7 +369,7 @@ impl<T, P: PageAllocator> Drop for SlabCache<T, P> {
         }
         // The slots this thread caches go back, and no thread's table will
         // touch this cache's slots again (see `thread_cache`).
-        #[cfg(all(feature = "std", not(loom)))]
+        #[cfg(feature = "std")]
         self.thread.retire(&self.set);
         // Every page goes back, those with slots in use included: handles
         // borrow the cache, so none is left, and a slot still counted in use
