@@ -226,6 +226,12 @@ pub fn wait_for_thread_exits() {
     thread_cache::wait_for_exits();
 }
 
+/// Under loom without `std`: there are no per-thread caches to wait for
+/// (the models then run the locked path alone).
+#[cfg(all(loom, not(feature = "std")))]
+#[doc(hidden)]
+pub fn wait_for_thread_exits() {}
+
 // The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 mod readme;
