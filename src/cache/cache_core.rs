@@ -222,7 +222,7 @@ impl CacheCore {
     /// out: the typed front's address, for its one-word handles, written
     /// here under the lock where the slab is at hand (a store to the header
     /// the allocation writes anyway), instead of found again from the slot
-    /// and compared after it (about 12 bytes of a firmware's allocation).
+    /// and compared after it (about 16 bytes of a firmware's allocation).
     ///
     /// # Safety
     ///
