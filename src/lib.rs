@@ -47,7 +47,9 @@
 //! ([`ChunkedGlobalPages`]), or one global allocation per page
 //! ([`GlobalPages`]), any `GlobalAlloc` ([`GlobalAllocPages`]), or a region of
 //! memory you hand over ([`RegionPages`]), for programs with no heap at all.
-//! [`ChunkedPages`] cuts the big pages of any of them into small ones.
+//! [`ChunkedPages`] cuts the big pages of any of them into small ones, and
+//! [`KeepPages`] makes the caches keep every page they take (the smallest
+//! firmware: no code to give pages back).
 //!
 //! **Threads.** The caches are `Sync`, and each call takes one lock. For hot
 //! paths, give each thread a front: [`SlabCache::local`] returns a
@@ -202,7 +204,9 @@ pub use error::{AllocError, AllocFailed, PageAllocError};
 pub use local::{LocalAllocator, LocalBox, LocalCache};
 #[cfg(feature = "alloc")]
 pub use page_allocator::{ChunkedGlobalPages, GlobalPages};
-pub use page_allocator::{ChunkedPages, GlobalAllocPages, NoPages, PageAllocator, RegionPages};
+pub use page_allocator::{
+    ChunkedPages, GlobalAllocPages, KeepPages, NoPages, PageAllocator, RegionPages,
+};
 pub use raw::{Fallback, NoFallback, SizeClassLimit, SlabAllocator};
 pub use stats::{AllocatorStats, CacheStats, SlabOccupancy};
 pub use typed::{SlabBox, SlabCache};

@@ -18,6 +18,7 @@ use crate::stats::{CacheStats, SlabOccupancy};
 mod decay;
 mod free;
 mod grow;
+mod kept;
 mod release;
 
 use decay::Decay;
@@ -92,6 +93,8 @@ pub(crate) struct CacheCore {
     empty: usize,
     /// Slots ever handed out, and ever taken back (both wrapping): their
     /// difference is the slots in use, and `freed` is the decay's clock.
+    /// With `keeps_pages`, the fast paths keep none of these three counts,
+    /// and the cold paths recount them first (see `kept`).
     allocated: usize,
     freed: usize,
     /// The recent peak of slabs in use, and the clock of frees that makes
@@ -101,6 +104,10 @@ pub(crate) struct CacheCore {
     /// Whether page provenance is exposed, for frees with
     /// [`SlotReach::Object`].
     expose_pages: bool,
+    /// Whether the page source is one whose pages the core keeps
+    /// (`PageAllocator::KEEP_PAGES`, known to the methods that take the
+    /// source at compile time; this copy is for those that do not).
+    keeps_pages: bool,
     /// The address new slabs record for the front (see
     /// [`rehome`](Self::rehome)); 0 until a front asks.
     #[cfg(feature = "std")]
@@ -114,11 +121,13 @@ unsafe impl Send for CacheCore {}
 impl CacheCore {
     /// A core with no slabs yet. With `expose_pages`, each new page's
     /// provenance is exposed, so that the raw front can rebuild a full
-    /// pointer to it from an address.
+    /// pointer to it from an address. `keeps_pages` is the page source's
+    /// `PageAllocator::KEEP_PAGES`.
     pub(crate) const fn new(
         geometry: SlabGeometry,
         config: CacheConfig,
         expose_pages: bool,
+        keeps_pages: bool,
     ) -> Self {
         Self {
             geometry,
@@ -131,6 +140,7 @@ impl CacheCore {
             decay: Decay::new(&config),
             config,
             expose_pages,
+            keeps_pages,
             #[cfg(feature = "std")]
             home: 0,
         }
@@ -202,12 +212,17 @@ impl CacheCore {
     ) -> Result<NonNull<u8>, AllocFault> {
         let geometry = self.geometry;
         // SAFETY: forwarded from the caller; the geometry is the core's.
-        unsafe { self.alloc_shaped(pages, owner, &geometry) }
+        unsafe { self.alloc_shaped(pages, owner, &geometry, None) }
     }
 
     /// [`alloc`](Self::alloc), with the core's geometry passed in: a front
     /// that knows it at compile time (the typed one) lets the slot
-    /// arithmetic fold to constants instead of loading it.
+    /// arithmetic fold to constants instead of loading it. With `home`, the
+    /// slot's slab records it (`Slab::set_home`) before the slot is handed
+    /// out: the typed front's address, for its one-word handles, written
+    /// here under the lock where the slab is at hand (a store to the header
+    /// the allocation writes anyway), instead of found again from the slot
+    /// and compared after it (about 16 bytes of a firmware's allocation).
     ///
     /// # Safety
     ///
@@ -218,6 +233,7 @@ impl CacheCore {
         pages: &P,
         owner: &OwnerTag,
         geometry: &SlabGeometry,
+        home: Option<usize>,
     ) -> Result<NonNull<u8>, AllocFault> {
         debug_assert_eq!(*geometry, self.geometry, "the core's geometry");
         let slab = match self.available.head() {
@@ -228,7 +244,11 @@ impl CacheCore {
         let mut slot = [NonNull::dangling()];
         // SAFETY: `slab` is on `available`, live, and ours; `geometry` is
         // the core's.
-        unsafe { self.take_from(slab, &mut slot, true, geometry) }?;
+        unsafe { self.take_from(slab, &mut slot, true, geometry, P::KEEP_PAGES) }?;
+        if let Some(home) = home {
+            // SAFETY: the slab is live and ours (it just handed out a slot).
+            unsafe { slab.set_home(home) };
+        }
         Ok(slot[0])
     }
 
@@ -270,7 +290,9 @@ impl CacheCore {
             };
             // SAFETY: `slab` is on `available`, live, and ours; the geometry
             // is the core's.
-            match unsafe { self.take_from(slab, &mut out[taken..], false, &geometry) } {
+            match unsafe {
+                self.take_from(slab, &mut out[taken..], false, &geometry, P::KEEP_PAGES)
+            } {
                 Ok(count) => taken += count,
                 // Slots already taken stay with the caller, who reports the
                 // misuse: return them first.
@@ -286,12 +308,14 @@ impl CacheCore {
     /// its batch from one slab in a loop of pops. Checked builds take one
     /// slot, after checking it (`check_reuse` looks at the slot handed out
     /// next). With `held`, the slots go straight into a user's hands, and
-    /// checked builds note it in the bitmap. Returns how many.
+    /// checked builds note it in the bitmap. Returns how many. With `keep`
+    /// (the page source's `KEEP_PAGES`), the core's counts are left alone.
     ///
     /// # Safety
     ///
     /// `slab` is on `available`; `&mut self` is exclusive access to it;
-    /// `out` is not empty; `geometry` is the core's.
+    /// `out` is not empty; `geometry` is the core's; `keep` is
+    /// `keeps_pages`.
     #[inline]
     unsafe fn take_from(
         &mut self,
@@ -299,7 +323,9 @@ impl CacheCore {
         out: &mut [NonNull<u8>],
         held: bool,
         geometry: &SlabGeometry,
+        keep: bool,
     ) -> Result<usize, AllocFault> {
+        debug_assert_eq!(keep, self.keeps_pages);
         // SAFETY: slabs on our lists are live and we hold `&mut self`.
         unsafe { slab.check_reuse(geometry) }
             .map_err(|(misuse, slot)| AllocFault::Misuse(misuse, slot))?;
@@ -315,7 +341,9 @@ impl CacheCore {
                 unsafe { slab.set_held(slot, geometry) };
             }
         }
-        if cfg!(feature = "std") {
+        if keep {
+            // No count kept: the cold paths recount (see `kept`).
+        } else if cfg!(feature = "std") {
             if was_empty {
                 self.empty -= 1;
             }
@@ -330,7 +358,9 @@ impl CacheCore {
             // SAFETY: now on no list.
             unsafe { self.full.push_front(slab) };
         }
-        self.allocated = self.allocated.wrapping_add(count);
+        if !keep {
+            self.allocated = self.allocated.wrapping_add(count);
+        }
         Ok(count)
     }
 
@@ -354,7 +384,8 @@ impl CacheCore {
     }
 
     /// Counters for `stats()`.
-    pub(crate) fn stats(&self, name: &'static str) -> CacheStats {
+    pub(crate) fn stats(&mut self, name: &'static str) -> CacheStats {
+        self.recount();
         CacheStats::of_slabs(
             name,
             &self.geometry,
@@ -368,6 +399,7 @@ impl CacheCore {
     }
 }
 
+/// The counts as they stand: with `keeps_pages`, those of the last recount.
 impl fmt::Debug for CacheCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheCore")
@@ -379,6 +411,7 @@ impl fmt::Debug for CacheCore {
             .field("retained", &self.retained.len())
             .field("decay", &self.decay)
             .field("config", &self.config)
+            .field("keeps_pages", &self.keeps_pages)
             .finish()
     }
 }

@@ -99,7 +99,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
                 };
                 slots[i] = MaybeUninit::new(Class {
                     geometry,
-                    core: Mutex::new(CacheCore::new(geometry, config, expose)),
+                    core: Mutex::new(CacheCore::new(geometry, config, expose, P::KEEP_PAGES)),
                     #[cfg(feature = "std")]
                     depot: Depot::new(),
                 });

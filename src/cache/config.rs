@@ -64,6 +64,11 @@
 /// takes a whole page before its first object. `cargo run --example
 /// page_overhead` prints what a page of each size costs per slot size.
 ///
+/// A cache that has its region to itself needs no give-back at all: on a
+/// [`KeepPages`](crate::KeepPages) source it keeps every page it takes,
+/// and the code that decides when one goes back is not linked (the
+/// smallest firmware; `reserve` and `decay` then have no effect).
+///
 /// ```
 /// use core::mem::MaybeUninit;
 /// use minimal_slab::typenum::U1024;

@@ -32,6 +32,11 @@
 //! - `pages_held() <= config.page_limit` whenever the cap was set before the
 //!   pages were taken: growth stops at the cap with an error.
 //! - `in_use` is the sum of the slabs' `in_use`.
+//! - Exception: a core whose page source keeps its pages
+//!   (`PageAllocator::KEEP_PAGES`, `KeepPages`) gives no page back on a
+//!   free, retains nothing, and its fast paths keep neither `empty` nor
+//!   `in_use`: the cold paths that read them recount them from the slabs
+//!   first (`cache_core::kept`).
 //! - **The counts are right before the page source is called.** A page goes
 //!   back only after its slab is off every list and counted out, and a
 //!   batch of frees does the bookkeeping of all its slots before the first

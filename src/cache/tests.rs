@@ -57,7 +57,7 @@ impl Harness {
     fn new(size: usize, config: CacheConfig) -> Self {
         let geometry = SlabGeometry::new(4096, size, 8).unwrap();
         Self {
-            core: CacheCore::new(geometry, config, false),
+            core: CacheCore::new(geometry, config, false, false),
             pages: Counted::default(),
             owner: OwnerTag::new(),
         }
@@ -105,7 +105,7 @@ impl Harness {
         (self.pages.taken.get(), self.pages.given_back.get())
     }
 
-    fn lists(&self) -> (usize, usize, usize) {
+    fn lists(&mut self) -> (usize, usize, usize) {
         let s = self.core.stats("test");
         (s.full_slabs, s.partial_slabs, s.empty_slabs)
     }

@@ -36,6 +36,7 @@
 //! | [`GlobalAllocPages`] | any [`GlobalAlloc`](core::alloc::GlobalAlloc), e.g. `std::alloc::System` | a `SlabAllocator` that *is* the `#[global_allocator]` |
 //! | [`RegionPages`] | a memory region the caller supplies | programs with no heap at all |
 //! | [`ChunkedPages`] | big pages of another source, cut into small ones | lean memory over a general-purpose allocator |
+//! | [`KeepPages`] | another source, whose pages the caches keep once taken | firmware code size: no code to give pages back |
 //!
 //! A shared reference to a page source is a page source too, so one
 //! `static` region can feed several caches.
@@ -51,6 +52,7 @@ mod chunked;
 #[cfg(feature = "alloc")]
 mod global;
 mod global_alloc;
+mod keep;
 mod no_pages;
 mod region;
 
@@ -104,6 +106,7 @@ pub use chunked::ChunkedPages;
 #[cfg(feature = "alloc")]
 pub use global::GlobalPages;
 pub use global_alloc::GlobalAllocPages;
+pub use keep::KeepPages;
 pub use no_pages::NoPages;
 pub use region::RegionPages;
 
@@ -157,7 +160,10 @@ impl<S> PageSize for S where
 ///
 /// A page *should* also be aligned to the page size. Callers in this crate
 /// check that and reject a misaligned page, so breaking it is a bug, not
-/// undefined behaviour.
+/// undefined behaviour — unless the source sets
+/// [`PAGES_ALIGNED`](Self::PAGES_ALIGNED): then every page *is* aligned to
+/// the page size, a promise the caches rely on without checking (checked
+/// builds still check).
 ///
 /// Both methods are called while a cache holds its lock. They must not
 /// allocate from or free to the caches and allocators they serve, nor
@@ -182,6 +188,22 @@ pub unsafe trait PageAllocator {
     /// The page size in bytes, as a type-level number.
     type PageSize: PageSize;
 
+    /// Whether every page [`allocate_page`](Self::allocate_page) hands out
+    /// is aligned to the page size by construction: a promise (the trait is
+    /// `unsafe`), on which the caches skip the alignment check they make
+    /// of every new page, and the path that rejects a misaligned one (a
+    /// firmware links neither; checked builds still check). `false` by
+    /// default; [`RegionPages`] sets it, and the wrappers that forward
+    /// pages ([`KeepPages`], `&P`) pass on their source's.
+    const PAGES_ALIGNED: bool = false;
+
+    /// Whether the caches this source serves keep every page they take:
+    /// a free never gives one back, whatever their configuration's
+    /// reserve and decay, and only `shrink` and a cache's drop do. Set by
+    /// [`KeepPages`], which says why (code size on a microcontroller);
+    /// `false` by default, and `&P` passes on its source's.
+    const KEEP_PAGES: bool = false;
+
     /// Hands out one page, or says why it cannot.
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError>;
 
@@ -205,10 +227,13 @@ pub unsafe trait PageAllocator {
     fn trim(&self) {}
 }
 
-// SAFETY: forwards both methods to `P`, which upholds the contract; a shared
-// reference adds no way to break it.
+// SAFETY: forwards both methods to `P`, which upholds the contract (its
+// `PAGES_ALIGNED` promise included); a shared reference adds no way to
+// break it.
 unsafe impl<P: PageAllocator + ?Sized> PageAllocator for &P {
     type PageSize = P::PageSize;
+    const PAGES_ALIGNED: bool = P::PAGES_ALIGNED;
+    const KEEP_PAGES: bool = P::KEEP_PAGES;
 
     #[inline]
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {

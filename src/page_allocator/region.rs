@@ -304,11 +304,13 @@ impl<S: PageSize> fmt::Debug for RegionPages<S> {
 }
 
 // SAFETY: pages come from memory given up to the region; each is `S` bytes
-// inside it and aligned to `S` (`add_region` starts the fresh run aligned, and
-// the stack steps by `S`). The stack's invariant ensures no page is handed out
-// twice.
+// inside it and aligned to `S` (`add_region` and `add_pending` start the
+// fresh run aligned, the run steps by `S`, and the pages given back, which
+// the stack hands out again, are pages it handed out): so `PAGES_ALIGNED`
+// holds. The stack's invariant ensures no page is handed out twice.
 unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
     type PageSize = S;
+    const PAGES_ALIGNED: bool = true;
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
         let mut state = self.state();

@@ -2,8 +2,8 @@
 //! flag.
 //!
 //! Taking the lock enters a critical section ([`critical_section::acquire`])
-//! and marks the mutex held; dropping the guard clears the mark and leaves the
-//! section. The critical section alone gives mutual exclusion between
+//! and marks the mutex held, keeping in it the state that leaving restores;
+//! dropping the guard clears the mark and leaves the section. The critical section alone gives mutual exclusion between
 //! execution contexts (interrupts masked, or the implementation's own lock
 //! across cores); the mark catches the one case it does not: the context that
 //! holds the lock asking for it again (a page source or a panic hook calling
@@ -24,14 +24,27 @@ use core::ops::{Deref, DerefMut};
 /// A mutual-exclusion lock with a `const` constructor whose holder runs in a
 /// critical section.
 ///
-/// Invariant: `held` is true exactly while a [`MutexGuard`] of this mutex
-/// exists, and a guard exists only inside the critical section it entered.
+/// Invariant: `lock.held` is true exactly while a [`MutexGuard`] of this
+/// mutex exists, a guard exists only inside the critical section it
+/// entered, and `lock.restore` is then what leaving that section restores.
 pub(crate) struct Mutex<T> {
-    held: Cell<bool>,
+    lock: Lock,
     data: UnsafeCell<T>,
 }
 
-// SAFETY: `held` and `data` are only touched inside a critical section (by
+/// The lock of a [`Mutex`], whatever it guards.
+///
+/// The state to restore is kept here rather than in the guard: a guard is
+/// then one pointer, and the code that holds a lock keeps no token in a
+/// register across its work (under `critical-section`, a firmware's
+/// allocation spent some 60 bytes more than under the spin lock moving it
+/// around and reaching the cache through the registers left).
+struct Lock {
+    held: Cell<bool>,
+    restore: Cell<critical_section::RestoreState>,
+}
+
+// SAFETY: `lock` and `data` are only touched inside a critical section (by
 // `try_lock` and by a guard, which lives inside the section it entered), and
 // critical sections exclude each other across every execution context; the
 // `T` is reached only through a guard, and `held` allows one guard at a
@@ -42,7 +55,6 @@ unsafe impl<T: Send> Sync for Mutex<T> {}
 /// Access to a [`Mutex`]'s data; leaves the critical section when dropped.
 pub(crate) struct MutexGuard<'a, T> {
     mutex: &'a Mutex<T>,
-    restore: critical_section::RestoreState,
     /// A critical section is left on the thread that entered it.
     _same_thread: PhantomData<*mut ()>,
 }
@@ -51,7 +63,10 @@ impl<T> Mutex<T> {
     /// Wraps `value` in an unlocked mutex.
     pub(crate) const fn new(value: T) -> Self {
         Self {
-            held: Cell::new(false),
+            lock: Lock {
+                held: Cell::new(false),
+                restore: Cell::new(critical_section::RestoreState::invalid()),
+            },
             data: UnsafeCell::new(value),
         }
     }
@@ -64,9 +79,9 @@ impl<T> Mutex<T> {
     /// that a test sees it).
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        enter(&self.lock);
         MutexGuard {
             mutex: self,
-            restore: enter(&self.held),
             _same_thread: PhantomData,
         }
     }
@@ -79,16 +94,16 @@ impl<T> Mutex<T> {
         // if the lock is held, otherwise by the guard's `drop` (the guard is
         // `!Send`). Nesting is last-in, first-out: see the module docs.
         let restore = unsafe { critical_section::acquire() };
-        if self.held.get() {
+        if self.lock.held.get() {
             // SAFETY: pairs with the `acquire` just above; nothing was entered
             // since.
             unsafe { critical_section::release(restore) };
             return None;
         }
-        self.held.set(true);
+        self.lock.held.set(true);
+        self.lock.restore.set(restore);
         Some(MutexGuard {
             mutex: self,
-            restore,
             _same_thread: PhantomData,
         })
     }
@@ -100,25 +115,26 @@ impl<T> Mutex<T> {
     }
 }
 
-/// Enters a critical section and marks `held`, for [`Mutex::lock`]; returns
-/// the state that leaving the section restores. One function for every
-/// mutex, whatever it guards: `no_std` builds call it rather than inline it,
-/// so that a firmware links it once (`std` builds inline it, as before).
+/// Enters a critical section and marks `lock` held, with the state that
+/// leaving the section restores, for [`Mutex::lock`]. One function for
+/// every mutex, whatever it guards: `no_std` builds call it rather than
+/// inline it, so that a firmware links it once (`std` builds inline it, as
+/// before).
 #[cfg_attr(not(feature = "std"), inline(never))]
 #[cfg_attr(feature = "std", inline)]
-fn enter(held: &Cell<bool>) -> critical_section::RestoreState {
+fn enter(lock: &Lock) {
     // SAFETY: the section is left exactly once, on this thread: just below
     // if the lock is held, otherwise by the guard's `drop` (the guard is
     // `!Send`). Nesting is last-in, first-out: see the module docs.
     let restore = unsafe { critical_section::acquire() };
-    if held.get() {
+    if lock.held.get() {
         // SAFETY: pairs with the `acquire` just above; nothing was entered
         // since.
         unsafe { critical_section::release(restore) };
         reentered();
     }
-    held.set(true);
-    restore
+    lock.held.set(true);
+    lock.restore.set(restore);
 }
 
 /// A lock asked for again by the context holding it. Out of line where it
@@ -158,24 +174,28 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 impl<T> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: `restore` came from the `acquire` in `lock` or `try_lock`
-        // that made this guard, on this thread (the guard is `!Send`), with
-        // `held` set; guards drop last-in, first-out (module docs).
-        unsafe { leave(&self.mutex.held, self.restore) };
+        // SAFETY: the mutex's `restore` came from the `acquire` in `lock` or
+        // `try_lock` that made this guard, on this thread (the guard is
+        // `!Send`), with `held` set; guards drop last-in, first-out (module
+        // docs).
+        unsafe { leave(&self.mutex.lock) };
     }
 }
 
-/// Clears `held` and leaves the critical section `restore` came from, for
-/// a guard's drop. Out of line in builds without `std`, as [`enter`] is.
+/// Clears `lock`'s mark and leaves the critical section its `restore`
+/// came from, for a guard's drop. Out of line in builds without `std`, as
+/// [`enter`] is.
 ///
 /// # Safety
 ///
-/// `restore` came from the `critical_section::acquire` that set `held`, on
-/// this thread, and every section entered since has been left.
+/// `lock` is held: its `restore` came from the `critical_section::acquire`
+/// that set `held`, on this thread, and every section entered since has
+/// been left.
 #[cfg_attr(not(feature = "std"), inline(never))]
 #[cfg_attr(feature = "std", inline)]
-unsafe fn leave(held: &Cell<bool>, restore: critical_section::RestoreState) {
-    held.set(false);
+unsafe fn leave(lock: &Lock) {
+    let restore = lock.restore.get();
+    lock.held.set(false);
     // SAFETY: the caller's guarantees.
     unsafe { critical_section::release(restore) };
 }

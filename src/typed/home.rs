@@ -35,10 +35,14 @@
 //! slot. A handle's drop does read its slab's record, but only to confirm
 //! the magazine it guessed (see `ThreadCache::give`).
 //!
-//! Builds without `std` check the slab's record at every handle instead:
-//! that links no walk and no lock (40 bytes of `.text` in `scripts/size`'s
-//! typed-cache program, where the walk took 170), and they have no lock-free
-//! path for the load to slow.
+//! Builds without `std` record the address in the slab at every handle
+//! instead: that links no walk and no lock (40 bytes of `.text` in
+//! `scripts/size`'s typed-cache program, where the walk took 170), and they
+//! have no lock-free path for the load to slow. An allocation stores it
+//! while it holds the cache's lock, with the slab at hand
+//! (`SlabCache::allocate_slot`: the header's line is written by the
+//! allocation anyway); `settle` checks it for the handles made otherwise
+//! (`from_raw`, a local front's).
 //!
 //! # Provenance: exposed, and exposed again by every handle made
 //!

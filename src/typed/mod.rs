@@ -307,7 +307,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     }
 
     /// A slot for one `T`, uninitialised. Zero-sized `T`s get a dangling,
-    /// aligned pointer and touch nothing.
+    /// aligned pointer and touch nothing. Without per-thread caches, the
+    /// slot's slab records this cache's address, exposed, under the lock
+    /// (what [`settle`](Self::settle) does, for `SlabBox::from_allocated`).
     #[inline]
     pub(crate) fn allocate_slot(&self) -> Result<NonNull<T>, AllocError> {
         if Self::IS_ZST {
@@ -318,8 +320,12 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         #[cfg(not(feature = "std"))]
         // SAFETY: the set was built with `Shape::One(Self::GEOMETRY)`.
         let slot = unsafe {
-            self.set
-                .alloc_shaped(0, &Self::GEOMETRY, crate::checked::Misuse::report)
+            self.set.alloc_shaped(
+                0,
+                &Self::GEOMETRY,
+                core::ptr::from_ref(self).expose_provenance(),
+                crate::checked::Misuse::report,
+            )
         };
         slot.map(NonNull::cast)
     }

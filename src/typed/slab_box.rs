@@ -34,8 +34,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
             Ok(slot) => {
                 // SAFETY: the slot is fresh, sized and aligned for `T`.
                 unsafe { slot.write(value) };
-                // SAFETY: the slot came from this cache and now holds a `T`.
-                Ok(unsafe { SlabBox::from_slot(self, slot) })
+                // SAFETY: the slot came from `allocate_slot` on this cache
+                // and now holds a `T`.
+                Ok(unsafe { SlabBox::from_allocated(self, slot) })
             }
             Err(error) => Err(AllocFailed::new(value, error)),
         }
@@ -63,8 +64,9 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         core::mem::forget(guard);
         // SAFETY: the slot is fresh, sized and aligned for `T`.
         unsafe { slot.write(value) };
-        // SAFETY: the slot came from this cache and now holds a `T`.
-        Ok(unsafe { SlabBox::from_slot(self, slot) })
+        // SAFETY: the slot came from `allocate_slot` on this cache and now
+        // holds a `T`.
+        Ok(unsafe { SlabBox::from_allocated(self, slot) })
     }
 
     /// Like [`alloc`](Self::alloc), pinned: the value never moves again.
@@ -129,6 +131,30 @@ impl<'a, T, P: PageAllocator> SlabBox<'a, T, P> {
         };
         Self {
             ptr,
+            _owns: PhantomData,
+        }
+    }
+
+    /// [`from_slot`](Self::from_slot), for a slot that
+    /// [`allocate_slot`](SlabCache::allocate_slot) just handed out: builds
+    /// without `std`, whose allocation recorded the cache in the slot's
+    /// slab, do not settle again (which links no second look at the slab
+    /// for a firmware).
+    ///
+    /// # Safety
+    ///
+    /// As for `from_slot`, and `slot` came from `cache.allocate_slot()`.
+    #[inline]
+    unsafe fn from_allocated(cache: &'a SlabCache<T, P>, slot: NonNull<T>) -> Self {
+        if cfg!(feature = "std") || Self::IS_ZST {
+            // SAFETY: the caller's guarantees.
+            return unsafe { Self::from_slot(cache, slot) };
+        }
+        // The slab recorded `cache`'s address, exposed from a borrow of it
+        // that lasts as long as this handle does (`allocate_slot`, and the
+        // module doc of `home`).
+        Self {
+            ptr: slot,
             _owns: PhantomData,
         }
     }

@@ -65,10 +65,12 @@ impl CacheCore {
         geometry: &SlabGeometry,
     ) -> Result<(), Misuse> {
         debug_assert_eq!(*geometry, self.geometry, "the core's geometry");
+        let keep = P::KEEP_PAGES;
         // SAFETY: forwarded from the caller.
-        let emptied = unsafe { self.put_back(owner, slot, reach, true, geometry) }?;
+        let emptied = unsafe { self.put_back(owner, slot, reach, true, geometry, keep) }?;
         // The window that may end here finds the free's bookkeeping done.
-        if emptied.is_some() || self.decay.ends_at(self.freed) {
+        // A core that keeps its pages gives none back, and has no window.
+        if !keep && (emptied.is_some() || self.decay.ends_at(self.freed)) {
             // One call off the fast path for both, so that nothing the fast
             // path holds must survive a call.
             // SAFETY: forwarded from the caller; `put_back` no longer holds
@@ -136,7 +138,16 @@ impl CacheCore {
         let geometry = self.geometry;
         for &slot in slots {
             // SAFETY: forwarded from the caller; the geometry is the core's.
-            match unsafe { self.put_back(owner, slot, SlotReach::Page, false, &geometry) } {
+            match unsafe {
+                self.put_back(
+                    owner,
+                    slot,
+                    SlotReach::Page,
+                    false,
+                    &geometry,
+                    P::KEEP_PAGES,
+                )
+            } {
                 Ok(Some(slab)) => {
                     // SAFETY: the slab is on no list now; its links are ours
                     // to chain the slabs that go back.
@@ -152,7 +163,7 @@ impl CacheCore {
         if release {
             // SAFETY: the chained slabs are held and counted by no list.
             unsafe { self.give_back_all(pages, emptied) };
-            if self.decay.ends_at(self.freed) {
+            if !P::KEEP_PAGES && self.decay.ends_at(self.freed) {
                 // SAFETY: forwarded from the caller.
                 unsafe { self.end_window(pages) };
             }
@@ -171,11 +182,13 @@ impl CacheCore {
     /// its list, no longer counted, and returned for the caller to give
     /// back (after all other bookkeeping, so that a panicking page source
     /// leaves the counts right). `held` says whether a user holds the slot
-    /// (a free) or a magazine (a drain).
+    /// (a free) or a magazine (a drain). With `keep` (the page source's
+    /// `KEEP_PAGES`), no slab goes back, and the core's counts are left
+    /// alone (see `kept`).
     ///
     /// # Safety
     ///
-    /// As for [`free_shaped`](Self::free_shaped).
+    /// As for [`free_shaped`](Self::free_shaped); `keep` is `keeps_pages`.
     #[inline(always)]
     unsafe fn put_back(
         &mut self,
@@ -184,22 +197,24 @@ impl CacheCore {
         reach: SlotReach,
         held: bool,
         geometry: &SlabGeometry,
+        keep: bool,
     ) -> Result<Option<Slab>, Misuse> {
+        debug_assert_eq!(keep, self.keeps_pages);
         // SAFETY: forwarded from the caller.
-        let slab = unsafe { self.put_slot(owner, slot, reach, held, geometry) }?;
+        let slab = unsafe { self.put_slot(owner, slot, reach, held, geometry, keep) }?;
         // SAFETY: a slot just went back to the live `slab`.
         let freed = unsafe { freed(slab, geometry) };
         // SAFETY: `freed` is what the free just did.
-        Ok(unsafe { self.relist_freed(freed) })
+        Ok(unsafe { self.relist_freed(freed, keep) })
     }
 
     /// The first half of [`put_back`](Self::put_back): `slot` back on its
-    /// slab's free list and counted, the slab's lists not touched yet;
-    /// returns the slab.
+    /// slab's free list and counted (unless `keep`), the slab's lists not
+    /// touched yet; returns the slab.
     ///
     /// # Safety
     ///
-    /// As for [`free_shaped`](Self::free_shaped).
+    /// As for [`put_back`](Self::put_back).
     #[inline(always)]
     unsafe fn put_slot(
         &mut self,
@@ -208,6 +223,7 @@ impl CacheCore {
         reach: SlotReach,
         held: bool,
         geometry: &SlabGeometry,
+        keep: bool,
     ) -> Result<Slab, Misuse> {
         debug_assert!(
             self.expose_pages || reach == SlotReach::Page,
@@ -239,28 +255,34 @@ impl CacheCore {
         // SAFETY: `slot` is ours, so `slab` is one of our live slabs;
         // `slot` is handed out and no longer used.
         unsafe { slab.push_slot(slot, geometry, guarded) };
-        self.freed = self.freed.wrapping_add(1);
+        if !keep {
+            self.freed = self.freed.wrapping_add(1);
+        }
         Ok(slab)
     }
 
     /// The second half of [`put_back`](Self::put_back): the slab of
-    /// `freed` moved between lists, and returned if it goes back.
+    /// `freed` moved between lists, and returned if it goes back (never
+    /// with `keep`, which leaves `empty` alone too).
     ///
     /// # Safety
     ///
     /// The shared contract on [`CacheCore`]; `freed` is what `put_slot`
-    /// returned for the free just done, and nothing changed since.
+    /// returned for the free just done, and nothing changed since; `keep`
+    /// is `keeps_pages`.
     #[inline(always)]
-    unsafe fn relist_freed(&mut self, freed: Freed) -> Option<Slab> {
+    unsafe fn relist_freed(&mut self, freed: Freed, keep: bool) -> Option<Slab> {
         let Freed {
             slab,
             was_full,
             now_empty,
         } = freed;
-        // Emptied beyond the reserve: it leaves `available` for good.
-        let goes = now_empty && self.empty >= self.config.reserve;
+        // Emptied beyond the reserve: it leaves `available` for good. A
+        // core that keeps its pages neither gives one back nor counts
+        // empty slabs (see `kept`).
+        let goes = !keep && now_empty && self.empty >= self.config.reserve;
         if !was_full && !goes {
-            if now_empty {
+            if now_empty && !keep {
                 self.empty += 1;
             }
             return None;
@@ -276,7 +298,7 @@ impl CacheCore {
         // via `&mut self`.
         unsafe { from.remove(slab) };
         let to = if !goes {
-            if now_empty {
+            if now_empty && !keep {
                 self.empty += 1;
             }
             &mut self.available

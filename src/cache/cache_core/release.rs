@@ -56,6 +56,9 @@
 //! - With `decay == 0` (`CacheConfig::eager`) nothing is ever retained:
 //!   the behaviour of earlier versions, a page back the moment its slab
 //!   empties beyond the reserve.
+//! - Under a page source that keeps its pages (`KeepPages`), none of this
+//!   applies, and none of it is linked: no free gives a page back, nothing
+//!   is retained, and only `shrink` (and a cache's drop) gives pages back.
 //! - `shrink` gives back every empty slab, retained or reserve, and
 //!   restarts the peak from the slabs in use; so does a change of
 //!   configuration, down to the new reserve.
@@ -135,6 +138,10 @@ impl CacheCore {
         pages: &P,
         slots: usize,
     ) {
+        if P::KEEP_PAGES {
+            // No counts kept, no window to end (see `kept`).
+            return;
+        }
         // Both counts move: the slots in use stay what they are.
         self.allocated = self.allocated.wrapping_add(slots);
         self.freed = self.freed.wrapping_add(slots);
@@ -174,7 +181,8 @@ impl CacheCore {
 
     /// Applies `config`: every empty slab beyond the new reserve goes back
     /// at once, retained ones first (retained slabs within it join the
-    /// reserve), and the peak restarts from the slabs in use.
+    /// reserve), and the peak restarts from the slabs in use. A core that
+    /// keeps its pages keeps them: only the page limit applies to it.
     ///
     /// # Safety
     ///
@@ -185,6 +193,9 @@ impl CacheCore {
         config: CacheConfig,
     ) {
         self.config = config;
+        if P::KEEP_PAGES {
+            return;
+        }
         let mut chain = None;
         while self.empty + self.retained.len() > config.reserve {
             // SAFETY: `retained` is ours, its slabs live; `&mut self`.
@@ -221,6 +232,7 @@ impl CacheCore {
     ///
     /// The shared contract on [`CacheCore`].
     pub(crate) unsafe fn shrink<P: PageAllocator + ?Sized>(&mut self, pages: &P) -> usize {
+        self.recount();
         let mut chain = None;
         let mut released = 0;
         // SAFETY: `retained` is ours, its slabs live; `&mut self`.
@@ -247,7 +259,8 @@ impl CacheCore {
     /// there, and returns how many went back; retained slabs stay. Walks
     /// `available`: for `shrink`, configuration changes and a front's
     /// flush, never for an allocation or a free. All the slabs are taken
-    /// off the lists and counted out first, then their pages go back.
+    /// off the lists and counted out first, then their pages go back. A
+    /// core that keeps its pages gives none back (only `shrink` does).
     ///
     /// # Safety
     ///
@@ -257,6 +270,9 @@ impl CacheCore {
         pages: &P,
         keep: usize,
     ) -> usize {
+        if P::KEEP_PAGES {
+            return 0;
+        }
         // SAFETY: an empty chain.
         let (chain, released) = unsafe { self.collect_empty(keep, None) };
         // SAFETY: the chained slabs are held and counted by no list.
@@ -401,6 +417,7 @@ impl CacheCore {
         &mut self,
         pages: &P,
     ) -> usize {
+        self.recount();
         let mut released = 0;
         loop {
             // SAFETY: our lists, under `&mut self`.

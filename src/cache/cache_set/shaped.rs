@@ -16,7 +16,8 @@ use crate::slab::SlabGeometry;
 
 impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// One slot of cache `class`, whose geometry the caller knows at
-    /// compile time (see `CacheCore::alloc_shaped`).
+    /// compile time, its slab recording `home` (see
+    /// `CacheCore::alloc_shaped`).
     ///
     /// # Safety
     ///
@@ -26,12 +27,13 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         &self,
         class: usize,
         geometry: &SlabGeometry,
+        home: usize,
         report: Report,
     ) -> Result<NonNull<u8>, AllocError> {
         let outcome = {
             let mut core = self.classes[class].core.lock();
             // SAFETY: as in `alloc`; the caller's guarantee for `geometry`.
-            unsafe { core.alloc_shaped(&self.pages, &self.owner, geometry) }
+            unsafe { core.alloc_shaped(&self.pages, &self.owner, geometry, Some(home)) }
         };
         refused_or_reported(outcome, report)
     }
