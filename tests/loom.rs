@@ -10,11 +10,14 @@
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test --release --test loom -- --nocapture
 //! RUSTFLAGS="--cfg loom" cargo test --release --features checked --test loom
+//! RUSTFLAGS="--cfg loom" cargo test --release --no-default-features --features alloc --test loom
 //! ```
 //!
 //! The second run adds misuse detection, which compares every freed slot's
 //! owner tag: it is what notices two threads assigning an allocator two
-//! different tags.
+//! different tags. The third, without `std`, has no per-thread caches:
+//! every call takes the shared caches' locked path (the models of the
+//! per-thread caches and the depot are left out there).
 //!
 //! `--nocapture` shows how many interleavings each model explored. The models
 //! with two threads at work are searched exhaustively, or up to four
@@ -73,10 +76,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{fill, verify};
 use loom::sync::Arc;
 use loom::thread;
-use minimal_slab::typenum::{U2, U128, U256, U1024, Unsigned};
+#[cfg(feature = "std")]
+use minimal_slab::LocalCache;
+#[cfg(feature = "std")]
+use minimal_slab::typenum::U2;
+use minimal_slab::typenum::{U128, U256, U1024, Unsigned};
 use minimal_slab::{
-    AllocatorStats, CacheConfig, CacheStats, ChunkedPages, GlobalPages, LocalCache, NoFallback,
-    PageAllocError, PageAllocator, SlabAllocator, SlabBox, SlabCache,
+    AllocatorStats, CacheConfig, CacheStats, ChunkedPages, GlobalPages, NoFallback, PageAllocError,
+    PageAllocator, SlabAllocator, SlabBox, SlabCache,
 };
 
 /// How far a model's search goes, unless `LOOM_MAX_PREEMPTIONS` says.
@@ -395,12 +402,15 @@ fn typed_shrink_racing_alloc_and_free() {
 
 /// How many executions of the depot model ended with its batch taken by a
 /// refill (0) or still in the depot (1).
+#[cfg(feature = "std")]
 static ENDINGS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 /// Batches that one thread's front gives back reach another thread's front
 /// whole, through the cache's depot (builds without checks; with `checked`,
 /// through the slabs): magazines of two slots give one back at a time, so
 /// each overflow is a batch of one, and each refill may take it.
+// The per-thread caches and the depot exist with `std` only.
+#[cfg(feature = "std")]
 #[test]
 fn typed_batches_handed_between_fronts_through_the_depot() {
     explore(
@@ -522,6 +532,7 @@ fn typed_thread_exits_holding_cached_slots() {
 /// How many executions of the dropped-cache model gave the cache made last
 /// the dropped cache's place (1: its slots cached) or no place (0: the
 /// locked path, the dropped cache still registered when it asked).
+#[cfg(feature = "std")]
 static PLACE_ENDINGS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 /// A cache is dropped while another thread's table still caches its slots:
@@ -531,6 +542,8 @@ static PLACE_ENDINGS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(
 /// and then its exit forget those slots without touching them: a write to
 /// a page after it was given back fails the model (see `WatchedPages`),
 /// and so, in checked builds, does a check of a slot in it.
+// The per-thread caches and the depot exist with `std` only.
+#[cfg(feature = "std")]
 #[test]
 fn typed_cache_dropped_while_another_thread_caches_its_slots() {
     explore(
@@ -581,12 +594,15 @@ fn typed_cache_dropped_while_another_thread_caches_its_slots() {
 
 /// How many executions of the hand-off model ended with the receiver's
 /// overflow taken by a refill of the sender (0) or still in the depot (1).
+#[cfg(feature = "std")]
 static HANDOFF_ENDINGS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 /// Handles sent to another thread and dropped there, while the sender keeps
 /// allocating: the receiver's frees fill its per-thread cache, the third
 /// overflows it — one slot to the cache's depot (to the slabs in checked
 /// builds) — and the sender's refills may take that slot from the depot.
+// The per-thread caches and the depot exist with `std` only.
+#[cfg(feature = "std")]
 #[test]
 fn typed_handles_dropped_on_another_thread() {
     explore(
