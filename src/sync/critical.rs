@@ -3,9 +3,10 @@
 //!
 //! Taking the lock enters a critical section ([`critical_section::acquire`])
 //! and marks the mutex held, keeping in it the state that leaving restores;
-//! dropping the guard clears the mark and leaves the section. The critical section alone gives mutual exclusion between
-//! execution contexts (interrupts masked, or the implementation's own lock
-//! across cores); the mark catches the one case it does not: the context that
+//! dropping the guard clears the mark and leaves the section. The critical
+//! section alone gives mutual exclusion between execution contexts
+//! (interrupts masked, or the implementation's own lock across cores); the
+//! mark catches the one case it does not: the context that
 //! holds the lock asking for it again (a page source or a panic hook calling
 //! back into its cache), which would otherwise hand out a second `&mut` to the
 //! same data.
@@ -174,10 +175,10 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 impl<T> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the mutex's `restore` came from the `acquire` in `lock` or
+        // The mutex's `restore` came from the `acquire` in `lock` or
         // `try_lock` that made this guard, on this thread (the guard is
-        // `!Send`), with `held` set; guards drop last-in, first-out (module
-        // docs).
+        // `!Send`), with `held` set.
+        // SAFETY: as just said; guards drop last-in, first-out (module docs).
         unsafe { leave(&self.mutex.lock) };
     }
 }

@@ -218,10 +218,11 @@ impl Drop for TableList {
         EXECUTION_OVER.set(true);
         let mut table = self.0;
         while !table.is_null() {
-            // SAFETY: tables on a list are alive; the execution is over, so
-            // no thread uses this one again (the model's code has returned,
-            // the other threads have given their tables back, and the main
-            // thread's exit guard finds `EXECUTION_OVER`).
+            // The execution is over, so no thread uses this table again: the
+            // model's code has returned, the other threads have given their
+            // tables back, and the main thread's exit guard finds
+            // `EXECUTION_OVER`.
+            // SAFETY: tables on a list are alive, and no thread uses this one.
             let next = unsafe { (*table).next.get() };
             // SAFETY: as above; it came from `System` with this layout in
             // `acquire`, and nothing in a table needs dropping.
