@@ -10,21 +10,21 @@
 //! write per slot, often in another thread's cache), the refill pops them
 //! again (a link read per slot, a miss when another core wrote it). When
 //! one thread frees what another allocates, both threads wait on that lock
-//! while the other does sixteen slab operations: the hand-off workload
+//! while the other does a batch of slab operations: the hand-off workload
 //! spent 42 % of its time spinning (`perf record` on `cargo bench -p
 //! minimal_slab_perf --bench threads -- 'handoff/64B/slabcache$'`). With a
 //! depot a batch moves whole, under the depot's own lock, as a copy of
-//! its sixteen pointers.
+//! its pointers.
 //!
 //! # Pointers in the depot, not links in the slots
 //!
 //! A first version linked each batch into a chain through the slots' first
 //! words, so the depot held one pointer per batch. Taking a chain then
-//! meant following sixteen links one after the other, each a miss in the
+//! meant following a batch's links one after the other, each a miss in the
 //! taking core when another core had freed the slots (`Chain::unlink` took
 //! 17 % of the hand-off workload's time). Here the depot keeps each
-//! batch's pointers in an array of its own — a kilobyte per cache, which
-//! only `std` builds have — so a batch moves as two cache lines of
+//! batch's pointers in an array of its own — two kilobytes per cache,
+//! which only `std` builds have — so a batch moves as four cache lines of
 //! pointers, the slots themselves untouched until their user writes them,
 //! and the depot needs no `unsafe` at all.
 //!
@@ -57,7 +57,7 @@ use core::ptr::NonNull;
 use crate::sync::{AtomicUsize, Mutex, Ordering, const_fn_unless_loom};
 
 /// The most slots one batch holds: a per-thread magazine's half.
-pub(crate) const BATCH_MAX: usize = 16;
+pub(crate) const BATCH_MAX: usize = 32;
 
 /// How many batches a depot holds: beyond that, batches go to the slabs,
 /// so the depot keeps at most `BATCHES * BATCH_MAX` slots' pages busy.

@@ -73,6 +73,8 @@ mod cache_set;
 mod config;
 #[cfg(feature = "std")]
 mod depot;
+#[cfg(feature = "std")]
+pub(crate) use depot::BATCH_MAX as DEPOT_BATCH_MAX;
 #[cfg(all(test, feature = "alloc"))]
 mod tests;
 

@@ -88,6 +88,54 @@ impl FreeStack {
         self.fresh as usize
     }
 
+    /// [`pop`](Self::pop) into each place of `out` in turn, until the stack
+    /// runs out; returns how many blocks it took. `ready` sees each block
+    /// before its link is read or it is handed out (the sanitizer's ban
+    /// lifted there). The stack's fields stay in registers for the loop,
+    /// written back once: through `&mut self` at each block, the compiler
+    /// must store them again after each link read, which might, for all it
+    /// knows, have been `self`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`pop`](Self::pop), with `ready` making each block readable.
+    #[inline]
+    pub(crate) unsafe fn pop_into(
+        &mut self,
+        run: Run,
+        out: &mut [NonNull<u8>],
+        mut ready: impl FnMut(NonNull<u8>),
+    ) -> usize {
+        let mut returned = self.returned;
+        let mut count = 0;
+        // The returned list first, as `pop` takes it; nothing is pushed
+        // meanwhile, so once it is empty, the rest comes from the run.
+        while count < out.len()
+            && let Some(link) = returned
+        {
+            ready(link.cast());
+            // SAFETY: the caller's guarantees: a returned block holds its
+            // link, readable now.
+            returned = unsafe { link.read() }.next;
+            out[count] = link.cast();
+            count += 1;
+        }
+        let fresh = self.fresh();
+        let from_run = (out.len() - count).min(run.count.saturating_sub(fresh));
+        for (i, place) in out[count..count + from_run].iter_mut().enumerate() {
+            // SAFETY: `fresh + i < run.count`: inside the run.
+            let block = unsafe { run.base.byte_add((fresh + i) * run.size) };
+            ready(block);
+            *place = block;
+        }
+        count += from_run;
+        self.returned = returned;
+        // Both at most `run.count`, which fits in 32 bits (see `pop`).
+        self.fresh = (fresh + from_run) as u32;
+        self.out += count as u32;
+        count
+    }
+
     /// Takes a block: the last one given back, else the next never-used one
     /// of `run`, if any is left.
     ///
@@ -137,6 +185,31 @@ impl FreeStack {
     /// The link a block must hold before [`push_linked`](Self::push_linked)
     /// puts it on the stack: for users that write it themselves, through
     /// pointers of their choice.
+    /// [`push`](Self::push) of every block of `blocks`, the last one on
+    /// top, with the stack's head and count updated once: the head stays
+    /// in a register rather than going through `self` at each block, which
+    /// the compiler cannot do for us (a block might, for all it knows, be
+    /// `self`).
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push), for each block, every one distinct.
+    #[inline]
+    pub(crate) unsafe fn push_each(&mut self, blocks: impl ExactSizeIterator<Item = NonNull<u8>>) {
+        let count = blocks.len();
+        debug_assert!(count <= self.out(), "only blocks handed out come back");
+        let mut head = self.returned;
+        for block in blocks {
+            // SAFETY: the caller's guarantees: ours, aligned and large
+            // enough for a link, and no one else uses it.
+            unsafe { block.cast::<Link>().write(Link { next: head }) };
+            head = Some(block.cast());
+        }
+        self.returned = head;
+        // `count <= out`, which fits in 32 bits.
+        self.out -= count as u32;
+    }
+
     #[inline]
     pub(crate) fn link_for_push(&self) -> Link {
         Link {
@@ -164,7 +237,18 @@ impl FreeStack {
     /// threaded through blocks freed long ago costs a cache miss per block.
     #[inline]
     pub(crate) fn take_back_last(&mut self) {
-        debug_assert_eq!(self.out, 1, "only the last block out restarts the stack");
+        self.take_back_rest(1);
+    }
+
+    /// [`take_back_last`](Self::take_back_last) for the last `count` blocks
+    /// out, coming back together.
+    #[inline]
+    pub(crate) fn take_back_rest(&mut self, count: usize) {
+        debug_assert_eq!(
+            self.out(),
+            count,
+            "only the last blocks out restart the stack"
+        );
         self.returned = None;
         self.fresh = 0;
         self.out = 0;

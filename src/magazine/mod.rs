@@ -105,18 +105,20 @@ impl<N: ArrayLength> MagazineFront<N> {
         size: usize,
         slots: &[NonNull<u8>],
     ) {
-        // Pushed last, popped first.
-        for &slot in slots.iter().rev() {
-            if self.magazine.len() == N::USIZE {
-                // SAFETY: the caller's guarantees: this front holds it, and
-                // frees it as a user would (checked builds' books first).
-                unsafe { give_straight_back(set, class, slot) };
-                continue;
-            }
+        // The first ones find no room, if any do: they go back.
+        let left = slots.len().saturating_sub(N::USIZE - self.magazine.len());
+        let (back, kept) = slots.split_at(left);
+        for &slot in kept {
             // SAFETY: the caller's guarantees: ours alone.
             unsafe { poison_cached(slot, size) };
-            let kept = self.magazine.push(slot);
-            debug_assert!(kept.is_ok(), "room was checked");
+        }
+        // Pushed last, popped first.
+        let no_room = self.magazine.push_all(kept);
+        debug_assert_eq!(no_room, 0, "room was counted");
+        for &slot in back {
+            // SAFETY: the caller's guarantees: this front holds it, and
+            // frees it as a user would (checked builds' books first).
+            unsafe { give_straight_back(set, class, slot) };
         }
     }
 
@@ -274,24 +276,19 @@ impl<N: ArrayLength> MagazineFront<N> {
         release: bool,
     ) {
         let mut batch = GenericArray::<NonNull<u8>, N>::generate(|_| NonNull::dangling());
-        let mut len = 0;
-        let mut damaged = None;
-        let mut taken = 0;
-        while taken < count
-            && let Some(slot) = self.magazine.pop()
-        {
-            taken += 1;
-            // SAFETY: cached by this front with `size`, ours alone.
-            match unsafe { check_cached(slot, size) } {
-                Ok(()) => {
-                    batch[len] = slot;
-                    len += 1;
-                }
-                Err(misuse) => {
-                    damaged.get_or_insert((misuse, slot));
-                }
+        let taken = self.magazine.pop_into(&mut batch[..count.min(N::USIZE)]);
+        let (len, damaged) = if CHECKED {
+            // SAFETY: each was cached by this front with `size`, ours alone.
+            unsafe { keep_undamaged(&mut batch[..taken], size) }
+        } else {
+            for &slot in &batch[..taken] {
+                // SAFETY: as above; in unchecked builds the check only lifts
+                // the sanitizer's ban, and finds nothing.
+                let unchecked = unsafe { check_cached(slot, size) };
+                debug_assert!(unchecked.is_ok(), "only checked builds check");
             }
-        }
+            (taken, None)
+        };
         if let Some(keep) = keep {
             let pushed = self.magazine.push(keep);
             debug_assert!(pushed.is_ok(), "a drained magazine has room");
@@ -314,6 +311,36 @@ impl<N: ArrayLength> MagazineFront<N> {
             unsafe { named(set, class, misuse, slot) }.report(slot);
         }
     }
+}
+
+/// Checks each slot of `slots` as it leaves a magazine, and moves those
+/// left alone while they rested there to the front of `slots`; returns how
+/// many, and the first slot found written to, with what was found.
+///
+/// # Safety
+///
+/// Each slot was cached by a front with `size` (see [`check_cached`]), and
+/// the caller alone holds it.
+unsafe fn keep_undamaged(
+    slots: &mut [NonNull<u8>],
+    size: usize,
+) -> (usize, Option<(Misuse, NonNull<u8>)>) {
+    let mut len = 0;
+    let mut damaged = None;
+    for i in 0..slots.len() {
+        let slot = slots[i];
+        // SAFETY: the caller's guarantees.
+        match unsafe { check_cached(slot, size) } {
+            Ok(()) => {
+                slots[len] = slot;
+                len += 1;
+            }
+            Err(misuse) => {
+                damaged.get_or_insert((misuse, slot));
+            }
+        }
+    }
+    (len, damaged)
 }
 
 /// Frees `slot`, taken from cache `class` of `set` by `alloc_batch` for a

@@ -130,6 +130,43 @@ impl<N: ArrayLength> Magazine<N> {
         Ok(())
     }
 
+    /// Pushes `slots` last first (so that `slots[0]` is popped first), as
+    /// many as fit, and returns how many of the *first* ones did not: the
+    /// magazine keeps the tail. One load and one store of the length for
+    /// the lot: the length is an atomic, whose accesses the compiler does
+    /// not merge, so a loop of [`push`](Self::push) paid both per slot.
+    #[inline]
+    pub(crate) fn push_all(&self, slots: &[NonNull<u8>]) -> usize {
+        let len = self.len.load(Relaxed);
+        let fit = slots.len().min(N::USIZE - len);
+        let left = slots.len() - fit;
+        for (i, &slot) in slots[left..].iter().rev().enumerate() {
+            // SAFETY: `len + i < len + fit <= N`, in bounds; no reference to
+            // the array exists (see "Cells").
+            unsafe { self.slot(len + i).write(MaybeUninit::new(slot)) };
+        }
+        self.len.store(len + fit, Relaxed);
+        left
+    }
+
+    /// Pops up to `out.len()` slots into `out`, the most recent first, and
+    /// returns how many: [`push_all`](Self::push_all)'s counterpart.
+    #[inline]
+    pub(crate) fn pop_into(&self, out: &mut [NonNull<u8>]) -> usize {
+        let len = self.len.load(Relaxed);
+        let count = out.len().min(len);
+        let rest = len - count;
+        self.len.store(rest, Relaxed);
+        for (i, place) in out[..count].iter_mut().enumerate() {
+            // SAFETY: `rest <= len - 1 - i < len <= N`, in bounds, and
+            // `slots[..len]` hold slots; no reference to the array exists.
+            let held = unsafe { self.slot(len - 1 - i).read() };
+            // SAFETY: as just said, below the old `len`.
+            *place = unsafe { held.assume_init() };
+        }
+        count
+    }
+
     /// A pointer to the array's element at `index`, made without a
     /// reference to the array.
     #[inline(always)]

@@ -59,7 +59,7 @@ use crate::intrusive::FreeStack;
 use crate::sync::PageAtomicUsize;
 
 impl Slab {
-    /// Checks, in checked builds, that the slot the next `pop_slot` hands out
+    /// Checks, in checked builds, that the slot the next `pop_slots` hands out
     /// from the free list was left alone while it was free: its link still
     /// leads to a slot of this slab in no user's hands (or nowhere), and its
     /// poison fill is intact. Returns the slot and the misuse otherwise.

@@ -35,7 +35,7 @@
 //!   and not freed since (a slot resting in a magazine counts as handed out
 //!   in `out`, but its bit is clear). It turns a double free — wherever its
 //!   two frees land — or a stray pointer into a clear panic. The slab's own
-//!   `pop_slot` and `push_slot` never touch it: whoever hands a slot to a
+//!   `pop_slots` and `push_slot` never touch it: whoever hands a slot to a
 //!   user or takes one back flips it, the cache under its lock and the
 //!   magazines without (see `checks`, and why its words are atomics). The
 //!   bitmap's room (one bit per slot, at most 1/64 of the page) is reserved
@@ -316,52 +316,51 @@ impl Slab {
         unsafe { &mut *state.as_ptr() }
     }
 
-    /// Hands out a free slot, or `None` if the slab is full.
+    /// Hands out a free slot, or `None` if the slab is full: for tests
+    /// that walk a slab slot by slot.
     ///
     /// # Safety
     ///
     /// The shared contract on [`Slab`].
-    #[inline]
+    #[cfg(test)]
     pub(crate) unsafe fn pop_slot(self, geo: &SlabGeometry) -> Option<NonNull<u8>> {
-        // SAFETY: the caller upholds the shared contract: the slab is live.
-        let run = unsafe { self.run(geo) };
         // SAFETY: the caller upholds the shared contract.
-        let state = unsafe { self.state() };
-        if let Some(head) = state.free.returned_head() {
-            // Its link is read now; the sanitizer must let us.
-            poison::allow(head, geo.slot_size);
+        if unsafe { self.in_use() } == geo.slots_per_slab {
+            return None;
         }
-        // SAFETY: we have the slab (shared contract); returned slots hold
-        // the links `push_slot` wrote, readable as just arranged.
-        let slot = unsafe { state.free.pop(run) }?;
-        poison::allow(slot, geo.slot_size);
-        Some(slot)
+        let mut slot = [NonNull::dangling()];
+        // SAFETY: as above; the slab has a free slot.
+        unsafe { self.pop_slots(geo, &mut slot) };
+        Some(slot[0])
     }
 
     /// Hands out free slots into `out`, as many as it holds and the slab
-    /// has: [`pop_slot`](Self::pop_slot) in a loop. Returns how many: at
-    /// least one.
+    /// has: the slots given back last first, then never-used ones in
+    /// address order (`FreeStack::pop_into`). Returns how many: at least
+    /// one.
     ///
     /// # Safety
     ///
     /// The shared contract on [`Slab`]; the slab has a free slot.
     #[inline]
     pub(crate) unsafe fn pop_slots(self, geo: &SlabGeometry, out: &mut [NonNull<u8>]) -> usize {
-        let mut count = 0;
-        while count < out.len() {
-            // SAFETY: the caller upholds the shared contract.
-            let Some(slot) = (unsafe { self.pop_slot(geo) }) else {
-                debug_assert!(count > 0, "the caller vouched for a free slot");
-                if count == 0 {
-                    // SAFETY: the caller's guarantee: the first pop finds a
-                    // slot. Stated, so that a single allocation links no
-                    // path for a full slab.
-                    unsafe { core::hint::unreachable_unchecked() }
-                }
-                break;
-            };
-            out[count] = slot;
-            count += 1;
+        // SAFETY: the caller upholds the shared contract: the slab is live.
+        let run = unsafe { self.run(geo) };
+        // SAFETY: the caller upholds the shared contract.
+        let state = unsafe { self.state() };
+        // SAFETY: we have the slab (shared contract); returned slots hold
+        // the links `push_slot` wrote, each made readable before it is read.
+        let count = unsafe {
+            state
+                .free
+                .pop_into(run, out, |slot| poison::allow(slot, geo.slot_size))
+        };
+        debug_assert!(count > 0, "the caller vouched for a free slot");
+        if count == 0 {
+            // SAFETY: the caller's guarantee: the slab has a free slot.
+            // Stated, so that a single allocation links no path for a full
+            // slab.
+            unsafe { core::hint::unreachable_unchecked() }
         }
         count
     }
@@ -420,6 +419,40 @@ impl Slab {
         poison::forbid(paged, geo.slot_size);
         // SAFETY: the slot holds the link just written, and is free.
         unsafe { state.free.push_linked(paged) };
+    }
+
+    /// Puts every slot of `slots` back on the free list, with the header's
+    /// books updated once for the lot: a magazine's batch, whose slots come
+    /// in runs from one slab. Unchecked builds only (checked ones check and
+    /// poison each slot: [`push_slot`](Self::push_slot)).
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`Slab`]; every slot of `slots` is a slot of
+    /// this slab that is handed out, each once, reached through a pointer
+    /// to the whole page, and no one uses any of them after this call.
+    #[inline]
+    pub(crate) unsafe fn push_run(self, slots: &[NonNull<u8>], geo: &SlabGeometry) {
+        // SAFETY: the caller upholds the shared contract.
+        let state = unsafe { self.state() };
+        if state.free.out() == slots.len() {
+            // The last slots back: as in `push_slot`, the slab starts over
+            // from its run, with no link written or followed.
+            for &slot in slots {
+                poison::forbid(self.0.with_addr(slot.addr()).cast::<u8>(), geo.slot_size);
+            }
+            state.free.take_back_rest(slots.len());
+            return;
+        }
+        let paged = |slot: &NonNull<u8>| self.0.with_addr(slot.addr()).cast::<u8>();
+        // SAFETY: each slot is ours again, at least a pointer in size and
+        // aligned for one (slots are), reached with the page's provenance,
+        // each once; no one uses them.
+        unsafe { state.free.push_each(slots.iter().map(paged)) };
+        // Off limits once their links are written (sanitizer builds).
+        for slot in slots {
+            poison::forbid(paged(slot), geo.slot_size);
+        }
     }
 
     /// Slots handed out and not yet returned.

@@ -23,7 +23,7 @@
 //!   freed again after its first free left this thread's magazine (see
 //!   `slab::checks`).
 //! - *Refill and overflow*: a full magazine gives half its depth back, an
-//!   empty one takes half its depth: one lock per 16 objects. The half
+//!   empty one takes half its depth: one lock per 32 objects. The half
 //!   given back goes whole to the cache's depot when it has room (its
 //!   pointers copied under the depot's own lock), and a refill takes a
 //!   whole batch from there before it asks the slabs; so a
@@ -101,6 +101,13 @@ use crate::sync::threaded::AtomicU64;
 
 /// Slots a refill takes from the cache under one lock: half a magazine.
 const REFILL: usize = <table::Depth as typenum::Unsigned>::USIZE / 2;
+
+// An overflow (half a magazine) that the depot could not hold whole would
+// always go to the slabs.
+const _: () = assert!(
+    REFILL <= crate::cache::DEPOT_BATCH_MAX,
+    "a depot batch holds an overflow"
+);
 
 /// No ticket yet: the first slow path registers.
 const UNREGISTERED: u64 = 0;

@@ -48,7 +48,7 @@ use std::alloc::{GlobalAlloc, System};
 #[cfg(loom)]
 use typenum::U2;
 #[cfg(not(loom))]
-use typenum::U32;
+use typenum::U64;
 
 use super::registry::{self, Ticket};
 use crate::magazine::MagazineFront;
@@ -59,9 +59,16 @@ use crate::sync::{Mutex, static_unless_loom};
 /// finds its entry taken gives the other cache's slots up first.
 pub(crate) const ENTRIES: usize = 16;
 
-/// Slots per entry's magazine.
+/// Slots per entry's magazine: 64, so that a refill or an overflow moves
+/// 32 slots under one lock. Against 32 (batches of 16), a loop that
+/// allocates 10 000 objects and then frees them all ran 7.9 instead of
+/// 8.9 ns an object (`cargo run -p minimal_slab_perf --release --bin
+/// fifo_loop`): the batches' fixed costs — the locks, the depot, the
+/// thread-local look-ups of the slow path — are paid half as often. The
+/// price is a table of 8.4 KiB a thread instead of 4.3, and up to 64
+/// slots of each cache resting per thread.
 #[cfg(not(loom))]
-pub(crate) type Depth = U32;
+pub(crate) type Depth = U64;
 /// Slots per entry's magazine: two under loom, so that a model's few
 /// objects cross every boundary — a refill (of one) on an empty magazine,
 /// an overflow (of one, to the depot) on the third free into a full one.

@@ -7,6 +7,10 @@
 //! cargo run -p minimal_slab_perf --release --bin fifo_loop [CONTENDER]
 //! ```
 //!
+//! The `slab` crate runs too, as the peer to compare with.
+//!
+//! `FIFO_ROUNDS=20` shortens the run, for `valgrind --tool=cachegrind`.
+//!
 //! With a contender's name (`default`, `eager` or `keep`), only that
 //! contender runs after the free list: the run to profile.
 //!
@@ -33,6 +37,16 @@ use minimal_slab_perf::free_list::FreeList;
 const OBJECTS: usize = 10_000;
 const ROUNDS: usize = 2_000;
 const RUNS: usize = 5;
+
+/// Rounds per run: `ROUNDS`, or `FIFO_ROUNDS` from the environment (a
+/// short run under `valgrind --tool=cachegrind`, whose counts of
+/// instructions and misses do not vary from run to run).
+fn rounds() -> usize {
+    std::env::var("FIFO_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS)
+}
 
 type Object = [u64; 8];
 
@@ -75,22 +89,23 @@ struct Figure {
     faults_per_round: f64,
 }
 
-/// `ROUNDS` rounds of `round` after one warm-up round, best of `RUNS`.
+/// `rounds()` rounds of `round` after one warm-up round, best of `RUNS`.
 fn measure(mut round: impl FnMut() -> u64, chunks: &dyn Fn() -> usize) -> Figure {
+    let rounds = rounds();
     let mut best = f64::MAX;
     let mut sum = round();
     let chunks_before = chunks();
     let faults_before = minor_faults();
     for _ in 0..RUNS {
         let start = Instant::now();
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds {
             sum = sum.wrapping_add(round());
         }
-        let ns = start.elapsed().as_nanos() as f64 / (ROUNDS * OBJECTS) as f64;
+        let ns = start.elapsed().as_nanos() as f64 / (rounds * OBJECTS) as f64;
         best = best.min(ns);
     }
     black_box(sum);
-    let rounds = (ROUNDS * RUNS) as f64;
+    let rounds = (rounds * RUNS) as f64;
     Figure {
         ns: best,
         chunks_per_round: (chunks() - chunks_before) as f64 / rounds,
@@ -105,6 +120,19 @@ fn free_list() -> Figure {
         || {
             handles.extend((0..OBJECTS as u64).map(|key| list.alloc([key; 8])));
             handles.drain(..).map(|h| list.free(h)[0]).sum()
+        },
+        &|| 0,
+    )
+}
+
+/// The `slab` crate: a `Vec` of entries with a free list of indices.
+fn slab_crate() -> Figure {
+    let mut slab = slab::Slab::<Object>::new();
+    let mut keys = Vec::with_capacity(OBJECTS);
+    measure(
+        || {
+            keys.extend((0..OBJECTS as u64).map(|key| slab.insert([key; 8])));
+            keys.drain(..).map(|key| slab.remove(key)[0]).sum()
         },
         &|| 0,
     )
@@ -125,7 +153,8 @@ fn slab_cache(config: CacheConfig) -> Figure {
 
 fn main() {
     println!(
-        "batch-fifo as a bare loop: {OBJECTS} objects of 64 B, {ROUNDS} rounds, best of {RUNS} runs"
+        "batch-fifo as a bare loop: {OBJECTS} objects of 64 B, {} rounds, best of {RUNS} runs",
+        rounds()
     );
     println!(
         "{:<22} {:>9} {:>7} {:>14} {:>14}",
@@ -140,6 +169,9 @@ fn main() {
     let base = free_list();
     let base_ns = base.ns;
     let mut rows = vec![("freelist".to_string(), base)];
+    if only.is_none() {
+        rows.push(("slab crate".to_string(), slab_crate()));
+    }
     for (name, config) in contenders {
         if only.as_deref().is_none_or(|only| only == name) {
             rows.push((format!("slabcache ({name})"), slab_cache(config)));

@@ -127,6 +127,14 @@ impl CacheCore {
         slots: &[NonNull<u8>],
         release: bool,
     ) -> Result<(), (Misuse, NonNull<u8>)> {
+        let geometry = self.geometry;
+        if !CHECKED {
+            // SAFETY: forwarded from the caller.
+            let emptied = unsafe { self.put_runs(slots, &geometry, P::KEEP_PAGES) };
+            // SAFETY: the chained slabs are held and counted by no list.
+            unsafe { self.after_batch(pages, emptied, release) };
+            return Ok(());
+        }
         // The slots belong to slabs all over the cache, whose headers are
         // seldom in cache: asking for all of them first lets their misses
         // overlap instead of following one another.
@@ -135,7 +143,6 @@ impl CacheCore {
         }
         let mut first_misuse = None;
         let mut emptied = None;
-        let geometry = self.geometry;
         for &slot in slots {
             // SAFETY: forwarded from the caller; the geometry is the core's.
             match unsafe {
@@ -160,8 +167,28 @@ impl CacheCore {
                 }
             }
         }
+        // SAFETY: the chained slabs are held and counted by no list.
+        unsafe { self.after_batch(pages, emptied, release) };
+        first_misuse.map_or(Ok(()), Err)
+    }
+
+    /// The end of [`free_batch`](Self::free_batch): the slabs it emptied
+    /// (chained through their links) given back with `release`, or listed
+    /// again as empty without.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`]; the chained slabs are held and
+    /// counted by no list, and used by no one else.
+    #[inline]
+    unsafe fn after_batch<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        emptied: Option<Slab>,
+        release: bool,
+    ) {
         if release {
-            // SAFETY: the chained slabs are held and counted by no list.
+            // SAFETY: the caller's guarantees.
             unsafe { self.give_back_all(pages, emptied) };
             if !P::KEEP_PAGES && self.decay.ends_at(self.freed) {
                 // SAFETY: forwarded from the caller.
@@ -173,7 +200,63 @@ impl CacheCore {
             // A window that ended here ends at the next free that may give
             // pages back (`Decay::ends_at`).
         }
-        first_misuse.map_or(Ok(()), Err)
+    }
+
+    /// The bookkeeping of an unchecked [`free_batch`](Self::free_batch):
+    /// each run of slots of one slab goes back with one update of its
+    /// header and of the lists (a magazine's batch holds a few such runs,
+    /// slots freed one after another being mostly neighbours). Returns the
+    /// slabs emptied beyond the reserve, chained through their links, for
+    /// the caller to give back.
+    ///
+    /// # Safety
+    ///
+    /// As for [`free_batch`](Self::free_batch); `keep` is `keeps_pages`.
+    unsafe fn put_runs(
+        &mut self,
+        slots: &[NonNull<u8>],
+        geometry: &SlabGeometry,
+        keep: bool,
+    ) -> Option<Slab> {
+        let mut emptied = None;
+        let mut rest = slots;
+        while let Some(&first) = rest.first() {
+            // SAFETY: the caller's guarantee: a slot of ours, in a live
+            // slab's page.
+            let slab = unsafe { Slab::containing_live(first, geometry.page_size) };
+            let run = rest
+                .iter()
+                .position(|&slot| Slab::containing(slot, geometry.page_size) != slab)
+                .unwrap_or(rest.len());
+            let (these, after) = rest.split_at(run);
+            rest = after;
+            // The next run's header, often in another slab seldom in cache,
+            // loads while this run goes back.
+            if let Some(&next) = rest.first() {
+                Slab::containing(next, geometry.page_size).prefetch_header();
+            }
+            // SAFETY: as above; `&mut self` is exclusive access to the slab.
+            let before = unsafe { slab.in_use() };
+            // SAFETY: the caller's guarantees, for every slot of the run,
+            // each a slot of `slab`.
+            unsafe { slab.push_run(these, geometry) };
+            if !keep {
+                self.freed = self.freed.wrapping_add(these.len());
+            }
+            let freed = Freed {
+                slab,
+                was_full: before == geometry.slots_per_slab,
+                now_empty: before == these.len(),
+            };
+            // SAFETY: `freed` is what the run's free just did.
+            if let Some(slab) = unsafe { self.relist_freed(freed, keep) } {
+                // SAFETY: the slab is on no list now; its links are ours to
+                // chain the slabs that go back.
+                unsafe { slab.set_links(None, emptied) };
+                emptied = Some(slab);
+            }
+        }
+        emptied
     }
 
     /// The bookkeeping of a free: `slot` back on its slab's free list, the
@@ -267,9 +350,9 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`]; `freed` is what `put_slot`
-    /// returned for the free just done, and nothing changed since; `keep`
-    /// is `keeps_pages`.
+    /// The shared contract on [`CacheCore`]; `freed` is what the free just
+    /// done (of one slot by `put_slot`, or of a run by `put_runs`) did, and
+    /// nothing changed since; `keep` is `keeps_pages`.
     #[inline(always)]
     unsafe fn relist_freed(&mut self, freed: Freed, keep: bool) -> Option<Slab> {
         let Freed {
