@@ -107,26 +107,30 @@ impl FreeStack {
         mut ready: impl FnMut(NonNull<u8>),
     ) -> usize {
         let mut returned = self.returned;
+        let mut places = out.iter_mut();
         let mut count = 0;
         // The returned list first, as `pop` takes it; nothing is pushed
         // meanwhile, so once it is empty, the rest comes from the run.
-        while count < out.len()
-            && let Some(link) = returned
+        // (Iterators, not indices: no bounds check, and so no panic path
+        // for a firmware to link.)
+        while let Some(link) = returned
+            && let Some(place) = places.next()
         {
             ready(link.cast());
             // SAFETY: the caller's guarantees: a returned block holds its
             // link, readable now.
             returned = unsafe { link.read() }.next;
-            out[count] = link.cast();
+            *place = link.cast();
             count += 1;
         }
         let fresh = self.fresh();
-        let from_run = (out.len() - count).min(run.count.saturating_sub(fresh));
-        for (i, place) in out[count..count + from_run].iter_mut().enumerate() {
-            // SAFETY: `fresh + i < run.count`: inside the run.
-            let block = unsafe { run.base.byte_add((fresh + i) * run.size) };
+        let mut from_run = 0;
+        for place in places.take(run.count.saturating_sub(fresh)) {
+            // SAFETY: `fresh + from_run < run.count`: inside the run.
+            let block = unsafe { run.base.byte_add((fresh + from_run) * run.size) };
             ready(block);
             *place = block;
+            from_run += 1;
         }
         count += from_run;
         self.returned = returned;
