@@ -264,3 +264,113 @@ fn zero_sized_values_take_no_slot_and_no_entry() {
     let s = cache.stats();
     assert_eq!((s.pages, s.cached_slots), (0, 0));
 }
+
+/// A page source that asks the cache it serves for its `stats()` (which
+/// take the cache's lock) each time it hands out a page.
+struct Peeking {
+    inner: GlobalPages,
+    peeks: std::sync::atomic::AtomicUsize,
+}
+
+static PEEKING: Peeking = Peeking {
+    inner: GlobalPages::new(),
+    peeks: std::sync::atomic::AtomicUsize::new(0),
+};
+static PEEKED: SlabCache<[u64; 8], &Peeking> = SlabCache::new_in(&PEEKING);
+
+// SAFETY: forwards both methods to `GlobalPages`, which upholds the contract.
+unsafe impl minimal_slab::PageAllocator for Peeking {
+    type PageSize = <GlobalPages as minimal_slab::PageAllocator>::PageSize;
+
+    fn allocate_page(&self) -> Result<std::ptr::NonNull<u8>, minimal_slab::PageAllocError> {
+        let s = PEEKED.stats();
+        assert_consistent(&s);
+        self.peeks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.allocate_page()
+    }
+
+    unsafe fn deallocate_page(&self, page: std::ptr::NonNull<u8>) {
+        // SAFETY: the caller's guarantees, forwarded.
+        unsafe { self.inner.deallocate_page(page) }
+    }
+}
+
+/// A refill that needs a new page asks for it with the cache's lock let
+/// go: a page source that takes that lock (here through `stats()`) does
+/// not deadlock. (Run on a thread of its own, with a deadline: a deadlock
+/// would otherwise hang the suite.)
+#[test]
+fn a_refill_asks_for_a_new_page_with_the_cache_lock_let_go() {
+    let (done, finished) = mpsc::channel();
+    thread::spawn(move || {
+        let objects: Vec<_> = (0..500u64).map(|i| PEEKED.alloc([i; 8]).unwrap()).collect();
+        assert!(objects.iter().enumerate().all(|(i, o)| o[7] == i as u64));
+        drop(objects);
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the page source waited on the cache's lock");
+    assert!(
+        PEEKING.peeks.load(std::sync::atomic::Ordering::Relaxed) >= 8,
+        "500 objects take 8 pages"
+    );
+    PEEKED.shrink();
+}
+
+/// A page source that, handing out its third page, sets a limit of two
+/// pages on the cache it serves: as if another thread had set it while the
+/// page was being made.
+struct Limiting {
+    inner: GlobalPages,
+    handed_out: std::sync::atomic::AtomicUsize,
+    given_back: std::sync::atomic::AtomicUsize,
+}
+
+static LIMITING: Limiting = Limiting {
+    inner: GlobalPages::new(),
+    handed_out: std::sync::atomic::AtomicUsize::new(0),
+    given_back: std::sync::atomic::AtomicUsize::new(0),
+};
+static LIMITED: SlabCache<[u64; 8], &Limiting> = SlabCache::new_in(&LIMITING);
+
+// SAFETY: forwards both methods to `GlobalPages`, which upholds the contract.
+unsafe impl minimal_slab::PageAllocator for Limiting {
+    type PageSize = <GlobalPages as minimal_slab::PageAllocator>::PageSize;
+
+    fn allocate_page(&self) -> Result<std::ptr::NonNull<u8>, minimal_slab::PageAllocError> {
+        let taken = self
+            .handed_out
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if taken == 2 {
+            LIMITED.set_config(minimal_slab::CacheConfig::new().page_limit(2));
+        }
+        self.inner.allocate_page()
+    }
+
+    unsafe fn deallocate_page(&self, page: std::ptr::NonNull<u8>) {
+        self.given_back
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's guarantees, forwarded.
+        unsafe { self.inner.deallocate_page(page) }
+    }
+}
+
+/// A page limit set while a refill made its new page outside the lock is
+/// kept: that page goes back, and the allocation fails with the limit.
+#[test]
+fn a_page_limit_set_while_a_page_is_made_holds() {
+    let objects: Vec<_> = (0..200u64)
+        .map_while(|i| LIMITED.alloc([i; 8]).ok())
+        .collect();
+    assert_eq!(objects.len(), 2 * 63, "two pages' worth, then the limit");
+    let err = LIMITED.alloc([0; 8]).unwrap_err();
+    assert_eq!(*err.value(), [0; 8], "the value comes back with the error");
+    assert_eq!(LIMITED.stats().pages, 2);
+    let back = |s: &Limiting| s.given_back.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(back(&LIMITING), 1, "the third page went straight back");
+    drop(objects);
+    LIMITED.shrink();
+    assert_eq!(back(&LIMITING), 3);
+}

@@ -20,6 +20,8 @@ mod free;
 mod grow;
 mod kept;
 mod release;
+#[cfg(feature = "std")]
+mod unlocked;
 
 use decay::Decay;
 
@@ -173,7 +175,7 @@ impl CacheCore {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "std"))]
     pub(crate) fn geometry(&self) -> &SlabGeometry {
         &self.geometry
     }

@@ -151,6 +151,26 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     ) -> Result<usize, AllocError> {
         let outcome = {
             let mut core = self.classes[class].core.lock();
+            #[cfg(feature = "std")]
+            if core.wants_new_page::<P>() {
+                // The new page is made into a slab with the lock let go
+                // (see `cache_core::unlocked`).
+                let (geometry, expose) = (*core.geometry(), core.exposes_pages());
+                drop(core);
+                // SAFETY: the set's page source, owner and the core's
+                // geometry and exposure, as `adopt` needs them.
+                let slab =
+                    unsafe { CacheCore::new_slab(&self.pages, &self.owner, &geometry, expose) };
+                let slab = match slab {
+                    Ok(slab) => slab,
+                    Err(error) => {
+                        return refused_or_reported(Err(AllocFault::Refused(error)), report);
+                    }
+                };
+                core = self.classes[class].core.lock();
+                // SAFETY: just made for this core, on no list.
+                unsafe { core.adopt(&self.pages, slab) };
+            }
             // SAFETY: as in `alloc`.
             unsafe { core.alloc_batch(&self.pages, &self.owner, out) }
         };

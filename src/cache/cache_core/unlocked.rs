@@ -1,0 +1,120 @@
+//! A new page made into a slab outside the cache's lock (`std` builds).
+//!
+//! # Why
+//!
+//! A page fresh from the page source is usually fresh from the operating
+//! system too: the first write to it, the slab's header, takes a page
+//! fault, a microsecond or more in the kernel. Under the cache's lock,
+//! every other thread that needs that cache meanwhile spins: two threads
+//! building maps through the global allocator spent 9 % of their time
+//! spinning on a size class's lock, mostly while the other grew it (`perf
+//! record` of `cargo run -p minimal_slab_perf --release --bin
+//! global_slab`). So a batch that would take a new page lets the lock go,
+//! has the page source's page made into a slab, and takes the lock again
+//! to list it: the page source's call, its fault and the header's writes
+//! happen with no lock of the cache held.
+//!
+//! # Who may call what
+//!
+//! `CacheSet::alloc_batch`, under the lock: [`wants_new_page`] (the cold
+//! path ahead), then without it [`new_slab`], then under it again
+//! [`adopt`]. Between the two, other threads may have freed slots or grown
+//! the cache too: the adopted slab is then one empty slab more, which the
+//! hysteresis gives back like any other. A core with a page limit does not
+//! take this path (two threads could each add a page past the limit): its
+//! growth stays under the lock, where the limit is checked; a limit set
+//! while a page is being made sends that page back.
+//!
+//! [`wants_new_page`]: CacheCore::wants_new_page
+//! [`new_slab`]: CacheCore::new_slab
+//! [`adopt`]: CacheCore::adopt
+
+use super::CacheCore;
+use crate::checked::{CHECKED, OwnerTag};
+use crate::error::AllocError;
+use crate::page_allocator::{PageAllocator, page_size_of};
+use crate::slab::{Slab, SlabGeometry};
+
+impl CacheCore {
+    /// Whether the next batch would ask the page source for a page: no
+    /// slab with a free slot, none retained, and no page limit to check.
+    #[inline]
+    pub(crate) fn wants_new_page<P: PageAllocator + ?Sized>(&self) -> bool {
+        self.available.head().is_none()
+            && (P::KEEP_PAGES || self.retained.head().is_none())
+            && self.config.page_limit.is_none()
+    }
+
+    /// Whether this core exposes its pages' provenance (see
+    /// `SlotReach::Object`): what [`new_slab`](Self::new_slab) needs to know
+    /// of it, read under the lock.
+    pub(crate) fn exposes_pages(&self) -> bool {
+        self.expose_pages
+    }
+
+    /// A page of `pages` made into an empty slab of `geometry`, on no list
+    /// and counted nowhere: called with no lock held. A misaligned page
+    /// goes straight back (an error, as in `grow`).
+    ///
+    /// # Safety
+    ///
+    /// `pages`, `owner` and `geometry` are those of the core that will
+    /// [`adopt`](Self::adopt) the slab; `expose` is its
+    /// [`exposes_pages`](Self::exposes_pages).
+    pub(crate) unsafe fn new_slab<P: PageAllocator + ?Sized>(
+        pages: &P,
+        owner: &OwnerTag,
+        geometry: &SlabGeometry,
+        expose: bool,
+    ) -> Result<Slab, AllocError> {
+        debug_assert_eq!(page_size_of::<P>(), geometry.page_size);
+        let page = pages.allocate_page()?;
+        let page_size = geometry.page_size;
+        if (!P::PAGES_ALIGNED || CHECKED) && page.as_ptr().addr() & (page_size - 1) != 0 {
+            // SAFETY: the page came from `pages` a moment ago and is unused.
+            unsafe { pages.deallocate_page(page) };
+            return Err(AllocError::MisalignedPage {
+                addr: page.as_ptr().addr(),
+                page_size,
+            });
+        }
+        if expose {
+            let _ = page.as_ptr().expose_provenance();
+        }
+        // SAFETY: the page source's contract: `page_size` bytes, ours until
+        // given back; aligned, as just checked.
+        Ok(unsafe { Slab::init(page, geometry, owner.get()) })
+    }
+
+    /// Lists `slab`, made by [`new_slab`](Self::new_slab) for this core,
+    /// on `available`, empty; notes it in the recent peak as a slab about
+    /// to be in use (as `refill` does). If a page limit was set meanwhile
+    /// (`set_config`) and the core is at it, the page goes back instead.
+    ///
+    /// # Safety
+    ///
+    /// `slab` came from [`new_slab`](Self::new_slab) with `pages`, this
+    /// core's page source, and its owner and geometry, and is on no list.
+    pub(crate) unsafe fn adopt<P: PageAllocator + ?Sized>(&mut self, pages: &P, slab: Slab) {
+        if let Some(limit) = self.config.page_limit
+            && self.pages_held() >= limit
+        {
+            // SAFETY: the caller's guarantees: the page came from `pages`,
+            // and no one uses it.
+            unsafe { self.give_back_page(pages, slab.page()) };
+            return;
+        }
+        let busy = self.busy() + 1;
+        #[cfg(feature = "std")]
+        // SAFETY: the slab is live, and ours now.
+        unsafe {
+            slab.set_home(self.home)
+        };
+        // SAFETY: the slab is live, on no list, and ours.
+        unsafe { self.available.push_front(slab) };
+        if !P::KEEP_PAGES {
+            self.empty += 1;
+            self.decay.note_busy(busy);
+        }
+    }
+}
