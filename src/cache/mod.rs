@@ -77,5 +77,8 @@ mod depot;
 mod tests;
 
 pub(crate) use cache_core::{SlotReach, with_exposed_page_provenance};
-pub(crate) use cache_set::{CacheSet, MIN_CLASS, Shape, class_size, home_of, record_home};
+pub(crate) use cache_set::{
+    CacheSet, MIN_CLASS, PowersOfTwo, Shapes, class_size, home_of, record_home,
+};
 pub use config::CacheConfig;
+pub(crate) use config::StoredConfig;
