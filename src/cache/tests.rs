@@ -412,3 +412,26 @@ fn stats_balance() {
     );
     assert_eq!(s.objects_in_use + s.free_slots, s.pages * s.slots_per_slab);
 }
+
+#[test]
+fn a_core_under_the_default_configuration_is_all_zeros() {
+    // What lets a `static` typed cache live in a firmware's zeroed RAM
+    // (`.bss`): the core `new` builds is the one zeroed memory holds.
+    // SAFETY: every field of a core is an integer, a bool or an `Option`
+    // of a slab pointer: all zeros is a valid core.
+    let zeroed: CacheCore = unsafe { core::mem::zeroed() };
+    let built = CacheCore::new(CacheConfig::new(), false);
+    assert_eq!(std::format!("{zeroed:?}"), std::format!("{built:?}"));
+    assert_eq!(zeroed.config(), CacheConfig::new());
+    // And it works as one: the hysteresis's clock included.
+    let mut h = Harness::new(64, CacheConfig::new());
+    h.core = zeroed;
+    h.fill_and_free(3 * 63);
+    assert_eq!(
+        h.core.pages_held(),
+        3,
+        "the burst's pages kept for the next"
+    );
+    h.fill_and_free(3 * 63);
+    assert_eq!(h.traffic(), (3, 0));
+}

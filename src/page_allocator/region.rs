@@ -8,7 +8,21 @@
 //! Memory given to the `const` constructors waits in `pending` until the
 //! first call that takes the lock: a `const fn` cannot see an address, so
 //! it cannot align the first page. Every method locks through
-//! [`RegionPages::state`], which adds the pending memory first.
+//! [`RegionPages::state`], which adds the first memory at the first call —
+//! the pending memory, or the memory a [`static_region!`](crate::static_region)
+//! handle passes on every call (its address is a constant of the program,
+//! which the code loads at run time, so the handle stores nothing).
+//!
+//! # All zeros
+//!
+//! A region with no memory yet is all zeros: no page stack, no run (a null
+//! base), nothing pending, not started. So a `static` region built by
+//! [`RegionPages::empty`] — the one a `static_region!` declares — takes no
+//! initialised data in a firmware (`.data`, copied from flash at start-up),
+//! only zeroed RAM (`.bss`). That is why the run's base is a nullable
+//! pointer and its page size is not stored (it is the type's), and why
+//! "started" is a flag that is false at first, rather than the pending
+//! memory's length going to zero (a `static_region!` has none pending).
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -54,13 +68,17 @@ const MAX_PAGES: usize = u32::MAX as usize;
 struct RegionState {
     /// The pages not handed out, and the count of those that are.
     free: FreeStack,
-    /// The latest memory added: `free`'s run of never-used pages.
-    run: Run,
+    /// The latest memory added: `free`'s run of never-used pages, `count`
+    /// pages from `base` (null while `count` is 0: no memory yet).
+    base: *mut u8,
+    count: usize,
     /// Pages ever added to the region.
     total: usize,
-    /// Memory given to a `const` constructor and not added yet (empty once
-    /// added): a `&'static mut` given up to the region.
+    /// Memory given to a `const` constructor, added at the first call
+    /// (`start`): a `&'static mut` given up to the region. Empty if none.
     pending: *mut [MaybeUninit<u8>],
+    /// Whether the first memory was added: every call before it adds it.
+    started: bool,
 }
 
 // SAFETY: the state's pointers point into memory the region owns exclusively
@@ -134,13 +152,11 @@ impl<S: PageSize> RegionPages<S> {
             Self {
                 state: Mutex::new(RegionState {
                     free: FreeStack::new(),
-                    run: Run {
-                        base: NonNull::dangling(),
-                        size: S::USIZE,
-                        count: 0,
-                    },
+                    base: ptr::null_mut(),
+                    count: 0,
                     total: 0,
                     pending,
+                    started: false,
                 }),
                 _size: PhantomData,
             }
@@ -173,49 +189,100 @@ impl<S: PageSize> RegionPages<S> {
         unsafe { state.add(start, len, S::USIZE) }
     }
 
-    /// The state, locked, with any pending memory added.
+    /// The state, locked, with the pending memory added if this is the
+    /// first call.
     fn state(&self) -> impl DerefMut<Target = RegionState> + '_ {
+        self.state_with(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0))
+    }
+
+    /// The state, locked; at the first call, with its first memory added:
+    /// `memory`, or if empty the pending memory.
+    ///
+    /// `memory` is given up to the region as the pending memory is: the
+    /// callers pass an empty slice, or (`StaticRegion`) a `'static` array
+    /// that nothing else touches.
+    #[inline(always)]
+    fn state_with(
+        &self,
+        memory: *mut [MaybeUninit<u8>],
+    ) -> impl DerefMut<Target = RegionState> + '_ {
         let mut state = self.state.lock();
-        state.add_pending(S::USIZE);
+        if !state.started {
+            state.start(memory, S::USIZE);
+        }
         state
     }
 
     /// Pages ever added to the region.
     pub fn capacity(&self) -> usize {
-        self.state().total
+        self.capacity_with(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0))
     }
 
     /// Pages not handed out right now.
     pub fn available(&self) -> usize {
-        let state = self.state();
+        self.available_with(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0))
+    }
+
+    /// [`capacity`](Self::capacity), the region started with `memory` if
+    /// it was not yet (see [`state_with`](Self::state_with)).
+    pub(super) fn capacity_with(&self, memory: *mut [MaybeUninit<u8>]) -> usize {
+        self.state_with(memory).total
+    }
+
+    /// [`available`](Self::available), the region started with `memory`
+    /// if it was not yet.
+    pub(super) fn available_with(&self, memory: *mut [MaybeUninit<u8>]) -> usize {
+        let state = self.state_with(memory);
         state.total - state.free.out()
+    }
+
+    /// One page, the region started with `memory` if it was not yet (see
+    /// [`state_with`](Self::state_with)).
+    #[inline]
+    pub(super) fn allocate_page_with(
+        &self,
+        memory: *mut [MaybeUninit<u8>],
+    ) -> Result<NonNull<u8>, PageAllocError> {
+        let mut state = self.state_with(memory);
+        let run = state.run(S::USIZE);
+        // SAFETY: the lock gives us the stack and the region's free pages;
+        // `run` is the stack's run.
+        unsafe { state.free.pop(run) }.ok_or(PageAllocError::RegionExhausted)
     }
 }
 
 impl RegionState {
-    /// Adds the pending memory, if any, as pages of `page_size` bytes.
-    fn add_pending(&mut self, page_size: usize) {
-        let len = self.pending.len();
-        if len == 0 {
-            return;
+    /// `free`'s run of never-used pages, of `page_size` bytes.
+    #[inline(always)]
+    fn run(&self, page_size: usize) -> Run {
+        Run {
+            base: self.base,
+            size: page_size,
+            count: self.count,
         }
-        let start = self.pending.cast::<u8>();
-        // Added once: the length goes to 0 (the address may stay).
-        self.pending = ptr::slice_from_raw_parts_mut(start.cast(), 0);
-        // SAFETY: a non-empty `pending` is the `&'static mut` slice given
-        // to `holding`, whose address is not null.
-        let start = unsafe { NonNull::new_unchecked(start) };
-        // Every method adds the pending memory before anything else, so it
-        // is the first memory of the region: the run it replaces is the
-        // empty one `holding` made (of pages of `page_size`), with no page
-        // to retire (`add` would retire it, a loop a firmware would link for
-        // nothing), and the region held no page before it.
-        debug_assert!(self.total == 0 && self.run.count == 0 && self.run.size == page_size);
-        if let Some((first, pages)) = whole_pages(start, len, page_size, MAX_PAGES) {
-            // A non-empty `pending` was a `&'static mut` given up to the
-            // region (`holding`), and is added once: it is empty now.
-            self.run.base = first;
-            self.run.count = pages;
+    }
+
+    /// Starts the region: adds its first memory, `given` if not empty,
+    /// else the pending memory (either may be empty; a region has one or
+    /// the other), as pages of `page_size` bytes. Once: later calls find
+    /// `started`. `given` first: each caller passes a constant, so that
+    /// the choice folds away.
+    fn start(&mut self, given: *mut [MaybeUninit<u8>], page_size: usize) {
+        self.started = true;
+        let memory = if given.len() > 0 { given } else { self.pending };
+        let Some(start) = NonNull::new(memory.cast::<u8>()) else {
+            return;
+        };
+        // Every method starts the region before anything else, so this is
+        // its first memory: the run it replaces is the empty one `holding`
+        // made, with no page to retire (`add` would retire it, a loop a
+        // firmware would link for nothing), and the region held no page.
+        debug_assert!(self.total == 0 && self.count == 0);
+        if let Some((first, pages)) = whole_pages(start, memory.len(), page_size, MAX_PAGES) {
+            // `memory` was given up to the region (`holding`'s `&'static
+            // mut`, or a `StaticRegion`'s array), and is added once.
+            self.base = first.as_ptr();
+            self.count = pages;
             self.total = pages;
         }
     }
@@ -233,11 +300,11 @@ impl RegionState {
         let Some((first, pages)) = whole_pages(start, len, page_size, room) else {
             return 0;
         };
-        let old = self.run;
+        let old = self.run(page_size);
         // SAFETY: the lock gives us the stack and its memory; `old` is its run.
         unsafe { self.free.retire_run(old) };
         // SAFETY: the caller's guarantees; the old run is retired.
-        unsafe { self.start_run(first, pages, page_size) };
+        unsafe { self.start_run(first, pages) };
         pages
     }
 
@@ -246,15 +313,12 @@ impl RegionState {
     /// # Safety
     ///
     /// The memory is given up to the region as for
-    /// [`RegionPages::add_region`]: `first` is aligned to `page_size`, and
-    /// `pages` whole pages follow it inside that memory. The old run has no
-    /// never-used page left (retired, or empty).
-    unsafe fn start_run(&mut self, first: NonNull<u8>, pages: usize, page_size: usize) {
-        self.run = Run {
-            base: first,
-            size: page_size,
-            count: pages,
-        };
+    /// [`RegionPages::add_region`]: `first` is aligned to the region's page
+    /// size, and `pages` whole pages follow it inside that memory. The old
+    /// run has no never-used page left (retired, or empty).
+    unsafe fn start_run(&mut self, first: NonNull<u8>, pages: usize) {
+        self.base = first.as_ptr();
+        self.count = pages;
         self.total += pages;
     }
 }
@@ -293,7 +357,9 @@ impl<S: PageSize> fmt::Debug for RegionPages<S> {
         out.field("page_size", &S::USIZE);
         match self.state.try_lock() {
             Some(mut state) => {
-                state.add_pending(S::USIZE);
+                if !state.started && state.pending.len() > 0 {
+                    state.start(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0), S::USIZE);
+                }
                 out.field("capacity", &state.total)
                     .field("available", &(state.total - state.free.out()))
             }
@@ -313,11 +379,7 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
     const PAGES_ALIGNED: bool = true;
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
-        let mut state = self.state();
-        let run = state.run;
-        // SAFETY: the lock gives us the stack and the region's free pages;
-        // `run` is the stack's run.
-        unsafe { state.free.pop(run) }.ok_or(PageAllocError::RegionExhausted)
+        self.allocate_page_with(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0))
     }
 
     unsafe fn deallocate_page(&self, page: NonNull<u8>) {
@@ -333,116 +395,4 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
-    use std::vec::Vec;
-
-    /// Heap memory lent to regions for one test, freed when the test ends
-    /// (so that Miri's leak check stays meaningful).
-    struct Lender(Vec<Vec<MaybeUninit<u8>>>);
-
-    impl Lender {
-        fn new() -> Self {
-            Self(Vec::new())
-        }
-
-        /// Adds `bytes` of fresh memory to `region` and returns the pages added.
-        fn lend(&mut self, region: &RegionPages, bytes: usize) -> usize {
-            let mut block = Vec::with_capacity(bytes);
-            block.resize(bytes, MaybeUninit::uninit());
-            let start = NonNull::new(block.as_mut_ptr().cast::<u8>()).unwrap();
-            self.0.push(block); // moving a Vec does not move its buffer
-            // SAFETY: the buffer lives until `self` drops, after the region
-            // (declared later in each test, so dropped first), and nothing
-            // else touches it.
-            unsafe { region.add_region(start, bytes) }
-        }
-    }
-
-    #[test]
-    fn pages_are_aligned_distinct_and_counted() {
-        let mut lender = Lender::new();
-        let region = RegionPages::empty();
-        let total = lender.lend(&region, 9 * 4096);
-        assert!(
-            total == 8 || total == 9,
-            "whole aligned pages only: {total}"
-        );
-        assert_eq!(region.capacity(), total);
-        let mut seen = BTreeSet::new();
-        for _ in 0..total {
-            let page = region.allocate_page().unwrap();
-            assert_eq!(page.as_ptr().addr() % 4096, 0);
-            assert!(seen.insert(page.as_ptr().addr()));
-        }
-        assert_eq!(region.available(), 0);
-        assert_eq!(region.allocate_page(), Err(PageAllocError::RegionExhausted));
-    }
-
-    #[test]
-    fn pages_given_back_are_reused_first() {
-        let mut lender = Lender::new();
-        let region = RegionPages::empty();
-        lender.lend(&region, 4 * 4096);
-        let a = region.allocate_page().unwrap();
-        let b = region.allocate_page().unwrap();
-        // SAFETY: `a` came from this region and is not used again.
-        unsafe { region.deallocate_page(a) };
-        assert_eq!(region.allocate_page(), Ok(a));
-        // SAFETY: both came from this region and are not used again.
-        unsafe { region.deallocate_page(a) };
-        // SAFETY: as above.
-        unsafe { region.deallocate_page(b) };
-        assert_eq!(region.available(), region.capacity());
-    }
-
-    #[test]
-    fn memory_can_be_added_later() {
-        let mut lender = Lender::new();
-        let region = RegionPages::empty();
-        assert_eq!(region.allocate_page(), Err(PageAllocError::RegionExhausted));
-        let first = lender.lend(&region, 3 * 4096);
-        let _one = region.allocate_page().unwrap();
-        let second = lender.lend(&region, 3 * 4096);
-        assert_eq!(region.capacity(), first + second);
-        // Nothing of the first block is lost when the second arrives.
-        let mut handed_out = 1;
-        while region.allocate_page().is_ok() {
-            handed_out += 1;
-        }
-        assert_eq!(handed_out, first + second);
-    }
-
-    #[test]
-    fn a_const_region_adds_its_memory_at_first_use() {
-        use typenum::U1024;
-        static mut MEMORY: [MaybeUninit<u8>; 3 * 1024] = [MaybeUninit::uninit(); 3 * 1024];
-        const BYTES: *mut [MaybeUninit<u8>; 3 * 1024] = &raw mut MEMORY;
-        static REGION: RegionPages<U1024> =
-            // SAFETY: nothing else names `MEMORY`: this is the one reference to it.
-            RegionPages::with_memory(unsafe { &mut *BYTES });
-        let total = REGION.capacity();
-        assert!(
-            total == 2 || total == 3,
-            "whole aligned pages only: {total}"
-        );
-        let start = (&raw const MEMORY).addr();
-        for _ in 0..total {
-            let page = REGION.allocate_page().unwrap().as_ptr().addr();
-            assert_eq!(page % 1024, 0);
-            assert!((start..start + 3 * 1024).contains(&page));
-            assert!(page + 1024 <= start + 3 * 1024);
-        }
-        assert_eq!(REGION.allocate_page(), Err(PageAllocError::RegionExhausted));
-        assert_eq!(REGION.capacity(), total, "the memory was added once");
-    }
-
-    #[test]
-    fn a_region_smaller_than_a_page_adds_nothing() {
-        let mut lender = Lender::new();
-        let region = RegionPages::empty();
-        assert_eq!(lender.lend(&region, 100), 0);
-        assert_eq!(region.capacity(), 0);
-    }
-}
+mod tests;
