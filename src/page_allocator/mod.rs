@@ -112,7 +112,7 @@ pub use keep::KeepPages;
 pub use no_pages::NoPages;
 pub use region::RegionPages;
 #[doc(hidden)]
-pub use static_region::StaticRegion;
+pub use static_region::StaticPages;
 
 /// A valid page size: a `typenum` power of two between 256 bytes and 1 GiB.
 ///

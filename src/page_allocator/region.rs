@@ -8,21 +8,18 @@
 //! Memory given to the `const` constructors waits in `pending` until the
 //! first call that takes the lock: a `const fn` cannot see an address, so
 //! it cannot align the first page. Every method locks through
-//! [`RegionPages::state`], which adds the first memory at the first call —
-//! the pending memory, or the memory a [`static_region!`](crate::static_region)
-//! handle passes on every call (its address is a constant of the program,
-//! which the code loads at run time, so the handle stores nothing).
+//! [`RegionPages::state`], which adds the pending memory first.
 //!
 //! # All zeros
 //!
-//! A region with no memory yet is all zeros: no page stack, no run (a null
-//! base), nothing pending, not started. So a `static` region built by
-//! [`RegionPages::empty`] — the one a `static_region!` declares — takes no
-//! initialised data in a firmware (`.data`, copied from flash at start-up),
-//! only zeroed RAM (`.bss`). That is why the run's base is a nullable
-//! pointer and its page size is not stored (it is the type's), and why
-//! "started" is a flag that is false at first, rather than the pending
-//! memory's length going to zero (a `static_region!` has none pending).
+//! A region with no memory is all zeros: no page stack, no run (a null
+//! base), nothing pending. So a `static` region built by
+//! [`RegionPages::empty`], filled at start-up, takes no initialised data in
+//! a firmware (`.data`, copied from flash at start-up), only zeroed RAM
+//! (`.bss`). That is why the run's base is a nullable pointer and its page
+//! size is not stored (it is the type's). (A
+//! [`static_region!`](crate::static_region) needs no region at all: its
+//! array's place and size are constants.)
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -74,11 +71,9 @@ struct RegionState {
     count: usize,
     /// Pages ever added to the region.
     total: usize,
-    /// Memory given to a `const` constructor, added at the first call
-    /// (`start`): a `&'static mut` given up to the region. Empty if none.
+    /// Memory given to a `const` constructor and not added yet (empty once
+    /// added): a `&'static mut` given up to the region.
     pending: *mut [MaybeUninit<u8>],
-    /// Whether the first memory was added: every call before it adds it.
-    started: bool,
 }
 
 // SAFETY: the state's pointers point into memory the region owns exclusively
@@ -156,7 +151,6 @@ impl<S: PageSize> RegionPages<S> {
                     count: 0,
                     total: 0,
                     pending,
-                    started: false,
                 }),
                 _size: PhantomData,
             }
@@ -189,65 +183,22 @@ impl<S: PageSize> RegionPages<S> {
         unsafe { state.add(start, len, S::USIZE) }
     }
 
-    /// The state, locked, with the pending memory added if this is the
-    /// first call.
+    /// The state, locked, with any pending memory added.
     fn state(&self) -> impl DerefMut<Target = RegionState> + '_ {
-        self.state_with(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0))
-    }
-
-    /// The state, locked; at the first call, with its first memory added:
-    /// `memory`, or if empty the pending memory.
-    ///
-    /// `memory` is given up to the region as the pending memory is: the
-    /// callers pass an empty slice, or (`StaticRegion`) a `'static` array
-    /// that nothing else touches.
-    #[inline(always)]
-    fn state_with(
-        &self,
-        memory: *mut [MaybeUninit<u8>],
-    ) -> impl DerefMut<Target = RegionState> + '_ {
         let mut state = self.state.lock();
-        if !state.started {
-            state.start(memory, S::USIZE);
-        }
+        state.add_pending(S::USIZE);
         state
     }
 
     /// Pages ever added to the region.
     pub fn capacity(&self) -> usize {
-        self.capacity_with(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0))
+        self.state().total
     }
 
     /// Pages not handed out right now.
     pub fn available(&self) -> usize {
-        self.available_with(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0))
-    }
-
-    /// [`capacity`](Self::capacity), the region started with `memory` if
-    /// it was not yet (see [`state_with`](Self::state_with)).
-    pub(super) fn capacity_with(&self, memory: *mut [MaybeUninit<u8>]) -> usize {
-        self.state_with(memory).total
-    }
-
-    /// [`available`](Self::available), the region started with `memory`
-    /// if it was not yet.
-    pub(super) fn available_with(&self, memory: *mut [MaybeUninit<u8>]) -> usize {
-        let state = self.state_with(memory);
+        let state = self.state();
         state.total - state.free.out()
-    }
-
-    /// One page, the region started with `memory` if it was not yet (see
-    /// [`state_with`](Self::state_with)).
-    #[inline]
-    pub(super) fn allocate_page_with(
-        &self,
-        memory: *mut [MaybeUninit<u8>],
-    ) -> Result<NonNull<u8>, PageAllocError> {
-        let mut state = self.state_with(memory);
-        let run = state.run(S::USIZE);
-        // SAFETY: the lock gives us the stack and the region's free pages;
-        // `run` is the stack's run.
-        unsafe { state.free.pop(run) }.ok_or(PageAllocError::RegionExhausted)
     }
 }
 
@@ -262,25 +213,27 @@ impl RegionState {
         }
     }
 
-    /// Starts the region: adds its first memory, `given` if not empty,
-    /// else the pending memory (either may be empty; a region has one or
-    /// the other), as pages of `page_size` bytes. Once: later calls find
-    /// `started`. `given` first: each caller passes a constant, so that
-    /// the choice folds away.
-    fn start(&mut self, given: *mut [MaybeUninit<u8>], page_size: usize) {
-        self.started = true;
-        let memory = if given.len() > 0 { given } else { self.pending };
-        let Some(start) = NonNull::new(memory.cast::<u8>()) else {
+    /// Adds the pending memory, if any, as pages of `page_size` bytes.
+    fn add_pending(&mut self, page_size: usize) {
+        let len = self.pending.len();
+        if len == 0 {
             return;
-        };
-        // Every method starts the region before anything else, so this is
-        // its first memory: the run it replaces is the empty one `holding`
-        // made, with no page to retire (`add` would retire it, a loop a
-        // firmware would link for nothing), and the region held no page.
+        }
+        let start = self.pending.cast::<u8>();
+        // Added once: the length goes to 0 (the address may stay).
+        self.pending = ptr::slice_from_raw_parts_mut(start.cast(), 0);
+        // SAFETY: a non-empty `pending` is the `&'static mut` slice given
+        // to `holding`, whose address is not null.
+        let start = unsafe { NonNull::new_unchecked(start) };
+        // Every method adds the pending memory before anything else, so it
+        // is the first memory of the region: the run it replaces is the
+        // empty one `holding` made, with no page to retire (`add` would
+        // retire it, a loop a firmware would link for nothing), and the
+        // region held no page before it.
         debug_assert!(self.total == 0 && self.count == 0);
-        if let Some((first, pages)) = whole_pages(start, memory.len(), page_size, MAX_PAGES) {
-            // `memory` was given up to the region (`holding`'s `&'static
-            // mut`, or a `StaticRegion`'s array), and is added once.
+        if let Some((first, pages)) = whole_pages(start, len, page_size, MAX_PAGES) {
+            // A non-empty `pending` was a `&'static mut` given up to the
+            // region (`holding`), and is added once: it is empty now.
             self.base = first.as_ptr();
             self.count = pages;
             self.total = pages;
@@ -357,9 +310,7 @@ impl<S: PageSize> fmt::Debug for RegionPages<S> {
         out.field("page_size", &S::USIZE);
         match self.state.try_lock() {
             Some(mut state) => {
-                if !state.started && state.pending.len() > 0 {
-                    state.start(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0), S::USIZE);
-                }
+                state.add_pending(S::USIZE);
                 out.field("capacity", &state.total)
                     .field("available", &(state.total - state.free.out()))
             }
@@ -379,7 +330,11 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
     const PAGES_ALIGNED: bool = true;
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
-        self.allocate_page_with(ptr::slice_from_raw_parts_mut(ptr::null_mut(), 0))
+        let mut state = self.state();
+        let run = state.run(S::USIZE);
+        // SAFETY: the lock gives us the stack and the region's free pages;
+        // `run` is the stack's run.
+        unsafe { state.free.pop(run) }.ok_or(PageAllocError::RegionExhausted)
     }
 
     unsafe fn deallocate_page(&self, page: NonNull<u8>) {
