@@ -10,6 +10,12 @@
 //! - running out of pages is an `Err` that hands the value back, never a
 //!   panic, and freeing makes room again.
 //!
+//! A firmware whose memory is one fixed array can let
+//! `minimal_slab::static_region!` declare it instead: a zero-sized page
+//! source with the array behind it, no `unsafe`, and caches that hold no
+//! address (all zeros in `.bss`). This example adds memory at run time, as
+//! a kernel adds the RAM it finds, which that macro does not do.
+//!
 //! (The example itself uses `std` to print; only the slab allocations are
 //! heap-free.)
 //!

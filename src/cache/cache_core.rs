@@ -7,7 +7,7 @@
 use core::fmt;
 use core::ptr::NonNull;
 
-use super::CacheConfig;
+use super::{CacheConfig, StoredConfig};
 use crate::checked::{CHECKED, Misuse, OwnerTag};
 use crate::error::AllocError;
 use crate::intrusive::List;
@@ -80,9 +80,12 @@ impl SlotReach {
 ///
 /// `pages` is the same page source on every call for the life of the core,
 /// and its page size is the geometry's. The core gives pages back to it, so a
-/// different allocator would receive pages it never handed out.
+/// different allocator would receive pages it never handed out. Likewise the
+/// `geometry` a method takes is the same on every call, *the core's
+/// geometry*: the core stores none (its set does, or knows it at compile
+/// time), and a slab cut to one geometry read with another would hand out
+/// slots that overlap.
 pub(crate) struct CacheCore {
-    geometry: SlabGeometry,
     /// Slabs with at least one free slot, empty ones included: a slab is on
     /// `available` iff it has a free slot and is not on `retained`.
     available: List<Slab>,
@@ -95,21 +98,18 @@ pub(crate) struct CacheCore {
     empty: usize,
     /// Slots ever handed out, and ever taken back (both wrapping): their
     /// difference is the slots in use, and `freed` is the decay's clock.
-    /// With `keeps_pages`, the fast paths keep none of these three counts,
+    /// Under a page source that keeps its pages, the fast paths keep none
+    /// of these three counts,
     /// and the cold paths recount them first (see `kept`).
     allocated: usize,
     freed: usize,
     /// The recent peak of slabs in use, and the clock of frees that makes
     /// it decay.
     decay: Decay,
-    config: CacheConfig,
+    config: StoredConfig,
     /// Whether page provenance is exposed, for frees with
     /// [`SlotReach::Object`].
     expose_pages: bool,
-    /// Whether the page source is one whose pages the core keeps
-    /// (`PageAllocator::KEEP_PAGES`, known to the methods that take the
-    /// source at compile time; this copy is for those that do not).
-    keeps_pages: bool,
     /// The address new slabs record for the front (see
     /// [`rehome`](Self::rehome)); 0 until a front asks.
     #[cfg(feature = "std")]
@@ -123,16 +123,15 @@ unsafe impl Send for CacheCore {}
 impl CacheCore {
     /// A core with no slabs yet. With `expose_pages`, each new page's
     /// provenance is exposed, so that the raw front can rebuild a full
-    /// pointer to it from an address. `keeps_pages` is the page source's
-    /// `PageAllocator::KEEP_PAGES`.
-    pub(crate) const fn new(
-        geometry: SlabGeometry,
-        config: CacheConfig,
-        expose_pages: bool,
-        keeps_pages: bool,
-    ) -> Self {
+    /// pointer to it from an address.
+    ///
+    /// The core keeps no geometry: its set passes it to every method that
+    /// needs it (a typed cache's is a constant of its type, which so costs
+    /// the core no field to store and no load to read). Under the default
+    /// configuration, without `expose_pages`, the core is all zeros (see
+    /// `StoredConfig`), so a `static` cache needs no initialised data.
+    pub(crate) const fn new(config: CacheConfig, expose_pages: bool) -> Self {
         Self {
-            geometry,
             available: List::new(),
             full: List::new(),
             retained: List::new(),
@@ -140,9 +139,8 @@ impl CacheCore {
             allocated: 0,
             freed: 0,
             decay: Decay::new(&config),
-            config,
+            config: StoredConfig::of(&config),
             expose_pages,
-            keeps_pages,
             #[cfg(feature = "std")]
             home: 0,
         }
@@ -175,13 +173,8 @@ impl CacheCore {
         }
     }
 
-    #[cfg(any(test, feature = "std"))]
-    pub(crate) fn geometry(&self) -> &SlabGeometry {
-        &self.geometry
-    }
-
     pub(crate) fn config(&self) -> CacheConfig {
-        self.config
+        self.config.get()
     }
 
     /// Pages held, one per slab.
@@ -201,7 +194,14 @@ impl CacheCore {
     }
 
     /// Hands out one slot of `geometry.slot_size` bytes, aligned to the
-    /// geometry's slot alignment.
+    /// geometry's slot alignment. A front that knows the geometry at
+    /// compile time (the typed one) lets the slot arithmetic fold to
+    /// constants. With `home`, the
+    /// slot's slab records it (`Slab::set_home`) before the slot is handed
+    /// out: the typed front's address, for its one-word handles, written
+    /// here under the lock where the slab is at hand (a store to the header
+    /// the allocation writes anyway), instead of found again from the slot
+    /// and compared after it (about 16 bytes of a firmware's allocation).
     ///
     /// # Safety
     ///
@@ -211,33 +211,9 @@ impl CacheCore {
         &mut self,
         pages: &P,
         owner: &OwnerTag,
-    ) -> Result<NonNull<u8>, AllocFault> {
-        let geometry = self.geometry;
-        // SAFETY: forwarded from the caller; the geometry is the core's.
-        unsafe { self.alloc_shaped(pages, owner, &geometry, None) }
-    }
-
-    /// [`alloc`](Self::alloc), with the core's geometry passed in: a front
-    /// that knows it at compile time (the typed one) lets the slot
-    /// arithmetic fold to constants instead of loading it. With `home`, the
-    /// slot's slab records it (`Slab::set_home`) before the slot is handed
-    /// out: the typed front's address, for its one-word handles, written
-    /// here under the lock where the slab is at hand (a store to the header
-    /// the allocation writes anyway), instead of found again from the slot
-    /// and compared after it (about 16 bytes of a firmware's allocation).
-    ///
-    /// # Safety
-    ///
-    /// The shared contract on [`CacheCore`]; `geometry` is the core's.
-    #[inline]
-    pub(crate) unsafe fn alloc_shaped<P: PageAllocator + ?Sized>(
-        &mut self,
-        pages: &P,
-        owner: &OwnerTag,
         geometry: &SlabGeometry,
         home: Option<usize>,
     ) -> Result<NonNull<u8>, AllocFault> {
-        debug_assert_eq!(*geometry, self.geometry, "the core's geometry");
         let slab = match self.available.head() {
             Some(slab) => slab,
             // SAFETY: forwarded from the caller; `available` has no slab.
@@ -271,10 +247,10 @@ impl CacheCore {
         &mut self,
         pages: &P,
         owner: &OwnerTag,
+        geometry: &SlabGeometry,
         out: &mut [NonNull<u8>],
     ) -> Result<usize, AllocFault> {
         let mut taken = 0;
-        let geometry = self.geometry;
         while taken < out.len() {
             let slab = match self.available.head() {
                 Some(slab) => slab,
@@ -287,14 +263,13 @@ impl CacheCore {
                 None => {
                     // SAFETY: forwarded from the caller; `available` has no
                     // slab; the geometry is the core's.
-                    unsafe { self.refill(pages, owner, &geometry) }.map_err(AllocFault::Refused)?
+                    unsafe { self.refill(pages, owner, geometry) }.map_err(AllocFault::Refused)?
                 }
             };
             // SAFETY: `slab` is on `available`, live, and ours; the geometry
             // is the core's.
-            match unsafe {
-                self.take_from(slab, &mut out[taken..], false, &geometry, P::KEEP_PAGES)
-            } {
+            match unsafe { self.take_from(slab, &mut out[taken..], false, geometry, P::KEEP_PAGES) }
+            {
                 Ok(count) => taken += count,
                 // Slots already taken stay with the caller, who reports the
                 // misuse: return them first.
@@ -316,8 +291,8 @@ impl CacheCore {
     /// # Safety
     ///
     /// `slab` is on `available`; `&mut self` is exclusive access to it;
-    /// `out` is not empty; `geometry` is the core's; `keep` is
-    /// `keeps_pages`.
+    /// `out` is not empty; `geometry` is the core's; `keep` is the page
+    /// source's `KEEP_PAGES`.
     #[inline]
     unsafe fn take_from(
         &mut self,
@@ -327,7 +302,6 @@ impl CacheCore {
         geometry: &SlabGeometry,
         keep: bool,
     ) -> Result<usize, AllocFault> {
-        debug_assert_eq!(keep, self.keeps_pages);
         // SAFETY: slabs on our lists are live and we hold `&mut self`.
         unsafe { slab.check_reuse(geometry) }
             .map_err(|(misuse, slot)| AllocFault::Misuse(misuse, slot))?;
@@ -369,12 +343,15 @@ impl CacheCore {
     /// Shows `visit` each slab's slots, used or free: the slabs with free
     /// slots first (most recently used first), then the empty ones kept for
     /// the recent peak, then the full ones.
-    pub(crate) fn for_each_slab(&mut self, mut visit: impl FnMut(SlabOccupancy<'_>)) {
-        let geometry = self.geometry;
+    pub(crate) fn for_each_slab(
+        &mut self,
+        geometry: &SlabGeometry,
+        mut visit: impl FnMut(SlabOccupancy<'_>),
+    ) {
         self.each_slab(|slab| {
             // SAFETY: `each_slab` hands out live slabs under exclusive
             // access; the slice lives only for this call of `visit`.
-            let used = unsafe { slab.occupancy(&geometry) };
+            let used = unsafe { slab.occupancy(geometry) };
             visit(SlabOccupancy {
                 page: slab.page().as_ptr().addr(),
                 slot_size: geometry.slot_size,
@@ -385,12 +362,17 @@ impl CacheCore {
         });
     }
 
-    /// Counters for `stats()`.
-    pub(crate) fn stats(&mut self, name: &'static str) -> CacheStats {
-        self.recount();
+    /// Counters for `stats()`; `keep` is the page source's `KEEP_PAGES`.
+    pub(crate) fn stats(
+        &mut self,
+        name: &'static str,
+        geometry: &SlabGeometry,
+        keep: bool,
+    ) -> CacheStats {
+        self.recount(geometry, keep);
         CacheStats::of_slabs(
             name,
-            &self.geometry,
+            geometry,
             self.in_use(),
             [
                 self.full.len(),
@@ -401,11 +383,11 @@ impl CacheCore {
     }
 }
 
-/// The counts as they stand: with `keeps_pages`, those of the last recount.
+/// The counts as they stand: under a page source that keeps its pages,
+/// those of the last recount.
 impl fmt::Debug for CacheCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheCore")
-            .field("geometry", &self.geometry)
             .field("in_use", &self.in_use())
             .field("full", &self.full.len())
             .field("available", &self.available.len())
@@ -413,7 +395,6 @@ impl fmt::Debug for CacheCore {
             .field("retained", &self.retained.len())
             .field("decay", &self.decay)
             .field("config", &self.config)
-            .field("keeps_pages", &self.keeps_pages)
             .finish()
     }
 }

@@ -12,26 +12,18 @@ use super::cache_core::{AllocFault, CacheCore, SlotReach};
 use super::depot::Depot;
 use crate::checked::{Misuse, OwnerTag, Report};
 use crate::error::AllocError;
-use crate::page_allocator::{PageAllocator, page_size_of};
+use crate::page_allocator::PageAllocator;
 use crate::slab::{Slab, SlabGeometry};
 use crate::stats::{CacheStats, SlabOccupancy};
 use crate::sync::{Mutex, const_fn_unless_loom};
 
+pub(crate) use shapes::{PowersOfTwo, Shapes};
+
 #[cfg(not(feature = "std"))]
 mod shaped;
+mod shapes;
 #[cfg(feature = "std")]
 mod stash;
-
-/// The slot sizes of a [`CacheSet`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Shape {
-    /// One cache of this geometry (a typed cache: `C` is one).
-    One(SlabGeometry),
-    /// Size classes: cache `i` has slots of `8 << i` bytes aligned to their
-    /// size, and exposes its pages' provenance for frees through narrowed
-    /// pointers (`GlobalAlloc`).
-    PowersOfTwo,
-}
 
 /// The smallest size class, in bytes.
 pub(crate) const MIN_CLASS: usize = 8;
@@ -42,10 +34,8 @@ pub(crate) const fn class_size(class: usize) -> usize {
     MIN_CLASS << class
 }
 
-/// One cache of a set: its geometry, readable without the lock, and its
-/// core, behind it.
+/// One cache of a set: its core, behind its lock.
 struct Class {
-    geometry: SlabGeometry,
     core: Mutex<CacheCore>,
     /// Whole batches of resting slots between magazines (see `depot`):
     /// its own lock, so a hand-off between threads never waits on the
@@ -65,41 +55,25 @@ struct Class {
 /// The set owns its pages: it gives every empty one back when dropped, and
 /// `shrink` gives back the empty ones of every cache, then lets the page
 /// source trim.
-pub(crate) struct CacheSet<P: PageAllocator, C: ArrayLength> {
+pub(crate) struct CacheSet<P: PageAllocator, C: ArrayLength, S: Shapes> {
     classes: GenericArray<Class, C>,
+    /// The caches' geometries, readable without a lock.
+    shapes: S,
     pages: P,
     owner: OwnerTag,
 }
 
-impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
+impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
     const_fn_unless_loom! {
-        /// A set of empty caches shaped by `shape`, each configured by `config`.
-        ///
-        /// # Panics
-        ///
-        /// If a geometry does not fit the page size (callers check that at
-        /// compile time), or `Shape::One` is asked of more than one cache.
-        pub(crate) const fn new(pages: P, config: CacheConfig, shape: Shape) -> Self {
+        /// A set of empty caches of the geometries `shapes` gives, each
+        /// configured by `config`.
+        pub(crate) const fn new(pages: P, config: CacheConfig, shapes: S) -> Self {
             let mut classes = GenericArray::<Class, C>::uninit();
             let slots = classes.as_mut_slice();
             let mut i = 0;
             while i < slots.len() {
-                let (geometry, expose) = match shape {
-                    Shape::One(geometry) => {
-                        assert!(C::USIZE == 1, "Shape::One is one cache");
-                        (geometry, false)
-                    }
-                    Shape::PowersOfTwo => {
-                        let size = class_size(i);
-                        match SlabGeometry::new(page_size_of::<P>(), size, size) {
-                            Ok(geometry) => (geometry, true),
-                            Err(_) => panic!("every size class fits a page"),
-                        }
-                    }
-                };
                 slots[i] = MaybeUninit::new(Class {
-                    geometry,
-                    core: Mutex::new(CacheCore::new(geometry, config, expose, P::KEEP_PAGES)),
+                    core: Mutex::new(CacheCore::new(config, S::EXPOSE_PAGES)),
                     #[cfg(feature = "std")]
                     depot: Depot::new(),
                 });
@@ -108,6 +82,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
             Self {
                 // SAFETY: the loop initialised every element.
                 classes: unsafe { GenericArray::assume_init(classes) },
+                shapes,
                 pages,
                 owner: OwnerTag::new(),
             }
@@ -119,10 +94,10 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         &self.pages
     }
 
-    /// The geometry of cache `class`.
-    #[inline]
-    pub(crate) fn geometry(&self, class: usize) -> &SlabGeometry {
-        &self.classes[class].geometry
+    /// The geometry of cache `class`: a constant for a typed cache.
+    #[inline(always)]
+    pub(crate) fn geometry(&self, class: usize) -> SlabGeometry {
+        self.shapes.geometry(class)
     }
 
     /// One slot of cache `class`.
@@ -132,7 +107,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
             let mut core = self.classes[class].core.lock();
             // SAFETY: `self.pages` is the only page source any core of the set
             // sees.
-            unsafe { core.alloc(&self.pages, &self.owner) }
+            unsafe { core.alloc(&self.pages, &self.owner, &self.geometry(class), None) }
         };
         refused_or_reported(outcome, report)
     }
@@ -155,7 +130,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
             if core.wants_new_page::<P>() {
                 // The new page is made into a slab with the lock let go
                 // (see `cache_core::unlocked`).
-                let (geometry, expose) = (*core.geometry(), core.exposes_pages());
+                let (geometry, expose) = (self.geometry(class), core.exposes_pages());
                 drop(core);
                 // SAFETY: the set's page source, owner and the core's
                 // geometry and exposure, as `adopt` needs them.
@@ -172,7 +147,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
                 unsafe { core.adopt(&self.pages, slab) };
             }
             // SAFETY: as in `alloc`.
-            unsafe { core.alloc_batch(&self.pages, &self.owner, out) }
+            unsafe { core.alloc_batch(&self.pages, &self.owner, &self.geometry(class), out) }
         };
         refused_or_reported(outcome, report)
     }
@@ -198,7 +173,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
             // SAFETY: the caller's guarantees; `self.pages` is the only page
             // source any core of the set sees, and size-class cores (the
             // only ones freed with `SlotReach::Object`) expose their pages.
-            unsafe { core.free(&self.pages, &self.owner, slot, reach) }
+            unsafe { core.free(&self.pages, &self.owner, slot, reach, &self.geometry(class)) }
         };
         // Reported once the lock is released.
         if let Err(misuse) = outcome {
@@ -228,7 +203,15 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         let outcome = {
             let mut core = self.classes[class].core.lock();
             // SAFETY: the caller's guarantees; as in `free`.
-            unsafe { core.free_batch(&self.pages, &self.owner, slots, release) }
+            unsafe {
+                core.free_batch(
+                    &self.pages,
+                    &self.owner,
+                    &self.geometry(class),
+                    slots,
+                    release,
+                )
+            }
         };
         if let Err((misuse, slot)) = outcome {
             report(misuse, slot);
@@ -245,7 +228,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         let geometry = self.geometry(class);
         let slab = Slab::containing(ptr, geometry.page_size);
         // SAFETY: the caller's guarantees.
-        unsafe { slab.check_owner(ptr, geometry, self.owner.get()) }
+        unsafe { slab.check_owner(ptr, &geometry, self.owner.get()) }
     }
 
     /// Checked builds: notes, without any lock, that `slot`, a slot of cache
@@ -264,7 +247,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         let geometry = self.geometry(class);
         let slab = Slab::containing(slot, geometry.page_size);
         // SAFETY: the caller's guarantees.
-        unsafe { slab.set_held(slot, geometry) };
+        unsafe { slab.set_held(slot, &geometry) };
     }
 
     /// Checked builds: notes, without any lock, that `slot`, freed into a
@@ -288,7 +271,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         let slab = Slab::containing(slot, geometry.page_size);
         // SAFETY: a slot boundary of one of our slabs, as `check_owner`
         // found; live, or beyond checking (the caller's terms).
-        if unsafe { slab.clear_held(slot, geometry) } {
+        if unsafe { slab.clear_held(slot, &geometry) } {
             return Ok(());
         }
         // SAFETY: the caller's guarantee: readable memory.
@@ -314,7 +297,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         let slab = Slab::containing(slot, geometry.page_size);
         // SAFETY: the caller's guarantees; the lock gives the exclusive
         // access `check_slot` needs.
-        unsafe { slab.check_slot(slot, geometry, self.owner.get()) }.err()
+        unsafe { slab.check_slot(slot, &geometry, self.owner.get()) }.err()
     }
 
     /// Gives back the page of every empty slab of every cache, the reserves
@@ -326,11 +309,9 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
             // The depot's slots first: they may be all that keeps a slab.
             #[cfg(feature = "std")]
             self.empty_depot(index, false);
-            #[cfg(not(feature = "std"))]
-            let _ = index;
             let mut core = class.core.lock();
             // SAFETY: `self.pages` is the only page source any core sees.
-            released += unsafe { core.shrink(&self.pages) };
+            released += unsafe { core.shrink(&self.pages, &self.geometry(index)) };
         }
         self.pages.trim();
         released
@@ -344,13 +325,20 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// No one reads or writes any slot of this set again (no use after
     /// free), and the set is dropped next.
     pub(crate) unsafe fn give_back_every_page(&mut self) {
-        for class in self.classes.iter_mut() {
+        for index in 0..C::USIZE {
+            let geometry = self.geometry(index);
+            let class = &mut self.classes[index];
             // The depot's slots are in those pages: forgotten, never read.
             #[cfg(feature = "std")]
             class.depot.forget_all();
             // SAFETY: `self.pages` is the only page source any core sees; the
             // caller's guarantee covers every slot.
-            unsafe { class.core.get_mut().give_back_every_page(&self.pages) };
+            unsafe {
+                class
+                    .core
+                    .get_mut()
+                    .give_back_every_page(&self.pages, &geometry)
+            };
         }
         self.pages.trim();
     }
@@ -370,17 +358,21 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
 
     /// Applies `config` to every cache of the set.
     pub(crate) fn set_config(&self, config: CacheConfig) {
-        for class in self.classes.iter() {
+        for (index, class) in self.classes.iter().enumerate() {
             let mut core = class.core.lock();
             // SAFETY: `self.pages` is the only page source any core sees.
-            unsafe { core.set_config(&self.pages, config) };
+            unsafe { core.set_config(&self.pages, &self.geometry(index), config) };
         }
     }
 
     /// The counters of cache `class`, named `name`.
     pub(crate) fn stats(&self, class: usize, name: &'static str) -> CacheStats {
+        let geometry = self.geometry(class);
         #[allow(unused_mut)] // only the depot changes it
-        let mut stats = self.classes[class].core.lock().stats(name);
+        let mut stats = self.classes[class]
+            .core
+            .lock()
+            .stats(name, &geometry, P::KEEP_PAGES);
         #[cfg(feature = "std")]
         stats.add_depot(self.classes[class].depot.slots());
         stats
@@ -389,9 +381,10 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// The counters of cache `class`, or `None` if its lock is held (for
     /// `Debug`, which must never wait).
     pub(crate) fn try_stats(&self, class: usize, name: &'static str) -> Option<CacheStats> {
+        let geometry = self.geometry(class);
         let class = &self.classes[class];
         #[allow(unused_mut)] // only the depot changes it
-        let mut stats = class.core.try_lock()?.stats(name);
+        let mut stats = class.core.try_lock()?.stats(name, &geometry, P::KEEP_PAGES);
         #[cfg(feature = "std")]
         stats.add_depot(class.depot.try_slots()?);
         Some(stats)
@@ -401,7 +394,11 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// cache under its lock.
     pub(crate) fn for_each_slab(&self, mut visit: impl FnMut(usize, SlabOccupancy<'_>)) {
         for (i, class) in self.classes.iter().enumerate() {
-            class.core.lock().for_each_slab(|slab| visit(i, slab));
+            let geometry = self.geometry(i);
+            class
+                .core
+                .lock()
+                .for_each_slab(&geometry, |slab| visit(i, slab));
         }
     }
 
@@ -467,7 +464,7 @@ fn refused_or_reported<T>(outcome: Result<T, AllocFault>, report: Report) -> Res
     }
 }
 
-impl<P: PageAllocator, C: ArrayLength> Drop for CacheSet<P, C> {
+impl<P: PageAllocator, C: ArrayLength, S: Shapes> Drop for CacheSet<P, C, S> {
     fn drop(&mut self) {
         // Memory still handed out keeps its pages: with safe code nothing is
         // (handles borrow their cache), so it was leaked on purpose
@@ -478,10 +475,16 @@ impl<P: PageAllocator, C: ArrayLength> Drop for CacheSet<P, C> {
         for class in 0..C::USIZE {
             self.empty_depot(class, false);
         }
-        for class in self.classes.iter_mut() {
+        for index in 0..C::USIZE {
+            let geometry = self.geometry(index);
             // SAFETY: `self.pages` is the only page source any core sees, and
             // empty slabs hold nothing anyone uses.
-            unsafe { class.core.get_mut().shrink(&self.pages) };
+            unsafe {
+                self.classes[index]
+                    .core
+                    .get_mut()
+                    .shrink(&self.pages, &geometry)
+            };
         }
         self.pages.trim();
     }

@@ -239,3 +239,82 @@ impl Default for CacheConfig {
         Self::new()
     }
 }
+
+/// A [`CacheConfig`] as a cache core keeps it: each field stored as its
+/// difference from the default (`page_limit` plus one, 0 for none;
+/// `reserve` and `decay` exclusive-ored with their defaults), so that the
+/// default configuration is stored as zeros. With the rest of a default
+/// core, a `static` typed cache is then all zeros and lands in a
+/// firmware's zeroed RAM (`.bss`) instead of its initialised data
+/// (`.data`, which costs its flash too). Each read costs an add or an
+/// exclusive or with a constant, on the cold paths that read them.
+///
+/// A page limit of `usize::MAX` pages is stored as none: no cache can hold
+/// that many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredConfig {
+    page_limit: usize,
+    reserve: usize,
+    decay: usize,
+}
+
+impl StoredConfig {
+    /// `config`, stored.
+    pub(crate) const fn of(config: &CacheConfig) -> Self {
+        Self {
+            page_limit: match config.page_limit {
+                Some(limit) => limit.wrapping_add(1),
+                None => 0,
+            },
+            reserve: config.reserve ^ CacheConfig::DEFAULT_RESERVE,
+            decay: config.decay ^ CacheConfig::DEFAULT_DECAY,
+        }
+    }
+
+    /// The page cap, if any.
+    #[inline]
+    pub(crate) fn page_limit(&self) -> Option<usize> {
+        self.page_limit.checked_sub(1)
+    }
+
+    /// The empty slabs kept.
+    #[inline]
+    pub(crate) fn reserve(&self) -> usize {
+        self.reserve ^ CacheConfig::DEFAULT_RESERVE
+    }
+
+    /// The configuration stored.
+    pub(crate) fn get(&self) -> CacheConfig {
+        CacheConfig {
+            page_limit: self.page_limit(),
+            reserve: self.reserve(),
+            decay: self.decay ^ CacheConfig::DEFAULT_DECAY,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CacheConfig, StoredConfig};
+
+    #[test]
+    fn the_default_is_stored_as_zeros_and_every_config_reads_back() {
+        let zeros = StoredConfig {
+            page_limit: 0,
+            reserve: 0,
+            decay: 0,
+        };
+        assert_eq!(StoredConfig::of(&CacheConfig::new()), zeros);
+        assert_eq!(zeros.get(), CacheConfig::new());
+        for config in [
+            CacheConfig::new().page_limit(0),
+            CacheConfig::new().page_limit(7).reserve(0).eager(),
+            CacheConfig::new().reserve(usize::MAX).decay(usize::MAX),
+            CacheConfig::new().page_limit(usize::MAX - 1).decay(3),
+        ] {
+            assert_eq!(StoredConfig::of(&config).get(), config);
+        }
+        let unlimited = StoredConfig::of(&CacheConfig::new().page_limit(usize::MAX));
+        assert_eq!(unlimited.get().page_limit, None, "no cache holds that many");
+    }
+}

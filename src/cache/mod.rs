@@ -79,5 +79,8 @@ pub(crate) use depot::BATCH_MAX as DEPOT_BATCH_MAX;
 mod tests;
 
 pub(crate) use cache_core::{SlotReach, with_exposed_page_provenance};
-pub(crate) use cache_set::{CacheSet, MIN_CLASS, Shape, class_size, home_of, record_home};
+pub(crate) use cache_set::{
+    CacheSet, MIN_CLASS, PowersOfTwo, Shapes, class_size, home_of, record_home,
+};
 pub use config::CacheConfig;
+pub(crate) use config::StoredConfig;

@@ -49,6 +49,8 @@ unsafe impl PageAllocator for Counted {
 /// A core plus the page source it must always be given, with safe calls.
 struct Harness {
     core: CacheCore,
+    /// The core's geometry, which the core does not store.
+    geometry: SlabGeometry,
     pages: Counted,
     owner: OwnerTag,
 }
@@ -57,7 +59,8 @@ impl Harness {
     fn new(size: usize, config: CacheConfig) -> Self {
         let geometry = SlabGeometry::new(4096, size, 8).unwrap();
         Self {
-            core: CacheCore::new(geometry, config, false, false),
+            core: CacheCore::new(config, false),
+            geometry,
             pages: Counted::default(),
             owner: OwnerTag::new(),
         }
@@ -65,7 +68,10 @@ impl Harness {
 
     fn alloc(&mut self) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: `self.pages` is the only page source this core sees.
-        match unsafe { self.core.alloc(&self.pages, &self.owner) } {
+        match unsafe {
+            self.core
+                .alloc(&self.pages, &self.owner, &self.geometry, None)
+        } {
             Ok(slot) => Ok(slot),
             Err(AllocFault::Refused(error)) => Err(error),
             Err(AllocFault::Misuse(misuse, slot)) => misuse.report(slot),
@@ -76,20 +82,25 @@ impl Harness {
     fn free(&mut self, slot: NonNull<u8>) {
         // SAFETY: as for `alloc`; the slot is handed out (callers' promise).
         unsafe {
-            self.core
-                .free(&self.pages, &self.owner, slot, SlotReach::Page)
+            self.core.free(
+                &self.pages,
+                &self.owner,
+                slot,
+                SlotReach::Page,
+                &self.geometry,
+            )
         }
         .unwrap()
     }
 
     fn shrink(&mut self) -> usize {
         // SAFETY: as for `alloc`.
-        unsafe { self.core.shrink(&self.pages) }
+        unsafe { self.core.shrink(&self.pages, &self.geometry) }
     }
 
     fn set_config(&mut self, config: CacheConfig) {
         // SAFETY: as for `alloc`.
-        unsafe { self.core.set_config(&self.pages, config) }
+        unsafe { self.core.set_config(&self.pages, &self.geometry, config) }
     }
 
     /// Allocates `n` objects, then frees them oldest first.
@@ -105,8 +116,12 @@ impl Harness {
         (self.pages.taken.get(), self.pages.given_back.get())
     }
 
+    fn stats(&mut self, name: &'static str) -> crate::stats::CacheStats {
+        self.core.stats(name, &self.geometry, false)
+    }
+
     fn lists(&mut self) -> (usize, usize, usize) {
-        let s = self.core.stats("test");
+        let s = self.stats("test");
         (s.full_slabs, s.partial_slabs, s.empty_slabs)
     }
 }
@@ -133,7 +148,7 @@ fn slabs_move_between_lists_as_they_fill_and_empty() {
         h.free(slot);
     }
     assert_eq!(h.lists(), (0, 0, 2));
-    assert_eq!(h.core.stats("test").objects_in_use, 0);
+    assert_eq!(h.stats("test").objects_in_use, 0);
 }
 
 #[test]
@@ -180,7 +195,7 @@ fn a_fill_free_loop_keeps_its_pages_across_rounds() {
         assert_eq!(h.core.pages_held(), pages, "round {round}");
         assert_eq!(h.traffic(), (pages, 0), "round {round}: no page traffic");
     }
-    let s = h.core.stats("t");
+    let s = h.stats("t");
     assert_eq!(
         (s.objects_in_use, s.empty_slabs, s.pages),
         (0, pages, pages)
@@ -215,7 +230,7 @@ fn pages_go_back_within_two_windows_once_the_workload_shrinks() {
     // The documented bound: two windows of frees after the last free that
     // needed the pages (at the latest, the last of the burst's), each
     // window `decay` frees or as many as the peak's slots if more.
-    let window = decay.max(peak * h.core.geometry().slots_per_slab);
+    let window = decay.max(peak * h.geometry.slots_per_slab);
     // Now one object live for good, and another coming and going in its
     // slab: no retained slab is ever taken again, so only the end of a
     // window gives them back.
@@ -266,7 +281,7 @@ fn a_smaller_workload_keeps_only_its_own_peak() {
 #[test]
 fn retained_slabs_are_taken_after_partial_ones_and_before_new_pages() {
     let mut h = Harness::new(1024, CacheConfig::new().reserve(0));
-    assert_eq!(h.core.geometry().slots_per_slab, 3);
+    assert_eq!(h.geometry.slots_per_slab, 3);
     let slots: Vec<_> = (0..9).map(|_| h.alloc().unwrap()).collect();
     // Empty the first two slabs (retained: the peak was 3), leave the last
     // one with a slot free.
@@ -332,7 +347,7 @@ fn the_reserve_is_reused_before_new_pages() {
 #[test]
 fn shrink_and_a_lower_reserve_find_empty_slabs_among_partial_ones() {
     let mut h = Harness::new(1024, CacheConfig::new().reserve(3));
-    assert_eq!(h.core.geometry().slots_per_slab, 3);
+    assert_eq!(h.geometry.slots_per_slab, 3);
     let slots: Vec<_> = (0..9).map(|_| h.alloc().unwrap()).collect();
     assert_eq!(h.lists(), (3, 0, 0));
     // Empty the first and last slab, leave the middle one partial.
@@ -341,7 +356,10 @@ fn shrink_and_a_lower_reserve_find_empty_slabs_among_partial_ones() {
     }
     assert_eq!(h.lists(), (0, 1, 2));
     // SAFETY: `h.pages` is the core's page source.
-    unsafe { h.core.set_config(&h.pages, CacheConfig::new().reserve(1)) };
+    unsafe {
+        h.core
+            .set_config(&h.pages, &h.geometry, CacheConfig::new().reserve(1))
+    };
     assert_eq!(h.lists(), (0, 1, 1), "a lower reserve gives back at once");
     assert_eq!(h.shrink(), 1);
     assert_eq!(h.lists(), (0, 1, 0));
@@ -372,10 +390,10 @@ fn the_page_limit_stops_growth_with_an_error() {
 fn stats_balance() {
     let mut h = Harness::new(24, CacheConfig::new());
     let slots: Vec<_> = (0..1000).map(|_| h.alloc().unwrap()).collect();
-    let s = h.core.stats("t");
+    let s = h.stats("t");
     assert_eq!(s.objects_in_use, 1000);
     assert_eq!(s.objects_in_use + s.free_slots, s.pages * s.slots_per_slab);
-    let first_slot = h.core.geometry().first_slot;
+    let first_slot = h.geometry.first_slot;
     // 48 bytes of header, 24 of bitmap (168 slots), no padding.
     assert!(
         first_slot <= 72,
@@ -386,13 +404,36 @@ fn stats_balance() {
     for slot in slots {
         h.free(slot);
     }
-    let s = h.core.stats("t");
+    let s = h.stats("t");
     assert_eq!(
         (s.objects_in_use, s.empty_slabs, s.pages),
         (0, pages, pages),
         "every page kept for the recent peak"
     );
     assert_eq!(s.objects_in_use + s.free_slots, s.pages * s.slots_per_slab);
+}
+
+#[test]
+fn a_core_under_the_default_configuration_is_all_zeros() {
+    // What lets a `static` typed cache live in a firmware's zeroed RAM
+    // (`.bss`): the core `new` builds is the one zeroed memory holds.
+    // SAFETY: every field of a core is an integer, a bool or an `Option`
+    // of a slab pointer: all zeros is a valid core.
+    let zeroed: CacheCore = unsafe { core::mem::zeroed() };
+    let built = CacheCore::new(CacheConfig::new(), false);
+    assert_eq!(std::format!("{zeroed:?}"), std::format!("{built:?}"));
+    assert_eq!(zeroed.config(), CacheConfig::new());
+    // And it works as one: the hysteresis's clock included.
+    let mut h = Harness::new(64, CacheConfig::new());
+    h.core = zeroed;
+    h.fill_and_free(3 * 63);
+    assert_eq!(
+        h.core.pages_held(),
+        3,
+        "the burst's pages kept for the next"
+    );
+    h.fill_and_free(3 * 63);
+    assert_eq!(h.traffic(), (3, 0));
 }
 
 impl Harness {
@@ -406,7 +447,7 @@ impl Harness {
             // SAFETY: as for `alloc`.
             let taken = match unsafe {
                 self.core
-                    .alloc_batch(&self.pages, &self.owner, &mut batch[..want])
+                    .alloc_batch(&self.pages, &self.owner, &self.geometry, &mut batch[..want])
             } {
                 Ok(taken) => taken,
                 Err(fault) => panic!("{fault:?}"),
@@ -420,7 +461,11 @@ impl Harness {
     /// one batch, as a magazine's overflow does.
     fn give(&mut self, slots: &[NonNull<u8>]) {
         // SAFETY: as for `alloc`; the slots rest with the caller, each once.
-        unsafe { self.core.free_batch(&self.pages, &self.owner, slots, true) }.unwrap();
+        unsafe {
+            self.core
+                .free_batch(&self.pages, &self.owner, &self.geometry, slots, true)
+        }
+        .unwrap();
     }
 }
 
@@ -440,7 +485,7 @@ fn a_batch_in_runs_of_several_slabs_goes_back_with_each_slab_right() {
     let batch: Vec<_> = [&a[..10], &b[..5], &a[10..15]].concat();
     h.give(&batch);
     assert_eq!(h.lists(), (1, 2, 0), "A and B partial, C still full");
-    assert_eq!(h.core.stats("t").objects_in_use, 3 * 63 - 20);
+    assert_eq!(h.stats("t").objects_in_use, 3 * 63 - 20);
     // The slots handed out next are exactly the ones given back.
     let mut again = h.take(20);
     let mut given = batch.clone();
@@ -456,7 +501,7 @@ fn a_batch_in_runs_of_several_slabs_goes_back_with_each_slab_right() {
     for chunk in mixed.chunks(16) {
         h.give(chunk);
     }
-    let s = h.core.stats("t");
+    let s = h.stats("t");
     assert_eq!((s.objects_in_use, s.empty_slabs, s.pages), (0, 3, 3));
     // An emptied slab starts over from its first slot, in address order
     // (checked builds keep the free list, whose poison they verify).
@@ -478,7 +523,7 @@ fn a_batch_that_empties_slabs_gives_back_those_beyond_the_reserve() {
     for chunk in slots.chunks(16) {
         h.give(chunk);
     }
-    let s = h.core.stats("t");
+    let s = h.stats("t");
     assert_eq!(s.objects_in_use, 0);
     let (taken, given_back) = h.traffic();
     assert_eq!(taken, 4);

@@ -33,14 +33,32 @@ pub(crate) struct Link {
 }
 
 /// Where a stack's run of never-used blocks lies: `count` blocks of `size`
-/// bytes from `base`, whose provenance covers them all. The stack counts in
+/// bytes from `base`, whose provenance covers them all. `base` is a raw
+/// pointer, null when `count` is 0, so that a region with no memory yet is
+/// all zeros (`page_allocator::region`). The stack counts in
 /// 32 bits: `count` is at most `u32::MAX`, and so is the number of blocks
 /// out at once (a slab or a chunk holds far fewer; a region caps itself).
 #[derive(Clone, Copy)]
 pub(crate) struct Run {
-    pub(crate) base: NonNull<u8>,
+    pub(crate) base: *mut u8,
     pub(crate) size: usize,
     pub(crate) count: usize,
+}
+
+impl Run {
+    /// Block `index` of the run.
+    ///
+    /// # Safety
+    ///
+    /// `index < count`.
+    #[inline(always)]
+    unsafe fn block(self, index: usize) -> NonNull<u8> {
+        // SAFETY: the caller's guarantee: block `index` lies inside the
+        // run's memory (which exists, so `base` is not null).
+        let block = unsafe { self.base.byte_add(index * self.size) };
+        // SAFETY: inside memory, so not null.
+        unsafe { NonNull::new_unchecked(block) }
+    }
 }
 
 /// The free blocks of one stretch of memory, all of one size.
@@ -127,7 +145,7 @@ impl FreeStack {
         let mut from_run = 0;
         for place in places.take(run.count.saturating_sub(fresh)) {
             // SAFETY: `fresh + from_run < run.count`: inside the run.
-            let block = unsafe { run.base.byte_add((fresh + from_run) * run.size) };
+            let block = unsafe { run.block(fresh + from_run) };
             ready(block);
             *place = block;
             from_run += 1;
@@ -159,8 +177,8 @@ impl FreeStack {
                 link.cast()
             }
             None if self.fresh() < run.count => {
-                // SAFETY: block `fresh` of the run lies inside its memory.
-                let block = unsafe { run.base.byte_add(self.fresh() * run.size) };
+                // SAFETY: `fresh < count`.
+                let block = unsafe { run.block(self.fresh()) };
                 self.fresh += 1;
                 block
             }
@@ -267,8 +285,8 @@ impl FreeStack {
     /// The shared contract, for the old run.
     pub(crate) unsafe fn retire_run(&mut self, old: Run) {
         while self.fresh() < old.count {
-            // SAFETY: block `fresh` of the old run lies inside its memory.
-            let block = unsafe { old.base.byte_add(self.fresh() * old.size) };
+            // SAFETY: `fresh < count`.
+            let block = unsafe { old.block(self.fresh()) };
             self.fresh += 1;
             // Handed out and given back at once: `out` stays as it was.
             self.out += 1;

@@ -11,7 +11,7 @@ use generic_array::{ArrayLength, GenericArray, sequence::GenericSequence};
 
 mod stack;
 
-use crate::cache::{CacheSet, SlotReach};
+use crate::cache::{CacheSet, Shapes, SlotReach};
 use crate::checked::{CHECKED, Misuse};
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
@@ -69,9 +69,9 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// reported, naming it with the cache's help).
     #[cfg(feature = "std")]
     #[inline]
-    pub(crate) fn take_cached<P: PageAllocator, C: ArrayLength>(
+    pub(crate) fn take_cached<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
     ) -> Option<NonNull<u8>> {
@@ -98,9 +98,9 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// Each slot was just taken from cache `class` of `set` by
     /// `CacheSet::alloc_batch` (in no user's hands), through the pointer its
     /// slab gave, and no one uses it.
-    pub(crate) unsafe fn keep_batch<P: PageAllocator, C: ArrayLength>(
+    pub(crate) unsafe fn keep_batch<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
         slots: &[NonNull<u8>],
@@ -125,9 +125,9 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// A slot of `size` bytes from the magazine, refilled from cache `class`
     /// of `set` when empty.
     #[inline]
-    pub(crate) fn take<P: PageAllocator, C: ArrayLength>(
+    pub(crate) fn take<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
@@ -142,9 +142,9 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// rest into the magazine.
     #[cold]
     #[inline(never)]
-    fn refill<P: PageAllocator, C: ArrayLength>(
+    fn refill<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
@@ -192,9 +192,9 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// twice (no double free), and no one uses it after this call (no use
     /// after free).
     #[inline]
-    pub(crate) unsafe fn give<P: PageAllocator, C: ArrayLength>(
+    pub(crate) unsafe fn give<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
         slot: NonNull<u8>,
@@ -232,9 +232,9 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// As for [`give`](Self::give), `slot` already cached.
     #[cold]
     #[inline(never)]
-    unsafe fn drain_then_push<P: PageAllocator, C: ArrayLength>(
+    unsafe fn drain_then_push<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
         slot: NonNull<u8>,
@@ -247,9 +247,9 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// once; without, they stay listed as empty until the caller trims the
     /// cache (`CacheSet::trim`): so a front of several caches can put every
     /// slot back before the first page source call, which may panic.
-    pub(crate) fn flush<P: PageAllocator, C: ArrayLength>(
+    pub(crate) fn flush<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
         release: bool,
@@ -266,9 +266,9 @@ impl<N: ArrayLength> MagazineFront<N> {
     /// contents are not to be trusted — and the first such slot is reported
     /// once the others are back in the cache: reported once, and the
     /// damaged slots the only ones lost.
-    fn drain<P: PageAllocator, C: ArrayLength>(
+    fn drain<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
         count: usize,
@@ -351,8 +351,8 @@ unsafe fn keep_undamaged(
 ///
 /// `slot` was just taken from that cache by `alloc_batch`, through the
 /// pointer its slab gave, and no one uses it.
-pub(crate) unsafe fn give_straight_back<P: PageAllocator, C: ArrayLength>(
-    set: &CacheSet<P, C>,
+pub(crate) unsafe fn give_straight_back<P: PageAllocator, C: ArrayLength, S: Shapes>(
+    set: &CacheSet<P, C, S>,
     class: usize,
     slot: NonNull<u8>,
 ) {
@@ -371,8 +371,8 @@ pub(crate) unsafe fn give_straight_back<P: PageAllocator, C: ArrayLength>(
 /// `slot` was in a magazine of that cache, cached with `size`, and is ours
 /// alone.
 #[inline]
-unsafe fn hand_out<P: PageAllocator, C: ArrayLength>(
-    set: &CacheSet<P, C>,
+unsafe fn hand_out<P: PageAllocator, C: ArrayLength, S: Shapes>(
+    set: &CacheSet<P, C, S>,
     class: usize,
     size: usize,
     slot: NonNull<u8>,
@@ -398,8 +398,8 @@ unsafe fn hand_out<P: PageAllocator, C: ArrayLength>(
 /// # Safety
 ///
 /// `slot` points into readable memory.
-unsafe fn named<P: PageAllocator, C: ArrayLength>(
-    set: &CacheSet<P, C>,
+unsafe fn named<P: PageAllocator, C: ArrayLength, S: Shapes>(
+    set: &CacheSet<P, C, S>,
     class: usize,
     symptom: Misuse,
     slot: NonNull<u8>,

@@ -35,6 +35,7 @@
 //! | [`GlobalPages`] | one `alloc::alloc` call per page (feature `alloc`) | big pages, or chunks for [`ChunkedPages`] |
 //! | [`GlobalAllocPages`] | any [`GlobalAlloc`](core::alloc::GlobalAlloc), e.g. `std::alloc::System` | a `SlabAllocator` that *is* the `#[global_allocator]` |
 //! | [`RegionPages`] | a memory region the caller supplies | programs with no heap at all |
+//! | [`static_region!`](crate::static_region) | a `static` array it declares, through a zero-sized handle | firmware: no `unsafe`, no initialised data |
 //! | [`ChunkedPages`] | big pages of another source, cut into small ones | lean memory over a general-purpose allocator |
 //! | [`KeepPages`] | another source, whose pages the caches keep once taken | firmware code size: no code to give pages back |
 //!
@@ -55,6 +56,7 @@ mod global_alloc;
 mod keep;
 mod no_pages;
 mod region;
+mod static_region;
 
 /// The page source a cache uses when none is named: [`ChunkedGlobalPages`]
 /// with the `alloc` feature (the default), [`NoPages`] without it — there is
@@ -109,6 +111,8 @@ pub use global_alloc::GlobalAllocPages;
 pub use keep::KeepPages;
 pub use no_pages::NoPages;
 pub use region::RegionPages;
+#[doc(hidden)]
+pub use static_region::StaticPages;
 
 /// A valid page size: a `typenum` power of two between 256 bytes and 1 GiB.
 ///

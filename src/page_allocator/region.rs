@@ -9,6 +9,17 @@
 //! first call that takes the lock: a `const fn` cannot see an address, so
 //! it cannot align the first page. Every method locks through
 //! [`RegionPages::state`], which adds the pending memory first.
+//!
+//! # All zeros
+//!
+//! A region with no memory is all zeros: no page stack, no run (a null
+//! base), nothing pending. So a `static` region built by
+//! [`RegionPages::empty`], filled at start-up, takes no initialised data in
+//! a firmware (`.data`, copied from flash at start-up), only zeroed RAM
+//! (`.bss`). That is why the run's base is a nullable pointer and its page
+//! size is not stored (it is the type's). (A
+//! [`static_region!`](crate::static_region) needs no region at all: its
+//! array's place and size are constants.)
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -54,8 +65,10 @@ const MAX_PAGES: usize = u32::MAX as usize;
 struct RegionState {
     /// The pages not handed out, and the count of those that are.
     free: FreeStack,
-    /// The latest memory added: `free`'s run of never-used pages.
-    run: Run,
+    /// The latest memory added: `free`'s run of never-used pages, `count`
+    /// pages from `base` (null while `count` is 0: no memory yet).
+    base: *mut u8,
+    count: usize,
     /// Pages ever added to the region.
     total: usize,
     /// Memory given to a `const` constructor and not added yet (empty once
@@ -134,11 +147,8 @@ impl<S: PageSize> RegionPages<S> {
             Self {
                 state: Mutex::new(RegionState {
                     free: FreeStack::new(),
-                    run: Run {
-                        base: NonNull::dangling(),
-                        size: S::USIZE,
-                        count: 0,
-                    },
+                    base: ptr::null_mut(),
+                    count: 0,
                     total: 0,
                     pending,
                 }),
@@ -193,6 +203,16 @@ impl<S: PageSize> RegionPages<S> {
 }
 
 impl RegionState {
+    /// `free`'s run of never-used pages, of `page_size` bytes.
+    #[inline(always)]
+    fn run(&self, page_size: usize) -> Run {
+        Run {
+            base: self.base,
+            size: page_size,
+            count: self.count,
+        }
+    }
+
     /// Adds the pending memory, if any, as pages of `page_size` bytes.
     fn add_pending(&mut self, page_size: usize) {
         let len = self.pending.len();
@@ -207,15 +227,15 @@ impl RegionState {
         let start = unsafe { NonNull::new_unchecked(start) };
         // Every method adds the pending memory before anything else, so it
         // is the first memory of the region: the run it replaces is the
-        // empty one `holding` made (of pages of `page_size`), with no page
-        // to retire (`add` would retire it, a loop a firmware would link for
-        // nothing), and the region held no page before it.
-        debug_assert!(self.total == 0 && self.run.count == 0 && self.run.size == page_size);
+        // empty one `holding` made, with no page to retire (`add` would
+        // retire it, a loop a firmware would link for nothing), and the
+        // region held no page before it.
+        debug_assert!(self.total == 0 && self.count == 0);
         if let Some((first, pages)) = whole_pages(start, len, page_size, MAX_PAGES) {
             // A non-empty `pending` was a `&'static mut` given up to the
             // region (`holding`), and is added once: it is empty now.
-            self.run.base = first;
-            self.run.count = pages;
+            self.base = first.as_ptr();
+            self.count = pages;
             self.total = pages;
         }
     }
@@ -233,11 +253,11 @@ impl RegionState {
         let Some((first, pages)) = whole_pages(start, len, page_size, room) else {
             return 0;
         };
-        let old = self.run;
+        let old = self.run(page_size);
         // SAFETY: the lock gives us the stack and its memory; `old` is its run.
         unsafe { self.free.retire_run(old) };
         // SAFETY: the caller's guarantees; the old run is retired.
-        unsafe { self.start_run(first, pages, page_size) };
+        unsafe { self.start_run(first, pages) };
         pages
     }
 
@@ -246,15 +266,12 @@ impl RegionState {
     /// # Safety
     ///
     /// The memory is given up to the region as for
-    /// [`RegionPages::add_region`]: `first` is aligned to `page_size`, and
-    /// `pages` whole pages follow it inside that memory. The old run has no
-    /// never-used page left (retired, or empty).
-    unsafe fn start_run(&mut self, first: NonNull<u8>, pages: usize, page_size: usize) {
-        self.run = Run {
-            base: first,
-            size: page_size,
-            count: pages,
-        };
+    /// [`RegionPages::add_region`]: `first` is aligned to the region's page
+    /// size, and `pages` whole pages follow it inside that memory. The old
+    /// run has no never-used page left (retired, or empty).
+    unsafe fn start_run(&mut self, first: NonNull<u8>, pages: usize) {
+        self.base = first.as_ptr();
+        self.count = pages;
         self.total += pages;
     }
 }
@@ -314,7 +331,7 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
 
     fn allocate_page(&self) -> Result<NonNull<u8>, PageAllocError> {
         let mut state = self.state();
-        let run = state.run;
+        let run = state.run(S::USIZE);
         // SAFETY: the lock gives us the stack and the region's free pages;
         // `run` is the stack's run.
         unsafe { state.free.pop(run) }.ok_or(PageAllocError::RegionExhausted)
@@ -333,116 +350,4 @@ unsafe impl<S: PageSize> PageAllocator for RegionPages<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
-    use std::vec::Vec;
-
-    /// Heap memory lent to regions for one test, freed when the test ends
-    /// (so that Miri's leak check stays meaningful).
-    struct Lender(Vec<Vec<MaybeUninit<u8>>>);
-
-    impl Lender {
-        fn new() -> Self {
-            Self(Vec::new())
-        }
-
-        /// Adds `bytes` of fresh memory to `region` and returns the pages added.
-        fn lend(&mut self, region: &RegionPages, bytes: usize) -> usize {
-            let mut block = Vec::with_capacity(bytes);
-            block.resize(bytes, MaybeUninit::uninit());
-            let start = NonNull::new(block.as_mut_ptr().cast::<u8>()).unwrap();
-            self.0.push(block); // moving a Vec does not move its buffer
-            // SAFETY: the buffer lives until `self` drops, after the region
-            // (declared later in each test, so dropped first), and nothing
-            // else touches it.
-            unsafe { region.add_region(start, bytes) }
-        }
-    }
-
-    #[test]
-    fn pages_are_aligned_distinct_and_counted() {
-        let mut lender = Lender::new();
-        let region = RegionPages::empty();
-        let total = lender.lend(&region, 9 * 4096);
-        assert!(
-            total == 8 || total == 9,
-            "whole aligned pages only: {total}"
-        );
-        assert_eq!(region.capacity(), total);
-        let mut seen = BTreeSet::new();
-        for _ in 0..total {
-            let page = region.allocate_page().unwrap();
-            assert_eq!(page.as_ptr().addr() % 4096, 0);
-            assert!(seen.insert(page.as_ptr().addr()));
-        }
-        assert_eq!(region.available(), 0);
-        assert_eq!(region.allocate_page(), Err(PageAllocError::RegionExhausted));
-    }
-
-    #[test]
-    fn pages_given_back_are_reused_first() {
-        let mut lender = Lender::new();
-        let region = RegionPages::empty();
-        lender.lend(&region, 4 * 4096);
-        let a = region.allocate_page().unwrap();
-        let b = region.allocate_page().unwrap();
-        // SAFETY: `a` came from this region and is not used again.
-        unsafe { region.deallocate_page(a) };
-        assert_eq!(region.allocate_page(), Ok(a));
-        // SAFETY: both came from this region and are not used again.
-        unsafe { region.deallocate_page(a) };
-        // SAFETY: as above.
-        unsafe { region.deallocate_page(b) };
-        assert_eq!(region.available(), region.capacity());
-    }
-
-    #[test]
-    fn memory_can_be_added_later() {
-        let mut lender = Lender::new();
-        let region = RegionPages::empty();
-        assert_eq!(region.allocate_page(), Err(PageAllocError::RegionExhausted));
-        let first = lender.lend(&region, 3 * 4096);
-        let _one = region.allocate_page().unwrap();
-        let second = lender.lend(&region, 3 * 4096);
-        assert_eq!(region.capacity(), first + second);
-        // Nothing of the first block is lost when the second arrives.
-        let mut handed_out = 1;
-        while region.allocate_page().is_ok() {
-            handed_out += 1;
-        }
-        assert_eq!(handed_out, first + second);
-    }
-
-    #[test]
-    fn a_const_region_adds_its_memory_at_first_use() {
-        use typenum::U1024;
-        static mut MEMORY: [MaybeUninit<u8>; 3 * 1024] = [MaybeUninit::uninit(); 3 * 1024];
-        const BYTES: *mut [MaybeUninit<u8>; 3 * 1024] = &raw mut MEMORY;
-        static REGION: RegionPages<U1024> =
-            // SAFETY: nothing else names `MEMORY`: this is the one reference to it.
-            RegionPages::with_memory(unsafe { &mut *BYTES });
-        let total = REGION.capacity();
-        assert!(
-            total == 2 || total == 3,
-            "whole aligned pages only: {total}"
-        );
-        let start = (&raw const MEMORY).addr();
-        for _ in 0..total {
-            let page = REGION.allocate_page().unwrap().as_ptr().addr();
-            assert_eq!(page % 1024, 0);
-            assert!((start..start + 3 * 1024).contains(&page));
-            assert!(page + 1024 <= start + 3 * 1024);
-        }
-        assert_eq!(REGION.allocate_page(), Err(PageAllocError::RegionExhausted));
-        assert_eq!(REGION.capacity(), total, "the memory was added once");
-    }
-
-    #[test]
-    fn a_region_smaller_than_a_page_adds_nothing() {
-        let mut lender = Lender::new();
-        let region = RegionPages::empty();
-        assert_eq!(lender.lend(&region, 100), 0);
-        assert_eq!(region.capacity(), 0);
-    }
-}
+mod tests;

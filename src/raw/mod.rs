@@ -17,7 +17,7 @@ use core::ptr::NonNull;
 
 use typenum::U256;
 
-use crate::cache::{self, CacheConfig, CacheSet, Shape, SlotReach, class_size};
+use crate::cache::{self, CacheConfig, CacheSet, PowersOfTwo, SlotReach, class_size};
 use crate::checked::{Misuse, Report};
 use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
@@ -133,7 +133,7 @@ use size_class::class_of;
 /// ```
 pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: SizeClassLimit = U256>
 {
-    set: CacheSet<P, M::Classes>,
+    set: CacheSet<P, M::Classes, PowersOfTwo<M::Classes>>,
     /// This allocator's entries in the threads' tables (its size classes).
     #[cfg(feature = "std")]
     thread: ThreadCache,
@@ -217,7 +217,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         pub const fn with_size_classes(pages: P, fallback: F, config: CacheConfig) -> Self {
             let () = Self::CLASSES_FIT;
             Self {
-                set: CacheSet::new(pages, config, Shape::PowersOfTwo),
+                set: CacheSet::new(pages, config, PowersOfTwo::new(page_size_of::<P>())),
                 #[cfg(feature = "std")]
                 thread: ThreadCache::new(),
                 fallback,
@@ -473,7 +473,7 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     }
 
     /// The size classes, for the per-thread front.
-    pub(crate) fn set(&self) -> &CacheSet<P, M::Classes> {
+    pub(crate) fn set(&self) -> &CacheSet<P, M::Classes, PowersOfTwo<M::Classes>> {
         &self.set
     }
 }

@@ -139,9 +139,10 @@ impl Slab {
     /// writes, and not used by anything else until it is given back.
     pub(crate) unsafe fn init(page: NonNull<u8>, geo: &SlabGeometry, owner: u32) -> Slab {
         let header = page.cast::<SlabHeader>();
-        // SAFETY: the page is `geo.page_size` bytes and valid, as the
+        // SAFETY: slot 0 starts inside the page (the geometry's
+        // guarantee), which is `geo.page_size` bytes and valid, as the
         // caller guarantees.
-        let slots = unsafe { Slab(header).run(geo) }.base;
+        let slots = unsafe { page.byte_add(geo.first_slot) };
         let state = header.cast::<SlabState>();
         // SAFETY: the page is ours, aligned to at least 256 bytes, and larger
         // than the header (the geometry put slot 0 after it); the state is
@@ -290,7 +291,7 @@ impl Slab {
             // SAFETY: slot 0 starts inside the page (the geometry's
             // guarantee), which is valid: the caller's guarantee. The
             // pointer keeps the page's provenance.
-            base: unsafe { self.page().byte_add(geo.first_slot) },
+            base: unsafe { self.page().byte_add(geo.first_slot) }.as_ptr(),
             size: geo.slot_size,
             count: geo.slots_per_slab,
         }

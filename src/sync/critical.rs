@@ -28,6 +28,9 @@ use core::ops::{Deref, DerefMut};
 /// Invariant: `lock.held` is true exactly while a [`MutexGuard`] of this
 /// mutex exists, a guard exists only inside the critical section it
 /// entered, and `lock.restore` is then what leaving that section restores.
+/// `lock` comes first (`repr(C)`), so that the mutex's address is its
+/// lock's (see `lock`).
+#[repr(C)]
 pub(crate) struct Mutex<T> {
     lock: Lock,
     data: UnsafeCell<T>,
@@ -80,9 +83,16 @@ impl<T> Mutex<T> {
     /// that a test sees it).
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        enter(&self.lock);
+        let this: *const Self = self;
+        // `lock` is the first field (`repr(C)`): the mutex's address is its
+        // lock's.
+        // SAFETY: a pointer to this mutex's lock, live for the call.
+        let entered = unsafe { enter(this.cast()) };
+        // SAFETY: `enter` returns the pointer it was given, `this`, made
+        // from `self` (so reaching the whole mutex) and valid for `'_`.
+        let mutex = unsafe { &*entered.cast::<Self>() };
         MutexGuard {
-            mutex: self,
+            mutex,
             _same_thread: PhantomData,
         }
     }
@@ -120,10 +130,18 @@ impl<T> Mutex<T> {
 /// leaving the section restores, for [`Mutex::lock`]. One function for
 /// every mutex, whatever it guards: `no_std` builds call it rather than
 /// inline it, so that a firmware links it once (`std` builds inline it, as
-/// before).
+/// before). Returns `lock`, the pointer it was given: the caller reaches
+/// its data through the returned pointer, and so keeps nothing across the
+/// call.
+///
+/// # Safety
+///
+/// `lock` points to a live mutex's `Lock`.
 #[cfg_attr(not(feature = "std"), inline(never))]
 #[cfg_attr(feature = "std", inline)]
-fn enter(lock: &Lock) {
+unsafe fn enter(lock_ptr: *const Lock) -> *const Lock {
+    // SAFETY: the caller's guarantee.
+    let lock = unsafe { &*lock_ptr };
     // SAFETY: the section is left exactly once, on this thread: just below
     // if the lock is held, otherwise by the guard's `drop` (the guard is
     // `!Send`). Nesting is last-in, first-out: see the module docs.
@@ -136,6 +154,7 @@ fn enter(lock: &Lock) {
     }
     lock.held.set(true);
     lock.restore.set(restore);
+    lock_ptr
 }
 
 /// A lock asked for again by the context holding it. Out of line where it

@@ -40,20 +40,18 @@ impl<T> Mutex<T> {
         }
     }
 
-    /// Spins until the lock is ours. Out of line: a firmware links it once
-    /// for every lock site (the copies for each `T` are the same code, and
-    /// the compiler merges them).
-    #[inline(never)]
+    /// Spins until the lock is ours (see [`acquire`]).
+    #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        // A failed exchange writes nothing: waiters only read the line.
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            super::spin_wait();
-        }
-        MutexGuard { mutex: self }
+        let this: *const Self = self;
+        // `locked` is the first field (`repr(C)`): the mutex's address is
+        // its flag's.
+        // SAFETY: a pointer to this mutex's flag, live for the call.
+        let acquired = unsafe { acquire(this.cast()) };
+        // SAFETY: `acquire` returns the pointer it was given, `this`, made
+        // from `self` (so reaching the whole mutex) and valid for `'_`.
+        let mutex = unsafe { &*acquired.cast::<Self>() };
+        MutexGuard { mutex }
     }
 
     /// Takes the lock only if it is free right now; `Debug` uses this so that
@@ -97,6 +95,33 @@ impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         release(&self.mutex.locked);
     }
+}
+
+/// Spins until `locked` is ours. Out of line, and not generic: a firmware
+/// links it once for every lock. (A method generic over the data was
+/// linked once per type, and with one mutex of a type, the compiler
+/// specialised each copy to its mutex's address: copies the linker could
+/// not merge.)
+///
+/// Returns `locked`, the pointer it was given: the caller reaches its data
+/// through the returned pointer, so it keeps nothing across the call (as
+/// when the guard was the generic method's return value).
+///
+/// # Safety
+///
+/// `locked` points to a live `AtomicBool` (a mutex's flag).
+#[inline(never)]
+unsafe fn acquire(locked: *const AtomicBool) -> *const AtomicBool {
+    // SAFETY: the caller's guarantee.
+    let flag = unsafe { &*locked };
+    // A failed exchange writes nothing: waiters only read the line.
+    while flag
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        super::spin_wait();
+    }
+    locked
 }
 
 /// Clears `locked`. Out of line: a call is shorter than the barrier and

@@ -91,7 +91,7 @@ use generic_array::ArrayLength;
 pub(crate) use self::current::wait_for_exits;
 use self::registry::Ticket;
 use self::table::{Entry, Table, entry_index, key};
-use crate::cache::{CacheSet, SlotReach};
+use crate::cache::{CacheSet, Shapes, SlotReach};
 use crate::checked::Misuse;
 use crate::error::AllocError;
 use crate::magazine::{check_cached, give_straight_back};
@@ -166,9 +166,9 @@ impl ThreadCache {
     /// A slot of cache `class` of `set` (slot size `size`), from this
     /// thread's magazine when it has one.
     #[inline]
-    pub(crate) fn take<P: PageAllocator, C: ArrayLength>(
+    pub(crate) fn take<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
@@ -198,9 +198,9 @@ impl ThreadCache {
     /// ticket yet.
     #[cold]
     #[inline(never)]
-    fn take_slow<P: PageAllocator, C: ArrayLength>(
+    fn take_slow<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
@@ -277,9 +277,9 @@ impl ThreadCache {
     /// pages); it is not freed twice (no double free), and no one uses it
     /// after this call (no use after free).
     #[inline]
-    pub(crate) unsafe fn give<P: PageAllocator, C: ArrayLength>(
+    pub(crate) unsafe fn give<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
         slot: NonNull<u8>,
@@ -316,9 +316,9 @@ impl ThreadCache {
     /// As for [`give`](Self::give).
     #[cold]
     #[inline(never)]
-    unsafe fn give_slow<P: PageAllocator, C: ArrayLength>(
+    unsafe fn give_slow<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
         slot: NonNull<u8>,
@@ -342,9 +342,9 @@ impl ThreadCache {
     /// for it, the orphans, and the slots in the cache's depot; with
     /// `release`, slabs emptied beyond the reserve give their pages back at
     /// once.
-    pub(crate) fn flush_current<P: PageAllocator, C: ArrayLength>(
+    pub(crate) fn flush_current<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         class: usize,
         size: usize,
         release: bool,
@@ -361,7 +361,10 @@ impl ThreadCache {
 
     /// Puts the slots that threads gave up since (orphans) back into their
     /// caches of `set`.
-    pub(crate) fn take_back_orphans<P: PageAllocator, C: ArrayLength>(&self, set: &CacheSet<P, C>) {
+    pub(crate) fn take_back_orphans<P: PageAllocator, C: ArrayLength, S: Shapes>(
+        &self,
+        set: &CacheSet<P, C, S>,
+    ) {
         if let Some(ticket) = self.ticket() {
             self.adopt_orphans(set, ticket);
         }
@@ -380,7 +383,10 @@ impl ThreadCache {
     /// Before the set goes: retires the ticket, so that no thread touches
     /// its slots again (see the module doc), then puts back this thread's
     /// slots of every cache of the set, and the orphans.
-    pub(crate) fn retire<P: PageAllocator, C: ArrayLength>(&mut self, set: &CacheSet<P, C>) {
+    pub(crate) fn retire<P: PageAllocator, C: ArrayLength, S: Shapes>(
+        &mut self,
+        set: &CacheSet<P, C, S>,
+    ) {
         let Some(ticket) = self.ticket() else {
             return;
         };
@@ -396,9 +402,9 @@ impl ThreadCache {
     }
 
     /// Puts the orphans given up to `ticket` back into their caches.
-    fn adopt_orphans<P: PageAllocator, C: ArrayLength>(
+    fn adopt_orphans<P: PageAllocator, C: ArrayLength, S: Shapes>(
         &self,
-        set: &CacheSet<P, C>,
+        set: &CacheSet<P, C, S>,
         ticket: Ticket,
     ) {
         put_back(set, registry::adopt(ticket));
@@ -421,8 +427,8 @@ fn with_claimed_entry(key: u64, index: usize, use_entry: impl FnOnce(&Entry)) ->
 }
 
 /// Puts this thread's slots of `ticket`'s cache `class` back into it.
-fn flush_entry<P: PageAllocator, C: ArrayLength>(
-    set: &CacheSet<P, C>,
+fn flush_entry<P: PageAllocator, C: ArrayLength, S: Shapes>(
+    set: &CacheSet<P, C, S>,
     ticket: Ticket,
     class: usize,
     size: usize,
@@ -443,8 +449,8 @@ fn flush_entry<P: PageAllocator, C: ArrayLength>(
 /// Each is checked first, as a slot leaving a magazine is: one written to
 /// while it rested (checked builds) is kept by no one, and the first is
 /// reported once the others are back.
-fn put_back<P: PageAllocator, C: ArrayLength>(
-    set: &CacheSet<P, C>,
+fn put_back<P: PageAllocator, C: ArrayLength, S: Shapes>(
+    set: &CacheSet<P, C, S>,
     mut orphans: registry::Orphans,
 ) {
     const BATCH: usize = 32;

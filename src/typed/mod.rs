@@ -32,7 +32,7 @@ use core::ptr::NonNull;
 
 use typenum::U1;
 
-use crate::cache::{CacheConfig, CacheSet, Shape, SlotReach};
+use crate::cache::{CacheConfig, CacheSet, Shapes, SlotReach};
 use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::{GeometryError, SlabGeometry};
@@ -97,7 +97,7 @@ pub use slab_box::SlabBox;
 /// assert_eq!(SlabCache::<[u8; 8192], GlobalPages<U16384>>::SLOTS_PER_SLAB, 1);
 /// ```
 pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
-    set: CacheSet<P, U1>,
+    set: CacheSet<P, U1, One<T, P>>,
     /// This cache's entries in the threads' tables.
     #[cfg(feature = "std")]
     thread: ThreadCache,
@@ -179,8 +179,12 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         /// An empty cache taking pages from `pages`, grown and shrunk as `config`
         /// says.
         pub const fn with_config(pages: P, config: CacheConfig) -> Self {
+            // The cache stores no geometry, but its type must have one: a
+            // `T` that does not fit a page is rejected here, when the
+            // program is compiled.
+            let _: SlabGeometry = Self::GEOMETRY;
             Self {
-                set: CacheSet::new(pages, config, Shape::One(Self::GEOMETRY)),
+                set: CacheSet::new(pages, config, One(PhantomData)),
                 #[cfg(feature = "std")]
                 thread: ThreadCache::new(),
                 #[cfg(feature = "std")]
@@ -302,7 +306,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     }
 
     /// The set of one cache core behind this cache, for the local front.
-    pub(crate) fn set(&self) -> &CacheSet<P, U1> {
+    pub(crate) fn set(&self) -> &CacheSet<P, U1, One<T, P>> {
         &self.set
     }
 
@@ -318,15 +322,11 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         #[cfg(feature = "std")]
         let slot = self.thread.take(&self.set, 0, Self::SLOT_SIZE);
         #[cfg(not(feature = "std"))]
-        // SAFETY: the set was built with `Shape::One(Self::GEOMETRY)`.
-        let slot = unsafe {
-            self.set.alloc_shaped(
-                0,
-                &Self::GEOMETRY,
-                core::ptr::from_ref(self).expose_provenance(),
-                crate::checked::Misuse::report,
-            )
-        };
+        let slot = self.set.alloc_shaped(
+            0,
+            core::ptr::from_ref(self).expose_provenance(),
+            crate::checked::Misuse::report,
+        );
         slot.map(NonNull::cast)
     }
 
@@ -353,18 +353,29 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
                 .give(&self.set, 0, Self::SLOT_SIZE, slot.cast(), SlotReach::Page)
         }
         #[cfg(not(feature = "std"))]
-        // SAFETY: as above; the set was built with
-        // `Shape::One(Self::GEOMETRY)`.
+        // SAFETY: as above.
         unsafe {
-            use crate::checked::Misuse;
-            self.set.free_shaped(
+            self.set.free(
                 0,
                 slot.cast(),
                 SlotReach::Page,
-                &Self::GEOMETRY,
-                Misuse::report,
+                crate::checked::Misuse::report,
             )
         }
+    }
+}
+
+/// The shape of a typed cache's one cache: `SlabCache::<T, P>::GEOMETRY`,
+/// a constant, so that the set stores none (see `Shapes`). Zero-sized,
+/// and covariant in `T` and `P`, as the cache is.
+pub(crate) struct One<T, P>(PhantomData<fn() -> (T, P)>);
+
+impl<T, P: PageAllocator> Shapes for One<T, P> {
+    const EXPOSE_PAGES: bool = false;
+
+    #[inline(always)]
+    fn geometry(&self, _class: usize) -> SlabGeometry {
+        SlabCache::<T, P>::GEOMETRY
     }
 }
 

@@ -10,20 +10,41 @@ use super::CacheConfig;
 /// `window_end`.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::cache) struct Decay {
-    /// The value of the core's `freed` at which the current window ends.
-    /// Windows are shorter than `isize::MAX` frees, so the count has
-    /// reached the end iff their wrapping difference is not negative: a
-    /// window whose end was passed without being ended (frees that could
-    /// not give pages back, a page source that panicked) ends at the next
-    /// free that can.
-    window_end: usize,
+    /// The value of the core's `freed` at which the current window ends,
+    /// stored as [`Biased`]. Windows are shorter than `isize::MAX` frees,
+    /// so the count has reached the end iff their wrapping difference is
+    /// not negative: a window whose end was passed without being ended
+    /// (frees that could not give pages back, a page source that panicked)
+    /// ends at the next free that can.
+    window_end: Biased,
     /// Most slabs in use at once in the current window.
     peak: usize,
     /// Most slabs in use at once in the previous window.
     previous: usize,
     /// The shortest window, in frees (`config.decay`, at most
-    /// [`LONGEST`]); 0: no hysteresis.
-    shortest: usize,
+    /// [`LONGEST`]); 0: no hysteresis. Stored as [`Biased`].
+    shortest: Biased,
+}
+
+/// A count stored as its difference (exclusive or) from
+/// [`CacheConfig::DEFAULT_DECAY`], so that a new core's decay under the
+/// default configuration — the first window ending at that many frees, the
+/// shortest window that long — is stored as zeros: with the other fields of
+/// a default core, a `static` cache is then all zeros and costs a firmware
+/// no initialised data (`.data`, copied from flash at start-up), only
+/// zeroed RAM. Reading one costs an exclusive or with a constant.
+#[derive(Debug, Clone, Copy)]
+struct Biased(usize);
+
+impl Biased {
+    const fn of(value: usize) -> Self {
+        Self(value ^ CacheConfig::DEFAULT_DECAY)
+    }
+
+    #[inline(always)]
+    const fn get(self) -> usize {
+        self.0 ^ CacheConfig::DEFAULT_DECAY
+    }
 }
 
 /// The longest window: ends are compared by the sign of a wrapping
@@ -34,12 +55,12 @@ impl Decay {
     /// No peak yet, windows of at least `config.decay` frees, the clock at 0.
     pub(in crate::cache) const fn new(config: &CacheConfig) -> Self {
         let mut decay = Self {
-            window_end: 0,
+            window_end: Biased::of(0),
             peak: 0,
             previous: 0,
-            shortest: shortest_of(config),
+            shortest: Biased::of(shortest_of(config)),
         };
-        decay.window_end = decay.window(0, 0);
+        decay.window_end = Biased::of(decay.window(0, 0));
         decay
     }
 
@@ -54,15 +75,16 @@ impl Decay {
     /// nor passes `LONGEST` (no checked product, nor a cap, for a firmware
     /// to link).
     const fn window(&self, budget: usize, slots_per_slab: usize) -> usize {
-        if self.shortest == 0 {
+        let shortest = self.shortest.get();
+        if shortest == 0 {
             return LONGEST;
         }
         let stretched = budget * slots_per_slab;
         debug_assert!(stretched <= LONGEST);
-        if stretched > self.shortest {
+        if stretched > shortest {
             stretched
         } else {
-            self.shortest
+            shortest
         }
     }
 
@@ -85,14 +107,14 @@ impl Decay {
     /// `pages_held` pages besides it.
     #[inline]
     pub(in crate::cache) fn keeps(&self, pages_held: usize) -> bool {
-        self.shortest != 0 && pages_held < self.budget()
+        self.shortest.get() != 0 && pages_held < self.budget()
     }
 
     /// Whether the count of frees, now `freed`, has reached the window's
     /// end (the caller then calls `end_window`, which starts the next).
     #[inline(always)]
     pub(in crate::cache) fn ends_at(&self, freed: usize) -> bool {
-        freed.wrapping_sub(self.window_end).cast_signed() >= 0
+        freed.wrapping_sub(self.window_end.get()).cast_signed() >= 0
     }
 
     /// Starts the next window with `busy` slabs in use and the count at
@@ -106,7 +128,7 @@ impl Decay {
         self.previous = self.peak;
         self.peak = busy;
         let budget = self.budget();
-        self.window_end = freed.wrapping_add(self.window(budget, slots_per_slab));
+        self.window_end = Biased::of(freed.wrapping_add(self.window(budget, slots_per_slab)));
         budget
     }
 
@@ -120,10 +142,10 @@ impl Decay {
         freed: usize,
         config: &CacheConfig,
     ) {
-        self.shortest = shortest_of(config);
+        self.shortest = Biased::of(shortest_of(config));
         self.peak = busy;
         self.previous = busy;
-        self.window_end = freed.wrapping_add(self.window(busy, slots_per_slab));
+        self.window_end = Biased::of(freed.wrapping_add(self.window(busy, slots_per_slab)));
     }
 }
 

@@ -35,7 +35,8 @@ impl CacheCore {
     /// this core and not freed since (no double free), and is not used after
     /// this call (no use after free). `reach` says what the caller's pointer
     /// may access; with [`SlotReach::Object`], the core must have been built
-    /// with `expose_pages`.
+    /// with `expose_pages`. `geometry` is the core's: a front that knows it
+    /// at compile time lets the slot arithmetic fold to constants.
     #[inline]
     pub(crate) unsafe fn free<P: PageAllocator + ?Sized>(
         &mut self,
@@ -43,28 +44,8 @@ impl CacheCore {
         owner: &OwnerTag,
         slot: NonNull<u8>,
         reach: SlotReach,
-    ) -> Result<(), Misuse> {
-        let geometry = self.geometry;
-        // SAFETY: forwarded from the caller; the geometry is the core's.
-        unsafe { self.free_shaped(pages, owner, slot, reach, &geometry) }
-    }
-
-    /// [`free`](Self::free), with the core's geometry passed in (see
-    /// [`alloc_shaped`](Self::alloc_shaped)).
-    ///
-    /// # Safety
-    ///
-    /// As for [`free`](Self::free); `geometry` is the core's.
-    #[inline]
-    pub(crate) unsafe fn free_shaped<P: PageAllocator + ?Sized>(
-        &mut self,
-        pages: &P,
-        owner: &OwnerTag,
-        slot: NonNull<u8>,
-        reach: SlotReach,
         geometry: &SlabGeometry,
     ) -> Result<(), Misuse> {
-        debug_assert_eq!(*geometry, self.geometry, "the core's geometry");
         let keep = P::KEEP_PAGES;
         // SAFETY: forwarded from the caller.
         let emptied = unsafe { self.put_back(owner, slot, reach, true, geometry, keep) }?;
@@ -75,7 +56,7 @@ impl CacheCore {
             // path holds must survive a call.
             // SAFETY: forwarded from the caller; `put_back` no longer holds
             // or counts `emptied`.
-            unsafe { self.after_free(pages, emptied) };
+            unsafe { self.after_free(pages, emptied, geometry) };
         }
         Ok(())
     }
@@ -91,14 +72,19 @@ impl CacheCore {
     /// no slot in use, is counted nowhere, and is never used again.
     #[cold]
     #[inline(never)]
-    unsafe fn after_free<P: PageAllocator + ?Sized>(&mut self, pages: &P, emptied: Option<Slab>) {
+    unsafe fn after_free<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        emptied: Option<Slab>,
+        geometry: &SlabGeometry,
+    ) {
         if let Some(slab) = emptied {
             // SAFETY: the caller's guarantees.
             unsafe { self.give_back(pages, slab) };
         }
         if self.decay.ends_at(self.freed) {
             // SAFETY: forwarded from the caller.
-            unsafe { self.end_window(pages) };
+            unsafe { self.end_window(pages, geometry) };
         }
     }
 
@@ -124,36 +110,29 @@ impl CacheCore {
         &mut self,
         pages: &P,
         owner: &OwnerTag,
+        geometry: &SlabGeometry,
         slots: &[NonNull<u8>],
         release: bool,
     ) -> Result<(), (Misuse, NonNull<u8>)> {
-        let geometry = self.geometry;
         if !CHECKED {
             // SAFETY: forwarded from the caller.
-            let emptied = unsafe { self.put_runs(slots, &geometry, P::KEEP_PAGES) };
+            let emptied = unsafe { self.put_runs(slots, geometry, P::KEEP_PAGES) };
             // SAFETY: the chained slabs are held and counted by no list.
-            unsafe { self.after_batch(pages, emptied, release) };
+            unsafe { self.after_batch(pages, geometry, emptied, release) };
             return Ok(());
         }
         // The slots belong to slabs all over the cache, whose headers are
         // seldom in cache: asking for all of them first lets their misses
         // overlap instead of following one another.
         for &slot in slots {
-            Slab::containing(slot, self.geometry.page_size).prefetch_header();
+            Slab::containing(slot, geometry.page_size).prefetch_header();
         }
         let mut first_misuse = None;
         let mut emptied = None;
         for &slot in slots {
             // SAFETY: forwarded from the caller; the geometry is the core's.
             match unsafe {
-                self.put_back(
-                    owner,
-                    slot,
-                    SlotReach::Page,
-                    false,
-                    &geometry,
-                    P::KEEP_PAGES,
-                )
+                self.put_back(owner, slot, SlotReach::Page, false, geometry, P::KEEP_PAGES)
             } {
                 Ok(Some(slab)) => {
                     // SAFETY: the slab is on no list now; its links are ours
@@ -168,7 +147,7 @@ impl CacheCore {
             }
         }
         // SAFETY: the chained slabs are held and counted by no list.
-        unsafe { self.after_batch(pages, emptied, release) };
+        unsafe { self.after_batch(pages, geometry, emptied, release) };
         first_misuse.map_or(Ok(()), Err)
     }
 
@@ -178,12 +157,14 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`]; the chained slabs are held and
-    /// counted by no list, and used by no one else.
+    /// The shared contract on [`CacheCore`]; `geometry` is the core's; the
+    /// chained slabs are held and counted by no list, and used by no one
+    /// else.
     #[inline]
     unsafe fn after_batch<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
+        geometry: &SlabGeometry,
         emptied: Option<Slab>,
         release: bool,
     ) {
@@ -192,7 +173,7 @@ impl CacheCore {
             unsafe { self.give_back_all(pages, emptied) };
             if !P::KEEP_PAGES && self.decay.ends_at(self.freed) {
                 // SAFETY: forwarded from the caller.
-                unsafe { self.end_window(pages) };
+                unsafe { self.end_window(pages, geometry) };
             }
         } else {
             // SAFETY: as above.
@@ -271,7 +252,7 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// As for [`free_shaped`](Self::free_shaped); `keep` is `keeps_pages`.
+    /// As for [`free`](Self::free); `keep` is the page source's `KEEP_PAGES`.
     #[inline(always)]
     unsafe fn put_back(
         &mut self,
@@ -282,7 +263,6 @@ impl CacheCore {
         geometry: &SlabGeometry,
         keep: bool,
     ) -> Result<Option<Slab>, Misuse> {
-        debug_assert_eq!(keep, self.keeps_pages);
         // SAFETY: forwarded from the caller.
         let slab = unsafe { self.put_slot(owner, slot, reach, held, geometry, keep) }?;
         // SAFETY: a slot just went back to the live `slab`.
@@ -352,7 +332,7 @@ impl CacheCore {
     ///
     /// The shared contract on [`CacheCore`]; `freed` is what the free just
     /// done (of one slot by `put_slot`, or of a run by `put_runs`) did, and
-    /// nothing changed since; `keep` is `keeps_pages`.
+    /// nothing changed since; `keep` is the page source's `KEEP_PAGES`.
     #[inline(always)]
     unsafe fn relist_freed(&mut self, freed: Freed, keep: bool) -> Option<Slab> {
         let Freed {
@@ -363,7 +343,7 @@ impl CacheCore {
         // Emptied beyond the reserve: it leaves `available` for good. A
         // core that keeps its pages neither gives one back nor counts
         // empty slabs (see `kept`).
-        let goes = !keep && now_empty && self.empty >= self.config.reserve;
+        let goes = !keep && now_empty && self.empty >= self.config.reserve();
         if !was_full && !goes {
             if now_empty && !keep {
                 self.empty += 1;

@@ -75,12 +75,11 @@ impl CacheCore {
         owner: &OwnerTag,
         geometry: &SlabGeometry,
     ) -> Result<Slab, AllocError> {
-        debug_assert_eq!(*geometry, self.geometry, "the core's geometry");
         debug_assert_eq!(page_size_of::<P>(), geometry.page_size);
         // With `available` and `retained` empty, the full slabs are all the
         // pages held.
         debug_assert_eq!(self.full.len(), self.pages_held());
-        if let Some(limit) = self.config.page_limit
+        if let Some(limit) = self.config.page_limit()
             && self.full.len() >= limit
         {
             return Err(AllocError::PageLimit { limit });

@@ -15,19 +15,21 @@
 //! the slabs with a free slot.
 
 use super::CacheCore;
+use crate::slab::SlabGeometry;
 
 impl CacheCore {
     /// Restores `empty`, and the slots in use (`allocated - freed`), from
-    /// the slabs, when the fast paths do not keep them (`keeps_pages`);
-    /// nothing otherwise. Every path that reads those counts calls it
-    /// first, and keeps them from then on as the other cores do, until it
-    /// returns. O(slabs with a free slot).
-    pub(super) fn recount(&mut self) {
-        if !self.keeps_pages {
+    /// the slabs, when the fast paths do not keep them (`keep`, the page
+    /// source's `KEEP_PAGES`); nothing otherwise. Every path that reads
+    /// those counts calls it first, and keeps them from then on as the
+    /// other cores do, until it returns. O(slabs with a free slot).
+    /// `geometry` is the core's.
+    pub(super) fn recount(&mut self, geometry: &SlabGeometry, keep: bool) {
+        if !keep {
             return;
         }
         debug_assert_eq!(self.retained.len(), 0, "nothing is retained");
-        let mut in_use = self.full.len() * self.geometry.slots_per_slab;
+        let mut in_use = self.full.len() * geometry.slots_per_slab;
         let mut empty = 0;
         let mut cursor = self.available.head();
         while let Some(slab) = cursor {

@@ -116,11 +116,11 @@
 
 use core::ptr::NonNull;
 
-use super::{CacheConfig, CacheCore};
+use super::{CacheConfig, CacheCore, StoredConfig};
 use crate::checked::poison;
 use crate::intrusive::{Linked, List};
-use crate::page_allocator::PageAllocator;
-use crate::slab::Slab;
+use crate::page_allocator::{PageAllocator, page_size_of};
+use crate::slab::{Slab, SlabGeometry};
 
 impl CacheCore {
     /// Counts `slots` handed out and freed again without reaching the
@@ -131,11 +131,12 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`].
+    /// The shared contract on [`CacheCore`]; `geometry` is the core's.
     #[cfg(feature = "std")]
     pub(crate) unsafe fn note_passed<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
+        geometry: &SlabGeometry,
         slots: usize,
     ) {
         if P::KEEP_PAGES {
@@ -147,7 +148,7 @@ impl CacheCore {
         self.freed = self.freed.wrapping_add(slots);
         if self.decay.ends_at(self.freed) {
             // SAFETY: forwarded from the caller.
-            unsafe { self.end_window(pages) };
+            unsafe { self.end_window(pages, geometry) };
         }
     }
 
@@ -156,13 +157,17 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`].
+    /// The shared contract on [`CacheCore`]; `geometry` is the core's.
     #[cfg_attr(feature = "std", cold, inline(never))]
     #[cfg_attr(not(feature = "std"), inline)]
-    pub(super) unsafe fn end_window<P: PageAllocator + ?Sized>(&mut self, pages: &P) {
+    pub(super) unsafe fn end_window<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        geometry: &SlabGeometry,
+    ) {
         let budget = self
             .decay
-            .next_window(self.busy(), self.geometry.slots_per_slab, self.freed);
+            .next_window(self.busy(), geometry.slots_per_slab, self.freed);
         // One slab at a time, off its list before its page goes back: should
         // the page source panic, the retained slabs not yet given back stay
         // retained, and counted, until the next window ends. (No chain to
@@ -186,13 +191,14 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`].
+    /// The shared contract on [`CacheCore`]; `geometry` is the core's.
     pub(crate) unsafe fn set_config<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
+        geometry: &SlabGeometry,
         config: CacheConfig,
     ) {
-        self.config = config;
+        self.config = StoredConfig::of(&config);
         if P::KEEP_PAGES {
             return;
         }
@@ -214,12 +220,8 @@ impl CacheCore {
         }
         // SAFETY: the chain holds slabs on no list, counted nowhere.
         let (chain, _) = unsafe { self.collect_empty(config.reserve, chain) };
-        self.decay.restart(
-            self.busy(),
-            self.geometry.slots_per_slab,
-            self.freed,
-            &config,
-        );
+        self.decay
+            .restart(self.busy(), geometry.slots_per_slab, self.freed, &config);
         // SAFETY: the chained slabs are held and counted by no list.
         unsafe { self.give_back_all(pages, chain) };
     }
@@ -230,9 +232,13 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`].
-    pub(crate) unsafe fn shrink<P: PageAllocator + ?Sized>(&mut self, pages: &P) -> usize {
-        self.recount();
+    /// The shared contract on [`CacheCore`]; `geometry` is the core's.
+    pub(crate) unsafe fn shrink<P: PageAllocator + ?Sized>(
+        &mut self,
+        pages: &P,
+        geometry: &SlabGeometry,
+    ) -> usize {
+        self.recount(geometry, P::KEEP_PAGES);
         let mut chain = None;
         let mut released = 0;
         // SAFETY: `retained` is ours, its slabs live; `&mut self`.
@@ -246,9 +252,9 @@ impl CacheCore {
         let (chain, found) = unsafe { self.collect_empty(0, chain) };
         self.decay.restart(
             self.busy(),
-            self.geometry.slots_per_slab,
+            geometry.slots_per_slab,
             self.freed,
-            &self.config,
+            &self.config.get(),
         );
         // SAFETY: the chained slabs are held and counted by no list.
         unsafe { self.give_back_all(pages, chain) };
@@ -380,7 +386,7 @@ impl CacheCore {
         page: NonNull<u8>,
     ) {
         // Whoever gets the page next may touch all of it.
-        poison::allow(page, self.geometry.page_size);
+        poison::allow(page, page_size_of::<P>());
         // SAFETY: the caller's guarantees.
         unsafe { pages.deallocate_page(page) };
     }
@@ -412,12 +418,14 @@ impl CacheCore {
     /// # Safety
     ///
     /// The shared contract on [`CacheCore`]; no one reads or writes any slot
-    /// of this core again (no use after free), and the core is dropped next.
+    /// of this core again (no use after free), and the core is dropped next;
+    /// `geometry` is the core's.
     pub(crate) unsafe fn give_back_every_page<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
+        geometry: &SlabGeometry,
     ) -> usize {
-        self.recount();
+        self.recount(geometry, P::KEEP_PAGES);
         let mut released = 0;
         loop {
             // SAFETY: our lists, under `&mut self`.
@@ -439,7 +447,7 @@ impl CacheCore {
             // slabs still listed, should the page source panic.
             self.freed = self.freed.wrapping_add(used);
             // Whoever gets the page next may touch all of it.
-            poison::allow(slab.page(), self.geometry.page_size);
+            poison::allow(slab.page(), page_size_of::<P>());
             // SAFETY: the page came from `pages` (shared contract), is on no
             // list now, and no one uses its slots (the caller's guarantee).
             unsafe { pages.deallocate_page(slab.page()) };

@@ -42,7 +42,7 @@ impl CacheCore {
     pub(crate) fn wants_new_page<P: PageAllocator + ?Sized>(&self) -> bool {
         self.available.head().is_none()
             && (P::KEEP_PAGES || self.retained.head().is_none())
-            && self.config.page_limit.is_none()
+            && self.config.page_limit().is_none()
     }
 
     /// Whether this core exposes its pages' provenance (see
@@ -96,7 +96,7 @@ impl CacheCore {
     /// `slab` came from [`new_slab`](Self::new_slab) with `pages`, this
     /// core's page source, and its owner and geometry, and is on no list.
     pub(crate) unsafe fn adopt<P: PageAllocator + ?Sized>(&mut self, pages: &P, slab: Slab) {
-        if let Some(limit) = self.config.page_limit
+        if let Some(limit) = self.config.page_limit()
             && self.pages_held() >= limit
         {
             // SAFETY: the caller's guarantees: the page came from `pages`,

@@ -6,12 +6,12 @@ use core::ptr::NonNull;
 
 use generic_array::ArrayLength;
 
-use super::CacheSet;
+use super::{CacheSet, Shapes};
 use crate::cache::depot::BATCH_MAX;
 use crate::checked::{CHECKED, Misuse, poison};
 use crate::page_allocator::PageAllocator;
 
-impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
+impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
     /// Keeps `slots`, a magazine's overflow of cache `class`, whole in the
     /// cache's depot for the next magazine that runs dry (see `depot`), and
     /// returns `true`; or `false`, the slots still the caller's, when the
@@ -26,11 +26,12 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// again as if the slabs had: a double free here is a slot handed to two
     /// users there.)
     pub(crate) unsafe fn stash(&self, class: usize, slots: &[NonNull<u8>]) -> bool {
+        let geometry = self.geometry(class);
         let class = &self.classes[class];
         if CHECKED || slots.is_empty() || slots.len() > BATCH_MAX || class.depot.looks_full() {
             return false;
         }
-        let size = class.geometry.slot_size;
+        let size = geometry.slot_size;
         // Off limits for AddressSanitizer before another thread can take
         // them, and back within limits if they stay ours.
         for &slot in slots {
@@ -45,7 +46,7 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
         if passed > 0 {
             let mut core = class.core.lock();
             // SAFETY: `self.pages` is the only page source any core sees.
-            unsafe { core.note_passed(&self.pages, passed) };
+            unsafe { core.note_passed(&self.pages, &geometry, passed) };
         }
         true
     }
@@ -55,10 +56,10 @@ impl<P: PageAllocator, C: ArrayLength> CacheSet<P, C> {
     /// always in checked builds, which stash nothing). The slots are the
     /// caller's, as if `alloc_batch` had handed them out.
     pub(crate) fn unstash(&self, class: usize, out: &mut [NonNull<u8>]) -> usize {
-        let class = &self.classes[class];
-        let taken = class.depot.pop_into(out);
+        let size = self.geometry(class).slot_size;
+        let taken = self.classes[class].depot.pop_into(out);
         for &slot in &out[..taken] {
-            poison::allow(slot, class.geometry.slot_size);
+            poison::allow(slot, size);
         }
         taken
     }

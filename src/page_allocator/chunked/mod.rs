@@ -206,7 +206,8 @@ where
             // Page 1: inside the chunk (`chunk_size > S`), with its provenance.
             base: chunk
                 .cast::<u8>()
-                .map_addr(|addr| addr.saturating_add(S::USIZE)),
+                .map_addr(|addr| addr.saturating_add(S::USIZE))
+                .as_ptr(),
             size: S::USIZE,
             count: Self::USABLE_PAGES_PER_CHUNK,
         }

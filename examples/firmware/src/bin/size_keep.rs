@@ -1,16 +1,15 @@
 //! `size_slab` with the opt-in compile-time policy for firmware: the same
-//! cache and work, on a `KeepPages` region, whose pages the cache keeps
-//! once taken (as heapless's pool keeps its blocks), so that the code that
-//! gives pages back is not linked. `scripts/size` builds it and reports its
-//! sections.
+//! cache and work, on `KeepPages` of the `static_region!`, whose pages the
+//! cache keeps once taken (as heapless's pool keeps its blocks), so that
+//! the code that gives pages back is not linked. `scripts/size` builds it
+//! and reports its sections.
 #![no_std]
 #![no_main]
 
 use core::hint::black_box;
-use core::mem::MaybeUninit;
 
 use cortex_m_rt::entry;
-use minimal_slab::{KeepPages, RegionPages, SlabCache};
+use minimal_slab::{KeepPages, SlabCache, static_region};
 use minimal_slab_firmware as _;
 
 /// The object: 32 bytes.
@@ -19,20 +18,11 @@ struct Reading {
     samples: [u32; 7],
 }
 
-/// Two pages of memory, aligned to the page size so that none is lost.
-#[repr(C, align(4096))]
-struct Memory([MaybeUninit<u8>; 2 * 4096]);
-
-static mut MEMORY: Memory = Memory([MaybeUninit::uninit(); 2 * 4096]);
-/// Where `MEMORY` is: taking the address of a `static mut` is safe.
-const MEMORY_BYTES: *mut Memory = &raw mut MEMORY;
-static PAGES: KeepPages<RegionPages> = KeepPages::new(RegionPages::new(
-    // SAFETY: the pointer is to a static, so valid and aligned, and nothing
-    // else names `MEMORY`: this is the one reference to it, given up to the
-    // region.
-    unsafe { &mut (*MEMORY_BYTES).0 },
-));
-static READINGS: SlabCache<Reading, &KeepPages<RegionPages>> = SlabCache::new_in(&PAGES);
+static_region! {
+    /// Two pages of memory, aligned to the page size so that none is lost.
+    struct Pages: 2 pages;
+}
+static READINGS: SlabCache<Reading, KeepPages<Pages>> = SlabCache::new_in(KeepPages::new(Pages));
 
 #[entry]
 fn main() -> ! {

@@ -1,14 +1,15 @@
 //! The measured firmware: one `static` typed cache of a 32-byte struct on a
-//! `RegionPages` over a `static` array; three objects allocated, used and
-//! freed. `scripts/size` builds it and reports its sections.
+//! `static_region!` (a zero-sized page source over a `static` array: the
+//! region and the cache are all zeros, in `.bss`); three objects
+//! allocated, used and freed. `scripts/size` builds it and reports its
+//! sections.
 #![no_std]
 #![no_main]
 
 use core::hint::black_box;
-use core::mem::MaybeUninit;
 
 use cortex_m_rt::entry;
-use minimal_slab::{RegionPages, SlabCache};
+use minimal_slab::{SlabCache, static_region};
 use minimal_slab_firmware as _;
 
 /// The object: 32 bytes.
@@ -17,20 +18,11 @@ struct Reading {
     samples: [u32; 7],
 }
 
-/// Two pages of memory, aligned to the page size so that none is lost.
-#[repr(C, align(4096))]
-struct Memory([MaybeUninit<u8>; 2 * 4096]);
-
-static mut MEMORY: Memory = Memory([MaybeUninit::uninit(); 2 * 4096]);
-/// Where `MEMORY` is: taking the address of a `static mut` is safe.
-const MEMORY_BYTES: *mut Memory = &raw mut MEMORY;
-static PAGES: RegionPages = RegionPages::new(
-    // SAFETY: the pointer is to a static, so valid and aligned, and nothing
-    // else names `MEMORY`: this is the one reference to it, given up to the
-    // region.
-    unsafe { &mut (*MEMORY_BYTES).0 },
-);
-static READINGS: SlabCache<Reading, &RegionPages> = SlabCache::new_in(&PAGES);
+static_region! {
+    /// Two pages of memory, aligned to the page size so that none is lost.
+    struct Pages: 2 pages;
+}
+static READINGS: SlabCache<Reading, Pages> = SlabCache::new_in(Pages);
 
 #[entry]
 fn main() -> ! {

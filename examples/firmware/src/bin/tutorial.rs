@@ -3,8 +3,10 @@
 //!
 //! What this teaches:
 //!
-//! - a `RegionPages` over a `static` array is the whole page source: 1 KiB
-//!   pages (`U1024`), which suit a small RAM better than the default 4 KiB;
+//! - a `static_region!` is the whole page source: a `static` array of 1 KiB
+//!   pages, which suit a small RAM better than the default 4 KiB, behind a
+//!   zero-sized handle — no `unsafe`, and the region and the cache are all
+//!   zeros, in `.bss` rather than `.data`;
 //! - with minimal_slab's `critical-section` feature, and cortex-m's
 //!   single-core critical-section implementation, the cache's lock masks
 //!   interrupts, so the SysTick handler may allocate from the cache the main
@@ -25,14 +27,12 @@
 #![no_std]
 #![no_main]
 
-use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
-use minimal_slab::typenum::U1024;
-use minimal_slab::{RegionPages, SlabBox, SlabCache};
+use minimal_slab::{SlabBox, SlabCache, static_region};
 use minimal_slab_firmware as _;
 
 /// Timer interrupts to take before stopping.
@@ -60,20 +60,11 @@ impl Message {
     }
 }
 
-/// Eight 1 KiB pages, aligned to the page size so that none is lost.
-#[repr(C, align(1024))]
-struct Memory([MaybeUninit<u8>; 8 * 1024]);
-
-static mut MEMORY: Memory = Memory([MaybeUninit::uninit(); 8 * 1024]);
-/// Where `MEMORY` is: taking the address of a `static mut` is safe.
-const MEMORY_BYTES: *mut Memory = &raw mut MEMORY;
-static PAGES: RegionPages<U1024> = RegionPages::with_memory(
-    // SAFETY: the pointer is to a static, so valid and aligned, and nothing
-    // else names `MEMORY`: this is the one reference to it, given up to the
-    // region.
-    unsafe { &mut (*MEMORY_BYTES).0 },
-);
-static MESSAGES: SlabCache<Message, &RegionPages<U1024>> = SlabCache::new_in(&PAGES);
+static_region! {
+    /// Eight 1 KiB pages, aligned to the page size so that none is lost.
+    struct Pages: 8 pages of 1024 bytes;
+}
+static MESSAGES: SlabCache<Message, Pages> = SlabCache::new_in(Pages);
 
 /// Timer interrupts taken.
 static TICKED: AtomicU32 = AtomicU32::new(0);
@@ -152,8 +143,8 @@ fn main() -> ! {
         stats.pages,
         stats.page_size,
         stats.slots_per_slab,
-        PAGES.available(),
-        PAGES.capacity()
+        Pages.available(),
+        Pages.capacity()
     );
     let ok = faults == 0 && ticked >= TICKS && handled == 2 * ticked && stats.objects_in_use == 0;
     hprintln!("{}: {} faults", if ok { "ok" } else { "FAILED" }, faults);
