@@ -19,6 +19,8 @@ use crate::sync::{Mutex, const_fn_unless_loom};
 
 pub(crate) use shapes::{PowersOfTwo, Shapes};
 
+#[cfg(feature = "std")]
+mod grow;
 #[cfg(not(feature = "std"))]
 mod shaped;
 mod shapes;
@@ -129,22 +131,12 @@ impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
             #[cfg(feature = "std")]
             if core.wants_new_page::<P>() {
                 // The new page is made into a slab with the lock let go
-                // (see `cache_core::unlocked`).
-                let (geometry, expose) = (self.geometry(class), core.exposes_pages());
+                // (see `grow`).
                 drop(core);
-                // SAFETY: the set's page source, owner and the core's
-                // geometry and exposure, as `adopt` needs them.
-                let slab =
-                    unsafe { CacheCore::new_slab(&self.pages, &self.owner, &geometry, expose) };
-                let slab = match slab {
-                    Ok(slab) => slab,
-                    Err(error) => {
-                        return refused_or_reported(Err(AllocFault::Refused(error)), report);
-                    }
-                };
+                if let Err(error) = self.grow_unlocked(class) {
+                    return refused_or_reported(Err(AllocFault::Refused(error)), report);
+                }
                 core = self.classes[class].core.lock();
-                // SAFETY: just made for this core, on no list.
-                unsafe { core.adopt(&self.pages, slab) };
             }
             // SAFETY: as in `alloc`.
             unsafe { core.alloc_batch(&self.pages, &self.owner, &self.geometry(class), out) }
