@@ -534,3 +534,132 @@ fn a_batch_that_empties_slabs_gives_back_those_beyond_the_reserve() {
     );
     assert!(given_back >= 2, "eager: beyond the reserve, back at once");
 }
+
+/// Up to `n` slots of `core` for a magazine, in batches of up to 32 as a
+/// per-thread refill takes them: any page source, unlike [`Harness`]'s.
+fn take_batches<P: PageAllocator>(
+    core: &mut CacheCore,
+    pages: &P,
+    owner: &OwnerTag,
+    n: usize,
+) -> Vec<NonNull<u8>> {
+    let mut slots = Vec::new();
+    while slots.len() < n {
+        let mut batch = [NonNull::dangling(); 32];
+        let want = (n - slots.len()).min(batch.len());
+        // SAFETY: `pages` is the only page source the caller gives `core`.
+        match unsafe { core.alloc_batch(pages, owner, &mut batch[..want]) } {
+            Ok(taken) => slots.extend_from_slice(&batch[..taken]),
+            Err(fault) => panic!("{fault:?}"),
+        }
+    }
+    slots
+}
+
+/// Gives `slots` (from [`take_batches`] on `core`, each once, not given
+/// back since) back in one batch, as a magazine's overflow does.
+fn give_batch<P: PageAllocator>(
+    core: &mut CacheCore,
+    pages: &P,
+    owner: &OwnerTag,
+    slots: &[NonNull<u8>],
+    release: bool,
+) {
+    // SAFETY: as in `take_batches`; the slots rest with the caller.
+    unsafe { core.free_batch(pages, owner, slots, release) }.unwrap();
+}
+
+/// A core whose page source keeps its pages counts nothing on its fast
+/// paths, and recounts from the slabs' own counts when asked: batches that
+/// go back in runs — one slab's split by another's, one emptying a slab,
+/// one emptying a full slab at once — must leave each slab's count and
+/// list right, and no page may go back before `shrink`.
+#[test]
+fn a_keep_pages_core_counts_right_after_batches_in_runs() {
+    use crate::page_allocator::KeepPages;
+    let geometry = SlabGeometry::new(4096, 64, 8).unwrap();
+    let pages = KeepPages::new(Counted::default());
+    let owner = OwnerTag::new();
+    let config = CacheConfig::new().reserve(0).eager();
+    let mut core = CacheCore::new(geometry, config, false, true);
+    let slots = take_batches(&mut core, &pages, &owner, 3 * 63);
+    let (a, rest) = slots.split_at(63);
+    let (b, c) = rest.split_at(63);
+    // A in two runs around a run of B: A ends empty, B partial, C full.
+    let batch: Vec<_> = [&a[..10], &b[..5], &a[10..]].concat();
+    give_batch(&mut core, &pages, &owner, &batch, true);
+    let s = core.stats("t");
+    assert_eq!(
+        (s.full_slabs, s.partial_slabs, s.empty_slabs),
+        (1, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!(s.objects_in_use, 3 * 63 - 68, "{s:?}");
+    // C, full, empties in one run; then the rest of B.
+    give_batch(&mut core, &pages, &owner, c, true);
+    give_batch(&mut core, &pages, &owner, &b[5..], true);
+    let s = core.stats("t");
+    assert_eq!(
+        (s.objects_in_use, s.empty_slabs, s.pages),
+        (0, 3, 3),
+        "{s:?}"
+    );
+    assert_eq!(pages.get_ref().given_back.get(), 0, "kept, every one");
+    // The kept pages serve the next batches: no new page.
+    let again = take_batches(&mut core, &pages, &owner, 3 * 63);
+    assert_eq!(pages.get_ref().taken.get(), 3);
+    let s = core.stats("t");
+    assert_eq!((s.full_slabs, s.objects_in_use), (3, 3 * 63), "{s:?}");
+    for chunk in again.chunks(32) {
+        give_batch(&mut core, &pages, &owner, chunk, true);
+    }
+    // SAFETY: `pages` is the only page source this core sees.
+    assert_eq!(unsafe { core.shrink(&pages) }, 3);
+    assert_eq!(pages.get_ref().given_back.get(), 3);
+}
+
+/// Slabs of one slot each: every run of a batch both leaves `full` and
+/// empties its slab. Beyond the reserve, each goes straight back.
+#[test]
+fn a_batch_of_one_slot_slabs_gives_back_all_but_the_reserve() {
+    let mut h = Harness::new(2048, CacheConfig::new().reserve(1).eager());
+    let slots = h.take(5);
+    assert_eq!(h.lists(), (5, 0, 0), "one slot a slab");
+    h.give(&slots);
+    let s = h.core.stats("t");
+    assert_eq!(
+        (s.objects_in_use, s.empty_slabs, s.pages),
+        (0, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!(h.traffic(), (5, 4));
+}
+
+/// A batch that empties slabs without leave to give pages back lists them
+/// as empty, counted; the trim that follows gives back those beyond the
+/// reserve.
+#[test]
+fn a_batch_without_release_keeps_emptied_slabs_counted_until_a_trim() {
+    let mut h = Harness::new(64, CacheConfig::new().reserve(1).eager());
+    let slots = h.take(3 * 63);
+    // Interleaved: each slab's slots in runs of one.
+    let mut mixed = Vec::new();
+    for i in 0..63 {
+        mixed.extend([slots[i], slots[63 + i], slots[126 + i]]);
+    }
+    for chunk in mixed.chunks(32) {
+        give_batch(&mut h.core, &h.pages, &h.owner, chunk, false);
+    }
+    let s = h.core.stats("t");
+    assert_eq!(
+        (s.objects_in_use, s.empty_slabs, s.pages),
+        (0, 3, 3),
+        "{s:?}"
+    );
+    assert_eq!(h.traffic(), (3, 0), "no page back without release");
+    // SAFETY: `h.pages` is the only page source this core sees.
+    unsafe { h.core.release_empty(&h.pages, 1) };
+    let s = h.core.stats("t");
+    assert_eq!((s.empty_slabs, s.pages), (1, 1), "{s:?}");
+    assert_eq!(h.traffic(), (3, 2));
+}
