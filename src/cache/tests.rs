@@ -541,6 +541,7 @@ fn take_batches<P: PageAllocator>(
     core: &mut CacheCore,
     pages: &P,
     owner: &OwnerTag,
+    geometry: &SlabGeometry,
     n: usize,
 ) -> Vec<NonNull<u8>> {
     let mut slots = Vec::new();
@@ -548,7 +549,7 @@ fn take_batches<P: PageAllocator>(
         let mut batch = [NonNull::dangling(); 32];
         let want = (n - slots.len()).min(batch.len());
         // SAFETY: `pages` is the only page source the caller gives `core`.
-        match unsafe { core.alloc_batch(pages, owner, &mut batch[..want]) } {
+        match unsafe { core.alloc_batch(pages, owner, geometry, &mut batch[..want]) } {
             Ok(taken) => slots.extend_from_slice(&batch[..taken]),
             Err(fault) => panic!("{fault:?}"),
         }
@@ -562,11 +563,12 @@ fn give_batch<P: PageAllocator>(
     core: &mut CacheCore,
     pages: &P,
     owner: &OwnerTag,
+    geometry: &SlabGeometry,
     slots: &[NonNull<u8>],
     release: bool,
 ) {
     // SAFETY: as in `take_batches`; the slots rest with the caller.
-    unsafe { core.free_batch(pages, owner, slots, release) }.unwrap();
+    unsafe { core.free_batch(pages, owner, geometry, slots, release) }.unwrap();
 }
 
 /// A core whose page source keeps its pages counts nothing on its fast
@@ -581,14 +583,14 @@ fn a_keep_pages_core_counts_right_after_batches_in_runs() {
     let pages = KeepPages::new(Counted::default());
     let owner = OwnerTag::new();
     let config = CacheConfig::new().reserve(0).eager();
-    let mut core = CacheCore::new(geometry, config, false, true);
-    let slots = take_batches(&mut core, &pages, &owner, 3 * 63);
+    let mut core = CacheCore::new(config, false);
+    let slots = take_batches(&mut core, &pages, &owner, &geometry, 3 * 63);
     let (a, rest) = slots.split_at(63);
     let (b, c) = rest.split_at(63);
     // A in two runs around a run of B: A ends empty, B partial, C full.
     let batch: Vec<_> = [&a[..10], &b[..5], &a[10..]].concat();
-    give_batch(&mut core, &pages, &owner, &batch, true);
-    let s = core.stats("t");
+    give_batch(&mut core, &pages, &owner, &geometry, &batch, true);
+    let s = core.stats("t", &geometry, true);
     assert_eq!(
         (s.full_slabs, s.partial_slabs, s.empty_slabs),
         (1, 1, 1),
@@ -596,9 +598,9 @@ fn a_keep_pages_core_counts_right_after_batches_in_runs() {
     );
     assert_eq!(s.objects_in_use, 3 * 63 - 68, "{s:?}");
     // C, full, empties in one run; then the rest of B.
-    give_batch(&mut core, &pages, &owner, c, true);
-    give_batch(&mut core, &pages, &owner, &b[5..], true);
-    let s = core.stats("t");
+    give_batch(&mut core, &pages, &owner, &geometry, c, true);
+    give_batch(&mut core, &pages, &owner, &geometry, &b[5..], true);
+    let s = core.stats("t", &geometry, true);
     assert_eq!(
         (s.objects_in_use, s.empty_slabs, s.pages),
         (0, 3, 3),
@@ -606,15 +608,15 @@ fn a_keep_pages_core_counts_right_after_batches_in_runs() {
     );
     assert_eq!(pages.get_ref().given_back.get(), 0, "kept, every one");
     // The kept pages serve the next batches: no new page.
-    let again = take_batches(&mut core, &pages, &owner, 3 * 63);
+    let again = take_batches(&mut core, &pages, &owner, &geometry, 3 * 63);
     assert_eq!(pages.get_ref().taken.get(), 3);
-    let s = core.stats("t");
+    let s = core.stats("t", &geometry, true);
     assert_eq!((s.full_slabs, s.objects_in_use), (3, 3 * 63), "{s:?}");
     for chunk in again.chunks(32) {
-        give_batch(&mut core, &pages, &owner, chunk, true);
+        give_batch(&mut core, &pages, &owner, &geometry, chunk, true);
     }
     // SAFETY: `pages` is the only page source this core sees.
-    assert_eq!(unsafe { core.shrink(&pages) }, 3);
+    assert_eq!(unsafe { core.shrink(&pages, &geometry) }, 3);
     assert_eq!(pages.get_ref().given_back.get(), 3);
 }
 
@@ -626,7 +628,7 @@ fn a_batch_of_one_slot_slabs_gives_back_all_but_the_reserve() {
     let slots = h.take(5);
     assert_eq!(h.lists(), (5, 0, 0), "one slot a slab");
     h.give(&slots);
-    let s = h.core.stats("t");
+    let s = h.stats("t");
     assert_eq!(
         (s.objects_in_use, s.empty_slabs, s.pages),
         (0, 1, 1),
@@ -648,9 +650,9 @@ fn a_batch_without_release_keeps_emptied_slabs_counted_until_a_trim() {
         mixed.extend([slots[i], slots[63 + i], slots[126 + i]]);
     }
     for chunk in mixed.chunks(32) {
-        give_batch(&mut h.core, &h.pages, &h.owner, chunk, false);
+        give_batch(&mut h.core, &h.pages, &h.owner, &h.geometry, chunk, false);
     }
-    let s = h.core.stats("t");
+    let s = h.stats("t");
     assert_eq!(
         (s.objects_in_use, s.empty_slabs, s.pages),
         (0, 3, 3),
@@ -659,7 +661,7 @@ fn a_batch_without_release_keeps_emptied_slabs_counted_until_a_trim() {
     assert_eq!(h.traffic(), (3, 0), "no page back without release");
     // SAFETY: `h.pages` is the only page source this core sees.
     unsafe { h.core.release_empty(&h.pages, 1) };
-    let s = h.core.stats("t");
+    let s = h.stats("t");
     assert_eq!((s.empty_slabs, s.pages), (1, 1), "{s:?}");
     assert_eq!(h.traffic(), (3, 2));
 }

@@ -204,9 +204,6 @@ impl FreeStack {
         unsafe { self.push_linked(block) };
     }
 
-    /// The link a block must hold before [`push_linked`](Self::push_linked)
-    /// puts it on the stack: for users that write it themselves, through
-    /// pointers of their choice.
     /// [`push`](Self::push) of every block of `blocks`, the last one on
     /// top, with the stack's head and count updated once: the head stays
     /// in a register rather than going through `self` at each block, which
@@ -232,6 +229,9 @@ impl FreeStack {
         self.out -= count as u32;
     }
 
+    /// The link a block must hold before [`push_linked`](Self::push_linked)
+    /// puts it on the stack: for users that write it themselves, through
+    /// pointers of their choice.
     #[inline]
     pub(crate) fn link_for_push(&self) -> Link {
         Link {
