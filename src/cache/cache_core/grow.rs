@@ -102,6 +102,21 @@ impl CacheCore {
         // SAFETY: the page source's contract: `page_size` bytes, ours until
         // given back; aligned, as just checked.
         let slab = unsafe { Slab::init(page, geometry, owner.get()) };
+        // SAFETY: just made on a page of `pages`, on no list.
+        unsafe { self.list_new::<P>(slab) };
+        Ok(slab)
+    }
+
+    /// Lists `slab`, new and empty, on `available`, with the front's
+    /// address recorded in it (see `rehome`): the end of a growth, under
+    /// the lock or after one made outside it (see `unlocked`).
+    ///
+    /// # Safety
+    ///
+    /// `slab` is a live slab just made for this core on a page of its page
+    /// source `P`, with its geometry and owner, and on no list.
+    #[inline(always)]
+    pub(super) unsafe fn list_new<P: PageAllocator + ?Sized>(&mut self, slab: Slab) {
         #[cfg(feature = "std")]
         // SAFETY: the slab is live, and ours.
         unsafe {
@@ -112,6 +127,5 @@ impl CacheCore {
         if !P::KEEP_PAGES {
             self.empty += 1;
         }
-        Ok(slab)
     }
 }

@@ -126,15 +126,9 @@ impl CacheCore {
             return;
         }
         let busy = self.busy() + 1;
-        #[cfg(feature = "std")]
-        // SAFETY: the slab is live, and ours now.
-        unsafe {
-            slab.set_home(self.home)
-        };
-        // SAFETY: the slab is live, on no list, and ours.
-        unsafe { self.available.push_front(slab) };
+        // SAFETY: the caller's guarantees.
+        unsafe { self.list_new::<P>(slab) };
         if !P::KEEP_PAGES {
-            self.empty += 1;
             self.decay.note_busy(busy);
         }
     }
