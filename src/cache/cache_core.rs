@@ -114,11 +114,6 @@ pub(crate) struct CacheCore {
     /// [`rehome`](Self::rehome)); 0 until a front asks.
     #[cfg(feature = "std")]
     home: usize,
-    /// Whether a thread is making a new page into a slab for this core with
-    /// the lock let go (see `unlocked`): others wait for that slab rather
-    /// than ask the page source too.
-    #[cfg(feature = "std")]
-    growing: bool,
 }
 
 // SAFETY: the core's pointers lead only into pages it owns exclusively; moving
@@ -148,8 +143,6 @@ impl CacheCore {
             expose_pages,
             #[cfg(feature = "std")]
             home: 0,
-            #[cfg(feature = "std")]
-            growing: false,
         }
     }
 

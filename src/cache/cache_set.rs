@@ -44,6 +44,11 @@ struct Class {
     /// slabs.
     #[cfg(feature = "std")]
     depot: Depot,
+    /// Held by the one thread that makes a new page into a slab for `core`
+    /// with `core`'s lock let go (see `grow`): another refill that needs a
+    /// page waits here for that slab rather than ask the page source too.
+    #[cfg(feature = "std")]
+    grow: Mutex<()>,
 }
 
 /// `C` cache cores (a typed cache has one, a size-class allocator one per
@@ -78,6 +83,8 @@ impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
                     core: Mutex::new(CacheCore::new(config, S::EXPOSE_PAGES)),
                     #[cfg(feature = "std")]
                     depot: Depot::new(),
+                    #[cfg(feature = "std")]
+                    grow: Mutex::new(()),
                 });
                 i += 1;
             }

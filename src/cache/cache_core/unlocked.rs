@@ -17,12 +17,11 @@
 //! # Who may call what
 //!
 //! `CacheSet::alloc_batch` (through `cache_set::grow`), under the lock:
-//! [`wants_new_page`] (the cold path ahead) and [`set_growing`]; then
-//! without it [`new_slab`]; then under it again [`adopt`]. One thread grows
-//! a core at a time: another refill that finds the core growing waits for
-//! that slab instead of asking the page source too — which, near the end
-//! of a region, would refuse it while a page with free slots is on its
-//! way. Between the two locks, other threads may have freed slots: the
+//! [`wants_new_page`] (the cold path ahead); then without it [`new_slab`];
+//! then under it again [`adopt`]. One thread grows a core at a time (the
+//! set's grow lock): another refill that needs a page waits for that slab
+//! instead of asking the page source too — which, near the end of a
+//! region, would refuse it while a page with free slots is on its way. Between the two locks, other threads may have freed slots: the
 //! adopted slab is then one empty slab more, which the hysteresis gives
 //! back like any other. A core with a page limit does not take this path
 //! (the limit is checked under the lock, in `grow`); a limit set while a
@@ -34,7 +33,6 @@
 //!
 //! [`wants_new_page`]: CacheCore::wants_new_page
 //! [`new_slab`]: CacheCore::new_slab
-//! [`set_growing`]: CacheCore::set_growing
 //! [`adopt`]: CacheCore::adopt
 
 use super::CacheCore;
@@ -51,19 +49,6 @@ impl CacheCore {
         self.available.head().is_none()
             && (P::KEEP_PAGES || self.retained.head().is_none())
             && self.config.page_limit().is_none()
-    }
-
-    /// Whether a thread is making a page into a slab for this core, with
-    /// the lock let go.
-    pub(crate) fn growing(&self) -> bool {
-        self.growing
-    }
-
-    /// Notes that a thread starts (`true`) or ends making a page into a
-    /// slab for this core.
-    pub(crate) fn set_growing(&mut self, growing: bool) {
-        debug_assert_ne!(self.growing, growing, "one grower at a time");
-        self.growing = growing;
     }
 
     /// Whether this core exposes its pages' provenance (see
