@@ -227,10 +227,11 @@ macro_rules! static_region {
                 fn allocate_page(
                     &self,
                 ) -> ::core::result::Result<::core::ptr::NonNull<u8>, $crate::PageAllocError> {
-                    // SAFETY: `MEMORY` is a static, aligned to the page
-                    // size, and named only by `memory`, whose pointer goes
-                    // to `FREE` alone (both are private to this block): the
-                    // same memory on every call, that nothing else touches.
+                    // `MEMORY` is a static, aligned to the page size, and
+                    // named only by `memory`, whose pointer goes to `FREE`
+                    // alone (both are private to this block): the same
+                    // memory on every call, that nothing else touches.
+                    // SAFETY: as just said.
                     unsafe { FREE.allocate_page(Self::memory()) }
                 }
 
