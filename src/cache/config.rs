@@ -254,8 +254,29 @@ impl Default for CacheConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StoredConfig {
     page_limit: usize,
-    reserve: usize,
-    decay: usize,
+    reserve: Biased<{ CacheConfig::DEFAULT_RESERVE }>,
+    decay: Biased<{ CacheConfig::DEFAULT_DECAY }>,
+}
+
+/// A count stored as its exclusive or with `DEFAULT`, so that the default
+/// is stored as zero: how a cache core keeps the values whose defaults are
+/// not zero (its configuration's, its decay's), so that a default core is
+/// all zeros. Reading one costs an exclusive or with a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::cache) struct Biased<const DEFAULT: usize>(usize);
+
+impl<const DEFAULT: usize> Biased<DEFAULT> {
+    /// `value`, stored.
+    #[inline(always)]
+    pub(in crate::cache) const fn of(value: usize) -> Self {
+        Self(value ^ DEFAULT)
+    }
+
+    /// The value stored.
+    #[inline(always)]
+    pub(in crate::cache) const fn get(self) -> usize {
+        self.0 ^ DEFAULT
+    }
 }
 
 impl StoredConfig {
@@ -266,8 +287,8 @@ impl StoredConfig {
                 Some(limit) => limit.wrapping_add(1),
                 None => 0,
             },
-            reserve: config.reserve ^ CacheConfig::DEFAULT_RESERVE,
-            decay: config.decay ^ CacheConfig::DEFAULT_DECAY,
+            reserve: Biased::of(config.reserve),
+            decay: Biased::of(config.decay),
         }
     }
 
@@ -280,7 +301,7 @@ impl StoredConfig {
     /// The empty slabs kept.
     #[inline]
     pub(crate) fn reserve(&self) -> usize {
-        self.reserve ^ CacheConfig::DEFAULT_RESERVE
+        self.reserve.get()
     }
 
     /// The configuration stored.
@@ -288,21 +309,21 @@ impl StoredConfig {
         CacheConfig {
             page_limit: self.page_limit(),
             reserve: self.reserve(),
-            decay: self.decay ^ CacheConfig::DEFAULT_DECAY,
+            decay: self.decay.get(),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{CacheConfig, StoredConfig};
+    use super::{Biased, CacheConfig, StoredConfig};
 
     #[test]
     fn the_default_is_stored_as_zeros_and_every_config_reads_back() {
         let zeros = StoredConfig {
             page_limit: 0,
-            reserve: 0,
-            decay: 0,
+            reserve: Biased(0),
+            decay: Biased(0),
         };
         assert_eq!(StoredConfig::of(&CacheConfig::new()), zeros);
         assert_eq!(zeros.get(), CacheConfig::new());

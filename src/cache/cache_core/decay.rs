@@ -26,26 +26,11 @@ pub(in crate::cache) struct Decay {
     shortest: Biased,
 }
 
-/// A count stored as its difference (exclusive or) from
-/// [`CacheConfig::DEFAULT_DECAY`], so that a new core's decay under the
-/// default configuration — the first window ending at that many frees, the
-/// shortest window that long — is stored as zeros: with the other fields of
-/// a default core, a `static` cache is then all zeros and costs a firmware
-/// no initialised data (`.data`, copied from flash at start-up), only
-/// zeroed RAM. Reading one costs an exclusive or with a constant.
-#[derive(Debug, Clone, Copy)]
-struct Biased(usize);
-
-impl Biased {
-    const fn of(value: usize) -> Self {
-        Self(value ^ CacheConfig::DEFAULT_DECAY)
-    }
-
-    #[inline(always)]
-    const fn get(self) -> usize {
-        self.0 ^ CacheConfig::DEFAULT_DECAY
-    }
-}
+/// A count stored as its exclusive or with [`CacheConfig::DEFAULT_DECAY`],
+/// so that a new core's decay under the default configuration — the first
+/// window ending at that many frees, the shortest window that long — is
+/// stored as zeros (see `StoredConfig`).
+type Biased = crate::cache::config::Biased<{ CacheConfig::DEFAULT_DECAY }>;
 
 /// The longest window: ends are compared by the sign of a wrapping
 /// difference, so a window must stay below half the count's range.

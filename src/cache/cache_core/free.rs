@@ -192,7 +192,8 @@ impl CacheCore {
     ///
     /// # Safety
     ///
-    /// As for [`free_batch`](Self::free_batch); `keep` is `keeps_pages`.
+    /// As for [`free_batch`](Self::free_batch); `keep` is the page source's
+    /// `KEEP_PAGES`.
     unsafe fn put_runs(
         &mut self,
         slots: &[NonNull<u8>],
@@ -216,19 +217,14 @@ impl CacheCore {
             if let Some(&next) = rest.first() {
                 Slab::containing(next, geometry.page_size).prefetch_header();
             }
-            // SAFETY: as above; `&mut self` is exclusive access to the slab.
-            let before = unsafe { slab.in_use() };
             // SAFETY: the caller's guarantees, for every slot of the run,
             // each a slot of `slab`.
             unsafe { slab.push_run(these, geometry) };
             if !keep {
                 self.freed = self.freed.wrapping_add(these.len());
             }
-            let freed = Freed {
-                slab,
-                was_full: before == geometry.slots_per_slab,
-                now_empty: before == these.len(),
-            };
+            // SAFETY: the run just went back to the live `slab`.
+            let freed = unsafe { freed(slab, geometry, these.len()) };
             // SAFETY: `freed` is what the run's free just did.
             if let Some(slab) = unsafe { self.relist_freed(freed, keep) } {
                 // SAFETY: the slab is on no list now; its links are ours to
@@ -266,7 +262,7 @@ impl CacheCore {
         // SAFETY: forwarded from the caller.
         let slab = unsafe { self.put_slot(owner, slot, reach, held, geometry, keep) }?;
         // SAFETY: a slot just went back to the live `slab`.
-        let freed = unsafe { freed(slab, geometry) };
+        let freed = unsafe { freed(slab, geometry, 1) };
         // SAFETY: `freed` is what the free just did.
         Ok(unsafe { self.relist_freed(freed, keep) })
     }
@@ -376,19 +372,21 @@ impl CacheCore {
     }
 }
 
-/// What the free of one slot just did to `slab`, as far as its lists care.
+/// What the free of `count` slots just did to `slab`, as far as its
+/// lists care.
 ///
 /// # Safety
 ///
 /// `slab` is a live slab of the caller's core, whose geometry is
-/// `geometry`, under exclusive access; a slot just went back to it.
+/// `geometry`, under exclusive access; `count` of its slots just went back
+/// to it.
 #[inline(always)]
-unsafe fn freed(slab: Slab, geometry: &SlabGeometry) -> Freed {
+unsafe fn freed(slab: Slab, geometry: &SlabGeometry, count: usize) -> Freed {
     // SAFETY: the caller's guarantees.
     let in_use = unsafe { slab.in_use() };
     Freed {
         slab,
-        was_full: in_use + 1 == geometry.slots_per_slab,
+        was_full: in_use + count == geometry.slots_per_slab,
         now_empty: in_use == 0,
     }
 }

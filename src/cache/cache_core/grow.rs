@@ -84,27 +84,50 @@ impl CacheCore {
         {
             return Err(AllocError::PageLimit { limit });
         }
+        // SAFETY: `pages`, `owner` and `geometry` are this core's (the
+        // caller's guarantees), and so is `expose_pages`.
+        let slab = unsafe { Self::new_slab(pages, owner, geometry, self.expose_pages) }?;
+        // SAFETY: just made on a page of `pages`, on no list.
+        unsafe { self.list_new::<P>(slab) };
+        Ok(slab)
+    }
+
+    /// A page of `pages` made into an empty slab of `geometry`, on no list
+    /// and counted nowhere, or the reason there is none: a page source's
+    /// refusal, or a misaligned page, which goes straight back. Needs no
+    /// core, so that a grow may run it with the core's lock let go (see
+    /// `unlocked`).
+    ///
+    /// # Safety
+    ///
+    /// `pages`, `owner` and `geometry` are those of the core the slab is
+    /// for; `expose` is that core's `expose_pages`.
+    #[inline(always)]
+    pub(crate) unsafe fn new_slab<P: PageAllocator + ?Sized>(
+        pages: &P,
+        owner: &OwnerTag,
+        geometry: &SlabGeometry,
+        expose: bool,
+    ) -> Result<Slab, AllocError> {
+        debug_assert_eq!(page_size_of::<P>(), geometry.page_size);
         let page = pages.allocate_page()?;
         let page_size = geometry.page_size;
         // A source that promises aligned pages is taken at its word, but
         // in checked builds.
         if (!P::PAGES_ALIGNED || CHECKED) && page.as_ptr().addr() & (page_size - 1) != 0 {
             // SAFETY: the page came from `pages` a moment ago and is unused.
-            unsafe { self.give_back_page(pages, page) };
+            unsafe { Self::give_back_page(pages, page) };
             return Err(AllocError::MisalignedPage {
                 addr: page.as_ptr().addr(),
                 page_size,
             });
         }
-        if self.expose_pages {
+        if expose {
             let _ = page.as_ptr().expose_provenance();
         }
         // SAFETY: the page source's contract: `page_size` bytes, ours until
         // given back; aligned, as just checked.
-        let slab = unsafe { Slab::init(page, geometry, owner.get()) };
-        // SAFETY: just made on a page of `pages`, on no list.
-        unsafe { self.list_new::<P>(slab) };
-        Ok(slab)
+        Ok(unsafe { Slab::init(page, geometry, owner.get()) })
     }
 
     /// Lists `slab`, new and empty, on `available`, with the front's

@@ -368,7 +368,7 @@ impl CacheCore {
     pub(super) unsafe fn give_back<P: PageAllocator + ?Sized>(&self, pages: &P, slab: Slab) {
         // SAFETY: the caller's guarantees: the page came from `pages` and no
         // one uses it any more.
-        unsafe { self.give_back_page(pages, slab.page()) };
+        unsafe { Self::give_back_page(pages, slab.page()) };
     }
 
     /// Gives `page` back to `pages`: a slab's page, or one that never
@@ -380,11 +380,7 @@ impl CacheCore {
     ///
     /// `page` came from `pages` and no one uses it any more.
     #[inline(never)]
-    pub(super) unsafe fn give_back_page<P: PageAllocator + ?Sized>(
-        &self,
-        pages: &P,
-        page: NonNull<u8>,
-    ) {
+    pub(super) unsafe fn give_back_page<P: PageAllocator + ?Sized>(pages: &P, page: NonNull<u8>) {
         // Whoever gets the page next may touch all of it.
         poison::allow(page, page_size_of::<P>());
         // SAFETY: the caller's guarantees.

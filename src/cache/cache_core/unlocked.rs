@@ -36,10 +36,8 @@
 //! [`adopt`]: CacheCore::adopt
 
 use super::CacheCore;
-use crate::checked::{CHECKED, OwnerTag};
-use crate::error::AllocError;
-use crate::page_allocator::{PageAllocator, page_size_of};
-use crate::slab::{Slab, SlabGeometry};
+use crate::page_allocator::PageAllocator;
+use crate::slab::Slab;
 
 impl CacheCore {
     /// Whether the next batch would ask the page source for a page: no
@@ -52,44 +50,10 @@ impl CacheCore {
     }
 
     /// Whether this core exposes its pages' provenance (see
-    /// `SlotReach::Object`): what [`new_slab`](Self::new_slab) needs to know
-    /// of it, read under the lock.
+    /// `SlotReach::Object`): what [`new_slab`](Self::new_slab) needs to
+    /// know of it, read under the lock.
     pub(crate) fn exposes_pages(&self) -> bool {
         self.expose_pages
-    }
-
-    /// A page of `pages` made into an empty slab of `geometry`, on no list
-    /// and counted nowhere: called with no lock held. A misaligned page
-    /// goes straight back (an error, as in `grow`).
-    ///
-    /// # Safety
-    ///
-    /// `pages`, `owner` and `geometry` are those of the core that will
-    /// [`adopt`](Self::adopt) the slab; `expose` is its
-    /// [`exposes_pages`](Self::exposes_pages).
-    pub(crate) unsafe fn new_slab<P: PageAllocator + ?Sized>(
-        pages: &P,
-        owner: &OwnerTag,
-        geometry: &SlabGeometry,
-        expose: bool,
-    ) -> Result<Slab, AllocError> {
-        debug_assert_eq!(page_size_of::<P>(), geometry.page_size);
-        let page = pages.allocate_page()?;
-        let page_size = geometry.page_size;
-        if (!P::PAGES_ALIGNED || CHECKED) && page.as_ptr().addr() & (page_size - 1) != 0 {
-            // SAFETY: the page came from `pages` a moment ago and is unused.
-            unsafe { pages.deallocate_page(page) };
-            return Err(AllocError::MisalignedPage {
-                addr: page.as_ptr().addr(),
-                page_size,
-            });
-        }
-        if expose {
-            let _ = page.as_ptr().expose_provenance();
-        }
-        // SAFETY: the page source's contract: `page_size` bytes, ours until
-        // given back; aligned, as just checked.
-        Ok(unsafe { Slab::init(page, geometry, owner.get()) })
     }
 
     /// Lists `slab`, made by [`new_slab`](Self::new_slab) for this core,
@@ -107,7 +71,7 @@ impl CacheCore {
         {
             // SAFETY: the caller's guarantees: the page came from `pages`,
             // and no one uses it.
-            unsafe { self.give_back_page(pages, slab.page()) };
+            unsafe { Self::give_back_page(pages, slab.page()) };
             return;
         }
         let busy = self.busy() + 1;

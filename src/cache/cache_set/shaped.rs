@@ -1,8 +1,8 @@
 //! The set's entry points for the typed cache in builds without per-thread
 //! caches: an allocation that records the front's address in its slab as
 //! it goes (see `CacheCore::alloc`), and a free. The cache's geometry is a
-//! constant of the typed cache's [`Classes`], so the slot arithmetic folds
-//! to constants, which a firmware's code size feels.
+//! constant of the typed cache's shape (see `shapes`), so the slot
+//! arithmetic folds to constants, which a firmware's code size feels.
 
 use core::ptr::NonNull;
 
