@@ -33,6 +33,10 @@ pub mod names {
     pub const FREE_LIST: &str = "freelist";
     /// The free list behind a spin lock.
     pub const SPIN_FREE_LIST: &str = "spin-freelist";
+    /// One unsynchronised free list per thread, shared by no one: what
+    /// the machine itself lets a loop this short gain from a second thread
+    /// (the `threads` workloads' ceiling; no hand-off).
+    pub const PRIVATE_FREE_LIST: &str = "private-freelist";
     /// `minimal_slab::SlabCache<T>`, default configuration (4 KiB pages
     /// cut from 256 KiB chunks of the global allocator; empty pages kept
     /// for the recent peak).
@@ -423,6 +427,31 @@ impl<'c, T: Value> ThreadFront<T> for LocalCacheRef<'_, 'c, T> {
     }
 }
 
+/// Free lists of which each thread makes its own: nothing shared.
+pub struct PrivateFreeLists;
+
+impl<T: Value> ThreadFront<T> for FreeList<T> {
+    /// Only values travel: a slot cannot be freed into another thread's
+    /// list (the `threads` bench runs no hand-off for this contender).
+    type Sent = T;
+
+    fn send(_handle: SlotIndex) -> T {
+        unreachable!("private free lists hand nothing over")
+    }
+
+    fn free_sent(&mut self, value: T) -> u64 {
+        value.key()
+    }
+}
+
+impl<T: Value> ThreadedPool<T> for PrivateFreeLists {
+    type Sent = T;
+
+    fn with_front<W: FrontVisitor<T, T>>(&self, work: W) -> W::Output {
+        work.visit(&mut FreeList::<T>::new())
+    }
+}
+
 /// A `SlabCache` that each thread uses through a `LocalCache` of its own.
 pub struct LocalFronts<'c, T>(pub &'c SlabCache<T>);
 
@@ -773,6 +802,7 @@ pub trait SharedVisitor<T: Value> {
 /// Builds every contender of the `threads` workload for `T` and hands it to
 /// `visitor`.
 pub fn for_each_shared_pool<T: Value>(visitor: &mut impl SharedVisitor<T>) {
+    visitor.visit(PRIVATE_FREE_LIST, &PrivateFreeLists);
     visitor.visit(SPIN_FREE_LIST, &SpinFreeList::<T>::new());
     let cache = SlabCache::<T>::new();
     visitor.visit(SLAB_CACHE, &CacheRef(&cache));

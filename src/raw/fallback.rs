@@ -7,7 +7,6 @@ use super::{SizeClassLimit, SlabAllocator};
 use crate::checked::Misuse;
 use crate::error::AllocError;
 use crate::page_allocator::PageAllocator;
-use crate::sync::Ordering;
 
 /// Where a [`SlabAllocator`](crate::SlabAllocator) sends requests that no size class can serve.
 ///
@@ -160,13 +159,7 @@ pub(crate) fn abort_on_misuse(misuse: Misuse, ptr: NonNull<u8>) -> ! {
 impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// Counts a block of the fallback's in (`allocated`) or out.
     pub(super) fn count_fallback(&self, bytes: usize, allocated: bool) {
-        if allocated {
-            self.fallback_allocations.fetch_add(1, Ordering::Relaxed);
-            self.fallback_bytes.fetch_add(bytes, Ordering::Relaxed);
-        } else {
-            self.fallback_allocations.fetch_sub(1, Ordering::Relaxed);
-            self.fallback_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        }
+        self.fallback_counts.count(bytes, allocated);
     }
 
     /// Resizes a block of the fallback's, counting it.

@@ -10,7 +10,6 @@ use super::{SizeClassLimit, SlabAllocator};
 use crate::cache::class_size;
 use crate::page_allocator::PageAllocator;
 use crate::stats::{AllocatorStats, SlabOccupancy};
-use crate::sync::Ordering;
 
 impl<P: PageAllocator, F, M: SizeClassLimit> SlabAllocator<P, F, M> {
     /// A snapshot of every class's counters, and of the fallback's.
@@ -24,10 +23,11 @@ impl<P: PageAllocator, F, M: SizeClassLimit> SlabAllocator<P, F, M> {
             stats.add_cached(self.thread.cached(i));
             stats
         };
+        let (fallback_allocations, fallback_bytes) = self.fallback_counts.totals();
         AllocatorStats {
             classes: GenericArray::generate(class_stats),
-            fallback_allocations: self.fallback_allocations.load(Ordering::Relaxed),
-            fallback_bytes: self.fallback_bytes.load(Ordering::Relaxed),
+            fallback_allocations,
+            fallback_bytes,
         }
     }
 

@@ -22,11 +22,12 @@ use crate::checked::{Misuse, Report};
 use crate::error::AllocError;
 use crate::page_allocator::{DefaultPages, PageAllocator, page_size_of};
 use crate::slab::SlabGeometry;
-use crate::sync::{AtomicUsize, const_fn_unless_loom};
+use crate::sync::const_fn_unless_loom;
 #[cfg(feature = "std")]
-use crate::thread_cache::ThreadCache;
+use crate::thread_cache::{OwnLines, ThreadCache};
 
 mod fallback;
+mod fallback_counts;
 mod global_alloc;
 mod inspect;
 mod resize;
@@ -38,6 +39,7 @@ mod tests;
 pub(crate) use fallback::unsupported;
 pub use fallback::{Fallback, NoFallback};
 pub(crate) use fallback::{abort_on_misuse, dangling};
+use fallback_counts::FallbackCounts;
 pub(crate) use resize::{Blocks, Entry, resize};
 pub use size_class::SizeClassLimit;
 use size_class::class_of;
@@ -136,10 +138,9 @@ pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: Siz
     set: CacheSet<P, M::Classes, PowersOfTwo<M::Classes>>,
     /// This allocator's entries in the threads' tables (its size classes).
     #[cfg(feature = "std")]
-    thread: ThreadCache,
+    thread: OwnLines<ThreadCache>,
     fallback: F,
-    fallback_allocations: AtomicUsize,
-    fallback_bytes: AtomicUsize,
+    fallback_counts: FallbackCounts,
 }
 
 #[cfg(feature = "alloc")]
@@ -219,10 +220,9 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
             Self {
                 set: CacheSet::new(pages, config, PowersOfTwo::new(page_size_of::<P>())),
                 #[cfg(feature = "std")]
-                thread: ThreadCache::new(),
+                thread: OwnLines(ThreadCache::new()),
                 fallback,
-                fallback_allocations: AtomicUsize::new(0),
-                fallback_bytes: AtomicUsize::new(0),
+                fallback_counts: FallbackCounts::new(),
             }
         }
     }

@@ -79,6 +79,7 @@
 
 mod current;
 mod orphans;
+mod own_lines;
 mod registry;
 mod table;
 
@@ -89,6 +90,7 @@ use generic_array::ArrayLength;
 
 #[cfg(loom)]
 pub(crate) use self::current::wait_for_exits;
+pub(crate) use self::own_lines::OwnLines;
 use self::registry::Ticket;
 use self::table::{Entry, Table, entry_index, key};
 use crate::cache::{CacheSet, Shapes, SlotReach};

@@ -95,7 +95,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         // Acquire: the records written by the thread that stored `here`
         // are visible to this one, and to whoever gets its handles.
         #[cfg(feature = "std")]
-        if self.home.load(Ordering::Acquire) != here {
+        if self.hot.home.load(Ordering::Acquire) != here {
             // SAFETY: the caller's guarantee.
             unsafe { self.rehome(here, slot) };
         }
@@ -117,7 +117,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         // walk, with this slab naming the place it left. 0 matches no cache,
         // so the next handle walks again.
         let recorded = if self.set.try_rehome(here) { here } else { 0 };
-        self.home.store(recorded, Ordering::Release);
+        self.hot.home.store(recorded, Ordering::Release);
     }
 
     /// Checked builds: panics, naming the misuse, unless `slot` is a slot of

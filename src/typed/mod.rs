@@ -41,7 +41,7 @@ use crate::stats::{CacheStats, SlabOccupancy};
 use crate::sync::AtomicUsize;
 use crate::sync::const_fn_unless_loom;
 #[cfg(feature = "std")]
-use crate::thread_cache::ThreadCache;
+use crate::thread_cache::{OwnLines, ThreadCache};
 
 mod home;
 mod slab_box;
@@ -98,16 +98,24 @@ pub use slab_box::SlabBox;
 /// ```
 pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
     set: CacheSet<P, U1, One<T, P>>,
-    /// This cache's entries in the threads' tables.
+    /// What every allocation and free reads, away from what other threads
+    /// write (the lock and counters in `set`).
     #[cfg(feature = "std")]
-    thread: ThreadCache,
-    /// The address this cache last recorded in all its slabs, for its
-    /// one-word handles (see `home`); 0 before the first.
-    #[cfg(feature = "std")]
-    home: AtomicUsize,
+    hot: OwnLines<ReadMostly>,
     /// The cache stores `T`s; `*const` keeps the auto traits off so the
     /// impls below can state the real conditions.
     _objects: PhantomData<*const T>,
+}
+
+/// A typed cache's fields that its allocations and frees read and seldom
+/// write (feature `std`).
+#[cfg(feature = "std")]
+struct ReadMostly {
+    /// This cache's entries in the threads' tables.
+    thread: ThreadCache,
+    /// The address this cache last recorded in all its slabs, for its
+    /// one-word handles (see `home`); 0 before the first.
+    home: AtomicUsize,
 }
 
 impl<T, P: PageAllocator> SlabCache<T, P> {
@@ -186,9 +194,10 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
             Self {
                 set: CacheSet::new(pages, config, One(PhantomData)),
                 #[cfg(feature = "std")]
-                thread: ThreadCache::new(),
-                #[cfg(feature = "std")]
-                home: AtomicUsize::new(0),
+                hot: OwnLines(ReadMostly {
+                    thread: ThreadCache::new(),
+                    home: AtomicUsize::new(0),
+                }),
                 _objects: PhantomData,
             }
         }
@@ -203,7 +212,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     pub fn shrink(&self) -> usize {
         #[cfg(feature = "std")]
         if !Self::IS_ZST {
-            self.thread
+            self.hot
+                .thread
                 .flush_current(&self.set, 0, Self::SLOT_SIZE, false);
         }
         self.set.shrink()
@@ -232,7 +242,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     pub fn flush_thread_cache(&self) {
         #[cfg(feature = "std")]
         if !Self::IS_ZST {
-            self.thread
+            self.hot
+                .thread
                 .flush_current(&self.set, 0, Self::SLOT_SIZE, true);
         }
     }
@@ -244,7 +255,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
     pub fn stats(&self) -> CacheStats {
         #[cfg(feature = "std")]
         if !Self::IS_ZST {
-            self.thread.take_back_orphans(&self.set);
+            self.hot.thread.take_back_orphans(&self.set);
         }
         #[allow(unused_mut)] // only the per-thread caches change it
         let mut stats = self.set.stats(0, core::any::type_name::<T>());
@@ -253,7 +264,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
             return stats.without_slots();
         }
         #[cfg(feature = "std")]
-        stats.add_cached(self.thread.cached(0));
+        stats.add_cached(self.hot.thread.cached(0));
         stats
     }
 
@@ -320,7 +331,7 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
             return Ok(NonNull::dangling());
         }
         #[cfg(feature = "std")]
-        let slot = self.thread.take(&self.set, 0, Self::SLOT_SIZE);
+        let slot = self.hot.thread.take(&self.set, 0, Self::SLOT_SIZE);
         #[cfg(not(feature = "std"))]
         let slot = self.set.alloc_shaped(
             0,
@@ -349,7 +360,8 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         // SAFETY: the caller's guarantees; a handle's pointer is the one its
         // slab gave it: it reaches the whole page.
         unsafe {
-            self.thread
+            self.hot
+                .thread
                 .give(&self.set, 0, Self::SLOT_SIZE, slot.cast(), SlotReach::Page)
         }
         #[cfg(not(feature = "std"))]
@@ -387,7 +399,7 @@ impl<T, P: PageAllocator> Drop for SlabCache<T, P> {
         // The slots this thread caches go back, and no thread's table will
         // touch this cache's slots again (see `thread_cache`).
         #[cfg(feature = "std")]
-        self.thread.retire(&self.set);
+        self.hot.thread.retire(&self.set);
         // Every page goes back, those with slots in use included: handles
         // borrow the cache, so none is left, and a slot still counted in use
         // is unreachable — leaked on purpose (`SlabBox::leak` lends it for

@@ -9,7 +9,12 @@
 //! For each object size and front: 100 000 live objects, then 1 000 000
 //! random allocations and frees (kept within ±5 000 of the start; each
 //! object written on allocation and read back before its free), five
-//! rounds; prints the best round in ns per operation.
+//! rounds; prints the best round in ns per operation, and its ratio to the
+//! unsynchronised free list's (the baseline of Criterion's `churn`).
+//!
+//! `CHURN_SIZE=64` runs one size (16, 64 or 256), `CHURN_ONLY=slabcache`
+//! one contender (`freelist`, `slaballocator` or `slabcache`): a run to
+//! profile, or to count under `valgrind --tool=cachegrind`.
 
 use std::alloc::Layout;
 use std::hint::black_box;
@@ -17,6 +22,8 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use minimal_slab::{SlabAllocator, SlabCache};
+use minimal_slab_perf::Value;
+use minimal_slab_perf::free_list::FreeList;
 use minimal_slab_perf::workloads::SplitMix64;
 
 const LIVE: usize = 100_000;
@@ -76,6 +83,38 @@ fn raw<const N: usize>() -> f64 {
     best
 }
 
+/// The unsynchronised free list, the baseline of the ratios.
+fn free_list<const N: usize>() -> f64
+where
+    [u64; N]: Value,
+{
+    let mut list = FreeList::<[u64; N]>::new();
+    let mut rng = SplitMix64::new(SEED);
+    let mut best = f64::MAX;
+    let mut sum = 0u64;
+    for _ in 0..ROUNDS {
+        let mut live = Vec::with_capacity(LIVE + SPREAD);
+        for key in 0..LIVE as u64 {
+            live.push(list.alloc([key; N]));
+        }
+        let start = Instant::now();
+        for key in 0..OPS as u64 {
+            if allocates(&mut rng, live.len()) {
+                live.push(list.alloc([key; N]));
+            } else {
+                let index = live.swap_remove(rng.below(live.len()));
+                sum = sum.wrapping_add(list.free(index)[0]);
+            }
+        }
+        best = best.min(start.elapsed().as_nanos() as f64 / OPS as f64);
+        for index in live {
+            list.free(index);
+        }
+    }
+    black_box(sum);
+    best
+}
+
 fn typed<const N: usize>() -> f64 {
     let cache: SlabCache<[u64; N]> = SlabCache::new();
     let mut rng = SplitMix64::new(SEED);
@@ -101,28 +140,39 @@ fn typed<const N: usize>() -> f64 {
     best
 }
 
+/// One row: the free list, then the two fronts, with their ratios.
+fn row<const N: usize>(label: &str)
+where
+    [u64; N]: Value,
+{
+    let only = std::env::var("CHURN_ONLY").ok();
+    let wants = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    let run = |name: &str, f: fn() -> f64| if wants(name) { f() } else { f64::NAN };
+    let base = run("freelist", free_list::<N>);
+    let raw = run("slaballocator", raw::<N>);
+    let typed = run("slabcache", typed::<N>);
+    println!(
+        "{label:>6}  {base:>9.2}  {raw:>9.2} {:>5.2}x  {typed:>9.2} {:>5.2}x",
+        raw / base,
+        typed / base
+    );
+}
+
 fn main() {
     println!("churn as a bare loop: best of {ROUNDS} rounds, ns per operation");
     println!(
-        "{:>6}  {:>12}  {:>12}",
-        "size", "slaballocator", "slabcache"
+        "{:>6}  {:>9}  {:>16}  {:>16}",
+        "size", "freelist", "slaballocator", "slabcache"
     );
-    println!(
-        "{:>6}  {:>12.2}  {:>12.2}",
-        "16 B",
-        raw::<2>(),
-        typed::<2>()
-    );
-    println!(
-        "{:>6}  {:>12.2}  {:>12.2}",
-        "64 B",
-        raw::<8>(),
-        typed::<8>()
-    );
-    println!(
-        "{:>6}  {:>12.2}  {:>12.2}",
-        "256 B",
-        raw::<32>(),
-        typed::<32>()
-    );
+    let size = std::env::var("CHURN_SIZE").ok();
+    let wants = |label: &str| size.as_deref().is_none_or(|size| size == label);
+    if wants("16") {
+        row::<2>("16 B");
+    }
+    if wants("64") {
+        row::<8>("64 B");
+    }
+    if wants("256") {
+        row::<32>("256 B");
+    }
 }
