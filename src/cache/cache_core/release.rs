@@ -66,12 +66,15 @@
 //! Cost: allocation's fast path is unchanged (the peak is noted on the
 //! cold path that takes a slab for `available`). A free compares its count
 //! with the window's end — a load, a subtraction and a branch, no store
-//! beyond the count it kept before — and one call off its fast path
-//! serves both the page it gives back and the window's end; the free that
-//! empties a slab beyond the reserve also compares the pages held with the
-//! budget. A window's end gives back the surplus in one go, O(1) a page
-//! (each retained by one free of the window); nothing walks a list outside
-//! `shrink` and `set_config`.
+//! beyond the count it kept before — and a single free makes one call off
+//! its fast path for all that is rare: its slab's move between lists, the
+//! window's end, and the pages that go back. There, a slab emptied beyond
+//! the reserve is retained, and the retained slabs beyond the budget go
+//! back (`give_back_surplus`): the emptied slab itself if the budget has
+//! no room for it, the surplus of an old peak when a window ends — one
+//! loop, the only one a firmware's frees link. A window's end gives back
+//! the surplus in one go, O(1) a page (each retained by one free of the
+//! window); nothing walks a list outside `shrink` and `set_config`.
 //!
 //! # Why this design
 //!
@@ -165,14 +168,29 @@ impl CacheCore {
         pages: &P,
         geometry: &SlabGeometry,
     ) {
-        let budget = self
-            .decay
+        self.decay
             .next_window(self.busy(), geometry.slots_per_slab, self.freed);
-        // One slab at a time, off its list before its page goes back: should
-        // the page source panic, the retained slabs not yet given back stay
-        // retained, and counted, until the next window ends. (No chain to
-        // relist them, as `give_back_all` needs for slabs taken off
-        // `available`.)
+        // SAFETY: forwarded from the caller.
+        unsafe { self.give_back_surplus(pages) };
+    }
+
+    /// Gives back retained slabs, the most recently retained first, while
+    /// the cache holds more pages than its budget: at a window's end, and
+    /// after a free that retained the slab it emptied — which so goes back
+    /// at once if the budget has no room for it, through this one loop,
+    /// the only place a firmware's frees give a page back.
+    ///
+    /// One slab at a time, off its list before its page goes back: should
+    /// the page source panic, the retained slabs not yet given back stay
+    /// retained, and counted, until the next call. (No chain to relist
+    /// them, as `give_back_all` needs for slabs taken off `available`.)
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[inline]
+    pub(super) unsafe fn give_back_surplus<P: PageAllocator + ?Sized>(&mut self, pages: &P) {
+        let budget = self.decay.budget();
         while self.pages_held() > budget {
             // SAFETY: `retained` is ours, its slabs live; `&mut self`.
             let Some(slab) = (unsafe { take_head(&mut self.retained) }) else {
