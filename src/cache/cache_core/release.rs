@@ -146,8 +146,8 @@ impl CacheCore {
             // No counts kept, no window to end (see `kept`).
             return;
         }
-        // Both counts move: the slots in use stay what they are.
-        self.allocated = self.allocated.wrapping_add(slots);
+        // The clock runs; the slots in use, the slabs' counts, stay what
+        // they are.
         self.freed = self.freed.wrapping_add(slots);
         if self.decay.ends_at(self.freed) {
             // SAFETY: forwarded from the caller.
@@ -256,7 +256,7 @@ impl CacheCore {
         pages: &P,
         geometry: &SlabGeometry,
     ) -> usize {
-        self.recount(geometry, P::KEEP_PAGES);
+        self.recount(P::KEEP_PAGES);
         let mut chain = None;
         let mut released = 0;
         // SAFETY: `retained` is ours, its slabs live; `&mut self`.
@@ -432,14 +432,12 @@ impl CacheCore {
     /// # Safety
     ///
     /// The shared contract on [`CacheCore`]; no one reads or writes any slot
-    /// of this core again (no use after free), and the core is dropped next;
-    /// `geometry` is the core's.
+    /// of this core again (no use after free), and the core is dropped next.
     pub(crate) unsafe fn give_back_every_page<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
-        geometry: &SlabGeometry,
     ) -> usize {
-        self.recount(geometry, P::KEEP_PAGES);
+        self.recount(P::KEEP_PAGES);
         let mut released = 0;
         loop {
             // SAFETY: our lists, under `&mut self`.
@@ -453,13 +451,11 @@ impl CacheCore {
                 break;
             };
             // SAFETY: a live slab of ours, off its list now.
-            let used = unsafe { slab.in_use() };
-            if was_available && used == 0 {
+            if was_available && unsafe { slab.in_use() } == 0 {
+                // The counts stay true of the slabs still listed, should
+                // the page source panic.
                 self.empty -= 1;
             }
-            // Its slots count as taken back: the counts stay true of the
-            // slabs still listed, should the page source panic.
-            self.freed = self.freed.wrapping_add(used);
             // Whoever gets the page next may touch all of it.
             poison::allow(slab.page(), page_size_of::<P>());
             // SAFETY: the page came from `pages` (shared contract), is on no
