@@ -53,9 +53,10 @@
 //!   the cache and empties it again frees at most its peak's slots from
 //!   one peak to the next: no window passes without a peak, so it keeps
 //!   its pages, however large it is.
-//! - With `decay == 0` (`CacheConfig::eager`) nothing is ever retained:
-//!   the behaviour of earlier versions, a page back the moment its slab
-//!   empties beyond the reserve.
+//! - With `decay == 0` (`CacheConfig::eager`) the budget is 0, so nothing
+//!   stays retained past the free that empties its slab: the behaviour of
+//!   earlier versions, a page back the moment its slab empties beyond the
+//!   reserve.
 //! - Under a page source that keeps its pages (`KeepPages`), none of this
 //!   applies, and none of it is linked: no free gives a page back, nothing
 //!   is retained, and only `shrink` (and a cache's drop) gives pages back.
