@@ -96,12 +96,13 @@ pub(crate) struct CacheCore {
     retained: List<Slab>,
     /// How many slabs on `available` have no slot in use.
     empty: usize,
-    /// Slots ever handed out, and ever taken back (both wrapping): their
-    /// difference is the slots in use, and `freed` is the decay's clock.
-    /// Under a page source that keeps its pages, the fast paths keep none
-    /// of these three counts,
-    /// and the cold paths recount them first (see `kept`).
-    allocated: usize,
+    /// Slots ever taken back (wrapping): the decay's clock. Under a page
+    /// source that keeps its pages, the fast paths keep neither this count
+    /// nor `empty`, and the cold paths recount `empty` first (see `kept`).
+    /// The slots in use are counted by no one but their slabs: `stats`
+    /// adds them up ([`in_use`](Self::in_use)), so that an allocation
+    /// keeps no count of the core's (a store less on its path, and on a
+    /// firmware's, an update fewer to link).
     freed: usize,
     /// The recent peak of slabs in use, and the clock of frees that makes
     /// it decay.
@@ -136,7 +137,6 @@ impl CacheCore {
             full: List::new(),
             retained: List::new(),
             empty: 0,
-            allocated: 0,
             freed: 0,
             decay: Decay::new(&config),
             config: StoredConfig::of(&config),
@@ -182,9 +182,21 @@ impl CacheCore {
         self.available.len() + self.full.len() + self.retained.len()
     }
 
-    /// Slots in use.
-    fn in_use(&self) -> usize {
-        self.allocated.wrapping_sub(self.freed)
+    /// Slots in use: those of the full slabs, and of the slabs with a free
+    /// slot (retained ones have none in use). Walks `available`: for
+    /// `stats`, never for an allocation or a free. `geometry` is the
+    /// core's.
+    fn in_use(&mut self, geometry: &SlabGeometry) -> usize {
+        let mut in_use = self.full.len() * geometry.slots_per_slab;
+        let mut cursor = self.available.head();
+        while let Some(slab) = cursor {
+            // SAFETY: slabs on our lists are live, and `&mut self` is
+            // exclusive access to them.
+            cursor = unsafe { self.available.next_of(slab) };
+            // SAFETY: as above.
+            in_use += unsafe { slab.in_use() };
+        }
+        in_use
     }
 
     /// Slabs with at least one slot in use.
@@ -334,9 +346,6 @@ impl CacheCore {
             // SAFETY: now on no list.
             unsafe { self.full.push_front(slab) };
         }
-        if !keep {
-            self.allocated = self.allocated.wrapping_add(count);
-        }
         Ok(count)
     }
 
@@ -369,11 +378,11 @@ impl CacheCore {
         geometry: &SlabGeometry,
         keep: bool,
     ) -> CacheStats {
-        self.recount(geometry, keep);
+        self.recount(keep);
         CacheStats::of_slabs(
             name,
             geometry,
-            self.in_use(),
+            self.in_use(geometry),
             [
                 self.full.len(),
                 self.available.len() - self.empty,
@@ -388,7 +397,7 @@ impl CacheCore {
 impl fmt::Debug for CacheCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheCore")
-            .field("in_use", &self.in_use())
+            .field("freed", &self.freed)
             .field("full", &self.full.len())
             .field("available", &self.available.len())
             .field("empty", &self.empty)

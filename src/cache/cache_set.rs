@@ -324,20 +324,13 @@ impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
     /// No one reads or writes any slot of this set again (no use after
     /// free), and the set is dropped next.
     pub(crate) unsafe fn give_back_every_page(&mut self) {
-        for index in 0..C::USIZE {
-            let geometry = self.geometry(index);
-            let class = &mut self.classes[index];
+        for class in self.classes.iter_mut() {
             // The depot's slots are in those pages: forgotten, never read.
             #[cfg(feature = "std")]
             class.depot.forget_all();
             // SAFETY: `self.pages` is the only page source any core sees; the
             // caller's guarantee covers every slot.
-            unsafe {
-                class
-                    .core
-                    .get_mut()
-                    .give_back_every_page(&self.pages, &geometry)
-            };
+            unsafe { class.core.get_mut().give_back_every_page(&self.pages) };
         }
         self.pages.trim();
     }

@@ -61,23 +61,71 @@ impl Run {
     }
 }
 
-/// The free blocks of one stretch of memory, all of one size.
+/// The free blocks of one stretch of memory, all of one size. With
+/// `COUNTED` (the default), it counts the blocks out, as a slab needs at
+/// every free; without, it keeps no count, for a user that asks for one
+/// only to report it (a `static_region!`, whose every page handed out and
+/// given back then updates one word less: code a firmware links at each
+/// new slab and each page it gives back), and counts the free blocks with
+/// [`free_blocks`](Self::free_blocks) instead.
 ///
 /// # Safety contract shared by the `unsafe fn`s below
 ///
 /// The caller has exclusive access to the stack and to the memory it
 /// manages, and passes the same [`Run`] on every call until the run is
 /// replaced.
-pub(crate) struct FreeStack {
+pub(crate) struct FreeStack<const COUNTED: bool = true> {
     /// Blocks given back, most recent first.
     returned: Option<NonNull<Link>>,
     /// The index of the first never-used block of the run.
     fresh: u32,
-    /// Blocks handed out and not given back.
+    /// Blocks handed out and not given back (0 if not `COUNTED`).
     out: u32,
 }
 
 impl FreeStack {
+    /// Blocks handed out and not given back.
+    #[inline]
+    pub(crate) fn out(&self) -> usize {
+        self.out as usize
+    }
+
+    /// The block after `block` on the returned list (of a stack of either
+    /// kind).
+    ///
+    /// # Safety
+    ///
+    /// The shared contract; `block` is on the returned list, and readable.
+    #[inline]
+    pub(crate) unsafe fn next_returned(block: NonNull<u8>) -> Option<NonNull<u8>> {
+        // SAFETY: blocks on the list hold their link in their first word.
+        unsafe { block.cast::<Link>().read() }
+            .next
+            .map(NonNull::cast)
+    }
+}
+
+impl FreeStack<false> {
+    /// The free blocks: the run's never-used ones and the returned list's,
+    /// which it walks.
+    ///
+    /// # Safety
+    ///
+    /// The shared contract.
+    pub(crate) unsafe fn free_blocks(&self, run: Run) -> usize {
+        let mut free = run.count - self.fresh();
+        let mut cursor = self.returned_head();
+        while let Some(block) = cursor {
+            // SAFETY: a block on the returned list is free, ours, and holds
+            // its link (the shared contract).
+            cursor = unsafe { FreeStack::next_returned(block) };
+            free += 1;
+        }
+        free
+    }
+}
+
+impl<const COUNTED: bool> FreeStack<COUNTED> {
     /// A stack whose run is all free.
     pub(crate) const fn new() -> Self {
         Self {
@@ -85,12 +133,6 @@ impl FreeStack {
             fresh: 0,
             out: 0,
         }
-    }
-
-    /// Blocks handed out and not given back.
-    #[inline]
-    pub(crate) fn out(&self) -> usize {
-        self.out as usize
     }
 
     /// The block `pop` would take from the returned list, if any.
@@ -154,7 +196,9 @@ impl FreeStack {
         self.returned = returned;
         // Both at most `run.count`, which fits in 32 bits (see `pop`).
         self.fresh = (fresh + from_run) as u32;
-        self.out += count as u32;
+        if COUNTED {
+            self.out += count as u32;
+        }
         count
     }
 
@@ -184,7 +228,9 @@ impl FreeStack {
             }
             None => return None,
         };
-        self.out += 1;
+        if COUNTED {
+            self.out += 1;
+        }
         Some(block)
     }
 
@@ -216,7 +262,10 @@ impl FreeStack {
     #[inline]
     pub(crate) unsafe fn push_each(&mut self, blocks: impl ExactSizeIterator<Item = NonNull<u8>>) {
         let count = blocks.len();
-        debug_assert!(count <= self.out(), "only blocks handed out come back");
+        debug_assert!(
+            !COUNTED || count <= self.out as usize,
+            "only blocks handed out come back"
+        );
         let mut head = self.returned;
         for block in blocks {
             // SAFETY: the caller's guarantees: ours, aligned and large
@@ -225,8 +274,10 @@ impl FreeStack {
             head = Some(block.cast());
         }
         self.returned = head;
-        // `count <= out`, which fits in 32 bits.
-        self.out -= count as u32;
+        if COUNTED {
+            // `count <= out`, which fits in 32 bits.
+            self.out -= count as u32;
+        }
     }
 
     /// The link a block must hold before [`push_linked`](Self::push_linked)
@@ -248,7 +299,9 @@ impl FreeStack {
     #[inline]
     pub(crate) unsafe fn push_linked(&mut self, block: NonNull<u8>) {
         self.returned = Some(block.cast());
-        self.out -= 1;
+        if COUNTED {
+            self.out -= 1;
+        }
     }
 
     /// Takes back the one block still out, writing nothing to it, and makes
@@ -266,9 +319,8 @@ impl FreeStack {
     /// out, coming back together.
     #[inline]
     pub(crate) fn take_back_rest(&mut self, count: usize) {
-        debug_assert_eq!(
-            self.out(),
-            count,
+        debug_assert!(
+            !COUNTED || self.out as usize == count,
             "only the last blocks out restart the stack"
         );
         self.returned = None;
@@ -289,23 +341,12 @@ impl FreeStack {
             let block = unsafe { old.block(self.fresh()) };
             self.fresh += 1;
             // Handed out and given back at once: `out` stays as it was.
-            self.out += 1;
+            if COUNTED {
+                self.out += 1;
+            }
             // SAFETY: the block is free, ours, and large enough for a link.
             unsafe { self.push(block) };
         }
         self.fresh = 0;
-    }
-
-    /// The block after `block` on the returned list.
-    ///
-    /// # Safety
-    ///
-    /// The shared contract; `block` is on the returned list, and readable.
-    #[inline]
-    pub(crate) unsafe fn next_returned(block: NonNull<u8>) -> Option<NonNull<u8>> {
-        // SAFETY: blocks on the list hold their link in their first word.
-        unsafe { block.cast::<Link>().read() }
-            .next
-            .map(NonNull::cast)
     }
 }

@@ -44,8 +44,11 @@ pub struct StaticPages<S: PageSize> {
     _size: PhantomData<S>,
 }
 
-/// The free pages' stack, whose links lie in the array.
-struct Stack(FreeStack);
+/// The free pages' stack, whose links lie in the array. It keeps no
+/// count of the pages out: [`available`](StaticPages::available), the only
+/// reader, walks the free ones instead, so that taking a page and giving
+/// one back update one word less.
+struct Stack(FreeStack<false>);
 
 // SAFETY: the stack's pointers lead only into the array, which it owns
 // exclusively (the contract of `StaticPages`' methods); moving the stack
@@ -110,9 +113,17 @@ impl<S: PageSize> StaticPages<S> {
         unsafe { free.0.push(page) };
     }
 
-    /// Pages of `pages` not handed out right now.
-    pub fn available(&self, pages: usize) -> usize {
-        pages - self.free.lock().0.out()
+    /// Pages of `memory` not handed out right now. Walks the pages given
+    /// back.
+    ///
+    /// # Safety
+    ///
+    /// As for [`allocate_page`](Self::allocate_page).
+    pub unsafe fn available(&self, memory: *mut [MaybeUninit<u8>]) -> usize {
+        let free = self.free.lock();
+        // SAFETY: the lock gives us the stack; the caller's guarantees make
+        // `memory`'s whole pages its run, the same on every call.
+        unsafe { free.0.free_blocks(Self::run(memory)) }
     }
 }
 
@@ -212,7 +223,10 @@ macro_rules! static_region {
                 /// Pages not handed out right now.
                 #[allow(dead_code)]
                 $vis fn available(&self) -> usize {
-                    FREE.available($pages)
+                    // As for `allocate_page` below: the same memory, that
+                    // nothing else touches.
+                    // SAFETY: as just said.
+                    unsafe { FREE.available(Self::memory()) }
                 }
             }
 

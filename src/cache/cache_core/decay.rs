@@ -10,13 +10,17 @@ use super::CacheConfig;
 /// `window_end`.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::cache) struct Decay {
-    /// The value of the core's `freed` at which the current window ends,
-    /// stored as [`Biased`]. Windows are shorter than `isize::MAX` frees,
+    /// The value of the core's `freed` at which the current window ends.
+    /// Windows are shorter than `isize::MAX` frees,
     /// so the count has reached the end iff their wrapping difference is
     /// not negative: a window whose end was passed without being ended
     /// (frees that could not give pages back, a page source that panicked)
-    /// ends at the next free that can.
-    window_end: Biased,
+    /// ends at the next free that can. A new core's is 0: its first window
+    /// ends at its first free, which so starts the first whole window —
+    /// stored as itself, not biased like `shortest`, so that the free that
+    /// compares with it links no exclusive or (a firmware's frees, and
+    /// their window's end, compare it three times).
+    window_end: usize,
     /// Most slabs in use at once in the current window.
     peak: usize,
     /// Most slabs in use at once in the previous window.
@@ -27,9 +31,8 @@ pub(in crate::cache) struct Decay {
 }
 
 /// A count stored as its exclusive or with [`CacheConfig::DEFAULT_DECAY`],
-/// so that a new core's decay under the default configuration — the first
-/// window ending at that many frees, the shortest window that long — is
-/// stored as zeros (see `StoredConfig`).
+/// so that a new core's decay under the default configuration — the
+/// shortest window that long — is stored as zeros (see `StoredConfig`).
 type Biased = crate::cache::config::Biased<{ CacheConfig::DEFAULT_DECAY }>;
 
 /// The longest window: ends are compared by the sign of a wrapping
@@ -37,16 +40,18 @@ type Biased = crate::cache::config::Biased<{ CacheConfig::DEFAULT_DECAY }>;
 const LONGEST: usize = isize::MAX as usize;
 
 impl Decay {
-    /// No peak yet, windows of at least `config.decay` frees, the clock at 0.
+    /// No peak yet, windows of at least `config.decay` frees, the clock at
+    /// 0, and the first window ending at the first free (with nothing
+    /// retained yet, that end only starts the next window from the peak
+    /// noted so far); without hysteresis, no window ending in practice.
     pub(in crate::cache) const fn new(config: &CacheConfig) -> Self {
-        let mut decay = Self {
-            window_end: Biased::of(0),
+        let shortest = shortest_of(config);
+        Self {
+            window_end: if shortest == 0 { LONGEST } else { 0 },
             peak: 0,
             previous: 0,
-            shortest: Biased::of(shortest_of(config)),
-        };
-        decay.window_end = Biased::of(decay.window(0, 0));
-        decay
+            shortest: Biased::of(shortest),
+        }
     }
 
     /// The length of a window for `budget` slabs of `slots_per_slab`: the
@@ -74,9 +79,14 @@ impl Decay {
     }
 
     /// The most pages the cache may hold while it keeps empty slabs
-    /// beyond its reserve.
+    /// beyond its reserve: none without hysteresis, so that one comparison
+    /// with it decides whether a retained slab goes back, whatever the
+    /// configuration.
     #[inline]
     pub(in crate::cache) fn budget(&self) -> usize {
+        if self.shortest.get() == 0 {
+            return 0;
+        }
         self.peak.max(self.previous)
     }
 
@@ -92,14 +102,14 @@ impl Decay {
     /// `pages_held` pages besides it.
     #[inline]
     pub(in crate::cache) fn keeps(&self, pages_held: usize) -> bool {
-        self.shortest.get() != 0 && pages_held < self.budget()
+        pages_held < self.budget()
     }
 
     /// Whether the count of frees, now `freed`, has reached the window's
     /// end (the caller then calls `end_window`, which starts the next).
     #[inline(always)]
     pub(in crate::cache) fn ends_at(&self, freed: usize) -> bool {
-        freed.wrapping_sub(self.window_end.get()).cast_signed() >= 0
+        freed.wrapping_sub(self.window_end).cast_signed() >= 0
     }
 
     /// Starts the next window with `busy` slabs in use and the count at
@@ -113,7 +123,7 @@ impl Decay {
         self.previous = self.peak;
         self.peak = busy;
         let budget = self.budget();
-        self.window_end = Biased::of(freed.wrapping_add(self.window(budget, slots_per_slab)));
+        self.window_end = freed.wrapping_add(self.window(budget, slots_per_slab));
         budget
     }
 
@@ -130,7 +140,7 @@ impl Decay {
         self.shortest = Biased::of(shortest_of(config));
         self.peak = busy;
         self.previous = busy;
-        self.window_end = Biased::of(freed.wrapping_add(self.window(busy, slots_per_slab)));
+        self.window_end = freed.wrapping_add(self.window(busy, slots_per_slab));
     }
 }
 
@@ -151,6 +161,8 @@ mod tests {
     #[test]
     fn a_window_ends_when_the_count_reaches_or_passes_its_end_across_a_wrap() {
         let mut decay = Decay::new(&CacheConfig::new().decay(5));
+        assert!(decay.ends_at(1), "the first window ends at the first free");
+        assert_eq!(decay.next_window(0, 1, 0), 0);
         assert!(!decay.ends_at(4));
         assert!(decay.ends_at(5));
         assert!(

@@ -1,6 +1,6 @@
-//! How a slot goes back to its slab: one at a time (`free`, whose page
-//! given back and window ended sit off its path in `after_free`), or a
-//! batch under one lock (`free_batch`, a magazine's).
+//! How a slot goes back to its slab: one at a time (`free`, whose moves
+//! between lists, page given back and window ended sit off its path in
+//! `after_free`), or a batch under one lock (`free_batch`, a magazine's).
 
 use core::ptr::NonNull;
 
@@ -46,46 +46,69 @@ impl CacheCore {
         reach: SlotReach,
         geometry: &SlabGeometry,
     ) -> Result<(), Misuse> {
-        let keep = P::KEEP_PAGES;
+        if P::KEEP_PAGES {
+            // No page goes back and no count is kept (see `kept`): the
+            // slab's move between lists is all there is, inline.
+            // SAFETY: forwarded from the caller.
+            let emptied = unsafe { self.put_back(owner, slot, reach, true, geometry, true) }?;
+            debug_assert!(
+                emptied.is_none(),
+                "a core that keeps its pages gives none back"
+            );
+            return Ok(());
+        }
         // SAFETY: forwarded from the caller.
-        let emptied = unsafe { self.put_back(owner, slot, reach, true, geometry, keep) }?;
+        let slab = unsafe { self.put_slot(owner, slot, reach, true, geometry, false) }?;
+        // SAFETY: a slot just went back to the live `slab`.
+        let in_use = unsafe { slab.in_use() };
+        // The slab changes lists if it was full (`slots - 1` in use now) or
+        // is empty: one unsigned comparison tells both (0 wraps round to
+        // the top; with one slot a slab, both hold and the bound wraps).
+        let moves = in_use.wrapping_sub(1) >= geometry.slots_per_slab.wrapping_sub(2);
         // The window that may end here finds the free's bookkeeping done.
-        // A core that keeps its pages gives none back, and has no window.
-        if !keep && (emptied.is_some() || self.decay.ends_at(self.freed)) {
-            // One call off the fast path for both, so that nothing the fast
-            // path holds must survive a call.
-            // SAFETY: forwarded from the caller; `put_back` no longer holds
-            // or counts `emptied`.
-            unsafe { self.after_free(pages, emptied, geometry) };
+        if moves || self.decay.ends_at(self.freed) {
+            // One call off the fast path for all three, so that the list
+            // moves, the page given back and the window's end are linked
+            // once, and nothing the fast path holds must survive a call.
+            // SAFETY: forwarded from the caller; `slab` just took `slot`
+            // back, and nothing changed since.
+            unsafe { self.after_free(pages, slab, geometry) };
         }
         Ok(())
     }
 
-    /// The rare end of a free: gives `emptied`'s page back, then ends the
-    /// decay's window if the count of frees has reached its end (asked
-    /// again here rather than passed in, so that the free computes it once,
-    /// in its branch).
+    /// The rare end of a free into `slab`: the slab moved between lists
+    /// (an emptied one beyond the reserve retained, whatever the budget),
+    /// the decay's window ended if the count of frees has reached its end
+    /// (asked again here rather than passed in, so that the free computes
+    /// it once, in its branch), and the retained slabs beyond the budget
+    /// given back — the emptied one first, if the budget has no room for
+    /// it, just as if it had never been retained.
     ///
     /// # Safety
     ///
-    /// The shared contract on [`CacheCore`]; `emptied` is on no list, has
-    /// no slot in use, is counted nowhere, and is never used again.
+    /// The shared contract on [`CacheCore`]; a slot just went back to the
+    /// live `slab` of this core (`put_slot`), which is still on the list
+    /// it was on; `geometry` is the core's.
     #[cold]
     #[inline(never)]
     unsafe fn after_free<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
-        emptied: Option<Slab>,
+        slab: Slab,
         geometry: &SlabGeometry,
     ) {
-        if let Some(slab) = emptied {
-            // SAFETY: the caller's guarantees.
-            unsafe { self.give_back(pages, slab) };
-        }
+        // SAFETY: the caller's guarantees.
+        let freed = unsafe { freed(slab, geometry, 1) };
+        // SAFETY: `freed` is what the free just did; with `retain`, no slab
+        // is returned.
+        let _ = unsafe { self.relist_freed(freed, false, true) };
         if self.decay.ends_at(self.freed) {
-            // SAFETY: forwarded from the caller.
-            unsafe { self.end_window(pages, geometry) };
+            self.decay
+                .next_window(self.busy(), geometry.slots_per_slab, self.freed);
         }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.give_back_surplus(pages) };
     }
 
     /// Returns every slot of `slots` to its slab: the batch API a magazine
@@ -226,7 +249,7 @@ impl CacheCore {
             // SAFETY: the run just went back to the live `slab`.
             let freed = unsafe { freed(slab, geometry, these.len()) };
             // SAFETY: `freed` is what the run's free just did.
-            if let Some(slab) = unsafe { self.relist_freed(freed, keep) } {
+            if let Some(slab) = unsafe { self.relist_freed(freed, keep, false) } {
                 // SAFETY: the slab is on no list now; its links are ours to
                 // chain the slabs that go back.
                 unsafe { slab.set_links(None, emptied) };
@@ -264,7 +287,7 @@ impl CacheCore {
         // SAFETY: a slot just went back to the live `slab`.
         let freed = unsafe { freed(slab, geometry, 1) };
         // SAFETY: `freed` is what the free just did.
-        Ok(unsafe { self.relist_freed(freed, keep) })
+        Ok(unsafe { self.relist_freed(freed, keep, false) })
     }
 
     /// The first half of [`put_back`](Self::put_back): `slot` back on its
@@ -322,7 +345,10 @@ impl CacheCore {
 
     /// The second half of [`put_back`](Self::put_back): the slab of
     /// `freed` moved between lists, and returned if it goes back (never
-    /// with `keep`, which leaves `empty` alone too).
+    /// with `keep`, which leaves `empty` alone too). With `retain`, a slab
+    /// emptied beyond the reserve is retained whatever the budget, and
+    /// none is returned: the caller gives back what the budget has no room
+    /// for (`give_back_surplus`).
     ///
     /// # Safety
     ///
@@ -330,7 +356,7 @@ impl CacheCore {
     /// done (of one slot by `put_slot`, or of a run by `put_runs`) did, and
     /// nothing changed since; `keep` is the page source's `KEEP_PAGES`.
     #[inline(always)]
-    unsafe fn relist_freed(&mut self, freed: Freed, keep: bool) -> Option<Slab> {
+    unsafe fn relist_freed(&mut self, freed: Freed, keep: bool, retain: bool) -> Option<Slab> {
         let Freed {
             slab,
             was_full,
@@ -361,7 +387,7 @@ impl CacheCore {
                 self.empty += 1;
             }
             &mut self.available
-        } else if self.decay.keeps(self.pages_held()) {
+        } else if retain || self.decay.keeps(self.pages_held()) {
             &mut self.retained
         } else {
             return Some(slab);

@@ -53,9 +53,10 @@
 //!   the cache and empties it again frees at most its peak's slots from
 //!   one peak to the next: no window passes without a peak, so it keeps
 //!   its pages, however large it is.
-//! - With `decay == 0` (`CacheConfig::eager`) nothing is ever retained:
-//!   the behaviour of earlier versions, a page back the moment its slab
-//!   empties beyond the reserve.
+//! - With `decay == 0` (`CacheConfig::eager`) the budget is 0, so nothing
+//!   stays retained past the free that empties its slab: the behaviour of
+//!   earlier versions, a page back the moment its slab empties beyond the
+//!   reserve.
 //! - Under a page source that keeps its pages (`KeepPages`), none of this
 //!   applies, and none of it is linked: no free gives a page back, nothing
 //!   is retained, and only `shrink` (and a cache's drop) gives pages back.
@@ -66,12 +67,15 @@
 //! Cost: allocation's fast path is unchanged (the peak is noted on the
 //! cold path that takes a slab for `available`). A free compares its count
 //! with the window's end — a load, a subtraction and a branch, no store
-//! beyond the count it kept before — and one call off its fast path
-//! serves both the page it gives back and the window's end; the free that
-//! empties a slab beyond the reserve also compares the pages held with the
-//! budget. A window's end gives back the surplus in one go, O(1) a page
-//! (each retained by one free of the window); nothing walks a list outside
-//! `shrink` and `set_config`.
+//! beyond the count it kept before — and a single free makes one call off
+//! its fast path for all that is rare: its slab's move between lists, the
+//! window's end, and the pages that go back. There, a slab emptied beyond
+//! the reserve is retained, and the retained slabs beyond the budget go
+//! back (`give_back_surplus`): the emptied slab itself if the budget has
+//! no room for it, the surplus of an old peak when a window ends — one
+//! loop, the only one a firmware's frees link. A window's end gives back
+//! the surplus in one go, O(1) a page (each retained by one free of the
+//! window); nothing walks a list outside `shrink` and `set_config`.
 //!
 //! # Why this design
 //!
@@ -143,8 +147,8 @@ impl CacheCore {
             // No counts kept, no window to end (see `kept`).
             return;
         }
-        // Both counts move: the slots in use stay what they are.
-        self.allocated = self.allocated.wrapping_add(slots);
+        // The clock runs; the slots in use, the slabs' counts, stay what
+        // they are.
         self.freed = self.freed.wrapping_add(slots);
         if self.decay.ends_at(self.freed) {
             // SAFETY: forwarded from the caller.
@@ -165,14 +169,29 @@ impl CacheCore {
         pages: &P,
         geometry: &SlabGeometry,
     ) {
-        let budget = self
-            .decay
+        self.decay
             .next_window(self.busy(), geometry.slots_per_slab, self.freed);
-        // One slab at a time, off its list before its page goes back: should
-        // the page source panic, the retained slabs not yet given back stay
-        // retained, and counted, until the next window ends. (No chain to
-        // relist them, as `give_back_all` needs for slabs taken off
-        // `available`.)
+        // SAFETY: forwarded from the caller.
+        unsafe { self.give_back_surplus(pages) };
+    }
+
+    /// Gives back retained slabs, the most recently retained first, while
+    /// the cache holds more pages than its budget: at a window's end, and
+    /// after a free that retained the slab it emptied — which so goes back
+    /// at once if the budget has no room for it, through this one loop,
+    /// the only place a firmware's frees give a page back.
+    ///
+    /// One slab at a time, off its list before its page goes back: should
+    /// the page source panic, the retained slabs not yet given back stay
+    /// retained, and counted, until the next call. (No chain to relist
+    /// them, as `give_back_all` needs for slabs taken off `available`.)
+    ///
+    /// # Safety
+    ///
+    /// The shared contract on [`CacheCore`].
+    #[inline]
+    pub(super) unsafe fn give_back_surplus<P: PageAllocator + ?Sized>(&mut self, pages: &P) {
+        let budget = self.decay.budget();
         while self.pages_held() > budget {
             // SAFETY: `retained` is ours, its slabs live; `&mut self`.
             let Some(slab) = (unsafe { take_head(&mut self.retained) }) else {
@@ -238,7 +257,7 @@ impl CacheCore {
         pages: &P,
         geometry: &SlabGeometry,
     ) -> usize {
-        self.recount(geometry, P::KEEP_PAGES);
+        self.recount(P::KEEP_PAGES);
         let mut chain = None;
         let mut released = 0;
         // SAFETY: `retained` is ours, its slabs live; `&mut self`.
@@ -414,14 +433,12 @@ impl CacheCore {
     /// # Safety
     ///
     /// The shared contract on [`CacheCore`]; no one reads or writes any slot
-    /// of this core again (no use after free), and the core is dropped next;
-    /// `geometry` is the core's.
+    /// of this core again (no use after free), and the core is dropped next.
     pub(crate) unsafe fn give_back_every_page<P: PageAllocator + ?Sized>(
         &mut self,
         pages: &P,
-        geometry: &SlabGeometry,
     ) -> usize {
-        self.recount(geometry, P::KEEP_PAGES);
+        self.recount(P::KEEP_PAGES);
         let mut released = 0;
         loop {
             // SAFETY: our lists, under `&mut self`.
@@ -435,13 +452,11 @@ impl CacheCore {
                 break;
             };
             // SAFETY: a live slab of ours, off its list now.
-            let used = unsafe { slab.in_use() };
-            if was_available && used == 0 {
+            if was_available && unsafe { slab.in_use() } == 0 {
+                // The counts stay true of the slabs still listed, should
+                // the page source panic.
                 self.empty -= 1;
             }
-            // Its slots count as taken back: the counts stay true of the
-            // slabs still listed, should the page source panic.
-            self.freed = self.freed.wrapping_add(used);
             // Whoever gets the page next may touch all of it.
             poison::allow(slab.page(), page_size_of::<P>());
             // SAFETY: the page came from `pages` (shared contract), is on no
