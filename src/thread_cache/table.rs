@@ -159,8 +159,8 @@ impl Entry {
 
 /// One thread's entries, and its links on [`TABLES`] or the pool. On cache
 /// lines of its own (see `own_lines`): tables come from `System` back to
-/// back, and one thread's `last`, written at every allocation, shared a
-/// line with the next table's first entry, read at every call.
+/// back, where one thread's `last`, written at every allocation, could
+/// share a line with the next table's first entry, read at every call.
 #[repr(align(128))]
 pub(crate) struct Table {
     entries: [Entry; ENTRIES],
