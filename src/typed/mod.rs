@@ -96,6 +96,11 @@ pub use slab_box::SlabBox;
 /// static HUGE: SlabCache<[u8; 8192], GlobalPages<U16384>> = SlabCache::new_in(GlobalPages::with_page_size());
 /// assert_eq!(SlabCache::<[u8; 8192], GlobalPages<U16384>>::SLOTS_PER_SLAB, 1);
 /// ```
+// `C` layout, fields in this order: the set first, so that the cache's
+// address is the set's and a free, which finds the cache in its slab's
+// header, needs no offset to reach it (an instruction a pair, once the
+// read-mostly fields took the first place, 128-byte aligned as they are).
+#[repr(C)]
 pub struct SlabCache<T, P: PageAllocator = DefaultPages> {
     set: CacheSet<P, U1, One<T, P>>,
     /// What every allocation and free reads, away from what other threads
