@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
-use minimal_slab_perf::contenders::names::PRIVATE_FREE_LIST;
 use minimal_slab_perf::workloads::key_sum;
 use minimal_slab_perf::workloads::threads::{handoff, pairs_on_threads};
 use minimal_slab_perf::{
@@ -88,7 +87,7 @@ struct Pools<'g, 'c> {
 impl<T: Value> SharedVisitor<T> for Pools<'_, '_> {
     fn visit<P: ThreadedPool<T>>(&mut self, name: &'static str, pool: &P) {
         let (mode, bytes) = (self.mode, self.bytes);
-        if mode == Mode::Handoff && name == PRIVATE_FREE_LIST {
+        if mode == Mode::Handoff && !P::HANDS_OFF {
             return;
         }
         self.group.bench_function(name, |b| {

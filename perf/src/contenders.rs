@@ -160,6 +160,10 @@ pub trait ThreadedPool<T: Value>: Sync {
     /// What the fronts send each other.
     type Sent: Send;
 
+    /// Whether an object one front allocates may be freed by another (the
+    /// hand-off workload); a pool of private fronts cannot.
+    const HANDS_OFF: bool = true;
+
     /// Makes a front for the calling thread and runs `work` on it; the
     /// front gives back what it holds when `work` returns.
     fn with_front<W: FrontVisitor<T, Self::Sent>>(&self, work: W) -> W::Output;
@@ -446,6 +450,7 @@ impl<T: Value> ThreadFront<T> for FreeList<T> {
 
 impl<T: Value> ThreadedPool<T> for PrivateFreeLists {
     type Sent = T;
+    const HANDS_OFF: bool = false;
 
     fn with_front<W: FrontVisitor<T, T>>(&self, work: W) -> W::Output {
         work.visit(&mut FreeList::<T>::new())
