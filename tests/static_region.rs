@@ -179,3 +179,48 @@ fn page_sizes_other_than_4_kib_are_named_in_bytes() {
     assert_eq!(block[8191], 3);
     assert_eq!(Big.capacity(), 1);
 }
+
+static_region! {
+    /// Sixteen small pages, for the count of free pages.
+    struct Small: 16 pages of 256 bytes;
+}
+
+#[test]
+fn available_counts_the_free_pages_exactly_whatever_the_order_they_come_back_in() {
+    let mut out = Vec::new();
+    // A small generator of its own: steps in a fixed, mixed order.
+    let mut state = 0x2545_F491_u32;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state as usize % n
+    };
+    for step in 0..if cfg!(miri) { 200 } else { 5_000 } {
+        if next(2) == 0 || out.is_empty() {
+            match Small.allocate_page() {
+                Ok(page) => {
+                    // The page is the user's: its first word, where a free
+                    // page holds its link, gets the user's bytes.
+                    // SAFETY: a page of 256 bytes, handed out to this test.
+                    unsafe { page.as_ptr().write_bytes(0x5A, 256) };
+                    out.push(page);
+                }
+                Err(error) => {
+                    assert_eq!(error, PageAllocError::RegionExhausted);
+                    assert_eq!(out.len(), 16, "step {step}: exhausted early");
+                }
+            }
+        } else {
+            let page = out.swap_remove(next(out.len()));
+            // SAFETY: handed out above, and not used again.
+            unsafe { Small.deallocate_page(page) };
+        }
+        assert_eq!(Small.available(), 16 - out.len(), "step {step}");
+    }
+    for page in out.drain(..) {
+        // SAFETY: as above.
+        unsafe { Small.deallocate_page(page) };
+    }
+    assert_eq!(Small.available(), Small.capacity());
+}
