@@ -11,7 +11,7 @@
 //! core at each such request when two threads allocate at once, for the
 //! sake of a number only `stats()` reads. So with `std` the counts are
 //! split over [`SHARDS`] shards, each on cache lines of its own, and a
-//! thread counts in the shard the address of a thread-local of its picks.
+//! thread counts in the shard the address of its stack picks.
 //! A shard counts what came in and what went out apart, each only ever
 //! growing (and wrapping): a block may come in on one thread and go out
 //! on another, so only the sums over all shards mean anything. Builds
@@ -129,18 +129,20 @@ impl FallbackCounts {
     }
 }
 
-/// The shard the calling thread counts in: from the address of a
-/// thread-local, which differs from thread to thread (and needs no
-/// destructor, so it is there during thread teardown too).
+/// The shard the calling thread counts in: from the address of its stack,
+/// which differs from thread to thread, and is there during thread
+/// teardown too.
 #[cfg(all(feature = "std", not(loom)))]
 #[inline]
 fn shard_of_this_thread() -> usize {
-    std::thread_local! {
-        static MARK: u8 = const { 0 };
-    }
-    let address = MARK.with(|mark| core::ptr::from_ref(mark).addr());
-    // Fibonacci hashing: the top bits of the product mix every bit of the
-    // address, which for threads' storage differ mostly in the middle.
+    // The stack, not a thread-local: threads' stacks lie megabytes apart,
+    // and reading a thread-local may allocate on a platform without native
+    // thread-local storage — inside the allocator, when it is the global
+    // one. Where in the stack the call sits only moves the low bits, and
+    // any shard is correct, the choice only spreads the threads out.
+    let probe = 0u8;
+    let address = core::ptr::addr_of!(probe).addr() >> 20;
+    // Fibonacci hashing: the top bits of the product mix every bit left.
     (address.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - 2)) % SHARDS
 }
 
@@ -177,7 +179,7 @@ mod tests {
         assert_eq!(counts.totals(), (0, 0));
     }
 
-    /// A thread that counts on request, in the shard its storage picks.
+    /// A thread that counts on request, in the shard its stack picks.
     struct Counter {
         shard: usize,
         orders: std::sync::mpsc::Sender<(usize, bool)>,
@@ -198,7 +200,7 @@ mod tests {
         const BYTES: usize = 700;
         let counts = FallbackCounts::new();
         std::thread::scope(|s| {
-            // Threads alive at once, so that their storage, and so their
+            // Threads alive at once, so that their stacks, and so their
             // shards, differ.
             let counters: Vec<Counter> = (0..16)
                 .map(|_| {
