@@ -133,10 +133,7 @@ use size_class::class_of;
 /// // Beyond the classes, without a fallback: an error, not a panic.
 /// assert!(ALLOC.allocate(Layout::new::<[u8; 300]>()).is_err());
 /// ```
-// `C` layout, fields in this order: the set first, so that the cache's
-// address is the set's and a free, which finds the cache in its slab's
-// header, needs no offset to reach it (an instruction a pair, once the
-// read-mostly fields took the first place, 128-byte aligned as they are).
+// `C` layout, the set first: see `SlabCache`'s.
 #[repr(C)]
 pub struct SlabAllocator<P: PageAllocator = DefaultPages, F = NoFallback, M: SizeClassLimit = U256>
 {

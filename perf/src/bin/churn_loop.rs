@@ -16,15 +16,14 @@
 //! one contender (`freelist`, `slaballocator` or `slabcache`): a run to
 //! profile, or to count under `valgrind --tool=cachegrind`.
 
-use std::alloc::Layout;
 use std::hint::black_box;
-use std::ptr::NonNull;
 use std::time::Instant;
 
 use minimal_slab::{SlabAllocator, SlabCache};
-use minimal_slab_perf::Value;
+use minimal_slab_perf::contenders::{CacheRef, SlabAllocatorPool};
 use minimal_slab_perf::free_list::FreeList;
 use minimal_slab_perf::workloads::SplitMix64;
+use minimal_slab_perf::{Pool, Value};
 
 const LIVE: usize = 100_000;
 const SPREAD: usize = 5_000;
@@ -44,39 +43,28 @@ fn allocates(rng: &mut SplitMix64, live: usize) -> bool {
     }
 }
 
-fn raw<const N: usize>() -> f64 {
-    let heap = SlabAllocator::new();
-    let layout = Layout::new::<[u64; N]>();
+/// Five rounds of churn on `pool`; the best round in ns per operation.
+fn churn<T: Value, P: Pool<T>>(pool: &mut P) -> f64 {
     let mut rng = SplitMix64::new(SEED);
     let mut best = f64::MAX;
     let mut sum = 0u64;
     for _ in 0..ROUNDS {
-        let mut live: Vec<NonNull<[u64; N]>> = Vec::with_capacity(LIVE + SPREAD);
+        let mut live = Vec::with_capacity(LIVE + SPREAD);
         for key in 0..LIVE as u64 {
-            let p = heap.allocate(layout).unwrap().cast::<[u64; N]>();
-            // SAFETY: fresh memory for one `[u64; N]`.
-            unsafe { p.write([key; N]) };
-            live.push(p);
+            live.push(pool.alloc(T::new(key)));
         }
         let start = Instant::now();
         for key in 0..OPS as u64 {
             if allocates(&mut rng, live.len()) {
-                let p = heap.allocate(layout).unwrap().cast::<[u64; N]>();
-                // SAFETY: as above.
-                unsafe { p.write([key; N]) };
-                live.push(p);
+                live.push(pool.alloc(T::new(key)));
             } else {
-                let p = live.swap_remove(rng.below(live.len()));
-                // SAFETY: written on allocation, not freed yet.
-                sum = sum.wrapping_add(unsafe { p.read() }[0]);
-                // SAFETY: from `allocate(layout)`, freed once.
-                unsafe { heap.deallocate(p.cast(), layout) };
+                let handle = live.swap_remove(rng.below(live.len()));
+                sum = sum.wrapping_add(pool.free(handle));
             }
         }
         best = best.min(start.elapsed().as_nanos() as f64 / OPS as f64);
-        for p in live {
-            // SAFETY: as above.
-            unsafe { heap.deallocate(p.cast(), layout) };
+        for handle in live {
+            pool.free(handle);
         }
     }
     black_box(sum);
@@ -84,60 +72,19 @@ fn raw<const N: usize>() -> f64 {
 }
 
 /// The unsynchronised free list, the baseline of the ratios.
-fn free_list<const N: usize>() -> f64
-where
-    [u64; N]: Value,
-{
-    let mut list = FreeList::<[u64; N]>::new();
-    let mut rng = SplitMix64::new(SEED);
-    let mut best = f64::MAX;
-    let mut sum = 0u64;
-    for _ in 0..ROUNDS {
-        let mut live = Vec::with_capacity(LIVE + SPREAD);
-        for key in 0..LIVE as u64 {
-            live.push(list.alloc([key; N]));
-        }
-        let start = Instant::now();
-        for key in 0..OPS as u64 {
-            if allocates(&mut rng, live.len()) {
-                live.push(list.alloc([key; N]));
-            } else {
-                let index = live.swap_remove(rng.below(live.len()));
-                sum = sum.wrapping_add(list.free(index)[0]);
-            }
-        }
-        best = best.min(start.elapsed().as_nanos() as f64 / OPS as f64);
-        for index in live {
-            list.free(index);
-        }
-    }
-    black_box(sum);
-    best
+fn free_list<T: Value>() -> f64 {
+    churn(&mut FreeList::<T>::new())
 }
 
-fn typed<const N: usize>() -> f64 {
-    let cache: SlabCache<[u64; N]> = SlabCache::new();
-    let mut rng = SplitMix64::new(SEED);
-    let mut best = f64::MAX;
-    let mut sum = 0u64;
-    for _ in 0..ROUNDS {
-        let mut live = Vec::with_capacity(LIVE + SPREAD);
-        for key in 0..LIVE as u64 {
-            live.push(cache.alloc([key; N]).unwrap());
-        }
-        let start = Instant::now();
-        for key in 0..OPS as u64 {
-            if allocates(&mut rng, live.len()) {
-                live.push(cache.alloc([key; N]).unwrap());
-            } else {
-                let object = live.swap_remove(rng.below(live.len()));
-                sum = sum.wrapping_add(object[0]);
-            }
-        }
-        best = best.min(start.elapsed().as_nanos() as f64 / OPS as f64);
-    }
-    black_box(sum);
-    best
+/// `SlabAllocator::allocate`/`deallocate`, a layout of `T`.
+fn raw<T: Value>() -> f64 {
+    churn::<T, _>(&mut SlabAllocatorPool(SlabAllocator::new()))
+}
+
+/// `SlabCache::alloc` and dropping the `SlabBox`.
+fn typed<T: Value>() -> f64 {
+    let cache = SlabCache::<T>::new();
+    churn(&mut CacheRef(&cache))
 }
 
 /// One row: the free list, then the two fronts, with their ratios.
@@ -148,9 +95,9 @@ where
     let only = std::env::var("CHURN_ONLY").ok();
     let wants = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let run = |name: &str, f: fn() -> f64| if wants(name) { f() } else { f64::NAN };
-    let base = run("freelist", free_list::<N>);
-    let raw = run("slaballocator", raw::<N>);
-    let typed = run("slabcache", typed::<N>);
+    let base = run("freelist", free_list::<[u64; N]>);
+    let raw = run("slaballocator", raw::<[u64; N]>);
+    let typed = run("slabcache", typed::<[u64; N]>);
     println!(
         "{label:>6}  {base:>9.2}  {raw:>9.2} {:>5.2}x  {typed:>9.2} {:>5.2}x",
         raw / base,
