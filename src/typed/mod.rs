@@ -479,14 +479,13 @@ impl<T, P: PageAllocator> fmt::Debug for SlabCache<T, P> {
     }
 }
 
-// SAFETY: the cache holds no `T` of its own, only memory for them; sending it
-// sends its pages (owned exclusively) and its page source (`P: Send`). Values
-// are only ever moved in and out by handles, which require `T: Send` to cross
-// threads.
+// The cache holds no `T` of its own, only memory for them; values move in
+// and out by handles, which need `T: Send` to cross threads.
+// SAFETY: sending the cache sends its pages (owned) and its source (`P: Send`).
 unsafe impl<T: Send, P: PageAllocator + Send> Send for SlabCache<T, P> {}
 
-// SAFETY: all shared-reference access to the slabs goes through the core's
-// lock, and the page source is shared only as `&P` (`P: Sync`). `T: Send`
-// because a value allocated on one thread may be dropped — and its slot
-// returned — on another.
+// `T: Send` because a value allocated on one thread may be dropped, and its
+// slot returned, on another.
+// SAFETY: shared access to the slabs goes through the core's lock, and the
+// page source is shared only as `&P` (`P: Sync`).
 unsafe impl<T: Send, P: PageAllocator + Sync> Sync for SlabCache<T, P> {}
