@@ -142,8 +142,11 @@ fn shard_of_this_thread() -> usize {
     // any shard is correct, the choice only spreads the threads out.
     let probe = 0u8;
     let address = core::ptr::addr_of!(probe).addr() >> 20;
-    // Fibonacci hashing: the top bits of the product mix every bit left.
-    (address.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - 2)) % SHARDS
+    // Fibonacci hashing: the top bits of the product, as many as index a
+    // shard, mix every bit left.
+    const INDEX_BITS: u32 = SHARDS.trailing_zeros();
+    const _: () = assert!(SHARDS.is_power_of_two() && SHARDS > 1);
+    address.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - INDEX_BITS)
 }
 
 #[cfg(not(all(feature = "std", not(loom))))]
