@@ -7,7 +7,9 @@
 //! cargo run -p minimal_slab_perf --release --bin fifo_loop [CONTENDER]
 //! ```
 //!
-//! The `slab` crate runs too, as the peer to compare with.
+//! The `slab` crate runs too, as the peer to compare with, and `Box`'s
+//! alloc/free on mimalloc (its `GlobalAlloc` methods), the nearest peer
+//! that, like a `static` cache, serves any thread.
 //!
 //! `FIFO_ROUNDS=20` shortens the run, for `valgrind --tool=cachegrind`.
 //!
@@ -32,6 +34,7 @@ use std::time::Instant;
 use minimal_slab::page_allocator::{ChunkedPages, GlobalPages, PageAllocator};
 use minimal_slab::typenum::U262144;
 use minimal_slab::{CacheConfig, PageAllocError, SlabCache};
+use minimal_slab_perf::contenders::{MimallocBox, SharedPool};
 use minimal_slab_perf::free_list::FreeList;
 
 const OBJECTS: usize = 10_000;
@@ -138,6 +141,24 @@ fn slab_crate() -> Figure {
     )
 }
 
+/// `Box` on mimalloc, spelled out on its `GlobalAlloc` methods.
+fn mimalloc_box() -> Figure {
+    let pool = MimallocBox;
+    let mut handles = Vec::with_capacity(OBJECTS);
+    measure(
+        || {
+            handles.extend(
+                (0..OBJECTS as u64).map(|key| SharedPool::<Object>::alloc(&pool, [key; 8])),
+            );
+            handles
+                .drain(..)
+                .map(|h| SharedPool::<Object>::free(&pool, h))
+                .sum()
+        },
+        &|| 0,
+    )
+}
+
 fn slab_cache(config: CacheConfig) -> Figure {
     let pages = ChunkedPages::new(CountedChunks::default());
     let cache = SlabCache::<Object, _>::with_config(&pages, config);
@@ -171,6 +192,7 @@ fn main() {
     let mut rows = vec![("freelist".to_string(), base)];
     if only.is_none() {
         rows.push(("slab crate".to_string(), slab_crate()));
+        rows.push(("box-mimalloc".to_string(), mimalloc_box()));
     }
     for (name, config) in contenders {
         if only.as_deref().is_none_or(|only| only == name) {

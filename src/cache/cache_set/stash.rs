@@ -12,23 +12,29 @@ use crate::checked::{CHECKED, Misuse, poison};
 use crate::page_allocator::PageAllocator;
 
 impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
-    /// Keeps `slots`, a magazine's overflow of cache `class`, whole in the
+    /// Keeps `slots`, a magazine's overflow of cache `index`, whole in the
     /// cache's depot for the next magazine that runs dry (see `depot`), and
     /// returns `true`; or `false`, the slots still the caller's, when the
     /// depot is full, the batch is longer than the depot's, or the build is
-    /// checked (its slots must reach the slabs, where the checks are).
+    /// checked (its slots must reach the slabs, where the checks are). When
+    /// the depot's window ends with a surplus, that many batches go to the
+    /// slabs here.
     ///
     /// # Safety
     ///
     /// As for [`free_batch`](Self::free_batch): each slot was handed out by
-    /// cache `class` of this set, through a pointer that reaches its page,
+    /// cache `index` of this set, through a pointer that reaches its page,
     /// appears once, and no one uses it. (`unstash` hands the slots out
     /// again as if the slabs had: a double free here is a slot handed to two
     /// users there.)
-    pub(crate) unsafe fn stash(&self, class: usize, slots: &[NonNull<u8>]) -> bool {
-        let geometry = self.geometry(class);
-        let class = &self.classes[class];
-        if CHECKED || slots.is_empty() || slots.len() > BATCH_MAX || class.depot.looks_full() {
+    pub(crate) unsafe fn stash(&self, index: usize, slots: &[NonNull<u8>]) -> bool {
+        let geometry = self.geometry(index);
+        let class = &self.classes[index];
+        if CHECKED
+            || slots.is_empty()
+            || slots.len() > BATCH_MAX
+            || class.depot.looks_full(geometry.slot_size)
+        {
             return false;
         }
         let size = geometry.slot_size;
@@ -37,18 +43,39 @@ impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
         for &slot in slots {
             poison::forbid(slot, size);
         }
-        let Some(passed) = class.depot.push(slots) else {
+        let Some(pushed) = class.depot.push(slots, size) else {
             for &slot in slots {
                 poison::allow(slot, size);
             }
             return false;
         };
-        if passed > 0 {
+        if pushed.passed > 0 {
             let mut core = class.core.lock();
             // SAFETY: `self.pages` is the only page source any core sees.
-            unsafe { core.note_passed(&self.pages, &geometry, passed) };
+            unsafe { core.note_passed(&self.pages, &geometry, pushed.passed) };
+        }
+        if pushed.surplus > 0 {
+            self.give_back_surplus(index, pushed.surplus);
         }
         true
+    }
+
+    /// Takes `batches` batches out of the depot of cache `class` (fewer if
+    /// other threads took some meanwhile) and gives their slots to the
+    /// slabs, whose decay decides about their pages.
+    #[cold]
+    #[inline(never)]
+    fn give_back_surplus(&self, class: usize, batches: usize) {
+        let mut batch = [NonNull::dangling(); BATCH_MAX];
+        for _ in 0..batches {
+            let taken = self.unstash(class, &mut batch);
+            if taken == 0 {
+                break;
+            }
+            // SAFETY: slots `stash` took from a magazine of this cache, whose
+            // guarantees they carry; taking them made them ours alone.
+            unsafe { self.free_batch(class, &batch[..taken], Misuse::report, true) };
+        }
     }
 
     /// Fills the start of `out` with a batch from the depot of cache
@@ -84,6 +111,7 @@ impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
             unsafe { self.free_batch(class, &batch[..taken], Misuse::report, false) };
             freed = true;
         }
+        self.classes[class].depot.emptied();
         // Slabs the batches emptied beyond the reserve are listed as empty:
         // their pages go back now (should the page source panic, those not
         // yet given back stay listed).
