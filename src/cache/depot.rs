@@ -52,7 +52,8 @@
 //! highest level of the previous one (at least [`SHORTEST_WINDOW`]), so a
 //! workload that fills and drains the depot in rounds sees its lowest level
 //! at zero and keeps its batches, while one that stopped draining gives its
-//! surplus back within a few windows.
+//! surplus back within a few windows. The shelf follows: one four times larger than
+//! a whole window needed shrinks to twice that.
 //!
 //! # What it owns
 //!
@@ -189,18 +190,20 @@ impl Levels {
     }
 
     /// At the window's end, with `held` batches, starts the next window
-    /// and returns the surplus: what the window's lowest level held beyond
-    /// [`MIN_BATCHES`], about to be taken out. 0 before the end.
-    fn surplus(&mut self, held: usize) -> usize {
+    /// and returns the surplus — what the window's lowest level held beyond
+    /// [`MIN_BATCHES`], about to be taken out — and the window's highest
+    /// level. `None` before the end.
+    fn end(&mut self, held: usize) -> Option<(usize, usize)> {
         if self.moved < self.window {
-            return 0;
+            return None;
         }
+        let highest = self.highest;
         let surplus = self.lowest.saturating_sub(MIN_BATCHES);
         self.window = self.highest.saturating_mul(4).max(SHORTEST_WINDOW);
         self.moved = 0;
         self.lowest = held - surplus;
         self.highest = held - surplus;
-        surplus
+        Some((surplus, highest))
     }
 
     /// The depot was emptied: a new window from nothing.
@@ -243,7 +246,17 @@ impl Depot {
         let count = held.shelf.len();
         self.hint.store(count, Ordering::Relaxed);
         held.levels.moved(count);
-        let surplus = held.levels.surplus(count);
+        let mut surplus = 0;
+        if let Some((extra, highest)) = held.levels.end(count) {
+            surplus = extra;
+            // A shelf four times larger than a whole window needed shrinks
+            // to twice that: room for the next burst of the same size,
+            // without a growth per round for a workload that fills and
+            // drains it.
+            if highest.saturating_mul(4) < held.shelf.capacity() {
+                held.shelf.shrink_to(highest * 2);
+            }
+        }
         held.passed += batch.len();
         let passed = if held.passed < REPORT_EVERY {
             0
@@ -409,6 +422,10 @@ mod tests {
         assert_eq!(surplus, 0);
         assert_eq!(given_back, deep - MIN_BATCHES, "all but the minimum");
         assert_eq!(depot.slots(), MIN_BATCHES * BATCH_MAX);
+        assert!(
+            depot.batches.lock().shelf.capacity() <= 2 * (MIN_BATCHES + 1),
+            "the shelf shrank to twice what the windows since needed"
+        );
         while depot.pop_into(&mut out) > 0 {}
         depot.emptied();
         assert_eq!(depot.batches.lock().levels.window, SHORTEST_WINDOW);

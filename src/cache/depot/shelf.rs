@@ -119,6 +119,36 @@ impl Shelf {
             .sum()
     }
 
+    /// How many batches the buffer has room for.
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Shrinks the buffer to room for `capacity` batches, if that is less
+    /// than it has and no fewer than it holds; keeps it as it is if the
+    /// system allocator cannot move it.
+    pub(super) fn shrink_to(&mut self, capacity: usize) {
+        let capacity = capacity.max(self.len).max(FIRST_CAPACITY);
+        if capacity >= self.capacity {
+            return;
+        }
+        // SAFETY: `buf` is `System`'s allocation for the current capacity's
+        // layout (the invariant, `capacity > 0` here since a smaller one was
+        // found), and the new size is not zero.
+        let buf = unsafe {
+            System.realloc(
+                self.buf.as_ptr().cast(),
+                Self::layout(self.capacity),
+                Self::layout(capacity).size(),
+            )
+        };
+        if let Some(buf) = NonNull::new(buf) {
+            // The first `len <= capacity` batches moved with the buffer.
+            self.buf = buf.cast();
+            self.capacity = capacity;
+        }
+    }
+
     /// Forgets every batch, reading no slot, and gives the buffer back.
     pub(super) fn release(&mut self) {
         self.len = 0;
@@ -212,6 +242,12 @@ mod tests {
         }
         assert_eq!(shelf.pop_into(&mut out), 0);
         assert!(shelf.push(&slots[..BATCH_MAX], 10));
+        assert!(shelf.push(&slots[..3], 10));
+        shelf.shrink_to(1);
+        assert_eq!(shelf.capacity, FIRST_CAPACITY, "never below the first");
+        assert_eq!(shelf.pop_into(&mut out), 3, "the batches moved with it");
+        assert_eq!(&out[..3], &slots[..3]);
+        assert_eq!(shelf.slots(), BATCH_MAX);
         shelf.release();
         assert_eq!((shelf.len(), shelf.capacity, shelf.slots()), (0, 0, 0));
         assert!(shelf.push(&slots[..2], 1), "a released shelf grows again");
