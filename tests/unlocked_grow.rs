@@ -335,9 +335,12 @@ fn growth_outside_the_lock_races_shrink_set_config_and_stats() {
     });
     // A scoped thread's caches give up their slots as its thread-local
     // destructors run, which may end a moment after its scope: until then
-    // a slot on its way out of a magazine counts as in use.
+    // a slot on its way out of a magazine counts as in use, and one still
+    // in the magazine as cached (a page `shrink` must leave alone).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while cache.stats().objects_in_use != 0 && std::time::Instant::now() < deadline {
+    let settled =
+        |s: &minimal_slab::CacheStats| s.objects_in_use == 0 && s.cached_slots == s.depot_slots;
+    while !settled(&cache.stats()) && std::time::Instant::now() < deadline {
         thread::yield_now();
     }
     let s = cache.stats();

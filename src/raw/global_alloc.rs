@@ -74,6 +74,22 @@ impl<P: PageAllocator, F: Fallback, M: SizeClassLimit> SlabAllocator<P, F, M> {
         self.allocate_with(layout, abort_on_misuse)
     }
 
+    /// `GlobalAlloc::alloc` past its common case: a refill, a first call
+    /// on this thread, the fallback (and every call, where the `GlobalAlloc`
+    /// methods take the size classes' locks); a null pointer on failure.
+    #[cfg_attr(
+        all(feature = "std", not(loom), minimal_slab_global_tls),
+        cold,
+        inline(never)
+    )]
+    #[cfg_attr(not(all(feature = "std", not(loom), minimal_slab_global_tls)), inline)]
+    fn alloc_uncached(&self, layout: Layout) -> *mut u8 {
+        abort_on_unwind(|| {
+            self.global_allocate(layout)
+                .map_or(ptr::null_mut(), NonNull::as_ptr)
+        })
+    }
+
     /// [`deallocate`](Self::deallocate) for a pointer whose borrow may cover
     /// the object alone (a `Box`'s), as the `GlobalAlloc` methods take it. A
     /// misuse aborts.
@@ -148,10 +164,18 @@ where
 {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        abort_on_unwind(|| {
-            self.global_allocate(layout)
-                .map_or(ptr::null_mut(), NonNull::as_ptr)
-        })
+        // The common case inline, its pointer in a register, the rest out
+        // of line: `global_allocate` called on every request, its `Result`
+        // through memory, cost 25 M of the global workload's 3 225 M
+        // instructions on one thread (`valgrind --tool=cachegrind
+        // target/release/global_slab 1 20000`).
+        #[cfg(all(feature = "std", not(loom), minimal_slab_global_tls))]
+        if let Some(class) = Self::class_index(layout)
+            && let Some(slot) = self.thread.take_cached(&self.set, class, class_size(class))
+        {
+            return slot.as_ptr();
+        }
+        self.alloc_uncached(layout)
     }
 
     #[inline]

@@ -174,26 +174,55 @@ impl ThreadCache {
         class: usize,
         size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
-        if let Some(ticket) = self.ticket() {
-            let (key, index) = (key(ticket, class), entry_index(ticket, class));
-            // An `Option` of a pointer out of the closure, not a `Result`:
-            // small enough to stay in a register (a `Result` went through
-            // the stack, and its reload, wider than the store, stalled on
-            // store forwarding: 9 ns a pair instead of 2).
-            let fast = current::with(|table| {
-                let entry = table.entry(index);
-                if entry.is(key) {
-                    table.set_last(index);
-                    entry.front.take_cached(set, class, size)
-                } else {
-                    None
-                }
-            });
-            if let Some(slot) = fast.flatten() {
-                return Ok(slot);
-            }
+        if let Some(ticket) = self.ticket()
+            && let Some(slot) = self.magazine_slot(ticket, set, class, size).flatten()
+        {
+            return Ok(slot);
         }
         self.take_slow(set, class, size)
+    }
+
+    /// The common case of [`take`](Self::take) alone: a slot of this
+    /// thread's magazine for cache `class`, or `None` (no ticket yet, an
+    /// entry another cache holds, an empty magazine). For the
+    /// `GlobalAlloc` methods, which keep the rest out of line.
+    #[cfg(all(not(loom), minimal_slab_global_tls))]
+    #[inline]
+    pub(crate) fn take_cached<P: PageAllocator, C: ArrayLength, S: Shapes>(
+        &self,
+        set: &CacheSet<P, C, S>,
+        class: usize,
+        size: usize,
+    ) -> Option<NonNull<u8>> {
+        self.magazine_slot(self.ticket()?, set, class, size)
+            .flatten()
+    }
+
+    /// A slot of the magazine of this thread's entry for cache `class` of
+    /// the set whose ticket is `ticket`: `None` without a table (the
+    /// thread is going away), `Some(None)` if the entry is another cache's
+    /// or the magazine is empty. An `Option` of a pointer out of the
+    /// closure, not a `Result`: small enough to stay in a register (a
+    /// `Result` went through the stack, and its reload, wider than the
+    /// store, stalled on store forwarding: 9 ns a pair instead of 2).
+    #[inline(always)]
+    fn magazine_slot<P: PageAllocator, C: ArrayLength, S: Shapes>(
+        &self,
+        ticket: Ticket,
+        set: &CacheSet<P, C, S>,
+        class: usize,
+        size: usize,
+    ) -> Option<Option<NonNull<u8>>> {
+        let (key, index) = (key(ticket, class), entry_index(ticket, class));
+        current::with(|table| {
+            let entry = table.entry(index);
+            if entry.is(key) {
+                table.set_last(index);
+                entry.front.take_cached(set, class, size)
+            } else {
+                None
+            }
+        })
     }
 
     /// `take` with an empty magazine, an entry another cache holds, or no
