@@ -68,9 +68,9 @@ const BATCH: usize = MAGAZINE / 2;
 /// cache's depot (builds without checks), rather than in the slabs.
 const DEPOT: bool = !cfg!(any(debug_assertions, feature = "checked"));
 
-/// How many batches the depot of a cache of 1 KiB slots holds: a MiB of
+/// How many batches the depot of a cache of 1 KiB slots holds: 4 MiB of
 /// slots in batches of 32, the most a magazine gives back at once.
-const DEPOT_BATCHES: usize = (1 << 20) / (1024 * 32);
+const DEPOT_BATCHES: usize = (4 << 20) / (1024 * 32);
 
 // ---------------------------------------------------------------------------
 // The page source.
