@@ -191,6 +191,32 @@ where
         let Some(ptr) = NonNull::new(ptr) else {
             return ptr::null_mut();
         };
+        // A block that moves from one size class to another, the common
+        // case (a vector or a string that grows by doubling), when this
+        // thread's magazine has a slot of the new class: alloc, copy and
+        // dealloc as their `GlobalAlloc` methods would, without the
+        // general path's dispatch.
+        #[cfg(all(feature = "std", not(loom), minimal_slab_global_tls))]
+        if let Ok(new_layout) = Layout::from_size_align(new_size, layout.align())
+            && let Some(old_class) = Self::class_index(layout)
+            && let Some(new_class) = Self::class_index(new_layout)
+            && old_class != new_class
+            && let Some(new) = self
+                .thread
+                .take_cached(&self.set, new_class, class_size(new_class))
+        {
+            // SAFETY: `ptr` is a live block of `layout` (the caller's
+            // contract), `new` a slot of at least `new_size` bytes just
+            // handed out to us: both valid for the bytes kept, and distinct.
+            unsafe {
+                ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size))
+            };
+            // SAFETY: `GlobalAlloc::realloc`'s contract on `ptr` and
+            // `layout` is `dealloc`'s, which is `deallocate_narrowed`'s; on
+            // success the caller never uses `ptr` again.
+            abort_on_unwind(|| unsafe { self.deallocate_narrowed(ptr, layout) });
+            return new.as_ptr();
+        }
         // SAFETY: `GlobalAlloc::realloc`'s contract is `reallocate_narrowed`'s.
         let moved =
             abort_on_unwind(|| unsafe { self.reallocate_narrowed(ptr, layout, new_size, false) });
