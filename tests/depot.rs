@@ -322,3 +322,312 @@ fn pages_of_an_old_peak_go_back_while_the_workload_lives_on_the_depot() {
     assert!(s.pages <= peak / 4, "peak {peak} pages, now {s:?}");
     assert!(peak >= 80);
 }
+
+/// `objects_in_use + cached_slots + free_slots` covers every slab's slots
+/// exactly, and the slots the cache counts as in use are exactly `held`:
+/// the live handles and the slots resting in the explicit fronts'
+/// magazines, which the cache cannot tell from handed-out ones.
+fn assert_accounted(s: &minimal_slab::CacheStats, held: usize, when: &str) {
+    assert_eq!(
+        s.objects_in_use + s.cached_slots + s.free_slots,
+        s.pages * s.slots_per_slab,
+        "{when}: every slot counted once: {s:?}"
+    );
+    assert_eq!(
+        s.objects_in_use, held,
+        "{when}: in use = live handles + magazines: {s:?}"
+    );
+    assert_eq!(
+        s.cached_slots, s.depot_slots,
+        "{when}: no thread cache holds a slot: {s:?}"
+    );
+}
+
+/// Takes every slot the cache has free or in its depot (and as many more as
+/// new pages bring), and asserts that no address comes out twice: a slot
+/// both in the depot and on its slab's free list would.
+fn assert_no_slot_twice(cache: &SlabCache<[u8; 1024], &PanickyPages>, when: &str) {
+    use minimal_slab::LocalCache;
+    use minimal_slab::typenum::U64;
+
+    let s = cache.stats();
+    let front = LocalCache::<_, _, U64>::new(cache);
+    let all: Vec<_> = (0..s.free_slots + s.depot_slots + 64)
+        .map(|i| front.alloc_shared([i as u8; 1024]).unwrap())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, b) in all.iter().enumerate() {
+        assert!(
+            seen.insert(&**b as *const [u8; 1024] as usize),
+            "{when}: slot {:p} handed out twice",
+            &**b
+        );
+        assert!(b.iter().all(|&x| x == i as u8), "{when}: slot {i} intact");
+    }
+    for b in all {
+        front.recycle(b);
+    }
+}
+
+/// A window of the depot's decay that ends with a surplus hands that many
+/// batches to the slabs from inside the free that ended it, pages given
+/// back as their slabs empty. A page source that panics there must leave
+/// every slot in exactly one place — the depot, a magazine or its slab —
+/// and every page must come back once the cache shrinks.
+#[test]
+fn a_page_source_panicking_while_the_depot_gives_its_surplus_back_loses_no_slot() {
+    use minimal_slab::LocalCache;
+    use minimal_slab::typenum::U64;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    if !DEPOT {
+        return;
+    }
+    let pages = PanickyPages {
+        inner: Pages::new(GlobalPages::new()),
+        armed: false.into(),
+    };
+    // Slots of a kilobyte (three to a slab, a depot of 32 batches), slabs
+    // given back as soon as they empty.
+    let config = minimal_slab::CacheConfig::new().reserve(0).eager();
+    let cache: SlabCache<[u8; 1024], &PanickyPages> = SlabCache::with_config(&pages, config);
+    // Magazines of 64, so batches of 32: `taker` allocates, `freer` frees.
+    let taker = LocalCache::<_, _, U64>::new(&cache);
+    let freer = LocalCache::<_, _, U64>::new(&cache);
+    let held = |live: usize| live + taker.cached() + freer.cached();
+    // Twenty batches deep.
+    let deep = 20;
+    let burst: Vec<_> = (0..deep * 32 + 64)
+        .map(|_| taker.alloc_shared([1; 1024]).unwrap())
+        .collect();
+    for b in burst {
+        freer.recycle(b);
+    }
+    let s = cache.stats();
+    assert_eq!(s.depot_slots, deep * 32, "{s:?}");
+    assert_accounted(&s, held(0), "after the burst");
+    // Then one batch out of the depot and one back in, round after round:
+    // the level never falls below `deep - 1`, so a window's end finds
+    // `deep - 1 - 8` batches surplus and frees them, emptying slabs.
+    pages.armed.store(true, SeqCst);
+    let mut caught = None;
+    for round in 0..1_000 {
+        let mut objects: Vec<_> = (0..32)
+            .map(|_| taker.alloc_shared([2; 1024]).unwrap())
+            .collect();
+        while let Some(b) = objects.pop() {
+            let before = cache.stats();
+            if catch_unwind(AssertUnwindSafe(|| freer.recycle(b))).is_err() {
+                caught = Some((round, before, objects));
+                break;
+            }
+        }
+        if caught.is_some() {
+            break;
+        }
+    }
+    let (round, before, objects) = caught.expect("a surplus was given back");
+    assert!(!pages.armed.load(SeqCst));
+    let s = cache.stats();
+    // The overflow went into a depot with room, and one batch came out
+    // again before the panic: the surplus's first.
+    assert!(before.depot_slots < 32 * 32, "room: {before:?}");
+    assert_eq!(
+        (s.depot_slots, s.objects_in_use + 32),
+        (before.depot_slots, before.objects_in_use),
+        "the panic came from the surplus's give-back (round {round}): {before:?} -> {s:?}"
+    );
+    assert_accounted(&s, held(objects.len()), "after the panic");
+    assert_no_slot_twice(&cache, "after the panic");
+    for b in objects {
+        freer.recycle(b);
+    }
+    // The rest of the surplus goes back at later windows' ends.
+    for _ in 0..200 {
+        let objects: Vec<_> = (0..32)
+            .map(|_| taker.alloc_shared([3; 1024]).unwrap())
+            .collect();
+        for b in objects {
+            freer.recycle(b);
+        }
+    }
+    let s = cache.stats();
+    assert!(
+        s.depot_slots <= (8 + 1) * 32,
+        "the surplus went back: {s:?}"
+    );
+    assert_accounted(&s, held(0), "after more windows");
+    assert_no_slot_twice(&cache, "after more windows");
+    drop((taker, freer));
+    cache.shrink();
+    let s = cache.stats();
+    assert_eq!(
+        (s.pages, s.objects_in_use, s.depot_slots),
+        (0, 0, 0),
+        "{s:?}"
+    );
+    drop(cache);
+    assert_eq!(pages.inner.outstanding(), 0);
+}
+
+/// The depot reports the slots that pass through it to the slabs' decay
+/// clock from inside the free whose batch it kept; a window of the slabs
+/// that ends there gives the pages of an old peak back. A page source that
+/// panics there must leave the batch in the depot, and in the depot only.
+#[test]
+fn a_page_source_panicking_while_the_depot_reports_to_the_clock_loses_no_slot() {
+    use minimal_slab::LocalCache;
+    use minimal_slab::typenum::U64;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    if !DEPOT {
+        return;
+    }
+    let pages = PanickyPages {
+        inner: Pages::new(GlobalPages::new()),
+        armed: false.into(),
+    };
+    // Empty slabs kept while a recent peak needs them, over windows of a
+    // few hundred frees.
+    let config = minimal_slab::CacheConfig::new().reserve(0).decay(64);
+    let cache: SlabCache<[u8; 1024], &PanickyPages> = SlabCache::with_config(&pages, config);
+    let taker = LocalCache::<_, _, U64>::new(&cache);
+    let freer = LocalCache::<_, _, U64>::new(&cache);
+    let held = |live: usize| live + taker.cached() + freer.cached();
+    // A peak of a hundred pages, freed straight to the slabs (flushed a
+    // magazine at a time, so nothing overflows into the depot): its empty
+    // slabs are retained.
+    let mut peak: Vec<_> = (0..300)
+        .map(|_| taker.alloc_shared([1; 1024]).unwrap())
+        .collect();
+    taker.flush();
+    while !peak.is_empty() {
+        for b in peak.drain(peak.len().saturating_sub(64)..) {
+            freer.recycle(b);
+        }
+        freer.flush();
+    }
+    drop(peak);
+    let s = cache.stats();
+    assert_eq!((s.objects_in_use, s.depot_slots), (0, 0), "{s:?}");
+    assert!(s.pages >= 100, "{s:?}");
+    // Then a batch through the depot and back, round after round: only the
+    // depot's reports move the slabs' clock, and a window's end gives the
+    // old peak's pages back from inside a free.
+    pages.armed.store(true, SeqCst);
+    let mut caught = None;
+    for round in 0..10_000 {
+        let mut objects: Vec<_> = (0..32)
+            .map(|_| taker.alloc_shared([2; 1024]).unwrap())
+            .collect();
+        while let Some(b) = objects.pop() {
+            let before = cache.stats();
+            if catch_unwind(AssertUnwindSafe(|| freer.recycle(b))).is_err() {
+                caught = Some((round, before, objects));
+                break;
+            }
+        }
+        if caught.is_some() {
+            break;
+        }
+    }
+    let (round, before, objects) = caught.expect("a window of the slabs ended");
+    let s = cache.stats();
+    // The overflow is in the depot, and a page went back before the panic.
+    assert_eq!(
+        (s.depot_slots, s.objects_in_use + 32, s.pages + 1),
+        (before.depot_slots + 32, before.objects_in_use, before.pages),
+        "the panic came from the clock's window (round {round}): {before:?} -> {s:?}"
+    );
+    assert_accounted(&s, held(objects.len()), "after the panic");
+    assert_no_slot_twice(&cache, "after the panic");
+    for b in objects {
+        freer.recycle(b);
+    }
+    drop((taker, freer));
+    cache.shrink();
+    let s = cache.stats();
+    assert_eq!(
+        (s.pages, s.objects_in_use, s.depot_slots),
+        (0, 0, 0),
+        "{s:?}"
+    );
+    drop(cache);
+    assert_eq!(pages.inner.outstanding(), 0);
+}
+
+/// One thread allocates chunks of varying size and sends them, another
+/// checks and frees them, a third shrinks the cache now and then: the
+/// depot's level wanders, so windows end with a surplus that the freeing
+/// thread hands to the slabs while the allocating one takes batches out,
+/// and `shrink` empties the depot (and frees its shelf) while both push
+/// and pop. Every object must come through intact — a slot handed to two
+/// owners would be written by both — and every page must come back.
+#[test]
+fn surplus_give_backs_and_shrinks_racing_with_the_hand_off_keep_every_object_intact() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    let pages = Pages::new(GlobalPages::new());
+    let cache: SlabCache<[u64; 8], &Pages> = SlabCache::new_in(&pages);
+    // Checked builds keep no depot: a few chunks show the slabs' path.
+    let chunks = if cfg!(miri) {
+        30
+    } else if DEPOT {
+        3_000
+    } else {
+        200
+    };
+    let largest = if cfg!(miri) { 100 } else { 4_000 };
+    let done = AtomicBool::new(false);
+    let (tx, rx) = mpsc::sync_channel::<Vec<(u64, SlabBox<'_, [u64; 8], &Pages>)>>(2);
+    thread::scope(|s| {
+        let (cache, done) = (&cache, &done);
+        s.spawn(move || {
+            let mut rng = common::XorShift::new(0x5eed);
+            let mut id = 0u64;
+            for _ in 0..chunks {
+                let chunk = (0..rng.range(1, largest))
+                    .map(|_| {
+                        id += 1;
+                        (id, cache.alloc([id; 8]).unwrap())
+                    })
+                    .collect();
+                tx.send(chunk).unwrap();
+            }
+        });
+        s.spawn(move || {
+            let mut expected = 1;
+            for chunk in rx {
+                for (id, b) in chunk {
+                    assert_eq!(id, expected, "ids in order");
+                    assert_eq!(*b, [id; 8], "object {id} intact");
+                    expected += 1;
+                }
+            }
+            done.store(true, SeqCst);
+        });
+        s.spawn(move || {
+            while !done.load(SeqCst) {
+                cache.shrink();
+                thread::yield_now();
+            }
+        });
+    });
+    while cache.stats().cached_slots != cache.stats().depot_slots {
+        thread::yield_now();
+    }
+    let s = cache.stats();
+    assert_eq!(s.objects_in_use, 0, "{s:?}");
+    assert_eq!(
+        s.objects_in_use + s.cached_slots + s.free_slots,
+        s.pages * s.slots_per_slab,
+        "{s:?}"
+    );
+    cache.shrink();
+    let s = cache.stats();
+    assert_eq!((s.pages, s.cached_slots), (0, 0), "{s:?}");
+    drop(cache);
+    assert_eq!(pages.outstanding(), 0);
+}
