@@ -106,6 +106,18 @@ impl Shelf {
         batch.len
     }
 
+    /// Moves the `count` batches at the bottom (the oldest; all of them if
+    /// it holds fewer) to the top, in their order, so that the next `count`
+    /// pops take them: a surplus goes back oldest first, the batches that
+    /// sat untouched the longest, and the ones moved last stay.
+    pub(super) fn raise_oldest(&mut self, count: usize) {
+        // SAFETY: `buf[..len]` are initialised batches inside the buffer (a
+        // dangling, aligned pointer if `len == 0`), which `&mut self` holds
+        // alone.
+        let batches = unsafe { core::slice::from_raw_parts_mut(self.buf.as_ptr(), self.len) };
+        batches.rotate_left(count.min(self.len));
+    }
+
     /// Slots held, over every batch.
     pub(super) fn slots(&self) -> usize {
         (0..self.len)
@@ -241,6 +253,19 @@ mod tests {
             assert_eq!(&out[..3], batch);
         }
         assert_eq!(shelf.pop_into(&mut out), 0);
+        for batch in slots.chunks(3).take(5) {
+            assert!(shelf.push(batch, 10));
+        }
+        shelf.raise_oldest(2);
+        for batch in slots.chunks(3).take(2).rev() {
+            assert_eq!(shelf.pop_into(&mut out), 3);
+            assert_eq!(&out[..3], batch, "the oldest two come out first");
+        }
+        for batch in slots.chunks(3).skip(2).take(3).rev() {
+            assert_eq!(shelf.pop_into(&mut out), 3);
+            assert_eq!(&out[..3], batch, "then the rest, last in first out");
+        }
+        shelf.raise_oldest(1);
         assert!(shelf.push(&slots[..BATCH_MAX], 10));
         assert!(shelf.push(&slots[..3], 10));
         shelf.shrink_to(1);
@@ -248,6 +273,8 @@ mod tests {
         assert_eq!(shelf.pop_into(&mut out), 3, "the batches moved with it");
         assert_eq!(&out[..3], &slots[..3]);
         assert_eq!(shelf.slots(), BATCH_MAX);
+        shelf.raise_oldest(7);
+        assert_eq!(shelf.len(), 1, "no more than it holds");
         shelf.release();
         assert_eq!((shelf.len(), shelf.capacity, shelf.slots()), (0, 0, 0));
         assert!(shelf.push(&slots[..2], 1), "a released shelf grows again");
