@@ -362,7 +362,12 @@ fn assert_no_slot_twice(cache: &SlabCache<[u8; 1024], &PanickyPages>, when: &str
             "{when}: slot {:p} handed out twice",
             &**b
         );
-        assert!(b.iter().all(|&x| x == i as u8), "{when}: slot {i} intact");
+        // Its ends only: Miri runs this too.
+        assert_eq!(
+            (b[0], b[1023]),
+            (i as u8, i as u8),
+            "{when}: slot {i} intact"
+        );
     }
     for b in all {
         front.recycle(b);
@@ -443,8 +448,10 @@ fn a_page_source_panicking_while_the_depot_gives_its_surplus_back_loses_no_slot(
     for b in objects {
         freer.recycle(b);
     }
-    // The rest of the surplus goes back at later windows' ends.
-    for _ in 0..200 {
+    // The rest of the surplus goes back at later windows' ends (two of
+    // them at least: at most 4 * 32 moves each, two a round).
+    let rounds = if cfg!(miri) { 140 } else { 200 };
+    for _ in 0..rounds {
         let objects: Vec<_> = (0..32)
             .map(|_| taker.alloc_shared([3; 1024]).unwrap())
             .collect();
