@@ -115,7 +115,7 @@ pub(crate) const MAX_BATCHES: usize = if cfg!(loom) { 4 } else { 4096 };
 /// [`MAX_BATCHES`]: the FIFO workload's 10 000 objects of 64 bytes fit, and
 /// the global workload's bursts of small strings mostly do: with a limit
 /// of 1 MiB it ran 3 185 M instructions, with 4 MiB 3 110 M (-2.4 %), its
-/// peak RSS 77.5 and 79.6 MB (`valgrind --tool=cachegrind
+/// peak RSS 77 500 and 79 700 KiB (`valgrind --tool=cachegrind
 /// target/release/global_slab 1 20000`; `target/release/global_slab`).
 pub(crate) const MAX_BYTES: usize = 4 << 20;
 
