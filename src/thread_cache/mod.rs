@@ -90,13 +90,14 @@ use generic_array::ArrayLength;
 
 #[cfg(loom)]
 pub(crate) use self::current::wait_for_exits;
+use self::orphans::put_back;
 pub(crate) use self::own_lines::OwnLines;
 use self::registry::Ticket;
 use self::table::{Entry, Table, entry_index, key};
 use crate::cache::{CacheSet, Shapes, SlotReach};
 use crate::checked::Misuse;
 use crate::error::AllocError;
-use crate::magazine::{check_cached, give_straight_back};
+use crate::magazine::give_straight_back;
 use crate::page_allocator::PageAllocator;
 use crate::sync::const_fn_unless_loom;
 use crate::sync::threaded::AtomicU64;
@@ -474,47 +475,4 @@ fn flush_entry<P: PageAllocator, C: ArrayLength, S: Shapes>(
             entry.front.flush(set, class, size, release);
         }
     });
-}
-
-/// Returns every slot of `orphans` to its cache of `set`, a batch per lock.
-/// Each is checked first, as a slot leaving a magazine is: one written to
-/// while it rested (checked builds) is kept by no one, and the first is
-/// reported once the others are back.
-fn put_back<P: PageAllocator, C: ArrayLength, S: Shapes>(
-    set: &CacheSet<P, C, S>,
-    mut orphans: registry::Orphans,
-) {
-    const BATCH: usize = 32;
-    let mut damaged = None;
-    let mut next = orphans.pop();
-    while let Some((_, class)) = next {
-        let size = set.geometry(class).slot_size;
-        let mut batch = [NonNull::dangling(); BATCH];
-        let mut len = 0;
-        // A batch of one class: an entry's orphans are listed together.
-        while len < BATCH
-            && let Some((slot, _)) = next.filter(|&(_, c)| c == class)
-        {
-            next = orphans.pop();
-            // SAFETY: an orphan is a resting slot of this set's cache
-            // `class`, which is alive (the caller is it), so its page is.
-            match unsafe { check_cached(slot, size) } {
-                Ok(()) => {
-                    batch[len] = slot;
-                    len += 1;
-                }
-                Err(misuse) => {
-                    damaged.get_or_insert((misuse, slot, class));
-                }
-            }
-        }
-        // SAFETY: orphans are resting slots of this cache's class, handed
-        // out through pointers that reach their page, used by no one.
-        unsafe { set.free_batch(class, &batch[..len], Misuse::report, true) };
-    }
-    if let Some((misuse, slot, class)) = damaged {
-        // SAFETY: the slot is in one of this set's pages.
-        let misuse = unsafe { set.diagnose(class, slot) }.unwrap_or(misuse);
-        misuse.report(slot);
-    }
 }

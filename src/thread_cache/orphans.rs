@@ -1,5 +1,6 @@
 //! The list of slots a thread gave up to a cache without the cache at hand
-//! (see `registry`), kept by address, in memory from the system allocator.
+//! (see `registry`), kept by address, in memory from the system allocator;
+//! and `put_back`, which returns them to the cache when it adopts them.
 //!
 //! # Why not a `Vec`
 //!
@@ -13,6 +14,13 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use std::alloc::{GlobalAlloc, System};
+
+use generic_array::ArrayLength;
+
+use crate::cache::{CacheSet, Shapes};
+use crate::checked::Misuse;
+use crate::magazine::check_cached;
+use crate::page_allocator::PageAllocator;
 
 /// One listed slot: its address and its size class.
 type Orphan = (NonNull<u8>, usize);
@@ -139,6 +147,49 @@ fn layout(cap: usize) -> Option<Layout> {
 fn current(cap: usize) -> Layout {
     // The list reached `cap` through `layout`, which accepted it.
     layout(cap).unwrap_or_else(|| unreachable!("a capacity the list has is a valid layout"))
+}
+
+/// Returns every slot of `orphans` to its cache of `set`, a batch per lock.
+/// Each is checked first, as a slot leaving a magazine is: one written to
+/// while it rested (checked builds) is kept by no one, and the first is
+/// reported once the others are back.
+pub(super) fn put_back<P: PageAllocator, C: ArrayLength, S: Shapes>(
+    set: &CacheSet<P, C, S>,
+    mut orphans: Orphans,
+) {
+    const BATCH: usize = 32;
+    let mut damaged = None;
+    let mut next = orphans.pop();
+    while let Some((_, class)) = next {
+        let size = set.geometry(class).slot_size;
+        let mut batch = [NonNull::dangling(); BATCH];
+        let mut len = 0;
+        // A batch of one class: an entry's orphans are listed together.
+        while len < BATCH
+            && let Some((slot, _)) = next.filter(|&(_, c)| c == class)
+        {
+            next = orphans.pop();
+            // SAFETY: an orphan is a resting slot of this set's cache
+            // `class`, which is alive (the caller is it), so its page is.
+            match unsafe { check_cached(slot, size) } {
+                Ok(()) => {
+                    batch[len] = slot;
+                    len += 1;
+                }
+                Err(misuse) => {
+                    damaged.get_or_insert((misuse, slot, class));
+                }
+            }
+        }
+        // SAFETY: orphans are resting slots of this cache's class, handed
+        // out through pointers that reach their page, used by no one.
+        unsafe { set.free_batch(class, &batch[..len], Misuse::report, true) };
+    }
+    if let Some((misuse, slot, class)) = damaged {
+        // SAFETY: the slot is in one of this set's pages.
+        let misuse = unsafe { set.diagnose(class, slot) }.unwrap_or(misuse);
+        misuse.report(slot);
+    }
 }
 
 #[cfg(test)]
