@@ -317,9 +317,11 @@ fn pages_of_an_old_peak_go_back_while_the_workload_lives_on_the_depot() {
     }
     let s = cache.stats();
     // Live: nothing; resting: two magazines' worth and what the depot's
-    // last window needed (8 batches of 32 at least), scattered over a few
-    // pages each. The peak's 80 went back, all but a quarter at most.
-    assert!(s.pages <= peak / 4, "peak {peak} pages, now {s:?}");
+    // last windows needed (8 batches of 32 at least, oldest given back
+    // first), scattered over a few pages each, and the empty slabs the
+    // slabs' own decay still retains. The peak's 80 went back, all but a
+    // third at most (8-22 pages over 30 runs; the clock stopped: 80).
+    assert!(s.pages <= peak / 3, "peak {peak} pages, now {s:?}");
     assert!(peak >= 80);
 }
 
@@ -374,6 +376,28 @@ fn assert_no_slot_twice(cache: &SlabCache<[u8; 1024], &PanickyPages>, when: &str
     }
 }
 
+/// Allocates a batch of 32 objects and frees them one by one, round after
+/// round (at most `rounds`), until a free panics; then returns the round,
+/// the stats taken just before that free, and the objects not yet freed.
+fn until_a_free_panics<B>(
+    rounds: usize,
+    mut alloc: impl FnMut() -> B,
+    mut free: impl FnMut(B),
+    stats: impl Fn() -> minimal_slab::CacheStats,
+) -> Option<(usize, minimal_slab::CacheStats, Vec<B>)> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    for round in 0..rounds {
+        let mut objects: Vec<B> = (0..32).map(|_| alloc()).collect();
+        while let Some(b) = objects.pop() {
+            let before = stats();
+            if catch_unwind(AssertUnwindSafe(|| free(b))).is_err() {
+                return Some((round, before, objects));
+            }
+        }
+    }
+    None
+}
+
 /// A window of the depot's decay that ends with a surplus hands that many
 /// batches to the slabs from inside the free that ended it, pages given
 /// back as their slabs empty. A page source that panics there must leave
@@ -383,7 +407,6 @@ fn assert_no_slot_twice(cache: &SlabCache<[u8; 1024], &PanickyPages>, when: &str
 fn a_page_source_panicking_while_the_depot_gives_its_surplus_back_loses_no_slot() {
     use minimal_slab::LocalCache;
     use minimal_slab::typenum::U64;
-    use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::sync::atomic::Ordering::SeqCst;
 
     if !DEPOT {
@@ -393,7 +416,7 @@ fn a_page_source_panicking_while_the_depot_gives_its_surplus_back_loses_no_slot(
         inner: Pages::new(GlobalPages::new()),
         armed: false.into(),
     };
-    // Slots of a kilobyte (three to a slab, a depot of 32 batches), slabs
+    // Slots of a kilobyte (three to a slab, a depot of 128 batches), slabs
     // given back as soon as they empty.
     let config = minimal_slab::CacheConfig::new().reserve(0).eager();
     let cache: SlabCache<[u8; 1024], &PanickyPages> = SlabCache::with_config(&pages, config);
@@ -416,22 +439,12 @@ fn a_page_source_panicking_while_the_depot_gives_its_surplus_back_loses_no_slot(
     // the level never falls below `deep - 1`, so a window's end finds
     // `deep - 1 - 8` batches surplus and frees them, emptying slabs.
     pages.armed.store(true, SeqCst);
-    let mut caught = None;
-    for round in 0..1_000 {
-        let mut objects: Vec<_> = (0..32)
-            .map(|_| taker.alloc_shared([2; 1024]).unwrap())
-            .collect();
-        while let Some(b) = objects.pop() {
-            let before = cache.stats();
-            if catch_unwind(AssertUnwindSafe(|| freer.recycle(b))).is_err() {
-                caught = Some((round, before, objects));
-                break;
-            }
-        }
-        if caught.is_some() {
-            break;
-        }
-    }
+    let caught = until_a_free_panics(
+        1_000,
+        || taker.alloc_shared([2; 1024]).unwrap(),
+        |b| freer.recycle(b),
+        || cache.stats(),
+    );
     let (round, before, objects) = caught.expect("a surplus was given back");
     assert!(!pages.armed.load(SeqCst));
     let s = cache.stats();
@@ -486,7 +499,6 @@ fn a_page_source_panicking_while_the_depot_gives_its_surplus_back_loses_no_slot(
 fn a_page_source_panicking_while_the_depot_reports_to_the_clock_loses_no_slot() {
     use minimal_slab::LocalCache;
     use minimal_slab::typenum::U64;
-    use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::sync::atomic::Ordering::SeqCst;
 
     if !DEPOT {
@@ -524,22 +536,12 @@ fn a_page_source_panicking_while_the_depot_reports_to_the_clock_loses_no_slot() 
     // depot's reports move the slabs' clock, and a window's end gives the
     // old peak's pages back from inside a free.
     pages.armed.store(true, SeqCst);
-    let mut caught = None;
-    for round in 0..10_000 {
-        let mut objects: Vec<_> = (0..32)
-            .map(|_| taker.alloc_shared([2; 1024]).unwrap())
-            .collect();
-        while let Some(b) = objects.pop() {
-            let before = cache.stats();
-            if catch_unwind(AssertUnwindSafe(|| freer.recycle(b))).is_err() {
-                caught = Some((round, before, objects));
-                break;
-            }
-        }
-        if caught.is_some() {
-            break;
-        }
-    }
+    let caught = until_a_free_panics(
+        10_000,
+        || taker.alloc_shared([2; 1024]).unwrap(),
+        |b| freer.recycle(b),
+        || cache.stats(),
+    );
     let (round, before, objects) = caught.expect("a window of the slabs ended");
     let s = cache.stats();
     // The overflow is in the depot, and a page went back before the panic.
