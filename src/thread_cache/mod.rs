@@ -176,7 +176,7 @@ impl ThreadCache {
         size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
         if let Some(ticket) = self.ticket()
-            && let Some(slot) = self.magazine_slot(ticket, set, class, size).flatten()
+            && let Some(slot) = magazine_slot(ticket, set, class, size).flatten()
         {
             return Ok(slot);
         }
@@ -195,35 +195,7 @@ impl ThreadCache {
         class: usize,
         size: usize,
     ) -> Option<NonNull<u8>> {
-        self.magazine_slot(self.ticket()?, set, class, size)
-            .flatten()
-    }
-
-    /// A slot of the magazine of this thread's entry for cache `class` of
-    /// the set whose ticket is `ticket`: `None` without a table (the
-    /// thread is going away), `Some(None)` if the entry is another cache's
-    /// or the magazine is empty. An `Option` of a pointer out of the
-    /// closure, not a `Result`: small enough to stay in a register (a
-    /// `Result` went through the stack, and its reload, wider than the
-    /// store, stalled on store forwarding: 9 ns a pair instead of 2).
-    #[inline(always)]
-    fn magazine_slot<P: PageAllocator, C: ArrayLength, S: Shapes>(
-        &self,
-        ticket: Ticket,
-        set: &CacheSet<P, C, S>,
-        class: usize,
-        size: usize,
-    ) -> Option<Option<NonNull<u8>>> {
-        let (key, index) = (key(ticket, class), entry_index(ticket, class));
-        current::with(|table| {
-            let entry = table.entry(index);
-            if entry.is(key) {
-                table.set_last(index);
-                entry.front.take_cached(set, class, size)
-            } else {
-                None
-            }
-        })
+        magazine_slot(self.ticket()?, set, class, size).flatten()
     }
 
     /// `take` with an empty magazine, an entry another cache holds, or no
@@ -441,6 +413,32 @@ impl ThreadCache {
     ) {
         put_back(set, registry::adopt(ticket));
     }
+}
+
+/// A slot of the magazine of this thread's entry for cache `class` of
+/// the set whose ticket is `ticket`: `None` without a table (the
+/// thread is going away), `Some(None)` if the entry is another cache's
+/// or the magazine is empty. An `Option` of a pointer out of the
+/// closure, not a `Result`: small enough to stay in a register (a
+/// `Result` went through the stack, and its reload, wider than the
+/// store, stalled on store forwarding: 9 ns a pair instead of 2).
+#[inline(always)]
+fn magazine_slot<P: PageAllocator, C: ArrayLength, S: Shapes>(
+    ticket: Ticket,
+    set: &CacheSet<P, C, S>,
+    class: usize,
+    size: usize,
+) -> Option<Option<NonNull<u8>>> {
+    let (key, index) = (key(ticket, class), entry_index(ticket, class));
+    current::with(|table| {
+        let entry = table.entry(index);
+        if entry.is(key) {
+            table.set_last(index);
+            entry.front.take_cached(set, class, size)
+        } else {
+            None
+        }
+    })
 }
 
 /// Runs `use_entry` on this thread's entry for `key` (at `index`), claimed

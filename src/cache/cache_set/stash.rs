@@ -66,16 +66,27 @@ impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
     #[cold]
     #[inline(never)]
     fn give_back_surplus(&self, class: usize, batches: usize) {
+        self.unstash_to_slabs(class, batches, true);
+    }
+
+    /// Takes up to `most` batches out of the depot of cache `class` and
+    /// gives their slots to the slabs, a batch per lock (with `release`,
+    /// slabs emptied beyond the reserve give their pages back at once);
+    /// returns whether any went.
+    fn unstash_to_slabs(&self, class: usize, most: usize, release: bool) -> bool {
         let mut batch = [NonNull::dangling(); BATCH_MAX];
-        for _ in 0..batches {
+        let mut moved = false;
+        for _ in 0..most {
             let taken = self.unstash(class, &mut batch);
             if taken == 0 {
                 break;
             }
             // SAFETY: slots `stash` took from a magazine of this cache, whose
             // guarantees they carry; taking them made them ours alone.
-            unsafe { self.free_batch(class, &batch[..taken], Misuse::report, true) };
+            unsafe { self.free_batch(class, &batch[..taken], Misuse::report, release) };
+            moved = true;
         }
+        moved
     }
 
     /// Fills the start of `out` with a batch from the depot of cache
@@ -99,18 +110,7 @@ impl<P: PageAllocator, C: ArrayLength, S: Shapes> CacheSet<P, C, S> {
     /// a batch is out of the depot once taken, so a page source that
     /// panicked between two of them would lose the slots of the rest.
     pub(crate) fn empty_depot(&self, class: usize, release: bool) {
-        let mut batch = [NonNull::dangling(); BATCH_MAX];
-        let mut freed = false;
-        loop {
-            let taken = self.unstash(class, &mut batch);
-            if taken == 0 {
-                break;
-            }
-            // SAFETY: slots `stash` took from a magazine of this cache, whose
-            // guarantees they carry; taking them made them ours alone.
-            unsafe { self.free_batch(class, &batch[..taken], Misuse::report, false) };
-            freed = true;
-        }
+        let freed = self.unstash_to_slabs(class, usize::MAX, false);
         self.classes[class].depot.emptied();
         // Slabs the batches emptied beyond the reserve are listed as empty:
         // their pages go back now (should the page source panic, those not
