@@ -254,7 +254,13 @@ mod tests {
                     }
                 }
             }
-            assert!(!pairs.is_empty(), "sixteen threads in one shard");
+            // Miri places threads' stacks where it likes (on i686, at times
+            // all sixteen within one shard's span); natively they lie
+            // megabytes apart, and the test must have run a pair.
+            assert!(
+                cfg!(miri) || !pairs.is_empty(),
+                "sixteen threads in one shard"
+            );
             drop(counters);
         });
     }
