@@ -172,12 +172,15 @@ extern crate alloc;
 extern crate std;
 
 // The floors, from the bottom up; each module uses only those below it.
-// Bottom: synchronisation, errors and counters, checks, intrusive structures.
+// Bottom: synchronisation, errors and counters, checks, intrusive structures,
+// and (std) an array in the system allocator's memory.
 mod checked;
 mod error;
 mod intrusive;
 mod stats;
 mod sync;
+#[cfg(feature = "std")]
+mod system_vec;
 // Page sources: where memory comes from.
 pub mod page_allocator;
 // Slabs: one page cut into slots.
