@@ -51,8 +51,13 @@
 //! [`KeepPages`] makes the caches keep every page they take (the smallest
 //! firmware: no code to give pages back).
 //!
-//! **Threads.** The caches are `Sync`, and each call takes one lock. For hot
-//! paths, give each thread a front: [`SlabCache::local`] returns a
+//! **Threads.** The caches are `Sync`. With the `std` feature (on by
+//! default) every thread keeps a few free slots of each cache it uses in a
+//! thread-local table, so `alloc`, a handle's drop and `SlabAllocator`'s
+//! calls (`GlobalAlloc`'s included) take no lock in the common case, and a
+//! thread gives its slots back when it exits. Without `std` each call takes
+//! the cache's lock; there (or to hold a magazine in hand), give each
+//! thread, core or task a front: [`SlabCache::local`] returns a
 //! [`LocalCache`] and [`SlabAllocator::local`] a [`LocalAllocator`], which
 //! pop and push a magazine of free slots with no lock and no atomic, and
 //! take the shared lock once per batch:
@@ -97,8 +102,10 @@
 //! RV32IMC). The README's "Interrupts" section lists what may run where.
 //!
 //! The examples in `examples/` are the tutorials: `quickstart`, `raw_bytes`,
-//! `global_allocator`, `static_region`, `collections_in_slab`,
-//! `entity_pool`, `kernel_heap` and `occupancy`.
+//! `global_allocator`, `static_region`, `stored_handles` (a front stored
+//! beside its handles, and in a `thread_local!`), `collections_in_slab`,
+//! `entity_pool`, `kernel_heap`, `occupancy`, `page_overhead`, and the
+//! firmware under QEMU in `examples/firmware`.
 //!
 //! # Implementation
 //!

@@ -54,7 +54,11 @@ pub struct CacheStats {
     pub cached_slots: usize,
     /// Of [`cached_slots`](Self::cached_slots), those kept in the cache's
     /// depot: whole batches that per-thread caches gave back, kept for the
-    /// next per-thread cache that runs dry — at most 128 per cache.
+    /// next per-thread cache that runs dry. The depot grows with a burst
+    /// of frees, up to 4 MiB of slots per cache, and gives back to the
+    /// slabs what a while of traffic (counted in batches, not time) left
+    /// unused; `shrink()` and `flush_thread_cache()` empty it. Checked
+    /// builds (debug builds included) keep no depot.
     pub depot_slots: usize,
     /// Free slots across all slabs held.
     pub free_slots: usize,

@@ -374,3 +374,18 @@ fn a_page_limit_set_while_a_page_is_made_holds() {
     LIMITED.shrink();
     assert_eq!(back(&LIMITING), 3);
 }
+
+#[test]
+fn debug_shows_the_counts_stats_does() {
+    let cache: SlabCache<u64> = SlabCache::new();
+    drop(cache.alloc(1).unwrap());
+    let stats = cache.stats();
+    assert_eq!(stats.objects_in_use, 0);
+    assert!(stats.cached_slots > 0, "{stats:?}");
+    let shown = format!("{cache:?}");
+    assert!(shown.contains("objects_in_use: 0,"), "{shown}");
+    assert!(
+        shown.contains(&format!("cached_slots: {},", stats.cached_slots)),
+        "{shown}"
+    );
+}

@@ -166,6 +166,13 @@ impl CacheConfig {
     /// Caps the pages the cache may hold, for memory use known in advance.
     /// An allocation that would need one more page fails with
     /// [`AllocError::PageLimit`](crate::AllocError::PageLimit).
+    ///
+    /// Free slots resting in other threads' caches (feature `std`: up to 64
+    /// a thread, and the cache's depot) or in explicit fronts are not free
+    /// to this thread: under a tight limit an allocation can fail while
+    /// `stats().cached_slots` is not zero. Size the limit with that slack,
+    /// or call `shrink()` (which takes the calling thread's and exited
+    /// threads' slots back) before retrying.
     pub const fn page_limit(mut self, pages: usize) -> Self {
         self.page_limit = Some(pages);
         self
@@ -202,7 +209,7 @@ impl CacheConfig {
     /// // window is 1 000 frees, or the peak's slots (5 000 and some) if
     /// // more: within two, the peak has decayed and its pages have gone
     /// // back. (The frees that count are those that reach the cache: a
-    /// // thread's cache absorbs up to 32 before it gives half back.)
+    /// // thread's cache absorbs up to 64 before it gives half back.)
     /// for _ in 0..300 {
     ///     let some: Vec<_> = (0..100).map(|i| cache.alloc(i).unwrap()).collect();
     ///     drop(some);

@@ -69,7 +69,7 @@ pub use slab_box::SlabBox;
 /// # Threads
 ///
 /// With the `std` feature (on by default) each thread that uses a cache
-/// keeps a few of its free slots (up to 32) in a thread-local table: `alloc`
+/// keeps a few of its free slots (up to 64) in a thread-local table: `alloc`
 /// and a handle's drop take no lock and no atomic read-modify-write (checked
 /// builds add one, which catches a double free) unless that thread's
 /// magazine is empty or full, when half of it comes from or
@@ -471,8 +471,22 @@ impl<T, P: PageAllocator> fmt::Debug for SlabCache<T, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("SlabCache");
         out.field("type", &core::any::type_name::<T>());
+        // `try_stats`, not `stats`: a panic hook may print the cache while
+        // this thread holds its lock (in a page source that panicked).
         match self.set.try_stats(0, core::any::type_name::<T>()) {
-            Some(stats) => out.field("stats", &stats),
+            #[allow(unused_mut)] // only the per-thread caches change it
+            Some(mut stats) => {
+                // Slots resting in threads' caches are not in use, as in
+                // `stats()`.
+                #[cfg(feature = "std")]
+                if !Self::IS_ZST {
+                    stats.add_cached(self.hot.thread.cached(0));
+                }
+                if Self::IS_ZST {
+                    stats = stats.without_slots();
+                }
+                out.field("stats", &stats)
+            }
             None => out.field("stats", &"<locked>"),
         };
         out.finish_non_exhaustive()
