@@ -262,8 +262,13 @@ impl<T, P: PageAllocator> SlabCache<T, P> {
         if !Self::IS_ZST {
             self.hot.thread.take_back_orphans(&self.set);
         }
-        #[allow(unused_mut)] // only the per-thread caches change it
-        let mut stats = self.set.stats(0, core::any::type_name::<T>());
+        self.counting_cached(self.set.stats(0, core::any::type_name::<T>()))
+    }
+
+    /// `stats` of the slabs, with the slots resting in threads' caches
+    /// counted as cached rather than in use.
+    #[allow(unused_mut)] // only the per-thread caches change it
+    fn counting_cached(&self, mut stats: CacheStats) -> CacheStats {
         // A zero-sized `T` takes no slot: say so, as the consts do.
         if Self::IS_ZST {
             return stats.without_slots();
@@ -474,19 +479,7 @@ impl<T, P: PageAllocator> fmt::Debug for SlabCache<T, P> {
         // `try_stats`, not `stats`: a panic hook may print the cache while
         // this thread holds its lock (in a page source that panicked).
         match self.set.try_stats(0, core::any::type_name::<T>()) {
-            #[allow(unused_mut)] // only the per-thread caches change it
-            Some(mut stats) => {
-                // Slots resting in threads' caches are not in use, as in
-                // `stats()`.
-                #[cfg(feature = "std")]
-                if !Self::IS_ZST {
-                    stats.add_cached(self.hot.thread.cached(0));
-                }
-                if Self::IS_ZST {
-                    stats = stats.without_slots();
-                }
-                out.field("stats", &stats)
-            }
+            Some(stats) => out.field("stats", &self.counting_cached(stats)),
             None => out.field("stats", &"<locked>"),
         };
         out.finish_non_exhaustive()
