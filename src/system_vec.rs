@@ -125,11 +125,11 @@ impl<T: Copy> SystemVec<T> {
         let Some(new) = Self::layout(cap) else {
             unreachable!("a smaller array than one that exists has a layout")
         };
-        // SAFETY: `buf` is `System`'s allocation for `layout(self.cap)` (the
-        // invariant; `self.cap > cap > 0`), and the new size is not zero and
-        // fits `isize` (the layout exists).
-        let buf =
-            unsafe { System.realloc(self.buf.as_ptr().cast(), self.current_layout(), new.size()) };
+        let old = self.current_layout();
+        // SAFETY: `buf` is `System`'s allocation for `old` (the invariant;
+        // `self.cap > cap > 0`), and the new size is not zero and fits
+        // `isize` (the layout exists).
+        let buf = unsafe { System.realloc(self.buf.as_ptr().cast(), old, new.size()) };
         if let Some(buf) = NonNull::new(buf) {
             // The first `len <= cap` values moved with the buffer.
             self.buf = buf.cast();
